@@ -1,0 +1,264 @@
+//! Handler traits: what user functions look like and how they are called.
+
+use crate::protocol::{WireError, json};
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Which transport a call arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Stack {
+    /// integrator.io's Lambda stack: direct Invoke with the envelope in the client context.
+    LambdaInvoke,
+    /// A Lambda invocation whose payload is the whole envelope (no client context).
+    LambdaEnvelope,
+    /// integrator.io's server stack: `POST /function`, on a Function URL or the local server.
+    Http,
+}
+
+/// What a handler knows about the call it is serving.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub(crate) function: Arc<str>,
+    pub(crate) namespace: Option<Arc<str>>,
+    pub(crate) request_id: Arc<str>,
+    pub(crate) trace_id: Option<Arc<str>>,
+    pub(crate) deadline: Instant,
+    pub(crate) stack: Stack,
+}
+
+impl Invocation {
+    /// A context for unit tests of user functions.
+    pub fn for_test(function: &str, time_left: Duration) -> Self {
+        Self {
+            function: function.into(),
+            namespace: None,
+            request_id: "test".into(),
+            trace_id: None,
+            deadline: Instant::now() + time_left,
+            stack: Stack::Http,
+        }
+    }
+    /// The function name integrator.io asked for.
+    pub fn function(&self) -> &str {
+        &self.function
+    }
+    /// The namespace it was found in (`hooks`, `wrappers`, …), or `None` at the top level.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    /// The Lambda request id, or a generated id on the local server.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+    /// integrator.io's `traceid` header (server stack), when sent.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace_id.as_deref()
+    }
+    /// When the handler's answer is due (the Lambda deadline less a safety margin, or the
+    /// configured timeout locally). Past it, the caller gets a `timeout` error.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+    /// Time left before [`Invocation::deadline`].
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+    pub fn stack(&self) -> Stack {
+        self.stack
+    }
+}
+
+/// The error a user function returns: integrator.io shows `message`, and `code` (default
+/// `"Error"`), as `{"message":…,"code":…}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtError {
+    pub message: String,
+    pub code: Option<String>,
+}
+
+impl ExtError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: None,
+        }
+    }
+    pub fn with_code(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            code: Some(code.into()),
+        }
+    }
+    /// Any error, with its `Display` text as the message.
+    pub fn from_error(e: impl std::error::Error) -> Self {
+        Self::new(e.to_string())
+    }
+}
+
+impl fmt::Display for ExtError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(c) => write!(f, "{c}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ExtError {}
+
+impl From<ExtError> for WireError {
+    fn from(e: ExtError) -> Self {
+        WireError::message_first(e.message, e.code.unwrap_or_else(|| "Error".into()))
+    }
+}
+
+/// The result type of user functions.
+pub type ExtResult<T> = Result<T, ExtError>;
+
+/// A function's answer, already serialized (compact JSON with JavaScript number formatting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// No result: an empty HTTP body, or `null` on Lambda.
+    Nothing,
+    /// The JSON text of the result.
+    Json(String),
+}
+
+impl Reply {
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, WireError> {
+        json::to_string(value).map(Reply::Json).map_err(|_| {
+            WireError::invalid_response(crate::protocol::error::text::NOT_SERIALIZABLE)
+        })
+    }
+    /// The text Lambda receives (`null` for no result).
+    pub fn lambda_text(&self) -> &str {
+        match self {
+            Reply::Nothing => "null",
+            Reply::Json(s) => s,
+        }
+    }
+    /// The Lambda text, owned.
+    pub fn into_lambda(self) -> String {
+        match self {
+            Reply::Nothing => "null".to_owned(),
+            Reply::Json(s) => s,
+        }
+    }
+    /// The server-stack body, owned (empty for no result).
+    pub fn into_http(self) -> String {
+        match self {
+            Reply::Nothing => String::new(),
+            Reply::Json(s) => s,
+        }
+    }
+    /// The text the server stack sends (empty for no result).
+    pub fn http_text(&self) -> &str {
+        match self {
+            Reply::Nothing => "",
+            Reply::Json(s) => s,
+        }
+    }
+}
+
+/// Values a function may return. `()` and `None` mean "no result".
+pub trait IntoReply: Send + 'static {
+    fn into_reply(self) -> Result<Reply, WireError>;
+}
+
+impl IntoReply for () {
+    fn into_reply(self) -> Result<Reply, WireError> {
+        Ok(Reply::Nothing)
+    }
+}
+
+impl<T: Serialize + Send + 'static> IntoReply for Option<T> {
+    fn into_reply(self) -> Result<Reply, WireError> {
+        match self {
+            None => Ok(Reply::Nothing),
+            Some(v) => Reply::json(&v),
+        }
+    }
+}
+
+macro_rules! json_reply {
+    ($($t:ty),* $(,)?) => {$(
+        impl IntoReply for $t {
+            fn into_reply(self) -> Result<Reply, WireError> {
+                Reply::json(&self)
+            }
+        }
+    )*};
+}
+use crate::protocol::types::*;
+json_reply!(
+    Value,
+    Vec<Value>,
+    Vec<RecordResult>,
+    Vec<SubmitResponse>,
+    PreSavePageResult,
+    PingResult,
+    ExportResult,
+    StepResult,
+    PersistSettingsResult,
+    serde_json::Map<String, Value>,
+);
+
+/// Why a call failed after dispatch; each becomes one wire error.
+#[derive(Debug, thiserror::Error)]
+pub enum CallFailure {
+    #[error("{0}")]
+    Function(ExtError),
+    #[error("options do not match {kind}: {detail}")]
+    BadOptions { kind: &'static str, detail: String },
+    #[error("{0}")]
+    Contract(String),
+    #[error("{}", .0.message)]
+    Wire(WireError),
+}
+
+impl From<CallFailure> for WireError {
+    fn from(f: CallFailure) -> Self {
+        match f {
+            CallFailure::Function(e) => e.into(),
+            CallFailure::BadOptions { kind, detail } => WireError::message_first(
+                format!("The options do not match what {kind} expects: {detail}"),
+                "invalid_options",
+            ),
+            CallFailure::Contract(msg) => WireError::invalid_response(Cow::Owned(msg)),
+            CallFailure::Wire(w) => w,
+        }
+    }
+}
+
+/// A registered function, type-erased.
+pub trait Handler: Send + Sync + 'static {
+    fn call(&self, inv: Invocation, options: Value) -> BoxFuture<Result<Reply, CallFailure>>;
+}
+
+/// A raw-JSON handler: options in as a `serde_json::Value`, any [`IntoReply`] out, no contract
+/// checks. Used for utilities and for anything the typed kinds do not cover.
+pub struct RawFn<F>(pub F);
+
+impl<F, Fut, R> Handler for RawFn<F>
+where
+    F: Fn(Invocation, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ExtResult<R>> + Send + 'static,
+    R: IntoReply,
+{
+    fn call(&self, inv: Invocation, options: Value) -> BoxFuture<Result<Reply, CallFailure>> {
+        let fut = (self.0)(inv, options);
+        Box::pin(async move {
+            let out = fut.await.map_err(CallFailure::Function)?;
+            out.into_reply().map_err(CallFailure::Wire)
+        })
+    }
+}

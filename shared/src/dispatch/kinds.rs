@@ -1,0 +1,190 @@
+//! The extension-function kinds of integrator.io, their namespaces and their contracts.
+//!
+//! Each kind fixes the typed options a function receives, the result it returns, where it is
+//! registered (its framework-1.0 namespaces, plus the 2.0 top level), and the result contract
+//! integrator.io relies on but Node's framework never checks (one result per record). A broken
+//! contract becomes a 422 `invalid_extension_response` instead of a confusing failure later in
+//! the flow.
+
+use super::handler::{BoxFuture, CallFailure, ExtResult, Handler, IntoReply, Invocation, Reply};
+use crate::protocol::types::*;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::marker::PhantomData;
+
+/// One extension-function kind.
+pub trait Kind: Send + Sync + 'static {
+    type Options: DeserializeOwned + Send + 'static;
+    type Output: IntoReply;
+    /// The function kind as integrator.io documents it (`preMap`, `export`, …).
+    const NAME: &'static str;
+    /// Framework-1.0 namespaces the function is registered in.
+    const NAMESPACES: &'static [&'static str];
+    /// Whether it is also registered at the module's top level (framework 2.0).
+    const TOP_LEVEL: bool = true;
+
+    /// The number of results the input requires, and a description of where it comes from.
+    fn expected_len(_options: &Self::Options) -> Option<(usize, &'static str)> {
+        None
+    }
+    /// The number of results produced.
+    fn produced_len(_output: &Self::Output) -> Option<usize> {
+        None
+    }
+}
+
+macro_rules! kind {
+    ($(#[$doc:meta])* $name:ident, $label:literal, $opts:ty => $out:ty, [$($ns:literal),*] $(, top = $top:expr)?
+     $(, expect = |$o:ident| $exp:expr, $what:literal)?) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $name;
+        impl Kind for $name {
+            type Options = $opts;
+            type Output = $out;
+            const NAME: &'static str = $label;
+            const NAMESPACES: &'static [&'static str] = &[$($ns),*];
+            $(const TOP_LEVEL: bool = $top;)?
+            $(
+            fn expected_len($o: &Self::Options) -> Option<(usize, &'static str)> {
+                Some(($exp, $what))
+            }
+            fn produced_len(out: &Self::Output) -> Option<usize> {
+                Some(out.len())
+            }
+            )?
+        }
+    };
+}
+
+kind!(/// preSavePage hook.
+    PreSavePage, "preSavePage", PreSavePageOptions => PreSavePageResult, ["hooks"]);
+kind!(/// preMap hook: one result per `data` record.
+    PreMap, "preMap", PreMapOptions => Vec<RecordResult>, ["hooks"],
+    expect = |o| o.data.len(), "options.data");
+kind!(/// postMap hook: one result per `postMapData` record.
+    PostMap, "postMap", PostMapOptions => Vec<RecordResult>, ["hooks"],
+    expect = |o| o.post_map_data.len(), "options.postMapData");
+kind!(/// postSubmit hook: the `responseData` array back, same length.
+    PostSubmit, "postSubmit", PostSubmitOptions => Vec<SubmitResponse>, ["hooks"],
+    expect = |o| o.response_data.len(), "options.responseData");
+kind!(/// postResponseMap hook: `postResponseMapData` back, same length.
+    PostResponseMap, "postResponseMap", PostResponseMapOptions => Vec<Value>, ["hooks"],
+    expect = |o| o.post_response_map_data.len(), "options.postResponseMapData");
+kind!(/// postAggregate hook (read-only, no result).
+    PostAggregate, "postAggregate", PostAggregateOptions => (), ["hooks"]);
+kind!(/// ping wrapper.
+    Ping, "ping", PingOptions => PingResult, ["wrappers"]);
+kind!(/// export wrapper: `{data, lastPage, state, errors}` (enforced by [`ExportResult`]).
+    Export, "export", ExportOptions => ExportResult, ["wrappers"]);
+kind!(/// import wrapper: one response per `postMapData` record.
+    Import, "import", ImportOptions => Vec<SubmitResponse>, ["wrappers"],
+    expect = |o| o.post_map_data.len(), "options.postMapData");
+kind!(/// 1.0 installer function (connector installer or install step; step results optional).
+    Installer, "installer", ConnectorOptions => Option<StepResult>, ["installer"]);
+kind!(/// 1.0 uninstaller function (preUninstall, uninstall step or connector uninstaller).
+    Uninstaller, "uninstaller", ConnectorOptions => Option<StepResult>, ["uninstaller"]);
+kind!(/// update: 1.0 `installer` namespace and 2.0 top level. No result.
+    Update, "update", UpdateOptions => (), ["installer"]);
+kind!(/// 2.0 install/uninstall step. No result.
+    Step, "step", InstallStepOptions => (), []);
+kind!(/// persistSettings (1.0 `settings`; 2.0 top level).
+    PersistSettings, "persistSettings", PersistSettingsOptions => PersistSettingsResult, ["settings"]);
+kind!(/// refreshMetadata: return the field with refreshed metadata.
+    RefreshMetadata, "refreshMetadata", ConnectorOptions => Value, ["settings"]);
+kind!(/// changeEdition (1.0 `settings`; 2.0 top level). No result.
+    ChangeEdition, "changeEdition", ChangeEditionOptions => (), ["settings"]);
+kind!(/// getMappingMetadata: `{ "<importExternalId>": [...] }`.
+    GetMappingMetadata, "getMappingMetadata", MappingMetadataOptions => Map<String, Value>, ["settings"]);
+kind!(/// formInit (2.0): return the form.
+    FormInit, "formInit", FormInitOptions => Value, []);
+kind!(/// preSave (2.0): return the resource to save.
+    PreSave, "preSave", PreSaveOptions => Value, []);
+kind!(/// initChild (2.0): return the child integration to create.
+    InitChild, "initChild", InitChildOptions => Value, []);
+
+/// A typed function of kind `K`.
+pub struct TypedFn<K, F> {
+    f: F,
+    _kind: PhantomData<fn() -> K>,
+}
+
+impl<K, F> TypedFn<K, F> {
+    pub fn new(f: F) -> Self {
+        Self {
+            f,
+            _kind: PhantomData,
+        }
+    }
+}
+
+impl<K, F, Fut> Handler for TypedFn<K, F>
+where
+    K: Kind,
+    F: Fn(Invocation, K::Options) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
+{
+    fn call(&self, inv: Invocation, options: Value) -> BoxFuture<Result<Reply, CallFailure>> {
+        let options: K::Options = match serde_json::from_value(options) {
+            Ok(o) => o,
+            Err(e) => {
+                let err = CallFailure::BadOptions {
+                    kind: K::NAME,
+                    detail: e.to_string(),
+                };
+                return Box::pin(async move { Err(err) });
+            }
+        };
+        let expected = K::expected_len(&options);
+        let fut = (self.f)(inv, options);
+        Box::pin(async move {
+            let out = fut.await.map_err(CallFailure::Function)?;
+            if let (Some((want, from)), Some(got)) = (expected, K::produced_len(&out))
+                && want != got
+            {
+                return Err(CallFailure::Contract(format!(
+                    "{} must return one result per record: {from} has {want} records but the function returned {got} results.",
+                    K::NAME
+                )));
+            }
+            out.into_reply().map_err(CallFailure::Wire)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn length_contract_names_rule_and_both_lengths() {
+        let h = TypedFn::<PreMap, _>::new(|_inv, o: PreMapOptions| async move {
+            Ok(o.data
+                .into_iter()
+                .skip(1)
+                .map(RecordResult::keep)
+                .collect::<Vec<_>>())
+        });
+        let inv = Invocation::for_test("f", Duration::from_secs(1));
+        let err = h.call(inv, json!({"data": [1, 2, 3]})).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("preMap") && msg.contains("has 3 records") && msg.contains("returned 2"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn typed_results_serialize_compactly() {
+        let h =
+            TypedFn::<Ping, _>::new(|_inv, _o: PingOptions| async move { Ok(PingResult::ok()) });
+        let inv = Invocation::for_test("f", Duration::from_secs(1));
+        assert_eq!(
+            h.call(inv, json!({})).await.unwrap(),
+            Reply::Json(r#"{"statusCode":200}"#.into())
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! Dispatch: validate the envelope, pick the module and namespace, run the function in
+//! isolation (panics caught, deadline enforced), check its answer.
+
+pub mod handler;
+pub mod kinds;
+pub mod module;
+
+pub use handler::{CallFailure, ExtError, ExtResult, Handler, IntoReply, Invocation, Reply, Stack};
+pub use module::Module;
+
+use crate::protocol::envelope::{Envelope, namespace_for_type, truthy};
+use crate::protocol::error::text;
+use crate::protocol::{WireError, json};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Default time budget when the platform gives no deadline (local server, tests): Lambda's
+/// recommended 300 s timeout for extension functions.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A configuration problem found at start-up.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("Either DIY or connectors field needs to be set.")]
+    NoModules,
+    #[error("functions registered more than once: {}", .0.join(", "))]
+    Duplicates(Vec<String>),
+    #[error("connector id must not be empty")]
+    EmptyConnectorId,
+}
+
+/// The extension configuration: a DIY module and/or connector modules by `_connectorId`.
+#[derive(Clone)]
+pub struct Extension {
+    diy: Option<Arc<Module>>,
+    connectors: HashMap<String, Arc<Module>>,
+    timeout: Duration,
+}
+
+/// Builds an [`Extension`].
+#[derive(Default)]
+pub struct ExtensionBuilder {
+    diy: Option<Module>,
+    connectors: Vec<(String, Arc<Module>)>,
+    timeout: Option<Duration>,
+}
+
+impl ExtensionBuilder {
+    /// Serve `module` for calls with a truthy `diy`.
+    pub fn diy(mut self, module: Module) -> Self {
+        self.diy = Some(module);
+        self
+    }
+    /// Serve `module` for calls with `_connectorId == id` (case-sensitive).
+    pub fn connector(mut self, id: impl Into<String>, module: impl Into<Arc<Module>>) -> Self {
+        self.connectors.push((id.into(), module.into()));
+        self
+    }
+    /// Time budget when the platform gives no deadline.
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = Some(t);
+        self
+    }
+    pub fn build(self) -> Result<Extension, ConfigError> {
+        if self.diy.is_none() && self.connectors.is_empty() {
+            return Err(ConfigError::NoModules);
+        }
+        let mut dups = Vec::new();
+        if let Some(m) = &self.diy {
+            dups.extend(m.duplicates().iter().map(|d| format!("diy:{d}")));
+        }
+        let mut connectors = HashMap::new();
+        for (id, m) in self.connectors {
+            if id.is_empty() {
+                return Err(ConfigError::EmptyConnectorId);
+            }
+            dups.extend(m.duplicates().iter().map(|d| format!("{id}:{d}")));
+            if connectors.insert(id.clone(), m).is_some() {
+                dups.push(format!("connector {id}"));
+            }
+        }
+        if !dups.is_empty() {
+            return Err(ConfigError::Duplicates(dups));
+        }
+        Ok(Extension {
+            diy: self.diy.map(Arc::new),
+            connectors,
+            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        })
+    }
+}
+
+/// One call to dispatch, from any transport.
+#[derive(Debug)]
+pub struct CallRequest {
+    pub envelope: Envelope,
+    pub stack: Stack,
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    /// The platform deadline (Lambda); `None` means "use the configured timeout".
+    pub deadline: Option<Instant>,
+}
+
+/// The ids integrator.io puts in options, for the per-call log line.
+#[derive(Debug, Default)]
+struct LogIds {
+    integration: Option<String>,
+    flow: Option<String>,
+    export: Option<String>,
+    import: Option<String>,
+    connection: Option<String>,
+}
+
+impl LogIds {
+    fn from_options(options: Option<&Value>) -> Self {
+        let Some(Value::Object(o)) = options else {
+            return Self::default();
+        };
+        let get = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            integration: get("_integrationId"),
+            flow: get("_flowId"),
+            export: get("_exportId"),
+            import: get("_importId"),
+            connection: get("_connectionId"),
+        }
+    }
+}
+
+impl Extension {
+    pub fn builder() -> ExtensionBuilder {
+        ExtensionBuilder::default()
+    }
+
+    /// Every function of the DIY module, for start-up logs.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(m) = &self.diy {
+            parts.push(format!("diy: {}", m.function_names().join(" ")));
+        }
+        for (id, m) in &self.connectors {
+            parts.push(format!("connector {id}: {}", m.function_names().join(" ")));
+        }
+        parts.join("; ")
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Validate and dispatch one call; errors come back as the wire error list (422).
+    pub async fn call(&self, req: CallRequest) -> Result<Reply, Vec<WireError>> {
+        let started = Instant::now();
+        let function = req.envelope.function_name().unwrap_or("").to_owned();
+        let type_name = req.envelope.type_name();
+        let connector = req.envelope.connector_key();
+        let ids = LogIds::from_options(req.envelope.options.as_ref());
+        let result = self
+            .dispatch(
+                req.envelope,
+                req.stack,
+                &req.request_id,
+                req.trace_id.as_deref(),
+                req.deadline,
+            )
+            .await;
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let status = if result.is_ok() { 200 } else { 422 };
+        let first_error = result
+            .as_ref()
+            .err()
+            .and_then(|e| e.first())
+            .map(|e| e.code.as_ref())
+            .unwrap_or("");
+        tracing::info!(
+            function = %function,
+            r#type = type_name.as_deref().unwrap_or(""),
+            connector = connector.as_deref().unwrap_or(""),
+            integration = ids.integration.as_deref().unwrap_or(""),
+            flow = ids.flow.as_deref().unwrap_or(""),
+            export = ids.export.as_deref().unwrap_or(""),
+            import = ids.import.as_deref().unwrap_or(""),
+            connection = ids.connection.as_deref().unwrap_or(""),
+            request_id = %req.request_id,
+            trace_id = req.trace_id.as_deref().unwrap_or(""),
+            stack = ?req.stack,
+            duration_ms = format_args!("{elapsed_ms:.3}"),
+            status,
+            error = first_error,
+            "extension call"
+        );
+        result
+    }
+
+    async fn dispatch(
+        &self,
+        mut env: Envelope,
+        stack: Stack,
+        request_id: &str,
+        trace_id: Option<&str>,
+        deadline: Option<Instant>,
+    ) -> Result<Reply, Vec<WireError>> {
+        // 1. Validation: collect every envelope error, in the reference's order.
+        let mut errors = Vec::new();
+        let module = if truthy(env.diy.as_ref()) {
+            if self.diy.is_none() {
+                errors.push(WireError::code_first(
+                    "missing_required_field",
+                    text::DIY_NOT_CONFIGURED,
+                ));
+            }
+            self.diy.clone()
+        } else if let Some(id) = env.connector_key() {
+            let m = self.connectors.get(&id).cloned();
+            if m.is_none() {
+                errors.push(WireError::code_first(
+                    "invalid_field",
+                    text::CONNECTOR_NOT_FOUND,
+                ));
+            }
+            m
+        } else {
+            errors.push(WireError::code_first(
+                "missing_required_field",
+                text::NEED_DIY_OR_CONNECTOR,
+            ));
+            None
+        };
+        let function = if !truthy(env.function.as_ref()) {
+            errors.push(WireError::code_first(
+                "missing_required_field",
+                text::MISSING_FUNCTION,
+            ));
+            None
+        } else if let Some(Value::String(f)) = &env.function {
+            Some(f.clone())
+        } else {
+            errors.push(WireError::code_first(
+                "invalid_field",
+                text::FUNCTION_NOT_STRING,
+            ));
+            None
+        };
+        if !truthy(env.options.as_ref()) {
+            errors.push(WireError::code_first(
+                "missing_required_field",
+                text::MISSING_OPTIONS,
+            ));
+        }
+        let (Some(module), Some(function), Some(options), true) =
+            (module, function, env.options.take(), errors.is_empty())
+        else {
+            return Err(errors);
+        };
+
+        // 2. Resolve: namespace from `type` (1.0) or the top level (2.0); registered names only.
+        let type_name = env.type_name();
+        let namespace = type_name.as_deref().map(namespace_for_type);
+        let handler = module
+            .resolve(namespace, type_name.as_deref().unwrap_or(""), &function)
+            .map_err(|e| vec![e])?;
+
+        // 3. Run in its own task: a panic or an overrun becomes a 422, never a dead process.
+        let now = Instant::now();
+        let hard_deadline = deadline.unwrap_or(now + self.timeout);
+        let remaining = hard_deadline.saturating_duration_since(now);
+        // Answer before the platform kills us: keep a tenth of the time (at most 1 s) for
+        // serializing and posting the error.
+        let budget = remaining.saturating_sub((remaining / 10).min(Duration::from_secs(1)));
+        let inv = Invocation {
+            function: function.as_str().into(),
+            namespace: namespace.map(Into::into),
+            request_id: request_id.into(),
+            trace_id: trace_id.map(Into::into),
+            deadline: now + budget,
+            stack,
+        };
+        let mut task = tokio::spawn(handler.call(inv, options));
+        let reply = match tokio::time::timeout(budget, &mut task).await {
+            Err(_) => {
+                task.abort();
+                tracing::warn!(function = %function, budget_ms = budget.as_millis() as u64, "function overran its deadline");
+                return Err(vec![WireError::message_first(
+                    format!(
+                        "Function {function} did not finish within its time budget of {:.3} s (the invocation deadline less a safety margin).",
+                        budget.as_secs_f64()
+                    ),
+                    "timeout",
+                )]);
+            }
+            Ok(Err(join)) => {
+                let detail = if join.is_panic() {
+                    panic_message(join.into_panic())
+                } else {
+                    "task cancelled".into()
+                };
+                tracing::error!(function = %function, panic = %detail, "function panicked");
+                return Err(vec![WireError::message_first(
+                    format!("Function {function} panicked: {detail}"),
+                    "Error",
+                )]);
+            }
+            Ok(Ok(r)) => r.map_err(|f| vec![WireError::from(f)])?,
+        };
+
+        // 4. Size rule: UTF-16 code units of the compact JSON; `size == limit` passes.
+        let limit = env.response_limit();
+        let size = match &reply {
+            Reply::Nothing => 0,
+            Reply::Json(s) => json::utf16_len(s),
+        };
+        if limit.exceeded_by(size) {
+            return Err(vec![WireError::response_too_large(&limit.as_sent)]);
+        }
+        Ok(reply)
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".into()
+    }
+}

@@ -1,0 +1,203 @@
+//! Modules: named functions at the top level (framework 2.0) and in namespaces (1.0).
+
+use super::handler::{ExtResult, Handler, IntoReply, Invocation, RawFn};
+use super::kinds::{self, Kind, TypedFn};
+use crate::protocol::WireError;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+type Table = HashMap<String, Arc<dyn Handler>>;
+
+/// A set of extension functions: the DIY module or one connector's module.
+///
+/// Typed registrations (`pre_map`, `export`, …) put a function both in its 1.0 namespace and at
+/// the top level, because integrator.io calls it either way depending on the stack's framework.
+/// Registering the same name twice in one place is a configuration error reported at start-up.
+#[derive(Default, Clone)]
+pub struct Module {
+    top: Table,
+    namespaces: HashMap<String, Table>,
+    duplicates: Vec<String>,
+}
+
+macro_rules! typed_registrations {
+    ($($(#[$doc:meta])* $method:ident => $kind:ty),* $(,)?) => {$(
+        $(#[$doc])*
+        pub fn $method<F, Fut>(&mut self, name: &str, f: F) -> &mut Self
+        where
+            F: Fn(Invocation, <$kind as Kind>::Options) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = ExtResult<<$kind as Kind>::Output>> + Send + 'static,
+        {
+            self.register::<$kind, F, Fut>(name, f)
+        }
+    )*};
+}
+
+impl Module {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register a typed function of kind `K` in its namespaces and (for 2.0) the top level.
+    pub fn register<K, F, Fut>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        K: Kind,
+        F: Fn(Invocation, K::Options) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
+    {
+        let handler: Arc<dyn Handler> = Arc::new(TypedFn::<K, F>::new(f));
+        for ns in K::NAMESPACES {
+            self.insert(Some(ns), name, handler.clone());
+        }
+        if K::TOP_LEVEL {
+            self.insert(None, name, handler);
+        }
+        self
+    }
+
+    typed_registrations! {
+        /// preSavePage hook (`hooks` + top level).
+        pre_save_page => kinds::PreSavePage,
+        /// preMap hook; the result must have one entry per record.
+        pre_map => kinds::PreMap,
+        /// postMap hook; one entry per `postMapData` record.
+        post_map => kinds::PostMap,
+        /// postSubmit hook; one entry per `responseData` element.
+        post_submit => kinds::PostSubmit,
+        /// postResponseMap hook; one entry per `postResponseMapData` element.
+        post_response_map => kinds::PostResponseMap,
+        /// postAggregate hook (no result).
+        post_aggregate => kinds::PostAggregate,
+        /// ping wrapper (`wrappers` + top level).
+        ping => kinds::Ping,
+        /// export wrapper.
+        export => kinds::Export,
+        /// import wrapper; one response per `postMapData` record.
+        import => kinds::Import,
+        /// 1.0 installer function (`installer` + top level).
+        installer => kinds::Installer,
+        /// 1.0 uninstaller function (`uninstaller` + top level).
+        uninstaller => kinds::Uninstaller,
+        /// update (`installer` + top level).
+        update => kinds::Update,
+        /// 2.0 install/uninstall step (top level).
+        step => kinds::Step,
+        /// persistSettings (`settings` + top level).
+        persist_settings => kinds::PersistSettings,
+        /// refreshMetadata (`settings` + top level).
+        refresh_metadata => kinds::RefreshMetadata,
+        /// changeEdition (`settings` + top level).
+        change_edition => kinds::ChangeEdition,
+        /// getMappingMetadata (`settings` + top level).
+        get_mapping_metadata => kinds::GetMappingMetadata,
+        /// formInit (top level).
+        form_init => kinds::FormInit,
+        /// preSave (top level).
+        pre_save => kinds::PreSave,
+        /// initChild (top level).
+        init_child => kinds::InitChild,
+    }
+
+    /// A raw-JSON function at the top level (framework 2.0).
+    pub fn raw<F, Fut, R>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(Invocation, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ExtResult<R>> + Send + 'static,
+        R: IntoReply,
+    {
+        self.insert(None, name, Arc::new(RawFn(f)))
+    }
+
+    /// A raw-JSON function in a 1.0 namespace (`hooks`, `wrappers`, `utilities`, or any other
+    /// name, which is then reachable with that `type`).
+    pub fn raw_in<F, Fut, R>(&mut self, namespace: &str, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(Invocation, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ExtResult<R>> + Send + 'static,
+        R: IntoReply,
+    {
+        self.insert(Some(namespace), name, Arc::new(RawFn(f)))
+    }
+
+    /// A utility function (`utilities` + top level), raw JSON in and out.
+    pub fn utility<F, Fut, R>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        F: Fn(Invocation, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ExtResult<R>> + Send + 'static,
+        R: IntoReply,
+    {
+        let h: Arc<dyn Handler> = Arc::new(RawFn(f));
+        self.insert(Some("utilities"), name, h.clone());
+        self.insert(None, name, h)
+    }
+
+    /// Register an already-built handler at `namespace` (`None` = top level).
+    pub fn insert(
+        &mut self,
+        namespace: Option<&str>,
+        name: &str,
+        handler: Arc<dyn Handler>,
+    ) -> &mut Self {
+        let table = match namespace {
+            None => &mut self.top,
+            Some(ns) => self.namespaces.entry(ns.to_owned()).or_default(),
+        };
+        if table.insert(name.to_owned(), handler).is_some() {
+            self.duplicates
+                .push(format!("{}.{name}", namespace.unwrap_or("<top>")));
+        }
+        self
+    }
+
+    /// Add every function of `other` (used by `make serve` to host all extension points).
+    pub fn merge(&mut self, other: Module) -> &mut Self {
+        self.duplicates.extend(other.duplicates);
+        for (name, h) in other.top {
+            self.insert(None, &name, h);
+        }
+        for (ns, table) in other.namespaces {
+            for (name, h) in table {
+                self.insert(Some(&ns), &name, h);
+            }
+        }
+        self
+    }
+
+    /// Names registered twice (a start-up error).
+    pub fn duplicates(&self) -> &[String] {
+        &self.duplicates
+    }
+
+    /// Every registered function as `namespace.name` or `name`, sorted.
+    pub fn function_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.top.keys().cloned().collect();
+        for (ns, t) in &self.namespaces {
+            names.extend(t.keys().map(|n| format!("{ns}.{n}")));
+        }
+        names.sort();
+        names
+    }
+
+    /// Find the handler for a call: `namespace` is the already-mapped 1.0 namespace, or `None`
+    /// for the top level. `type_as_sent` is only used in the error message.
+    pub(crate) fn resolve(
+        &self,
+        namespace: Option<&str>,
+        type_as_sent: &str,
+        function: &str,
+    ) -> Result<Arc<dyn Handler>, WireError> {
+        let table = match namespace {
+            None => &self.top,
+            Some(ns) => self
+                .namespaces
+                .get(ns)
+                .ok_or_else(|| WireError::object_not_found(type_as_sent))?,
+        };
+        table
+            .get(function)
+            .cloned()
+            .ok_or_else(WireError::invalid_function)
+    }
+}

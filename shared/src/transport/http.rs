@@ -1,0 +1,286 @@
+//! The server stack's routes, shared by the local server and Lambda Function URLs.
+//!
+//! `POST /function` (authenticated), `GET /` and `GET /healthCheck` (open). Everything else is a
+//! JSON 404. Bodies are parsed before authentication, as in the reference server, so malformed
+//! or unsupported bodies get 400/413/415 even without a token; every answer is JSON.
+
+use super::auth::{Presented, TokenSet, presented_token};
+use crate::dispatch::{CallRequest, Extension, Stack};
+use crate::protocol::Envelope;
+use crate::protocol::error::{WireError, http_body};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// Request body limit of the reference server (and of `make serve`): 50 MB.
+pub const LOCAL_BODY_LIMIT: usize = 50 * 1024 * 1024;
+/// Lambda's synchronous payload limit: bodies above it cannot reach a Function URL.
+pub const LAMBDA_BODY_LIMIT: usize = 6 * 1024 * 1024;
+
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// The server-stack application: the extension plus HTTP settings.
+#[derive(Clone)]
+pub struct HttpApp {
+    pub extension: Extension,
+    pub tokens: TokenSet,
+    pub body_limit: usize,
+}
+
+/// One HTTP request, transport-neutral.
+#[derive(Debug)]
+pub struct HttpRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Lambda's deadline when served from a Function URL.
+    pub deadline: Option<Instant>,
+    pub request_id: Option<String>,
+}
+
+/// Build a JSON response with the reference server's content type.
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+    r
+}
+
+fn error_response(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<Cow<'static, str>>,
+) -> Response<Bytes> {
+    let e = WireError {
+        code: code.into(),
+        message: message.into(),
+        order: crate::protocol::KeyOrder::CodeFirst,
+    };
+    json_response(status, http_body(&[e]))
+}
+
+/// A 413 for a body over `limit`.
+pub fn too_large(limit: usize) -> Response<Bytes> {
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        format!("The request body exceeds the limit of {limit} bytes."),
+    )
+}
+
+fn unauthorized() -> Response<Bytes> {
+    let mut r = json_response(
+        StatusCode::UNAUTHORIZED,
+        http_body(&[WireError::unauthorized()]),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("invalid system token"),
+    );
+    r
+}
+
+static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A request id like the reference's `_reqId`: milliseconds since the epoch plus a counter.
+pub fn new_request_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!(
+        "{ms}{:04}",
+        REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed) % 10_000
+    )
+}
+
+/// What `Content-Type` says about the body.
+enum BodyKind {
+    /// `application/json` with a UTF-8 (or absent) charset: parse it.
+    Json,
+    /// Some other type: leave the envelope empty, like body-parser does.
+    Ignored,
+}
+
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response<Bytes>> {
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(BodyKind::Ignored);
+    };
+    let mut parts = ct.split(';');
+    let mime = parts.next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Ok(BodyKind::Ignored);
+    }
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=')
+            && k.trim().eq_ignore_ascii_case("charset")
+        {
+            let cs = v.trim().trim_matches('"').to_ascii_lowercase();
+            if !cs.starts_with("utf-") {
+                return Err(error_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_charset",
+                    format!(
+                        "Unsupported charset \"{}\": send JSON as UTF-8.",
+                        cs.to_uppercase()
+                    ),
+                ));
+            }
+            if cs != "utf-8" {
+                return Err(error_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_charset",
+                    format!(
+                        "Unsupported charset \"{}\": only UTF-8 is accepted.",
+                        cs.to_uppercase()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(BodyKind::Json)
+}
+
+/// Undo `Content-Encoding` (gzip, deflate, identity), bounded by `limit`.
+fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Response<Bytes>> {
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    let enc = enc.trim().to_ascii_lowercase();
+    let mut out = Vec::new();
+    let read = match enc.as_str() {
+        "identity" | "" => return Ok(body),
+        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(&body[..])
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(&body[..])
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out),
+        other => {
+            return Err(error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_encoding",
+                format!("Unsupported content encoding \"{other}\"."),
+            ));
+        }
+    };
+    match read {
+        Ok(n) if n > limit => Err(too_large(limit)),
+        Ok(_) => Ok(Bytes::from(out)),
+        Err(e) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("The request body could not be decoded: {e}"),
+        )),
+    }
+}
+
+/// Parse a JSON body the way body-parser's strict mode does: empty means `{}`, only objects and
+/// arrays are accepted at the top level.
+fn parse_json(body: &[u8]) -> Result<Value, Response<Bytes>> {
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    match first {
+        None => return Ok(Value::Object(Default::default())),
+        Some(b'{' | b'[') => {}
+        Some(_) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                "The request body must be a JSON object or array.",
+            ));
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("The request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+impl HttpApp {
+    pub fn new(extension: Extension, tokens: TokenSet, body_limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            extension,
+            tokens,
+            body_limit,
+        })
+    }
+
+    /// Route and answer one request.
+    pub async fn handle(&self, req: HttpRequest) -> Response<Bytes> {
+        match (&req.method, req.path.as_str()) {
+            (&Method::POST, "/function") => self.function(req).await,
+            (&Method::GET, "/" | "/healthCheck") => {
+                json_response(StatusCode::OK, r#"{"success":true}"#)
+            }
+            (m, p) => error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("Cannot {m} {p}"),
+            ),
+        }
+    }
+
+    async fn function(&self, req: HttpRequest) -> Response<Bytes> {
+        if req.body.len() > self.body_limit {
+            return too_large(self.body_limit);
+        }
+        // 1. Body first (400/413/415 before authentication, as the reference does).
+        let body = match body_kind(&req.headers) {
+            Err(r) => return r,
+            Ok(BodyKind::Ignored) => None,
+            Ok(BodyKind::Json) => {
+                let raw = match decode_body(&req.headers, req.body, self.body_limit) {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                match parse_json(&raw) {
+                    Ok(v) => Some(v),
+                    Err(r) => return r,
+                }
+            }
+        };
+        // 2. Authentication.
+        let ok = match presented_token(&req.headers, body.as_ref(), req.query.as_deref()) {
+            Presented::Token(t) => self.tokens.accepts(&t),
+            Presented::Invalid | Presented::Missing => false,
+        };
+        if !ok {
+            return unauthorized();
+        }
+        // 3. Dispatch.
+        let trace_id = req
+            .headers
+            .get("traceid")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let envelope = body.map(Envelope::from_body).unwrap_or_default();
+        let call = CallRequest {
+            envelope,
+            stack: Stack::Http,
+            request_id: req.request_id.unwrap_or_else(new_request_id),
+            trace_id,
+            deadline: req.deadline,
+        };
+        match self.extension.call(call).await {
+            Ok(reply) => json_response(StatusCode::OK, reply.into_http()),
+            Err(errors) => json_response(StatusCode::UNPROCESSABLE_ENTITY, http_body(&errors)),
+        }
+    }
+}
