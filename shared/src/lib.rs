@@ -50,20 +50,19 @@ pub fn run(module: Module) -> ExitCode {
 
 /// Serve an already-built [`Extension`] (e.g. with several connector modules).
 pub fn run_extension(ext: Extension) -> ExitCode {
+    run_app(ext, config::tokens_from_env())
+}
+
+/// Serve `ext` with an explicit token set (the conformance binaries use a fixed token).
+pub fn run_app(ext: Extension, tokens: transport::auth::TokenSet) -> ExitCode {
     telemetry::init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        // At least two workers, so the deadline timer still fires while a handler hogs a thread.
-        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let tokens = config::tokens_from_env();
     if tokens.is_empty() {
         tracing::warn!(
             "{} is not set: POST /function will answer 401",
@@ -92,4 +91,13 @@ pub fn run_extension(ext: Extension) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The multi-threaded runtime every binary uses: at least two workers, so the deadline timer
+/// still fires while a handler hogs a thread.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+        .enable_all()
+        .build()
 }

@@ -45,7 +45,15 @@ pub fn router(app: Arc<HttpApp>) -> axum::Router {
 /// Bind `addr` and serve until Ctrl-C / SIGTERM.
 pub async fn serve(app: Arc<HttpApp>, addr: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(address = %listener.local_addr()?, "serving POST /function, GET / and GET /healthCheck");
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "serving POST /function, GET / and GET /healthCheck");
+    // One line on stdout so scripts and tests can find the port when PORT=0.
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{local}");
+        let _ = out.flush();
+    }
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await

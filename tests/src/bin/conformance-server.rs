@@ -1,0 +1,42 @@
+//! `conformance-server --mode diy|connectors --port N`: the reference module over HTTP with
+//! system token `SYS_TOKEN` (connector id `conn1`), on 127.0.0.1. `--port 0` picks a free port
+//! and prints it.
+
+use integration_tests::reference::{self, Mode, SYSTEM_TOKEN};
+use integrator_lambda::transport::{auth::TokenSet, http, server};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut mode = Mode::Diy;
+    let mut port: u16 = 8080;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let value = args.next();
+        match (a.as_str(), value) {
+            ("--mode", Some(v)) => match v.parse() {
+                Ok(m) => mode = m,
+                Err(e) => return usage(&e),
+            },
+            ("--port", Some(v)) => match v.parse() {
+                Ok(p) => port = p,
+                Err(_) => return usage(&format!("bad port {v:?}")),
+            },
+            (other, _) => return usage(&format!("unexpected argument {other:?}")),
+        }
+    }
+    integrator_lambda::telemetry::init();
+    let app = http::HttpApp::new(reference::extension(mode), TokenSet::new([SYSTEM_TOKEN]), http::LOCAL_BODY_LIMIT);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    match integrator_lambda::runtime().and_then(|rt| rt.block_on(server::serve(app, addr))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conformance-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage(problem: &str) -> ExitCode {
+    eprintln!("conformance-server: {problem}\nusage: conformance-server --mode diy|connectors --port N");
+    ExitCode::from(2)
+}

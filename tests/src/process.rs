@@ -1,0 +1,89 @@
+//! Start the project's real binaries for tests and benchmarks, and make sure they die with the
+//! test (killed on drop).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc(Child);
+
+impl Proc {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+    /// Has it exited already?
+    pub fn exited(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(Some(_)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Path of a workspace binary (built by `cargo build --workspace --bins`, which `make test`
+/// does first). Binaries of this package are also found through `CARGO_BIN_EXE_*`.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
+    let p = dir.join(name);
+    assert!(p.exists(), "binary {} not found: run `cargo build --workspace --bins` first (make test does)", p.display());
+    p
+}
+
+fn stderr_target() -> Stdio {
+    if std::env::var_os("TEST_CHILD_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() }
+}
+
+/// Start a Lambda bootstrap against a Runtime API at `api` (`host:port`).
+pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(path);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "test")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/test")
+        .env("AWS_REGION", "us-east-1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr_target());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())))
+}
+
+/// Start an HTTP server binary that prints `listening on http://ADDR` and return it with the
+/// address (`127.0.0.1:port`). Pass `PORT=0` (env) or `--port 0` (args) to get a free port.
+pub fn server(path: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
+    let mut cmd = Command::new(path);
+    cmd.args(args).env("HOST", "127.0.0.1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr_target());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && let Some(addr) = line.strip_prefix("listening on http://") {
+                let _ = tx.send(addr.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    let proc = Proc(child);
+    let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{} did not start listening", path.display()));
+    (proc, addr)
+}
