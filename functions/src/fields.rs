@@ -20,11 +20,12 @@ pub const MAX_REQUIRED_FIELDS: usize = 5;
 /// assert_eq!(functions::fields::get_path(&r, "a.x"), None);
 /// ```
 pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(value, |current, segment| match current {
-        Value::Object(map) => map.get(segment),
-        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    })
+    path.split('.')
+        .try_fold(value, |current, segment| match current {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
 }
 
 /// The paths of `required` that `record` lacks. A field is missing when the path leads

@@ -1,1 +1,169 @@
+//! # functions
+//!
+//! Example integrator.io extension functions, one module per extension point, each hosted by
+//! its own Lambda binary (`src/bin/<name>.rs`) and all together by the local `serve` binary.
+//!
+//! Every module exposes `module()`, the [`Module`] registering its functions under the names
+//! integrator.io users type in the hook/wrapper/settings fields:
+//!
+//! | module | binary | functions |
+//! |---|---|---|
+//! | [`pre_save_page`] | `pre-save-page` | `dropEmptyRecords` |
+//! | [`pre_map`] | `pre-map` | `flattenRecords` |
+//! | [`post_map`] | `post-map` | `normalizeFields` |
+//! | [`post_submit`] | `post-submit` | `tagFailures` |
+//! | [`post_response_map`] | `post-response-map` | `mergeResponse` |
+//! | [`post_aggregate`] | `post-aggregate` | `logAggregate` |
+//! | [`export`] | `export` | `pagedExport` |
+//! | [`import`] | `import` | `upsertRecords` |
+//! | [`ping`] | `ping` | `checkConnection` |
+//! | [`steps`] | `steps` | `installConnector`, `runInstallStep`, `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep` |
+//! | [`settings`] | `settings` | `settingsForm`, `validateSettings`, `createChild`, `changeEdition`, `persistSettings`, `refreshMetadata`, `mappingMetadata` |
+//! | [`diagnostics`] | `serve` only | `panicDemo`, `sleepDemo` |
+//!
+//! To add a function: write `async fn f(inv: Invocation, options: <Kind>Options) ->
+//! ExtResult<<Result>>` in the module of its extension point, register it in that module's
+//! `module()`, and add a unit test calling it directly with [`Invocation::for_test`].
+//!
+//! [`Invocation::for_test`]: integrator_lambda::Invocation::for_test
 
+use integrator_lambda::Module;
+
+pub mod diagnostics;
+pub mod export;
+pub mod fields;
+pub mod import;
+pub mod ping;
+pub mod post_aggregate;
+pub mod post_map;
+pub mod post_response_map;
+pub mod post_submit;
+pub mod pre_map;
+pub mod pre_save_page;
+pub mod settings;
+pub mod steps;
+
+/// Every function of every extension point, plus [`diagnostics`]: what the local all-in-one
+/// server (`serve`) hosts. Function names are unique across modules; a duplicate would be
+/// reported as a start-up error.
+pub fn all() -> Module {
+    let mut m = Module::new();
+    for part in [
+        pre_save_page::module(),
+        pre_map::module(),
+        post_map::module(),
+        post_submit::module(),
+        post_response_map::module(),
+        post_aggregate::module(),
+        export::module(),
+        import::module(),
+        ping::module(),
+        steps::module(),
+        settings::module(),
+        diagnostics::module(),
+    ] {
+        m.merge(part);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use integrator_lambda::dispatch::{CallRequest, Extension, Reply, Stack};
+    use integrator_lambda::protocol::envelope::Envelope;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn all_registers_every_function_once() {
+        let m = all();
+        assert!(m.duplicates().is_empty(), "{:?}", m.duplicates());
+        assert_eq!(
+            m.function_names(),
+            [
+                "changeEdition",
+                "checkConnection",
+                "createChild",
+                "dropEmptyRecords",
+                "flattenRecords",
+                "hooks.dropEmptyRecords",
+                "hooks.flattenRecords",
+                "hooks.logAggregate",
+                "hooks.mergeResponse",
+                "hooks.normalizeFields",
+                "hooks.tagFailures",
+                "installConnector",
+                "installStep",
+                "installer.installConnector",
+                "installer.runInstallStep",
+                "installer.updateIntegration",
+                "logAggregate",
+                "mappingMetadata",
+                "mergeResponse",
+                "normalizeFields",
+                "pagedExport",
+                "panicDemo",
+                "persistSettings",
+                "refreshMetadata",
+                "runInstallStep",
+                "settings.changeEdition",
+                "settings.mappingMetadata",
+                "settings.persistSettings",
+                "settings.refreshMetadata",
+                "settingsForm",
+                "sleepDemo",
+                "tagFailures",
+                "uninstallConnector",
+                "uninstallStep",
+                "uninstaller.uninstallConnector",
+                "uninstaller.uninstallStep",
+                "updateIntegration",
+                "upsertRecords",
+                "validateSettings",
+                "wrappers.checkConnection",
+                "wrappers.pagedExport",
+                "wrappers.upsertRecords",
+            ]
+        );
+    }
+
+    async fn call(body: Value) -> Result<Reply, Value> {
+        let ext = Extension::builder().diy(all()).build().unwrap();
+        ext.call(CallRequest {
+            envelope: Envelope::from_body(body),
+            stack: Stack::Http,
+            request_id: "test".into(),
+            trace_id: None,
+            deadline: None,
+        })
+        .await
+        .map_err(|errors| serde_json::to_value(errors).unwrap())
+    }
+
+    #[tokio::test]
+    async fn dispatches_by_namespace_and_top_level() {
+        let options = json!({"data": [{"a": {"b": 1}}]});
+        for body in [
+            json!({"diy": true, "type": "hook", "function": "flattenRecords", "options": options}),
+            json!({"diy": true, "function": "flattenRecords", "options": options}),
+        ] {
+            assert_eq!(
+                call(body).await,
+                Ok(Reply::Json(r#"[{"data":{"a.b":1}}]"#.into()))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn diagnostics_are_reachable_and_panics_are_contained() {
+        assert_eq!(
+            call(json!({"diy": true, "function": "sleepDemo", "options": {"ms": 1}})).await,
+            Ok(Reply::Json(r#"{"sleptMs":1}"#.into()))
+        );
+        let errors = call(json!({"diy": true, "function": "panicDemo", "options": {"x": 1}}))
+            .await
+            .unwrap_err();
+        let text = errors.to_string();
+        assert!(text.contains("panicDemo was asked to panic"), "{text}");
+    }
+}

@@ -8,5 +8,8 @@ pub mod runtime_api;
 
 /// The repository root (for `events/` and `tests/fixtures/`).
 pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Into::into).unwrap_or_default()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Into::into)
+        .unwrap_or_default()
 }

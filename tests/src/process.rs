@@ -32,14 +32,26 @@ impl Drop for Proc {
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
     // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let p = dir.join(name);
-    assert!(p.exists(), "binary {} not found: run `cargo build --workspace --bins` first (make test does)", p.display());
+    assert!(
+        p.exists(),
+        "binary {} not found: run `cargo build --workspace --bins` first (make test does)",
+        p.display()
+    );
     p
 }
 
 fn stderr_target() -> Stdio {
-    if std::env::var_os("TEST_CHILD_LOGS").is_some() { Stdio::inherit() } else { Stdio::null() }
+    if std::env::var_os("TEST_CHILD_LOGS").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
 }
 
 /// Start a Lambda bootstrap against a Runtime API at `api` (`host:port`).
@@ -60,18 +72,27 @@ pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Proc(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())))
+    Proc(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),
+    )
 }
 
 /// Start an HTTP server binary that prints `listening on http://ADDR` and return it with the
 /// address (`127.0.0.1:port`). Pass `PORT=0` (env) or `--port 0` (args) to get a free port.
 pub fn server(path: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
     let mut cmd = Command::new(path);
-    cmd.args(args).env("HOST", "127.0.0.1").stdin(Stdio::null()).stdout(Stdio::piped()).stderr(stderr_target());
+    cmd.args(args)
+        .env("HOST", "127.0.0.1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr_target());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -84,6 +105,8 @@ pub fn server(path: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (Proc, Str
         }
     });
     let proc = Proc(child);
-    let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{} did not start listening", path.display()));
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{} did not start listening", path.display()));
     (proc, addr)
 }

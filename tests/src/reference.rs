@@ -5,7 +5,15 @@ use integrator_lambda::{ExtError, ExtResult, Extension, Invocation, Module};
 use serde_json::{Value, json};
 
 /// Namespaces `whereAmI` is registered in (plus the top level).
-const WHERE_AM_I: &[&str] = &["hooks", "wrappers", "installer", "uninstaller", "settings", "utilities", "custom"];
+const WHERE_AM_I: &[&str] = &[
+    "hooks",
+    "wrappers",
+    "installer",
+    "uninstaller",
+    "settings",
+    "utilities",
+    "custom",
+];
 
 const UNICODE_RESULT: &str = r#"{"text":"h\u00e9llo w\u00f6rld","emoji":"\ud83d\ude00\ud83d\udc4d\ud83c\udffd","cjk":"\u4e2d\u6587","\u043a\u043b\u044e\u0447":"\u0437\u043d\u0430\u0447\u0435\u043d\u0438\u0435","escapes":"q\"b\\s/t\tn\nc\u0001d\u007f","ls":"a\u2028b"}"#;
 
@@ -24,17 +32,30 @@ fn hooks_and_top(m: &mut Module) {
                 }
             };
         }
-        reg!("echoOptions", |_i: Invocation, o: Value| async move { ExtResult::Ok(o) });
-        reg!("echoResp", |_i: Invocation, o: Value| async move { ExtResult::Ok(field(&o, "resp").cloned()) });
-        reg!("returnNothing", |_i: Invocation, _o: Value| async move { ExtResult::Ok(()) });
-        reg!("returnNull", |_i: Invocation, _o: Value| async move { ExtResult::Ok(Value::Null) });
+        reg!("echoOptions", |_i: Invocation, o: Value| async move {
+            ExtResult::Ok(o)
+        });
+        reg!("echoResp", |_i: Invocation, o: Value| async move {
+            ExtResult::Ok(field(&o, "resp").cloned())
+        });
+        reg!("returnNothing", |_i: Invocation, _o: Value| async move {
+            ExtResult::Ok(())
+        });
+        reg!("returnNull", |_i: Invocation, _o: Value| async move {
+            ExtResult::Ok(Value::Null)
+        });
         reg!("errCode", |_i: Invocation, _o: Value| async move {
             ExtResult::<()>::Err(ExtError::with_code("my_code", "withcode"))
         });
-        reg!("errMessage", |_i: Invocation, _o: Value| async move { ExtResult::<()>::Err(ExtError::new("plain")) });
+        reg!("errMessage", |_i: Invocation, _o: Value| async move {
+            ExtResult::<()>::Err(ExtError::new("plain"))
+        });
         reg!("errEcho", |_i: Invocation, o: Value| async move {
             let message = field(&o, "message").map(js_string).unwrap_or_default();
-            let code = field(&o, "code").and_then(Value::as_str).filter(|c| !c.is_empty()).map(str::to_owned);
+            let code = field(&o, "code")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
             ExtResult::<()>::Err(ExtError { message, code })
         });
         reg!("unicodeResult", |_i: Invocation, _o: Value| async move {
@@ -43,7 +64,9 @@ fn hooks_and_top(m: &mut Module) {
         reg!("preSavePage", |_i: Invocation, o: Value| async move {
             let data = field(&o, "data").cloned().unwrap_or_else(|| json!([]));
             let errors = field(&o, "errors").cloned().unwrap_or_else(|| json!([]));
-            ExtResult::Ok(json!({"data": data, "errors": errors, "abort": false, "newErrorsAndRetryData": []}))
+            ExtResult::Ok(
+                json!({"data": data, "errors": errors, "abort": false, "newErrorsAndRetryData": []}),
+            )
         });
         reg!("preMap", |_i: Invocation, o: Value| async move {
             let out: Vec<Value> = match field(&o, "data") {
@@ -53,7 +76,10 @@ fn hooks_and_top(m: &mut Module) {
             ExtResult::Ok(out)
         });
         reg!("bigString", |_i: Invocation, o: Value| async move {
-            let n = field(&o, "n").and_then(Value::as_u64).unwrap_or(0).min(64 * 1024 * 1024) as usize;
+            let n = field(&o, "n")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+                .min(64 * 1024 * 1024) as usize;
             ExtResult::Ok(Value::String("x".repeat(n)))
         });
     }
@@ -65,13 +91,17 @@ pub fn module() -> Module {
     hooks_and_top(&mut m);
     for ns in WHERE_AM_I.iter().copied().map(Some).chain([None]) {
         let label = ns.unwrap_or("top");
-        let f = move |_i: Invocation, _o: Value| async move { ExtResult::Ok(json!({ "namespace": label })) };
+        let f = move |_i: Invocation, _o: Value| async move {
+            ExtResult::Ok(json!({ "namespace": label }))
+        };
         match ns {
             Some(ns) => m.raw_in(ns, "whereAmI", f),
             None => m.raw("whereAmI", f),
         };
     }
-    m.raw_in("wrappers", "ping", |_i, _o| async move { ExtResult::Ok(json!({"statusCode": 200})) });
+    m.raw_in("wrappers", "ping", |_i, _o| async move {
+        ExtResult::Ok(json!({"statusCode": 200}))
+    });
     m.raw_in("settings", "persistSettings", |_i, o: Value| async move {
         let mut out = json!({"success": true});
         if let (Some(p), Some(obj)) = (field(&o, "pending"), out.as_object_mut()) {
@@ -79,7 +109,10 @@ pub fn module() -> Module {
         }
         ExtResult::Ok(out)
     });
-    m.raw("topOnly", |_i, _o| async move { ExtResult::Ok(json!("flat")) });
+    m.raw(
+        "topOnly",
+        |_i, _o| async move { ExtResult::Ok(json!("flat")) },
+    );
     m
 }
 
@@ -96,7 +129,9 @@ impl std::str::FromStr for Mode {
         match s {
             "diy" => Ok(Mode::Diy),
             "connectors" => Ok(Mode::Connectors),
-            other => Err(format!("unknown mode {other:?} (expected diy or connectors)")),
+            other => Err(format!(
+                "unknown mode {other:?} (expected diy or connectors)"
+            )),
         }
     }
 }
@@ -112,5 +147,6 @@ pub fn extension(mode: Mode) -> Extension {
         Mode::Diy => b.diy(module()),
         Mode::Connectors => b.connector(CONNECTOR_ID, module()),
     };
-    b.build().unwrap_or_else(|e| panic!("reference module is misconfigured: {e}"))
+    b.build()
+        .unwrap_or_else(|e| panic!("reference module is misconfigured: {e}"))
 }

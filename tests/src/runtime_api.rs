@@ -76,8 +76,14 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     };
     put("lambda-runtime-aws-request-id", &p.id);
     put("lambda-runtime-deadline-ms", &p.deadline_ms.to_string());
-    put("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:test");
-    put("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0");
+    put(
+        "lambda-runtime-invoked-function-arn",
+        "arn:aws:lambda:us-east-1:123456789012:function:test",
+    );
+    put(
+        "lambda-runtime-trace-id",
+        "Root=1-00000000-000000000000000000000000;Sampled=0",
+    );
     put("content-type", "application/json");
     if let Some(cc) = &p.client_context {
         put("lambda-runtime-client-context", cc);
@@ -122,7 +128,10 @@ impl RuntimeApi {
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route("/2018-06-01/runtime/invocation/{id}/response", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(respond),
+            )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
@@ -131,7 +140,11 @@ impl RuntimeApi {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { addr, shared, server })
+        Ok(Self {
+            addr,
+            shared,
+            server,
+        })
     }
 
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
@@ -162,10 +175,18 @@ impl RuntimeApi {
 
     /// Deliver one invocation and wait for the function's answer. `time_limit` becomes the
     /// invocation's deadline; the wait gives up 10 s after it.
-    pub async fn invoke(&self, payload: impl Into<Bytes>, client_context: Option<&str>, time_limit: Duration) -> Option<Outcome> {
+    pub async fn invoke(
+        &self,
+        payload: impl Into<Bytes>,
+        client_context: Option<&str>,
+        time_limit: Duration,
+    ) -> Option<Outcome> {
         let n = self.shared.counter.fetch_add(1, Ordering::SeqCst);
         let id = format!("req-{n:06}");
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let (tx, rx) = oneshot::channel();
         self.shared.waiters.lock().await.insert(id.clone(), tx);
         let pending = Pending {
@@ -175,6 +196,9 @@ impl RuntimeApi {
             deadline_ms: now_ms + time_limit.as_millis() as u64,
         };
         self.shared.tx.send(pending).ok()?;
-        tokio::time::timeout(time_limit + Duration::from_secs(10), rx).await.ok()?.ok()
+        tokio::time::timeout(time_limit + Duration::from_secs(10), rx)
+            .await
+            .ok()?
+            .ok()
     }
 }

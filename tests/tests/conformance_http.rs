@@ -19,11 +19,26 @@ fn request_body(req: &Value) -> Vec<u8> {
     if let Some(raw) = req.get("raw").and_then(Value::as_str) {
         return raw.as_bytes().to_vec();
     }
-    let Some(body) = req.get("body") else { return Vec::new() };
+    let Some(body) = req.get("body") else {
+        return Vec::new();
+    };
     let mut body = body.clone();
-    for ex in req.get("expand").and_then(Value::as_array).into_iter().flatten() {
-        let path: Vec<&str> = ex["path"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let text = ex["repeat"].as_str().unwrap_or("").repeat(ex["count"].as_u64().unwrap_or(0) as usize);
+    for ex in req
+        .get("expand")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let path: Vec<&str> = ex["path"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let text = ex["repeat"]
+            .as_str()
+            .unwrap_or("")
+            .repeat(ex["count"].as_u64().unwrap_or(0) as usize);
         let mut node = &mut body;
         for (i, key) in path.iter().enumerate() {
             if i + 1 == path.len() {
@@ -40,12 +55,17 @@ fn check(case: &Value, got: &RawResponse) -> Result<(), String> {
     let exp = &case["expect"];
     let want_status = exp["status"].as_u64().unwrap_or(0) as u16;
     if got.status != want_status {
-        return Err(format!("status {} != {want_status}; body {}", got.status, got.text()));
+        return Err(format!(
+            "status {} != {want_status}; body {}",
+            got.status,
+            got.text()
+        ));
     }
     match case["compare"].as_str() {
         Some("status") => {
             // We go further than the reference: the body must be JSON with an `errors` array.
-            let v: Value = serde_json::from_slice(&got.body).map_err(|e| format!("body is not JSON ({e}): {}", got.text()))?;
+            let v: Value = serde_json::from_slice(&got.body)
+                .map_err(|e| format!("body is not JSON ({e}): {}", got.text()))?;
             if !v["errors"].is_array() {
                 return Err(format!("no errors array: {}", got.text()));
             }
@@ -58,18 +78,27 @@ fn check(case: &Value, got: &RawResponse) -> Result<(), String> {
             }
             let www = got.header("www-authenticate");
             if www != exp["www_authenticate"].as_str() {
-                return Err(format!("www-authenticate {www:?} != {:?}", exp["www_authenticate"]));
+                return Err(format!(
+                    "www-authenticate {www:?} != {:?}",
+                    exp["www_authenticate"]
+                ));
             }
             if let Some(body) = exp["body"].as_str() {
                 if got.body != body.as_bytes() {
-                    return Err(format!("body\n  got  {}\n  want {body}", truncate(&got.text())));
+                    return Err(format!(
+                        "body\n  got  {}\n  want {body}",
+                        truncate(&got.text())
+                    ));
                 }
             } else {
                 let len = exp["body_length"].as_u64().unwrap_or(0) as usize;
                 let sha = exp["body_sha256"].as_str().unwrap_or("");
                 let got_sha = hex(&Sha256::digest(&got.body));
                 if got.body.len() != len || got_sha != sha {
-                    return Err(format!("body length/sha {} {got_sha} != {len} {sha}", got.body.len()));
+                    return Err(format!(
+                        "body length/sha {} {got_sha} != {len} {sha}",
+                        got.body.len()
+                    ));
                 }
             }
             Ok(())
@@ -82,7 +111,11 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn truncate(s: &str) -> String {
-    if s.len() > 300 { format!("{}…", &s[..s.floor_char_boundary(300)]) } else { s.to_owned() }
+    if s.len() > 300 {
+        format!("{}…", &s[..s.floor_char_boundary(300)])
+    } else {
+        s.to_owned()
+    }
 }
 
 fn run_mode(mode: &str) {
@@ -101,15 +134,32 @@ fn run_mode(mode: &str) {
             .filter_map(|(k, v)| v.as_str().map(|v| (k.as_str(), v)))
             .collect();
         let body = request_body(req);
-        let result = send(&addr, req["method"].as_str().unwrap_or("GET"), req["path"].as_str().unwrap_or("/"), &headers, &body)
-            .map_err(|e| format!("connection: {e}"))
-            .and_then(|got| check(case, &got));
+        let result = send(
+            &addr,
+            req["method"].as_str().unwrap_or("GET"),
+            req["path"].as_str().unwrap_or("/"),
+            &headers,
+            &body,
+        )
+        .map_err(|e| format!("connection: {e}"))
+        .and_then(|got| check(case, &got));
         if let Err(e) = result {
-            failures.push(format!("FAIL [{}] {e}", case["name"].as_str().unwrap_or("?")));
+            failures.push(format!(
+                "FAIL [{}] {e}",
+                case["name"].as_str().unwrap_or("?")
+            ));
         }
     }
-    println!("{mode}: {} passed, {} failed", selected.len() - failures.len(), failures.len());
-    assert!(failures.is_empty(), "{mode} failures:\n{}", failures.join("\n"));
+    println!(
+        "{mode}: {} passed, {} failed",
+        selected.len() - failures.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{mode} failures:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

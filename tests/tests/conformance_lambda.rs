@@ -25,10 +25,14 @@ async fn run_mode(mode: &str) -> usize {
         let name = case["name"].as_str().unwrap_or("?");
         let cc = serde_json::to_string(&case["client_context"]).expect("client context");
         let payload = serde_json::to_vec(&case["payload"]).expect("payload");
-        let outcome = api.invoke(payload, Some(&cc), Duration::from_secs(30)).await;
+        let outcome = api
+            .invoke(payload, Some(&cc), Duration::from_secs(30))
+            .await;
         let exp = &case["expect"];
         let ok = match (&outcome, exp.get("ok"), exp.get("error_message")) {
-            (Some(Outcome::Response(body)), Some(Value::String(want)), _) => body == want.as_bytes(),
+            (Some(Outcome::Response(body)), Some(Value::String(want)), _) => {
+                body == want.as_bytes()
+            }
             (Some(Outcome::Error(body)), _, Some(Value::String(want))) => {
                 let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
                 v["errorMessage"].as_str() == Some(want.as_str()) && v["errorType"] == "string"
@@ -36,10 +40,17 @@ async fn run_mode(mode: &str) -> usize {
             _ => false,
         };
         if !ok {
-            failures.push(format!("FAIL [{name}] got {:?}, want {exp}", outcome.map(|o| o.text())));
+            failures.push(format!(
+                "FAIL [{name}] got {:?}, want {exp}",
+                outcome.map(|o| o.text())
+            ));
         }
     }
-    println!("lambda {mode}: {} passed, {} failed", selected.len() - failures.len(), failures.len());
+    println!(
+        "lambda {mode}: {} passed, {} failed",
+        selected.len() - failures.len(),
+        failures.len()
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     selected.len()
 }

@@ -102,6 +102,17 @@ pub fn new_request_id() -> String {
     )
 }
 
+/// An early answer (400/413/415), boxed to keep `Result`s small.
+type Rejection = Box<Response<Bytes>>;
+
+fn reject(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<Cow<'static, str>>,
+) -> Rejection {
+    Box::new(error_response(status, code, message))
+}
+
 /// What `Content-Type` says about the body.
 enum BodyKind {
     /// `application/json` with a UTF-8 (or absent) charset: parse it.
@@ -110,7 +121,7 @@ enum BodyKind {
     Ignored,
 }
 
-fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response<Bytes>> {
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Rejection> {
     let Some(ct) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -128,7 +139,7 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response<Bytes>> {
         {
             let cs = v.trim().trim_matches('"').to_ascii_lowercase();
             if !cs.starts_with("utf-") {
-                return Err(error_response(
+                return Err(reject(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_charset",
                     format!(
@@ -138,7 +149,7 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response<Bytes>> {
                 ));
             }
             if cs != "utf-8" {
-                return Err(error_response(
+                return Err(reject(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_charset",
                     format!(
@@ -153,7 +164,7 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response<Bytes>> {
 }
 
 /// Undo `Content-Encoding` (gzip, deflate, identity), bounded by `limit`.
-fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Response<Bytes>> {
+fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, Rejection> {
     let enc = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -169,7 +180,7 @@ fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, 
             .take(limit as u64 + 1)
             .read_to_end(&mut out),
         other => {
-            return Err(error_response(
+            return Err(reject(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_encoding",
                 format!("Unsupported content encoding \"{other}\"."),
@@ -177,9 +188,9 @@ fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, 
         }
     };
     match read {
-        Ok(n) if n > limit => Err(too_large(limit)),
+        Ok(n) if n > limit => Err(Box::new(too_large(limit))),
         Ok(_) => Ok(Bytes::from(out)),
-        Err(e) => Err(error_response(
+        Err(e) => Err(reject(
             StatusCode::BAD_REQUEST,
             "invalid_body",
             format!("The request body could not be decoded: {e}"),
@@ -189,7 +200,7 @@ fn decode_body(headers: &HeaderMap, body: Bytes, limit: usize) -> Result<Bytes, 
 
 /// Parse a JSON body the way body-parser's strict mode does: empty means `{}`, only objects and
 /// arrays are accepted at the top level.
-fn parse_json(body: &[u8]) -> Result<Value, Response<Bytes>> {
+fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
     let first = body
         .iter()
         .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
@@ -197,7 +208,7 @@ fn parse_json(body: &[u8]) -> Result<Value, Response<Bytes>> {
         None => return Ok(Value::Object(Default::default())),
         Some(b'{' | b'[') => {}
         Some(_) => {
-            return Err(error_response(
+            return Err(reject(
                 StatusCode::BAD_REQUEST,
                 "invalid_json",
                 "The request body must be a JSON object or array.",
@@ -205,7 +216,7 @@ fn parse_json(body: &[u8]) -> Result<Value, Response<Bytes>> {
         }
     }
     serde_json::from_slice(body).map_err(|e| {
-        error_response(
+        reject(
             StatusCode::BAD_REQUEST,
             "invalid_json",
             format!("The request body is not valid JSON: {e}"),
@@ -243,16 +254,16 @@ impl HttpApp {
         }
         // 1. Body first (400/413/415 before authentication, as the reference does).
         let body = match body_kind(&req.headers) {
-            Err(r) => return r,
+            Err(r) => return *r,
             Ok(BodyKind::Ignored) => None,
             Ok(BodyKind::Json) => {
                 let raw = match decode_body(&req.headers, req.body, self.body_limit) {
                     Ok(b) => b,
-                    Err(r) => return r,
+                    Err(r) => return *r,
                 };
                 match parse_json(&raw) {
                     Ok(v) => Some(v),
-                    Err(r) => return r,
+                    Err(r) => return *r,
                 }
             }
         };

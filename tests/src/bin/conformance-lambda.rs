@@ -7,7 +7,10 @@ use integrator_lambda::transport::auth::TokenSet;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let mode: Mode = match std::env::var("CONFORMANCE_MODE").unwrap_or_else(|_| "diy".into()).parse() {
+    let mode: Mode = match std::env::var("CONFORMANCE_MODE")
+        .unwrap_or_else(|_| "diy".into())
+        .parse()
+    {
         Ok(m) => m,
         Err(e) => {
             eprintln!("conformance-lambda: {e}");

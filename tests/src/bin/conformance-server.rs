@@ -25,7 +25,11 @@ fn main() -> ExitCode {
         }
     }
     integrator_lambda::telemetry::init();
-    let app = http::HttpApp::new(reference::extension(mode), TokenSet::new([SYSTEM_TOKEN]), http::LOCAL_BODY_LIMIT);
+    let app = http::HttpApp::new(
+        reference::extension(mode),
+        TokenSet::new([SYSTEM_TOKEN]),
+        http::LOCAL_BODY_LIMIT,
+    );
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     match integrator_lambda::runtime().and_then(|rt| rt.block_on(server::serve(app, addr))) {
         Ok(()) => ExitCode::SUCCESS,
@@ -37,6 +41,8 @@ fn main() -> ExitCode {
 }
 
 fn usage(problem: &str) -> ExitCode {
-    eprintln!("conformance-server: {problem}\nusage: conformance-server --mode diy|connectors --port N");
+    eprintln!(
+        "conformance-server: {problem}\nusage: conformance-server --mode diy|connectors --port N"
+    );
     ExitCode::from(2)
 }

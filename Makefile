@@ -1,0 +1,85 @@
+# integrator.io extension functions on AWS Lambda, in Rust.
+#   make serve   build and serve every extension point on 127.0.0.1:$(PORT) (no AWS needed)
+#   make test    formatting, clippy, all tests (conformance included), template lint
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PORT ?= 8080
+# The local server's system token (dev only). Send it as `Authorization: Bearer $(TOKEN)`.
+TOKEN ?= local-dev-token
+VENV := .venv
+TOOLS := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help serve test fmt-check clippy build-bins cargo-test lint-template events-check \
+        invoke build deploy tools clean
+
+help:
+	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
+	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
+	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke via cargo lambda"
+	@echo "make build | deploy        sam build (arm64, cargo-lambda) | sam deploy --guided"
+
+serve:
+	cargo build --bin serve
+	PORT=$(PORT) INTEGRATOR_EXTENSION_SYSTEM_TOKEN=$(TOKEN) ./target/debug/serve
+
+# Python tools (cfn-lint, moto, cargo-lambda) live in a git-ignored venv.
+$(TOOLS): scripts/tools.sh
+	bash scripts/tools.sh
+	@touch $@
+
+tools: $(TOOLS)
+
+test: $(TOOLS) fmt-check clippy build-bins cargo-test lint-template events-check
+	@echo "make test: all checks passed"
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+# Integration tests start the real binaries, so build them first (same profile: no rebuild).
+build-bins:
+	cargo build --workspace --bins
+
+cargo-test:
+	cargo test --workspace
+
+lint-template: $(TOOLS)
+	cfn-lint template.yaml
+	@echo "cfn-lint: template.yaml clean"
+
+events-check:
+	@for f in $$(find events -name '*.json' | sort); do python3 -m json.tool "$$f" >/dev/null || { echo "bad JSON: $$f"; exit 1; }; done
+	@echo "events: $$(find events -name '*.json' | wc -l) JSON files parse"
+
+# One local Lambda invoke through cargo lambda's Runtime API emulator:
+#   make invoke FN=pre-map EVENT=events/pre-map/invoke.json
+#   make invoke FN=pre-map EVENT=events/pre-map/options.json CONTEXT=events/pre-map/client-context.json
+FN ?= pre-map
+EVENT ?= events/$(FN)/invoke.json
+CONTEXT ?=
+WATCH_PORT ?= 9000
+WATCH_LOG ?= $(TMPDIR)/cargo-lambda-watch.log
+TMPDIR ?= /tmp
+invoke: $(TOOLS)
+	cargo build --bin $(FN)
+	@cargo lambda watch --ignore-changes -a 127.0.0.1 -p $(WATCH_PORT) \
+	    --env-var INTEGRATOR_EXTENSION_SYSTEM_TOKEN=$(TOKEN) >$(WATCH_LOG) 2>&1 & \
+	  pid=$$!; trap 'kill $$pid 2>/dev/null || true' EXIT; \
+	  for i in $$(seq 100); do curl -s -o /dev/null http://127.0.0.1:$(WATCH_PORT)/ && break; sleep 0.1; done; \
+	  cargo lambda invoke -a 127.0.0.1 -p $(WATCH_PORT) --data-file $(EVENT) \
+	    $(if $(CONTEXT),--client-context-file $(CONTEXT)) $(FN); echo
+
+build:
+	sam build --template-file template.yaml
+
+deploy: build
+	sam deploy --guided
+
+clean:
+	cargo clean
+	rm -rf $(VENV) .tools

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    integrator_lambda::run(functions::post_response_map::module())
+}
