@@ -45,8 +45,12 @@ clippy:
 build-bins:
 	cargo build --workspace --bins
 
-cargo-test:
-	cargo test --workspace
+# AWS behaviour is tested against moto (a real-protocol emulator) on 127.0.0.1; it is started
+# here and stopped when the recipe exits, pass or fail.
+export MOTO_PORT ?= 5055
+cargo-test: $(TOOLS)
+	bash scripts/moto.sh start; trap 'bash scripts/moto.sh stop' EXIT; \
+	  MOTO_ENDPOINT=http://127.0.0.1:$(MOTO_PORT) cargo test --workspace
 
 lint-template: $(TOOLS)
 	cfn-lint template.yaml
@@ -67,11 +71,11 @@ WATCH_LOG ?= $(TMPDIR)/cargo-lambda-watch.log
 TMPDIR ?= /tmp
 invoke: $(TOOLS)
 	cargo build --bin $(FN)
-	@cargo lambda watch --ignore-changes -a 127.0.0.1 -p $(WATCH_PORT) \
+	@cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT) \
 	    --env-var INTEGRATOR_EXTENSION_SYSTEM_TOKEN=$(TOKEN) >$(WATCH_LOG) 2>&1 & \
 	  pid=$$!; trap 'kill $$pid 2>/dev/null || true' EXIT; \
 	  for i in $$(seq 100); do curl -s -o /dev/null http://127.0.0.1:$(WATCH_PORT)/ && break; sleep 0.1; done; \
-	  cargo lambda invoke -a 127.0.0.1 -p $(WATCH_PORT) --data-file $(EVENT) \
+	  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT) --data-file $(EVENT) \
 	    $(if $(CONTEXT),--client-context-file $(CONTEXT)) $(FN); echo
 
 build:

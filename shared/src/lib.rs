@@ -24,6 +24,7 @@
 //! }
 //! ```
 
+pub mod aws;
 pub mod config;
 pub mod dispatch;
 pub mod protocol;

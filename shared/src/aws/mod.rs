@@ -1,0 +1,86 @@
+//! AWS-backed capabilities. Each seam is a trait with an AWS implementation and an embedded
+//! (in-memory or local-file) twin: the embedded one is the default for local runs, the AWS one
+//! on Lambda (or whenever `AWS_ENDPOINT_URL` points at an emulator).
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `EXTENSION_BACKEND` | `aws` or `embedded` | `aws` on Lambda or with `AWS_ENDPOINT_URL`, else `embedded` |
+//! | `EXTENSION_TABLE` | DynamoDB table (partition key `pk` S, TTL attribute `expires_at`) | `integrator-extension` |
+//! | `EXTENSION_KMS_KEY_ID` | KMS key (id, ARN or alias) secrets are encrypted with | `alias/integrator-extension` |
+//! | `EXTENSION_QUEUE_URL` | SQS queue for accepted events and deferred work | none |
+//! | `EXTENSION_STACK_NAME` | stack name bound into every secret's encryption context | `AWS_LAMBDA_FUNCTION_NAME`'s stack, else `local` |
+
+pub mod dedup;
+pub mod idempotency;
+pub mod queue;
+pub mod secrets;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use tokio::sync::OnceCell;
+
+/// Where the AWS seams are served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Aws,
+    Embedded,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+impl Backend {
+    pub fn from_env() -> Self {
+        match var("EXTENSION_BACKEND").map(|v| v.to_ascii_lowercase()).as_deref() {
+            Some("aws") => Backend::Aws,
+            Some("embedded") => Backend::Embedded,
+            _ if crate::config::on_lambda() || var("AWS_ENDPOINT_URL").is_some() => Backend::Aws,
+            _ => Backend::Embedded,
+        }
+    }
+}
+
+/// Names of the AWS resources, from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub table: String,
+    pub kms_key_id: String,
+    pub queue_url: Option<String>,
+    pub stack_name: String,
+}
+
+impl Resources {
+    pub fn from_env() -> Self {
+        Self {
+            table: var("EXTENSION_TABLE").unwrap_or_else(|| "integrator-extension".into()),
+            kms_key_id: var("EXTENSION_KMS_KEY_ID").unwrap_or_else(|| "alias/integrator-extension".into()),
+            queue_url: var("EXTENSION_QUEUE_URL"),
+            stack_name: var("EXTENSION_STACK_NAME").unwrap_or_else(|| "local".into()),
+        }
+    }
+}
+
+static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
+
+/// The shared SDK configuration, loaded on first use (not at cold start): region, credentials
+/// and `AWS_ENDPOINT_URL` from the environment, as the SDK's default chain reads them.
+pub async fn sdk_config() -> &'static SdkConfig {
+    SDK_CONFIG.get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load()).await
+}
+
+/// A short description of an SDK error: the service's code and message, or the transport error.
+pub fn describe_sdk_error<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    match e {
+        SdkError::ServiceError(se) => {
+            format!("{}: {}", se.err().code().unwrap_or("ServiceError"), se.err().message().unwrap_or(""))
+        }
+        SdkError::TimeoutError(_) => "request timed out".into(),
+        SdkError::DispatchFailure(d) => format!("could not reach the service: {d:?}"),
+        other => format!("{other:?}"),
+    }
+}
