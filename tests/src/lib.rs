@@ -1,6 +1,7 @@
 //! Test support: the conformance reference module, a Lambda Runtime API double, a byte-exact
 //! HTTP client and helpers that start the real binaries.
 
+pub mod aws;
 pub mod http_client;
 pub mod process;
 pub mod reference;

@@ -33,6 +33,7 @@ pub struct Invocation {
     pub(crate) trace_id: Option<Arc<str>>,
     pub(crate) deadline: Instant,
     pub(crate) stack: Stack,
+    pub(crate) services: Arc<super::Services>,
 }
 
 impl Invocation {
@@ -45,7 +46,17 @@ impl Invocation {
             trace_id: None,
             deadline: Instant::now() + time_left,
             stack: Stack::Http,
+            services: Default::default(),
         }
+    }
+    /// The same context with `services` (for unit tests of functions that use them).
+    pub fn with_services(mut self, services: impl Into<Arc<super::Services>>) -> Self {
+        self.services = services.into();
+        self
+    }
+    /// A shared service (secrets, dedup store, queue…), if this deployment provides it.
+    pub fn service<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.services.get::<T>()
     }
     /// The function name integrator.io asked for.
     pub fn function(&self) -> &str {

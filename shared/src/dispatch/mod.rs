@@ -4,9 +4,11 @@
 pub mod handler;
 pub mod kinds;
 pub mod module;
+pub mod services;
 
 pub use handler::{CallFailure, ExtError, ExtResult, Handler, IntoReply, Invocation, Reply, Stack};
 pub use module::Module;
+pub use services::Services;
 
 use crate::protocol::envelope::{Envelope, namespace_for_type, truthy};
 use crate::protocol::error::text;
@@ -37,6 +39,7 @@ pub struct Extension {
     diy: Option<Arc<Module>>,
     connectors: HashMap<String, Arc<Module>>,
     timeout: Duration,
+    services: Arc<Services>,
 }
 
 /// Builds an [`Extension`].
@@ -45,6 +48,7 @@ pub struct ExtensionBuilder {
     diy: Option<Module>,
     connectors: Vec<(String, Arc<Module>)>,
     timeout: Option<Duration>,
+    services: Option<Arc<Services>>,
 }
 
 impl ExtensionBuilder {
@@ -61,6 +65,11 @@ impl ExtensionBuilder {
     /// Time budget when the platform gives no deadline.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = Some(t);
+        self
+    }
+    /// Services handed to every function ([`Invocation::service`]).
+    pub fn services(mut self, services: impl Into<Arc<Services>>) -> Self {
+        self.services = Some(services.into());
         self
     }
     pub fn build(self) -> Result<Extension, ConfigError> {
@@ -88,6 +97,7 @@ impl ExtensionBuilder {
             diy: self.diy.map(Arc::new),
             connectors,
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            services: self.services.unwrap_or_default(),
         })
     }
 }
@@ -148,6 +158,16 @@ impl Extension {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The same extension with `services` handed to its functions.
+    pub fn with_services(mut self, services: impl Into<Arc<Services>>) -> Self {
+        self.services = services.into();
+        self
+    }
+
+    pub fn services(&self) -> &Arc<Services> {
+        &self.services
     }
 
     /// Validate and dispatch one call; errors come back as the wire error list (422).
@@ -276,6 +296,7 @@ impl Extension {
             trace_id: trace_id.map(Into::into),
             deadline: now + budget,
             stack,
+            services: self.services.clone(),
         };
         let mut task = tokio::spawn(handler.call(inv, options));
         let reply = match tokio::time::timeout(budget, &mut task).await {

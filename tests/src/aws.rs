@@ -1,0 +1,74 @@
+//! Test helpers for the AWS emulator (moto server on 127.0.0.1, started by `make test` and
+//! announced in `MOTO_ENDPOINT`). Every test creates its own uniquely named resources, so tests
+//! run in parallel against one emulator without interfering.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::{Credentials, Region};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The emulator's URL. Panics with instructions when it is not running.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT").unwrap_or_else(|_| {
+        panic!("MOTO_ENDPOINT is not set: run the tests with `make test` (it starts moto), or `bash scripts/moto.sh start` and MOTO_ENDPOINT=http://127.0.0.1:5055")
+    })
+}
+
+/// SDK configuration pointing at `endpoint` with dummy credentials.
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await
+}
+
+/// SDK configuration pointing at the emulator.
+pub async fn moto_config() -> SdkConfig {
+    sdk_config_for(&moto_endpoint()).await
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this test process and call: `prefix-<pid>-<n>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Create the extension table (partition key `pk`, TTL on `expires_at`) and return its name.
+pub async fn create_table(cfg: &SdkConfig, prefix: &str) -> String {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+    let ddb = aws_sdk_dynamodb::Client::new(cfg);
+    let name = unique(prefix);
+    ddb.create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().expect("attr"),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().expect("key"))
+        .send()
+        .await
+        .expect("create table");
+    ddb.update_time_to_live()
+        .table_name(&name)
+        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().expect("ttl"))
+        .send()
+        .await
+        .expect("ttl");
+    name
+}
+
+/// Create a symmetric KMS key and return its id.
+pub async fn create_key(cfg: &SdkConfig) -> String {
+    let kms = aws_sdk_kms::Client::new(cfg);
+    let k = kms.create_key().description("integrator-lambda test").send().await.expect("create key");
+    k.key_metadata().map(|m| m.key_id().to_owned()).expect("key id")
+}
+
+/// Create a standard SQS queue and return its URL.
+pub async fn create_queue(cfg: &SdkConfig, prefix: &str) -> String {
+    let sqs = aws_sdk_sqs::Client::new(cfg);
+    let q = sqs.create_queue().queue_name(unique(prefix)).send().await.expect("create queue");
+    q.queue_url().expect("queue url").to_owned()
+}
