@@ -469,10 +469,14 @@ def main(argv: list[str]) -> int:
         if not check:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
-    # Generated-looking files the table no longer produces.
+    # Generated-looking files the table no longer produces, in the binaries' folders the table
+    # owns (other folders, e.g. hand-written events of other binaries, are left alone).
+    owned = sorted({EVENTS / bin_name for bin_name, *_ in EXAMPLES})
     extra = sorted(
         p
-        for p in EVENTS.rglob("*.json")
+        for d in owned
+        if d.is_dir()
+        for p in d.rglob("*.json")
         if p.name in ("invoke.json", "options.json", "client-context.json", "function-url.json")
         and p not in files
     )

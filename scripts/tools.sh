@@ -11,7 +11,7 @@
 # uv cannot be used, a plain `python3 -m venv` + pip install is the fallback.
 #
 # Usage: scripts/tools.sh            install (or verify) everything
-#        WITH_SAM=0 scripts/tools.sh  leave aws-sam-cli out (~450 MB smaller venv)
+#        WITH_SAM=0 scripts/tools.sh  leave aws-sam-cli out (~90 MB of the ~700 MB venv)
 #        FORCE=1 scripts/tools.sh     rebuild .venv from scratch
 #        TOOLS_NO_UV=1 scripts/tools.sh  skip uv, use python3 -m venv + pip
 set -euo pipefail

@@ -9,9 +9,13 @@
 //!
 //! Register it on a wrapper import with function name `upsertRecords`.
 
+use integrator_lambda::aws::dedup::{Dedup, DedupKey, Sighting, check_keys};
 use integrator_lambda::protocol::types::{ImportOptions, RecordError, SubmitResponse};
-use integrator_lambda::{ExtResult, Invocation, Module};
+use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::Value;
+
+/// How many dedup checks `upsertRecords` keeps in flight at once.
+pub const DEDUP_CONCURRENCY: usize = 16;
 
 /// The functions of this extension point: `upsertRecords`.
 pub fn module() -> Module {
@@ -32,34 +36,117 @@ pub fn module() -> Module {
 ///   `fnv-<16 hex digits>`, the 64-bit FNV-1a hash of its compact JSON, so that sending the same
 ///   record twice updates instead of duplicating.
 ///
-/// Records that are not JSON objects fail with status 422 and a `missing_field` error. Every
-/// response has `ignored: false`.
+/// Records that are not JSON objects fail with status 422 and a `missing_field` error.
+///
+/// **Idempotent imports.** When the deployment provides a [`Dedup`] service and the call has
+/// an `_importId`, every record is checked before it is written, keyed (within the import) on
+/// its `id` field when it has one (`42` and `"42"` are the same target record), otherwise on
+/// the whole record. A record already imported — in an earlier call, e.g. a retried page, or
+/// earlier in the same page — is not written again: its response is `statusCode: 200`,
+/// `ignored: true`, with the same id. Other responses have `ignored: false`. A dedup store
+/// failure fails the whole call with `dedup_unavailable` before anything is written. Without
+/// the service (or without `_importId`) every record is written.
+///
+/// The check marks a record as imported *before* it is written. That is right here, where the
+/// write cannot fail; a wrapper whose target can fail should use
+/// `integrator_lambda::aws::idempotency` per record instead (its lock is released when the
+/// write fails, so a retry writes the record then).
 pub async fn upsert_records(
-    _inv: Invocation,
+    inv: Invocation,
     options: ImportOptions,
 ) -> ExtResult<Vec<SubmitResponse>> {
-    Ok(options
+    let planned: Vec<Result<String, String>> = options
         .post_map_data
         .iter()
         .enumerate()
-        .map(|(index, record)| {
-            let Value::Object(fields) = record else {
-                return SubmitResponse::failed(
-                    422,
-                    vec![RecordError::new(
-                        "missing_field",
-                        format!("record {index} is not an object, so it has no id field"),
-                    )],
-                );
-            };
-            let id = match fields.get("id") {
-                Some(Value::String(s)) if !s.is_empty() => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => derived_id(record),
-            };
-            SubmitResponse::ok(id)
+        .map(|(index, record)| target_id(index, record))
+        .collect();
+    let dedup = inv.service::<Dedup>();
+    let scope = options
+        .import_id
+        .as_deref()
+        .filter(|id| !id.is_empty())
+        .map(|id| format!("import:{id}"));
+    let already = match (dedup, scope) {
+        (Some(dedup), Some(scope)) => {
+            already_imported(&dedup, &scope, &options.post_map_data, &planned).await?
+        }
+        (Some(_), None) => {
+            tracing::warn!("upsertRecords: no _importId, so records are not deduplicated");
+            vec![false; planned.len()]
+        }
+        _ => vec![false; planned.len()],
+    };
+    Ok(planned
+        .into_iter()
+        .zip(already)
+        .map(|(plan, already)| match plan {
+            Ok(id) if already => {
+                let mut response = SubmitResponse::ok(id);
+                response.ignored = Some(true);
+                response
+            }
+            // A real wrapper writes the record to the target here.
+            Ok(id) => SubmitResponse::ok(id),
+            Err(message) => {
+                SubmitResponse::failed(422, vec![RecordError::new("missing_field", message)])
+            }
         })
         .collect())
+}
+
+/// The id the target uses for `record`, or why it has none.
+fn target_id(index: usize, record: &Value) -> Result<String, String> {
+    let Value::Object(fields) = record else {
+        return Err(format!(
+            "record {index} is not an object, so it has no id field"
+        ));
+    };
+    Ok(match own_id(fields.get("id")) {
+        Some(id) => id,
+        None => derived_id(record),
+    })
+}
+
+/// The record's own `id`: a non-empty string, or a number as a string.
+fn own_id(id: Option<&Value>) -> Option<String> {
+    match id {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// For each record, whether it was imported before (failed records are not checked).
+async fn already_imported(
+    dedup: &Dedup,
+    scope: &str,
+    records: &[Value],
+    planned: &[Result<String, String>],
+) -> ExtResult<Vec<bool>> {
+    let (positions, keys): (Vec<usize>, Vec<DedupKey>) = records
+        .iter()
+        .zip(planned)
+        .enumerate()
+        .filter(|(_, (_, plan))| plan.is_ok())
+        .map(|(i, (record, _))| {
+            let key = match record.get("id").and_then(|id| own_id(Some(id))) {
+                Some(id) => DedupKey::from_values(scope, &[Some(&Value::String(id))]),
+                None => DedupKey::from_record(scope, record),
+            };
+            (i, key)
+        })
+        .unzip();
+    let sightings = check_keys(dedup, &keys, DEDUP_CONCURRENCY)
+        .await
+        .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))?;
+    let mut already = vec![false; records.len()];
+    for (i, s) in positions.into_iter().zip(sightings) {
+        if let Some(a) = already.get_mut(i) {
+            *a = s == Sighting::Duplicate;
+        }
+    }
+    Ok(already)
 }
 
 /// `fnv-` and the 64-bit FNV-1a hash of `record`'s compact JSON, in hex. Stable across Rust
@@ -80,8 +167,90 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use integrator_lambda::aws::dedup::MemoryDedup;
+    use integrator_lambda::dispatch::Services;
     use serde_json::json;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    fn with_dedup() -> Invocation {
+        Invocation::for_test("upsertRecords", Duration::from_secs(5)).with_services(
+            Services::new().with(Arc::new(Dedup::new(Arc::new(MemoryDedup::default())))),
+        )
+    }
+
+    fn options(import_id: Option<&str>, records: Value) -> ImportOptions {
+        let mut o = json!({
+            "connection": {"unencrypted": {}, "encrypted": {}},
+            "preMapData": records.clone(),
+            "postMapData": records
+        });
+        if let Some(id) = import_id {
+            o["_importId"] = json!(id);
+        }
+        serde_json::from_value(o).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_retried_page_does_not_import_a_record_twice() {
+        let inv = with_dedup();
+        let page = json!([{"id": "C-1"}, {"name": "no id"}, {"id": 42}, "not an object"]);
+        let first = upsert_records(inv.clone(), options(Some("imp-1"), page.clone()))
+            .await
+            .unwrap();
+        let no_id = derived_id(&json!({"name": "no id"}));
+        let failed = json!({"statusCode": 422, "errors": [{"code": "missing_field", "message": "record 3 is not an object, so it has no id field"}], "ignored": false});
+        assert_eq!(
+            serde_json::to_value(&first).unwrap(),
+            json!([
+                {"statusCode": 200, "ignored": false, "id": "C-1"},
+                {"statusCode": 200, "ignored": false, "id": no_id},
+                {"statusCode": 200, "ignored": false, "id": "42"},
+                failed
+            ])
+        );
+        let retry = upsert_records(inv.clone(), options(Some("imp-1"), page.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(&retry).unwrap(),
+            json!([
+                {"statusCode": 200, "ignored": true, "id": "C-1"},
+                {"statusCode": 200, "ignored": true, "id": no_id},
+                {"statusCode": 200, "ignored": true, "id": "42"},
+                failed
+            ])
+        );
+        // A partly new page: only the new records are imported; "42" as a string is the same
+        // target record as 42.
+        let mixed = upsert_records(
+            inv.clone(),
+            options(
+                Some("imp-1"),
+                json!([{"id": "42", "v": 2}, {"id": "C-2"}, {"id": "C-2"}]),
+            ),
+        )
+        .await
+        .unwrap();
+        let ignored: Vec<_> = mixed.iter().map(|r| r.ignored).collect();
+        assert_eq!(ignored, [Some(true), Some(false), Some(true)]);
+        // Another import keeps its own record of what it imported.
+        let other = upsert_records(inv, options(Some("imp-2"), page))
+            .await
+            .unwrap();
+        assert!(other.iter().all(|r| r.ignored == Some(false)));
+    }
+
+    #[tokio::test]
+    async fn without_an_import_id_nothing_is_deduplicated() {
+        let inv = with_dedup();
+        for _ in 0..2 {
+            let out = upsert_records(inv.clone(), options(None, json!([{"id": 1}])))
+                .await
+                .unwrap();
+            assert_eq!(out[0].ignored, Some(false));
+        }
+    }
 
     #[test]
     fn fnv1a_matches_reference_vectors() {

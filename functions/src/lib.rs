@@ -8,7 +8,7 @@
 //!
 //! | module | binary | functions |
 //! |---|---|---|
-//! | [`pre_save_page`] | `pre-save-page` | `dropEmptyRecords` |
+//! | [`pre_save_page`] | `pre-save-page` | `dropEmptyRecords`, `dropDuplicates` |
 //! | [`pre_map`] | `pre-map` | `flattenRecords` |
 //! | [`post_map`] | `post-map` | `normalizeFields` |
 //! | [`post_submit`] | `post-submit` | `tagFailures` |
@@ -20,6 +20,7 @@
 //! | [`steps`] | `steps` | `installConnector`, `runInstallStep`, `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep` |
 //! | [`settings`] | `settings` | `settingsForm`, `validateSettings`, `createChild`, `changeEdition`, `persistSettings`, `refreshMetadata`, `mappingMetadata` |
 //! | [`diagnostics`] | `serve` only | `panicDemo`, `sleepDemo` |
+//! | [`incoming`] | `incoming` (and `serve`) | `POST /incoming/{endpoint}` webhooks; default endpoint `demo` |
 //!
 //! To add a function: write `async fn f(inv: Invocation, options: <Kind>Options) ->
 //! ExtResult<<Result>>` in the module of its extension point, register it in that module's
@@ -33,6 +34,7 @@ pub mod diagnostics;
 pub mod export;
 pub mod fields;
 pub mod import;
+pub mod incoming;
 pub mod ping;
 pub mod post_aggregate;
 pub mod post_map;
@@ -84,8 +86,10 @@ mod tests {
                 "changeEdition",
                 "checkConnection",
                 "createChild",
+                "dropDuplicates",
                 "dropEmptyRecords",
                 "flattenRecords",
+                "hooks.dropDuplicates",
                 "hooks.dropEmptyRecords",
                 "hooks.flattenRecords",
                 "hooks.logAggregate",

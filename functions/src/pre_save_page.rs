@@ -6,17 +6,20 @@
 //! `{data, errors, abort}`. Setting `abort: true` stops the flow; adding to `errors` records a
 //! problem on the export without stopping anything.
 //!
-//! Register it on the export as the preSavePage hook with function name `dropEmptyRecords`.
+//! Register it on the export as the preSavePage hook with function name `dropEmptyRecords`
+//! or `dropDuplicates`.
 
 use crate::fields;
+use integrator_lambda::aws::dedup::{Dedup, KeyFields, MAX_KEY_FIELDS, Sighting, check_keys};
 use integrator_lambda::protocol::types::{PreSavePageOptions, PreSavePageResult};
-use integrator_lambda::{ExtResult, Invocation, Module};
+use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::{Value, json};
 
-/// The functions of this extension point: `dropEmptyRecords`.
+/// The functions of this extension point: `dropEmptyRecords`, `dropDuplicates`.
 pub fn module() -> Module {
     let mut m = Module::new();
     m.pre_save_page("dropEmptyRecords", drop_empty_records);
+    m.pre_save_page("dropDuplicates", drop_duplicates);
     m
 }
 
@@ -71,10 +74,357 @@ fn drop_error(message: String) -> Value {
     json!({"code": "missing_required_field", "message": message, "source": "preSavePage"})
 }
 
+/// How many dedup checks `dropDuplicates` keeps in flight at once.
+pub const DEDUP_CONCURRENCY: usize = 16;
+
+/// What `dropDuplicates` does with a record it has seen before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupMode {
+    /// Leave it out of the page (the default).
+    Drop,
+    /// Keep it, and report it in `errors`.
+    Mark,
+}
+
+/// `dropDuplicates`' settings: `settings.dedupFields` and `settings.dedupMode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DedupSettings {
+    pub fields: KeyFields,
+    pub mode: DedupMode,
+}
+
+impl DedupSettings {
+    /// Read and validate the settings; any mistake is an `invalid_settings` error.
+    pub fn from_settings(settings: Option<&Value>) -> ExtResult<Self> {
+        let invalid_fields = || {
+            ExtError::with_code(
+                "invalid_settings",
+                format!(
+                    "settings.dedupFields must be an array of 1 to {MAX_KEY_FIELDS} field paths such as \"customer.id\" or \"lines.0.sku\"."
+                ),
+            )
+        };
+        let paths: Vec<&str> = match settings.and_then(|s| s.get("dedupFields")) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.as_str().ok_or_else(invalid_fields))
+                .collect::<ExtResult<_>>()?,
+            _ => return Err(invalid_fields()),
+        };
+        let fields = KeyFields::new(paths).map_err(|_| invalid_fields())?;
+        let mode = match settings.and_then(|s| s.get("dedupMode")) {
+            None | Some(Value::Null) => DedupMode::Drop,
+            Some(Value::String(m)) if m == "drop" => DedupMode::Drop,
+            Some(Value::String(m)) if m == "mark" => DedupMode::Mark,
+            Some(_) => {
+                return Err(ExtError::with_code(
+                    "invalid_settings",
+                    "settings.dedupMode must be \"drop\" (the default) or \"mark\".",
+                ));
+            }
+        };
+        Ok(Self { fields, mode })
+    }
+}
+
+/// `dropDuplicates`: leave out records this export has already delivered.
+///
+/// Settings:
+///
+/// - `dedupFields` (required): 1 to 5 dotted field paths whose values identify a record, e.g.
+///   `["id"]` or `["customer.id", "lines.0.sku"]` (a numeric segment indexes an array);
+/// - `dedupMode`: `"drop"` (default) leaves duplicates out of the page silently; `"mark"` keeps
+///   them and reports each in `errors`, after the errors the page already had:
+///
+/// ```json
+/// {"code": "duplicate_record", "message": "record 3 was already seen by this export", "source": "dropDuplicates"}
+/// ```
+///
+/// Keys are scoped to the export (`_exportId`, or `_flowId` when there is none) and to the
+/// configured field list, so changing `dedupFields` starts afresh instead of comparing
+/// unrelated values. A key is remembered for 7 days (`EXTENSION_DEDUP_TTL_SECS`) after the
+/// **last** time it was seen. Two identical records in one page: the first is kept, the second
+/// is a duplicate. The order of the kept records is unchanged.
+///
+/// Records that have none of the fields (all absent or `null`) are kept and not remembered:
+/// a missing id never makes records look alike. In `preview` the page is returned unchanged
+/// and nothing is remembered, so previewing an export does not hide records from its next
+/// run.
+///
+/// Errors: `invalid_settings` for missing or invalid settings; `missing_scope` without
+/// `_exportId` and `_flowId`; `dedup_unavailable` when the deployment has no dedup store or
+/// the store fails (the page fails rather than let duplicates through).
+pub async fn drop_duplicates(
+    inv: Invocation,
+    options: PreSavePageOptions,
+) -> ExtResult<PreSavePageResult> {
+    let settings = DedupSettings::from_settings(options.settings.as_ref())?;
+    let Some(dedup) = inv.service::<Dedup>() else {
+        return Err(ExtError::with_code(
+            "dedup_unavailable",
+            "dropDuplicates needs a dedup store, and this deployment provides none.",
+        ));
+    };
+    let owner = match (&options.export_id, &options.flow_id) {
+        (Some(id), _) if !id.is_empty() => format!("export:{id}"),
+        (_, Some(id)) if !id.is_empty() => format!("flow:{id}"),
+        _ => {
+            return Err(ExtError::with_code(
+                "missing_scope",
+                "dropDuplicates needs _exportId or _flowId to know whose records it has seen.",
+            ));
+        }
+    };
+    if options.preview == Some(true) {
+        return Ok(PreSavePageResult::new(options.data, options.errors));
+    }
+    let scope = format!(
+        "preSavePage.dropDuplicates\u{1f}{owner}\u{1f}{}",
+        settings.fields.paths().join("\u{1f}")
+    );
+    let (positions, keys): (Vec<usize>, Vec<_>) = options
+        .data
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| settings.fields.any_present(r))
+        .map(|(i, r)| (i, settings.fields.key(&scope, r)))
+        .unzip();
+    let sightings = check_keys(&dedup, &keys, DEDUP_CONCURRENCY)
+        .await
+        .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))?;
+    let mut duplicate = vec![false; options.data.len()];
+    for (i, s) in positions.into_iter().zip(sightings) {
+        if let Some(d) = duplicate.get_mut(i) {
+            *d = s == Sighting::Duplicate;
+        }
+    }
+    let mut errors = options.errors;
+    let mut kept = Vec::with_capacity(options.data.len());
+    for (index, (record, dup)) in options.data.into_iter().zip(duplicate).enumerate() {
+        match (dup, settings.mode) {
+            (false, _) => kept.push(record),
+            (true, DedupMode::Drop) => {}
+            (true, DedupMode::Mark) => {
+                errors.push(json!({
+                    "code": "duplicate_record",
+                    "message": format!("record {index} was already seen by this export"),
+                    "source": "dropDuplicates"
+                }));
+                kept.push(record);
+            }
+        }
+    }
+    Ok(PreSavePageResult::new(kept, errors))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use integrator_lambda::aws::dedup::{DedupStore, MemoryDedup, StoreError};
+    use integrator_lambda::dispatch::Services;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    fn dedup_inv() -> (Invocation, Arc<Dedup>) {
+        let dedup = Arc::new(Dedup::new(Arc::new(MemoryDedup::default())));
+        let inv = Invocation::for_test("dropDuplicates", Duration::from_secs(5))
+            .with_services(Services::new().with(dedup.clone()));
+        (inv, dedup)
+    }
+
+    fn page(v: Value) -> PreSavePageOptions {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn drop_duplicates_drops_records_seen_before_and_keeps_order() {
+        let (inv, _) = dedup_inv();
+        let settings = json!({"dedupFields": ["id", "lines.0.sku"]});
+        let first = drop_duplicates(
+            inv.clone(),
+            page(json!({
+                "data": [
+                    {"id": 1, "lines": [{"sku": "A"}]},
+                    {"id": 2, "lines": [{"sku": "A"}]},
+                    {"id": 1, "lines": [{"sku": "A"}], "note": "same key, other content"},
+                    {"id": 1, "lines": [{"sku": "B"}]}
+                ],
+                "errors": [{"code": "earlier"}],
+                "_exportId": "e1",
+                "settings": settings
+            })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&first).unwrap(),
+            json!({
+                "data": [
+                    {"id": 1, "lines": [{"sku": "A"}]},
+                    {"id": 2, "lines": [{"sku": "A"}]},
+                    {"id": 1, "lines": [{"sku": "B"}]}
+                ],
+                "errors": [{"code": "earlier"}],
+                "abort": false,
+                "newErrorsAndRetryData": []
+            })
+        );
+        let retried = drop_duplicates(
+            inv.clone(),
+            page(json!({
+                "data": [{"id": 3, "lines": [{"sku": "A"}]}, {"id": 2, "lines": [{"sku": "A"}]}, {"id": 4}],
+                "_exportId": "e1",
+                "settings": settings
+            })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            retried.data,
+            vec![json!({"id": 3, "lines": [{"sku": "A"}]}), json!({"id": 4})]
+        );
+        // Another export has its own keys.
+        let other = drop_duplicates(
+            inv,
+            page(json!({"data": [{"id": 2, "lines": [{"sku": "A"}]}], "_exportId": "e2", "settings": settings})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(other.data.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn drop_duplicates_mark_mode_keeps_and_reports() {
+        let (inv, _) = dedup_inv();
+        let settings = json!({"dedupFields": ["customer.id"], "dedupMode": "mark"});
+        let out = drop_duplicates(
+            inv,
+            page(json!({
+                "data": [{"customer": {"id": 7}}, {"customer": {"id": 8}}, {"customer": {"id": 7}}],
+                "errors": [{"code": "earlier"}],
+                "_flowId": "f1",
+                "settings": settings
+            })),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.data.len(), 3);
+        assert_eq!(
+            out.errors,
+            vec![
+                json!({"code": "earlier"}),
+                json!({"code": "duplicate_record", "message": "record 2 was already seen by this export", "source": "dropDuplicates"})
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn drop_duplicates_keeps_records_without_key_fields_and_skips_preview() {
+        let (inv, _) = dedup_inv();
+        let settings = json!({"dedupFields": ["id"]});
+        let out = drop_duplicates(
+            inv.clone(),
+            page(json!({"data": [{"x": 1}, {"id": null}, {"x": 1}, null], "_exportId": "e", "settings": settings})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.data.len(), 4);
+        let preview = page(
+            json!({"data": [{"id": 1}], "_exportId": "e", "preview": true, "settings": settings}),
+        );
+        assert_eq!(
+            drop_duplicates(inv.clone(), preview.clone())
+                .await
+                .unwrap()
+                .data
+                .len(),
+            1
+        );
+        assert_eq!(
+            drop_duplicates(inv.clone(), preview)
+                .await
+                .unwrap()
+                .data
+                .len(),
+            1
+        );
+        let real = page(json!({"data": [{"id": 1}], "_exportId": "e", "settings": settings}));
+        assert_eq!(
+            drop_duplicates(inv, real).await.unwrap().data.len(),
+            1,
+            "previews remembered nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn drop_duplicates_rejects_bad_settings_and_missing_services() {
+        let (inv, _) = dedup_inv();
+        for settings in [
+            json!(null),
+            json!({}),
+            json!({"dedupFields": "id"}),
+            json!({"dedupFields": []}),
+            json!({"dedupFields": ["id", ""]}),
+            json!({"dedupFields": [1]}),
+            json!({"dedupFields": ["a", "b", "c", "d", "e", "f"]}),
+            json!({"dedupFields": ["id"], "dedupMode": "delete"}),
+        ] {
+            let err = drop_duplicates(
+                inv.clone(),
+                page(json!({"data": [], "_exportId": "e", "settings": settings})),
+            )
+            .await
+            .unwrap_err();
+            assert_eq!(err.code.as_deref(), Some("invalid_settings"), "{settings}");
+        }
+        let ok_settings = json!({"dedupFields": ["id"]});
+        let err = drop_duplicates(
+            inv,
+            page(json!({"data": [{"id": 1}], "settings": ok_settings})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("missing_scope"));
+        let err = drop_duplicates(
+            Invocation::for_test("dropDuplicates", Duration::from_secs(5)),
+            page(json!({"data": [{"id": 1}], "_exportId": "e", "settings": ok_settings})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("dedup_unavailable"));
+    }
+
+    struct Down;
+    #[async_trait::async_trait]
+    impl DedupStore for Down {
+        async fn check(
+            &self,
+            _: &integrator_lambda::aws::dedup::DedupKey,
+            _: Duration,
+        ) -> Result<Sighting, StoreError> {
+            Err(StoreError("ServiceUnavailable".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn drop_duplicates_fails_the_page_when_the_store_fails() {
+        let inv = Invocation::for_test("dropDuplicates", Duration::from_secs(5))
+            .with_services(Services::new().with(Arc::new(Dedup::new(Arc::new(Down)))));
+        let err = drop_duplicates(
+            inv,
+            page(
+                json!({"data": [{"id": 1}], "_exportId": "e", "settings": {"dedupFields": ["id"]}}),
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("dedup_unavailable"));
+        assert!(
+            err.message.contains("ServiceUnavailable"),
+            "{}",
+            err.message
+        );
+    }
 
     fn inv() -> Invocation {
         Invocation::for_test("dropEmptyRecords", Duration::from_secs(5))

@@ -2,6 +2,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
+//! | `INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET` | name of a secret holding the token(s) (KMS-encrypted; see `aws::secrets`) | none |
 //! | `INTEGRATOR_EXTENSION_SYSTEM_TOKEN` | system token(s) accepted on `POST /function`; several, separated by commas, during a rotation | none: every `POST /function` gets 401 |
 //! | `EXTENSION_DIY` | serve the module for `diy` calls | `true` |
 //! | `EXTENSION_CONNECTOR_IDS` | serve the module for these `_connectorId`s (comma-separated) | none |
@@ -14,6 +15,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 pub const TOKEN_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN";
+/// Name of a secret (see [`crate::aws::secrets`]) holding the system token(s); preferred over
+/// the plain variable on AWS.
+pub const TOKEN_SECRET_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET";
 pub const DEFAULT_PORT: u16 = 8080;
 
 fn var(name: &str) -> Option<String> {
@@ -51,7 +55,28 @@ pub fn extension_from_env(module: Module) -> Result<Extension, ConfigError> {
 
 /// The system tokens from `INTEGRATOR_EXTENSION_SYSTEM_TOKEN`.
 pub fn tokens_from_env() -> TokenSet {
-    TokenSet::parse(&var(TOKEN_VAR).unwrap_or_default())
+    let raw = var(TOKEN_VAR).unwrap_or_default();
+    for t in raw.split(|c: char| c == ',' || c.is_whitespace()) {
+        crate::telemetry::redact(t);
+    }
+    TokenSet::parse(&raw)
+}
+
+/// The system tokens: from the secret named by `INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET` when
+/// set (decrypted with KMS; a rotation takes effect at the next cold start), else from
+/// `INTEGRATOR_EXTENSION_SYSTEM_TOKEN`.
+pub async fn system_tokens(
+    store: &crate::aws::secrets::SecretStore,
+) -> Result<TokenSet, crate::aws::secrets::SecretError> {
+    use secrecy::ExposeSecret;
+    match var(TOKEN_SECRET_VAR) {
+        Some(name) => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            let value = store.get(&name, Some(deadline)).await?;
+            Ok(TokenSet::parse(value.expose_secret()))
+        }
+        None => Ok(tokens_from_env()),
+    }
 }
 
 /// The local server address from `HOST`/`PORT`.

@@ -27,6 +27,7 @@
 pub mod aws;
 pub mod config;
 pub mod dispatch;
+pub mod incoming;
 pub mod protocol;
 pub mod telemetry;
 pub mod transport;
@@ -34,14 +35,34 @@ pub mod transport;
 pub use dispatch::{ExtError, ExtResult, Extension, Invocation, Module, Reply};
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use transport::auth::TokenSet;
 use transport::http::{HttpApp, LAMBDA_BODY_LIMIT, LOCAL_BODY_LIMIT};
 
+/// How a binary is served (see [`run_with`]).
+#[derive(Default)]
+pub struct RunOptions {
+    /// Serve `POST /incoming/{endpoint}` with these endpoints (replaced by the environment's
+    /// `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` when set).
+    pub incoming: Option<incoming::IncomingConfig>,
+    /// The endpoints are the binary's purpose: fail at start-up when they cannot be served
+    /// (e.g. no queue on Lambda). Otherwise the functions are served without them.
+    pub incoming_required: bool,
+    /// Fixed system tokens (the conformance binaries) instead of the environment's.
+    pub tokens: Option<TokenSet>,
+}
+
 /// Serve `module`: as a Lambda function when `AWS_LAMBDA_RUNTIME_API` is set, otherwise as the
-/// local HTTP server. Configuration comes from the environment (see [`config`]).
+/// local HTTP server. Configuration comes from the environment (see [`config`] and [`aws`]).
 pub fn run(module: Module) -> ExitCode {
+    run_with(module, RunOptions::default())
+}
+
+/// [`run`] with options (incoming endpoints, fixed tokens).
+pub fn run_with(module: Module, options: RunOptions) -> ExitCode {
     telemetry::init();
     match config::extension_from_env(module) {
-        Ok(ext) => run_extension(ext),
+        Ok(ext) => serve(ext, options),
         Err(e) => {
             tracing::error!(error = %e, "invalid extension configuration");
             ExitCode::FAILURE
@@ -51,11 +72,24 @@ pub fn run(module: Module) -> ExitCode {
 
 /// Serve an already-built [`Extension`] (e.g. with several connector modules).
 pub fn run_extension(ext: Extension) -> ExitCode {
-    run_app(ext, config::tokens_from_env())
+    serve(ext, RunOptions::default())
 }
 
-/// Serve `ext` with an explicit token set (the conformance binaries use a fixed token).
-pub fn run_app(ext: Extension, tokens: transport::auth::TokenSet) -> ExitCode {
+/// Serve `ext` with a fixed token set (the conformance binaries use `SYS_TOKEN`).
+pub fn run_app(ext: Extension, tokens: TokenSet) -> ExitCode {
+    serve(
+        ext,
+        RunOptions {
+            tokens: Some(tokens),
+            ..RunOptions::default()
+        },
+    )
+}
+
+/// The one serving path of every binary: build the AWS capabilities (secrets, dedup store,
+/// idempotency store, queue) from the environment, hand them to the functions, resolve the
+/// system token, add the incoming endpoints, then run on Lambda or locally.
+pub fn serve(ext: Extension, options: RunOptions) -> ExitCode {
     telemetry::init();
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -64,25 +98,52 @@ pub fn run_app(ext: Extension, tokens: transport::auth::TokenSet) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if tokens.is_empty() {
-        tracing::warn!(
-            "{} is not set: POST /function will answer 401",
-            config::TOKEN_VAR
-        );
-    }
-    tracing::info!(functions = %ext.describe(), tokens = tokens.len(), "extension loaded");
     let result = rt.block_on(async move {
-        if config::on_lambda() {
-            transport::lambda::run(HttpApp::new(ext, tokens, LAMBDA_BODY_LIMIT))
+        let caps = aws::Capabilities::from_env().await;
+        let services = caps.services(ext.services());
+        let ext = ext.with_services(services);
+        let tokens = match options.tokens {
+            Some(t) => t,
+            None => config::system_tokens(&caps.secrets)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        if tokens.is_empty() {
+            tracing::warn!(
+                "{} is not set: POST /function will answer 401",
+                config::TOKEN_VAR
+            );
+        }
+        let incoming = match options.incoming {
+            None => None,
+            Some(defaults) => incoming_app(&caps, defaults, options.incoming_required)?,
+        };
+        tracing::info!(
+            functions = %ext.describe(),
+            endpoints = ?incoming.as_ref().map(|i| i.endpoint_names()),
+            tokens = tokens.len(),
+            backend = ?caps.backend,
+            "extension loaded"
+        );
+        let on_lambda = config::on_lambda();
+        let mut app = HttpApp::new(
+            ext,
+            tokens,
+            if on_lambda {
+                LAMBDA_BODY_LIMIT
+            } else {
+                LOCAL_BODY_LIMIT
+            },
+        );
+        if let Some(i) = incoming {
+            app = app.with_incoming(Arc::new(i));
+        }
+        if on_lambda {
+            transport::lambda::run(app).await.map_err(|e| e.to_string())
+        } else {
+            transport::server::serve(app, config::listen_addr())
                 .await
                 .map_err(|e| e.to_string())
-        } else {
-            transport::server::serve(
-                HttpApp::new(ext, tokens, LOCAL_BODY_LIMIT),
-                config::listen_addr(),
-            )
-            .await
-            .map_err(|e| e.to_string())
         }
     });
     match result {
@@ -94,6 +155,37 @@ pub fn run_app(ext: Extension, tokens: transport::auth::TokenSet) -> ExitCode {
     }
 }
 
+/// The incoming endpoints over the process's dedup store, queue and secret store.
+fn incoming_app(
+    caps: &aws::Capabilities,
+    defaults: incoming::IncomingConfig,
+    required: bool,
+) -> Result<Option<incoming::IncomingApp>, String> {
+    let config = incoming::IncomingConfig::from_env_or(defaults).map_err(|e| e.to_string())?;
+    let outbox = match (&caps.outbox, caps.backend) {
+        (Some(o), _) => o.clone(),
+        (None, aws::Backend::Embedded) => {
+            aws::queue::Outbox(Arc::new(aws::queue::MemoryQueue::default()))
+        }
+        (None, aws::Backend::Aws) => {
+            let problem =
+                "EXTENSION_QUEUE_URL is not set: accepted events would have nowhere to go";
+            if required {
+                return Err(problem.into());
+            }
+            tracing::error!("incoming endpoints disabled: {problem}");
+            return Ok(None);
+        }
+    };
+    if caps.backend == aws::Backend::Embedded {
+        tracing::warn!("incoming: accepted events stay in this process (in-memory queue)");
+    }
+    let services = incoming::IncomingServices::new(caps.dedup.clone(), outbox)
+        .with_resolver(caps.secrets.clone());
+    incoming::IncomingApp::new(config, services)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
 /// The multi-threaded runtime every binary uses: at least two workers, so the deadline timer
 /// still fires while a handler hogs a thread.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

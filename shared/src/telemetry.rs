@@ -2,37 +2,275 @@
 //!
 //! The runtime logs the whole raw event at TRACE level, and integrator.io payloads carry
 //! bearer tokens and connection data, so the Lambda runtime crates are capped at DEBUG whatever
-//! level is asked for.
+//! level is asked for. The AWS SDK's runtime and the HTTP stack are capped the same way: at
+//! TRACE the SDK logs every request it sends, body and headers included, and a KMS `Encrypt`
+//! body carries the plaintext (base64) while the headers carry the session token.
+//!
+//! # Redaction
+//!
+//! Every secret the process loads (see [`crate::aws::secrets::SecretStore`]) is registered with
+//! [`redact`]. The subscriber installed by [`init`] (and by [`subscriber_for`]) writes through a
+//! [`RedactingWriter`]: each formatted event is buffered whole and every registered value is
+//! replaced by [`REDACTED`] before the line reaches stderr, whatever the level, the format
+//! (text or JSON) or the way the value was logged (`{}`, `{:?}`, inside a bigger `{:?}`).
+//!
+//! What it cannot catch: a value that is transformed before it is logged (a substring, a hash,
+//! upper-cased, split across two events, or encoded in a way other than the ones listed in
+//! [`redact`]). Never log secrets on purpose; redaction is the safety net.
 
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use tracing::{Metadata, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
-const RUNTIME_CAP: &str = "lambda_runtime=debug,lambda_runtime_api_client=debug,lambda_http=debug";
+/// Targets capped at DEBUG. A target directive matches by prefix: `aws_smithy` covers
+/// `aws_smithy_runtime`, `aws_smithy_http_client`…, `aws_sdk` every service client.
+const RUNTIME_CAP: &str = "lambda_runtime=debug,lambda_runtime_api_client=debug,lambda_http=debug,\
+aws_smithy=debug,aws_sigv4=debug,aws_runtime=debug,aws_config=debug,aws_credential_types=debug,\
+aws_sdk=debug,hyper=debug,hyper_util=debug,h2=debug,rustls=debug";
 
-/// Install the global subscriber and a panic hook that logs through it. Safe to call twice.
+/// What a registered value is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Values shorter than this many bytes are not registered. A 1–3 byte "secret" (`"1"`, `"id"`,
+/// `"abc"`) occurs inside almost every log line: replacing it would shred the logs (numbers,
+/// words, JSON keys) and the pattern of `[REDACTED]` marks would itself reveal the value. Such a
+/// value gives no protection anyway; real secrets are longer.
+pub const MIN_REDACT_LEN: usize = 4;
+
+/// Registered values (every encoded variant), longest first.
+static REGISTRY: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Register `value` so that it never appears in the logs written by [`RedactingWriter`].
+///
+/// Besides the value itself, the forms it takes in log output are registered too: escaped as
+/// `{:?}` prints it (quotes, backslashes, control characters), escaped as a JSON string (the
+/// JSON log format), both (a `{:?}` field inside a JSON line) and standard base64 (how AWS
+/// request bodies carry binary data). Values shorter than [`MIN_REDACT_LEN`] bytes are ignored
+/// (see there why). Registering the same value twice is harmless.
+pub fn redact(value: &str) {
+    if value.len() < MIN_REDACT_LEN {
+        return;
+    }
+    let debug = format!("{value:?}");
+    let debug = unquote(&debug);
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = unquote(&json);
+    let json_of_debug = serde_json::to_string(debug).unwrap_or_default();
+    let json_of_debug = unquote(&json_of_debug);
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(value.as_bytes())
+    };
+    let variants = [value, debug, json, json_of_debug, b64.as_str()];
+    let mut reg = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+    let mut changed = false;
+    for v in variants {
+        if v.len() >= MIN_REDACT_LEN && !reg.iter().any(|r| r == v) {
+            reg.push(v.to_owned());
+            changed = true;
+        }
+    }
+    if changed {
+        reg.sort_by_key(|r| std::cmp::Reverse(r.len()));
+    }
+}
+
+fn unquote(s: &str) -> &str {
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+}
+
+/// `text` with every registered value replaced by [`REDACTED`] (overlapping or adjacent
+/// occurrences become one mark).
+pub fn redact_text(text: &str) -> Cow<'_, str> {
+    let reg = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
+    if reg.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for pattern in reg.iter() {
+        ranges.extend(
+            text.match_indices(pattern.as_str())
+                .map(|(i, m)| (i, i + m.len())),
+        );
+    }
+    drop(reg);
+    if ranges.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    ranges.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut pos = 0;
+    let mut iter = ranges.into_iter().peekable();
+    while let Some((start, mut end)) = iter.next() {
+        while let Some(&(s, e)) = iter.peek() {
+            if s > end {
+                break;
+            }
+            end = end.max(e);
+            iter.next();
+        }
+        // Patterns and text are UTF-8, so matches start and end on character boundaries.
+        out.push_str(&text[pos..start]);
+        out.push_str(REDACTED);
+        pos = end;
+    }
+    out.push_str(&text[pos..]);
+    Cow::Owned(out)
+}
+
+/// A [`MakeWriter`] that redacts registered values (see [`redact`]) from everything written
+/// through it. Each writer it makes buffers one formatted event and writes it, redacted, to the
+/// inner writer when dropped (the `fmt` layer makes one writer per event), so a value is never
+/// split between two writes.
+#[derive(Debug, Clone, Default)]
+pub struct RedactingWriter<M> {
+    inner: M,
+}
+
+impl<M> RedactingWriter<M> {
+    pub fn new(inner: M) -> Self {
+        Self { inner }
+    }
+}
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingWriter<M> {
+    type Writer = RedactingGuard<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingGuard {
+            inner: self.inner.make_writer(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
+        RedactingGuard {
+            inner: self.inner.make_writer_for(meta),
+            buf: Vec::new(),
+        }
+    }
+}
+
+/// One event's buffer; see [`RedactingWriter`].
+pub struct RedactingGuard<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Write for RedactingGuard<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    /// Does nothing: the event is written when the guard is dropped, whole.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> Drop for RedactingGuard<W> {
+    fn drop(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.buf);
+        let _ = self.inner.write_all(redact_text(&text).as_bytes());
+        let _ = self.inner.flush();
+        drop(text);
+        // The unredacted text held the secret: do not leave it in freed memory.
+        secrecy::zeroize::Zeroize::zeroize(&mut self.buf);
+    }
+}
+
+/// An in-memory log sink (for tests): a cloneable [`MakeWriter`] whose output is read back with
+/// [`LogCapture::contents`].
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Everything written so far.
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+}
+
+/// The writer of a [`LogCapture`].
+pub struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CaptureWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogCapture {
+    type Writer = CaptureWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        CaptureWriter(self.0.clone())
+    }
+}
+
+/// The subscriber [`init`] installs, writing to `make_writer` through a [`RedactingWriter`]:
+/// `level` is an `EnvFilter` directive (`info`, `trace`, `my_crate=debug`…; an invalid one
+/// falls back to `info`), capped for the runtime and SDK crates; `json` selects the Lambda JSON
+/// format, else compact text without colours.
+///
+/// Tests install it with `tracing::subscriber::with_default` (or `set_default`) over a
+/// [`LogCapture`] to check what would reach the logs.
+pub fn subscriber_for<W>(
+    make_writer: W,
+    json: bool,
+    level: &str,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(format!("{level},{RUNTIME_CAP}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{RUNTIME_CAP}")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(RedactingWriter::new(make_writer));
+    if json {
+        Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .without_time()
+                .finish(),
+        )
+    } else {
+        Box::new(builder.with_ansi(false).compact().finish())
+    }
+}
+
+/// Install the global subscriber (stderr, redacting) and a panic hook that logs through it.
+/// Safe to call twice.
 pub fn init() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into())
         .to_lowercase();
-    let filter = EnvFilter::try_new(format!("{level},{RUNTIME_CAP}"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
         || std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr);
-    let installed = if json {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .without_time()
-            .try_init()
-            .is_ok()
-    } else {
-        builder.with_ansi(false).compact().try_init().is_ok()
-    };
+    let installed =
+        tracing::subscriber::set_global_default(subscriber_for(io::stderr, json, &level)).is_ok();
     if installed {
         std::panic::set_hook(Box::new(|info| {
             let location = info
@@ -49,4 +287,90 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
         .copied()
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("non-string panic payload")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_values_are_ignored() {
+        redact("xyz");
+        assert_eq!(redact_text("xyz and more"), "xyz and more");
+    }
+
+    #[test]
+    fn replaces_raw_and_escaped_forms() {
+        let secret = "unit-\"quoted\"\\path-3f9a";
+        redact(secret);
+        let debug = format!("{secret:?}");
+        let json = serde_json::to_string(secret).unwrap();
+        let json_of_debug = serde_json::to_string(&debug).unwrap();
+        for text in [secret.to_owned(), debug, json, json_of_debug] {
+            let out = redact_text(&text);
+            assert!(out.contains(REDACTED), "{text} -> {out}");
+            assert!(!out.contains("3f9a"), "{text} -> {out}");
+        }
+        assert_eq!(redact_text("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn overlapping_values_become_one_mark() {
+        redact("overlap-AAAA-BBBB");
+        redact("BBBB-CCCC-overlap");
+        assert_eq!(
+            redact_text("x overlap-AAAA-BBBB-CCCC-overlap y"),
+            format!("x {REDACTED} y")
+        );
+    }
+
+    #[test]
+    fn writer_redacts_each_event_whole() {
+        redact("writer-secret-77");
+        let cap = LogCapture::new();
+        let w = RedactingWriter::new(cap.clone());
+        {
+            let mut g = w.make_writer();
+            // Written in pieces that split the value: still redacted, written at drop.
+            g.write_all(b"a writer-sec").unwrap();
+            g.write_all(b"ret-77 b\n").unwrap();
+            g.flush().unwrap();
+            assert_eq!(cap.contents(), "");
+        }
+        assert_eq!(cap.contents(), format!("a {REDACTED} b\n"));
+    }
+
+    #[test]
+    fn sdk_and_runtime_trace_is_capped() {
+        let cap = LogCapture::new();
+        tracing::subscriber::with_default(subscriber_for(cap.clone(), false, "trace"), || {
+            tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "sdk-trace-line");
+            tracing::trace!(target: "aws_sigv4::http_request::sign", "sigv4-trace-line");
+            tracing::trace!(target: "lambda_runtime::layers", "runtime-trace-line");
+            tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", "sdk-debug-line");
+            tracing::trace!(target: "my_function", "app-trace-line");
+        });
+        let out = cap.contents();
+        for hidden in ["sdk-trace-line", "sigv4-trace-line", "runtime-trace-line"] {
+            assert!(!out.contains(hidden), "{out}");
+        }
+        assert!(
+            out.contains("sdk-debug-line") && out.contains("app-trace-line"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn subscriber_redacts_text_and_json() {
+        redact("subscriber-secret-42");
+        for json in [false, true] {
+            let cap = LogCapture::new();
+            tracing::subscriber::with_default(subscriber_for(cap.clone(), json, "trace"), || {
+                tracing::trace!(value = ?"subscriber-secret-42", "got {}", "subscriber-secret-42");
+            });
+            let out = cap.contents();
+            assert!(!out.contains("subscriber-secret-42"), "{out}");
+            assert!(out.contains(REDACTED), "{out}");
+        }
+    }
 }

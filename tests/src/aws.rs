@@ -32,27 +32,50 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A name unique to this test process and call: `prefix-<pid>-<n>`.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Create the extension table (partition key `pk`, TTL on `expires_at`) and return its name.
 pub async fn create_table(cfg: &SdkConfig, prefix: &str) -> String {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
     let ddb = aws_sdk_dynamodb::Client::new(cfg);
     let name = unique(prefix);
     ddb.create_table()
         .table_name(&name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().expect("attr"),
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
         )
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().expect("key"))
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
         .send()
         .await
         .expect("create table");
     ddb.update_time_to_live()
         .table_name(&name)
-        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().expect("ttl"))
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name("expires_at")
+                .enabled(true)
+                .build()
+                .expect("ttl"),
+        )
         .send()
         .await
         .expect("ttl");
@@ -62,13 +85,25 @@ pub async fn create_table(cfg: &SdkConfig, prefix: &str) -> String {
 /// Create a symmetric KMS key and return its id.
 pub async fn create_key(cfg: &SdkConfig) -> String {
     let kms = aws_sdk_kms::Client::new(cfg);
-    let k = kms.create_key().description("integrator-lambda test").send().await.expect("create key");
-    k.key_metadata().map(|m| m.key_id().to_owned()).expect("key id")
+    let k = kms
+        .create_key()
+        .description("integrator-lambda test")
+        .send()
+        .await
+        .expect("create key");
+    k.key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .expect("key id")
 }
 
 /// Create a standard SQS queue and return its URL.
 pub async fn create_queue(cfg: &SdkConfig, prefix: &str) -> String {
     let sqs = aws_sdk_sqs::Client::new(cfg);
-    let q = sqs.create_queue().queue_name(unique(prefix)).send().await.expect("create queue");
+    let q = sqs
+        .create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .expect("create queue");
     q.queue_url().expect("queue url").to_owned()
 }

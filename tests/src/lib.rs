@@ -2,6 +2,7 @@
 //! HTTP client and helpers that start the real binaries.
 
 pub mod aws;
+pub mod counting_proxy;
 pub mod http_client;
 pub mod process;
 pub mod reference;

@@ -66,6 +66,9 @@ pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/test")
         .env("AWS_REGION", "us-east-1")
+        // Never reach real AWS from a test: tests that want the emulator say `aws` and set
+        // AWS_ENDPOINT_URL.
+        .env("EXTENSION_BACKEND", "embedded")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr_target());

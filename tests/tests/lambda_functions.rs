@@ -45,17 +45,25 @@ async fn every_binary_answers_its_sample_events_in_every_shape() {
     );
     for bin in bins {
         let dir = repo_root().join("events").join(&bin);
-        let api = RuntimeApi::start().await.expect("runtime api");
-        let _f = process::lambda(
-            &process::bin(&bin),
-            &api.address(),
-            &[("INTEGRATOR_EXTENSION_SYSTEM_TOKEN", "local-dev-token")],
-        );
         let t = Duration::from_secs(30);
+        // A fresh process per shape: functions may remember what they saw (the import example
+        // marks a re-sent record as already imported), and each shape must stand on its own.
+        let once = |payload: String, cc: Option<String>| {
+            let bin = bin.clone();
+            async move {
+                let api = RuntimeApi::start().await.expect("runtime api");
+                let _f = process::lambda(
+                    &process::bin(&bin),
+                    &api.address(),
+                    &[("INTEGRATOR_EXTENSION_SYSTEM_TOKEN", "local-dev-token")],
+                );
+                api.invoke(payload, cc.as_deref(), t).await
+            }
+        };
 
         // 1. No client context: the payload is the whole envelope (sam local invoke -e).
         let invoke = read(&dir.join("invoke.json")).expect("invoke.json");
-        let via_envelope = assert_success(&bin, "invoke.json", api.invoke(invoke, None, t).await);
+        let via_envelope = assert_success(&bin, "invoke.json", once(invoke, None).await);
 
         // 2. integrator.io's Lambda stack: envelope in the client context, options as payload.
         if let (Some(cc), Some(opts)) = (
@@ -64,11 +72,7 @@ async fn every_binary_answers_its_sample_events_in_every_shape() {
         ) {
             let cc: Value = serde_json::from_str(&cc).expect("client-context.json");
             let compact = serde_json::to_string(&cc).expect("compact");
-            let via_cc = assert_success(
-                &bin,
-                "client context",
-                api.invoke(opts, Some(&compact), t).await,
-            );
+            let via_cc = assert_success(&bin, "client context", once(opts, Some(compact)).await);
             assert_eq!(
                 via_cc, via_envelope,
                 "{bin}: both Lambda shapes give the same answer"
@@ -77,7 +81,7 @@ async fn every_binary_answers_its_sample_events_in_every_shape() {
 
         // 3. Function URL (server stack on Lambda): an HTTP response object with the same body.
         if let Some(url) = read(&dir.join("function-url.json")) {
-            let body = assert_success(&bin, "function-url.json", api.invoke(url, None, t).await);
+            let body = assert_success(&bin, "function-url.json", once(url, None).await);
             let resp: Value = serde_json::from_slice(&body).expect("HTTP response JSON");
             assert_eq!(resp["statusCode"], 200, "{bin}: {resp}");
             let text = resp["body"].as_str().unwrap_or("");

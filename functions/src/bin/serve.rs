@@ -1,3 +1,8 @@
+//! Local all-in-one server (`make serve`): every extension point plus the incoming endpoints.
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::all())
+    let options = integrator_lambda::RunOptions {
+        incoming: Some(functions::incoming::default_endpoints()),
+        ..Default::default()
+    };
+    integrator_lambda::run_with(functions::all(), options)
 }

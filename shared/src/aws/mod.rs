@@ -26,12 +26,18 @@ pub enum Backend {
 }
 
 fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 impl Backend {
     pub fn from_env() -> Self {
-        match var("EXTENSION_BACKEND").map(|v| v.to_ascii_lowercase()).as_deref() {
+        match var("EXTENSION_BACKEND")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
             Some("aws") => Backend::Aws,
             Some("embedded") => Backend::Embedded,
             _ if crate::config::on_lambda() || var("AWS_ENDPOINT_URL").is_some() => Backend::Aws,
@@ -53,7 +59,8 @@ impl Resources {
     pub fn from_env() -> Self {
         Self {
             table: var("EXTENSION_TABLE").unwrap_or_else(|| "integrator-extension".into()),
-            kms_key_id: var("EXTENSION_KMS_KEY_ID").unwrap_or_else(|| "alias/integrator-extension".into()),
+            kms_key_id: var("EXTENSION_KMS_KEY_ID")
+                .unwrap_or_else(|| "alias/integrator-extension".into()),
             queue_url: var("EXTENSION_QUEUE_URL"),
             stack_name: var("EXTENSION_STACK_NAME").unwrap_or_else(|| "local".into()),
         }
@@ -65,7 +72,9 @@ static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 /// The shared SDK configuration, loaded on first use (not at cold start): region, credentials
 /// and `AWS_ENDPOINT_URL` from the environment, as the SDK's default chain reads them.
 pub async fn sdk_config() -> &'static SdkConfig {
-    SDK_CONFIG.get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load()).await
+    SDK_CONFIG
+        .get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load())
+        .await
 }
 
 /// A short description of an SDK error: the service's code and message, or the transport error.
@@ -77,10 +86,57 @@ where
     use aws_sdk_dynamodb::error::SdkError;
     match e {
         SdkError::ServiceError(se) => {
-            format!("{}: {}", se.err().code().unwrap_or("ServiceError"), se.err().message().unwrap_or(""))
+            format!(
+                "{}: {}",
+                se.err().code().unwrap_or("ServiceError"),
+                se.err().message().unwrap_or("")
+            )
         }
         SdkError::TimeoutError(_) => "request timed out".into(),
         SdkError::DispatchFailure(d) => format!("could not reach the service: {d:?}"),
         other => format!("{other:?}"),
+    }
+}
+
+/// Everything the AWS seams provide to one process, built once at start-up from the
+/// environment (no network calls: clients connect on first use).
+#[derive(Clone)]
+pub struct Capabilities {
+    pub backend: Backend,
+    pub resources: Resources,
+    pub secrets: std::sync::Arc<secrets::SecretStore>,
+    pub dedup: std::sync::Arc<dedup::Dedup>,
+    pub idempotency: std::sync::Arc<idempotency::Idempotency>,
+    /// `None` on AWS without `EXTENSION_QUEUE_URL`.
+    pub outbox: Option<queue::Outbox>,
+}
+
+impl Capabilities {
+    pub async fn from_env() -> Self {
+        let backend = Backend::from_env();
+        let resources = Resources::from_env();
+        Self {
+            secrets: std::sync::Arc::new(secrets::SecretStore::from_env(backend, &resources).await),
+            dedup: std::sync::Arc::new(dedup::dedup_from_env(backend, &resources).await),
+            idempotency: std::sync::Arc::new(
+                idempotency::idempotency_from_env(backend, &resources).await,
+            ),
+            outbox: queue::outbox_from_env(backend, &resources).await,
+            backend,
+            resources,
+        }
+    }
+
+    /// `base` plus these capabilities, as the services handed to functions
+    /// (`inv.service::<SecretStore>()`, `::<Dedup>()`, `::<Idempotency>()`, `::<Outbox>()`).
+    pub fn services(&self, base: &crate::dispatch::Services) -> crate::dispatch::Services {
+        let mut s = base.clone();
+        s.insert(self.secrets.clone())
+            .insert(self.dedup.clone())
+            .insert(self.idempotency.clone());
+        if let Some(o) = &self.outbox {
+            s.insert(std::sync::Arc::new(o.clone()));
+        }
+        s
     }
 }

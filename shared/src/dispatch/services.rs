@@ -32,6 +32,9 @@ impl Services {
     }
     /// The service of type `T`, if registered.
     pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.map.get(&TypeId::of::<T>()).cloned().and_then(|s| s.downcast::<T>().ok())
+        self.map
+            .get(&TypeId::of::<T>())
+            .cloned()
+            .and_then(|s| s.downcast::<T>().ok())
     }
 }

@@ -1,11 +1,14 @@
 //! The server stack's routes, shared by the local server and Lambda Function URLs.
 //!
-//! `POST /function` (authenticated), `GET /` and `GET /healthCheck` (open). Everything else is a
-//! JSON 404. Bodies are parsed before authentication, as in the reference server, so malformed
-//! or unsupported bodies get 400/413/415 even without a token; every answer is JSON.
+//! `POST /function` (authenticated), `GET /` and `GET /healthCheck` (open), and, when an
+//! [`IncomingApp`] is attached, `POST /incoming/{endpoint}` (see [`crate::incoming`]).
+//! Everything else is a JSON 404. `/function` bodies are parsed before authentication, as in
+//! the reference server, so malformed or unsupported bodies get 400/413/415 even without a
+//! token; every answer is JSON (except the incoming endpoints' 204 for a duplicate).
 
 use super::auth::{Presented, TokenSet, presented_token};
 use crate::dispatch::{CallRequest, Extension, Stack};
+use crate::incoming::IncomingApp;
 use crate::protocol::Envelope;
 use crate::protocol::error::{WireError, http_body};
 use bytes::Bytes;
@@ -30,6 +33,8 @@ pub struct HttpApp {
     pub extension: Extension,
     pub tokens: TokenSet,
     pub body_limit: usize,
+    /// The incoming-webhook endpoints, when this app serves them.
+    pub incoming: Option<Arc<IncomingApp>>,
 }
 
 /// One HTTP request, transport-neutral.
@@ -230,13 +235,26 @@ impl HttpApp {
             extension,
             tokens,
             body_limit,
+            incoming: None,
         })
+    }
+
+    /// The same app, also serving `POST /incoming/{endpoint}` with `incoming`.
+    pub fn with_incoming(self: Arc<Self>, incoming: Arc<IncomingApp>) -> Arc<Self> {
+        let mut app = Arc::unwrap_or_clone(self);
+        app.incoming = Some(incoming);
+        Arc::new(app)
     }
 
     /// Route and answer one request.
     pub async fn handle(&self, req: HttpRequest) -> Response<Bytes> {
         match (&req.method, req.path.as_str()) {
             (&Method::POST, "/function") => self.function(req).await,
+            (&Method::POST, p)
+                if self.incoming.is_some() && p.starts_with(crate::incoming::PATH_PREFIX) =>
+            {
+                self.incoming(req).await
+            }
             (&Method::GET, "/" | "/healthCheck") => {
                 json_response(StatusCode::OK, r#"{"success":true}"#)
             }
@@ -246,6 +264,21 @@ impl HttpApp {
                 format!("Cannot {m} {p}"),
             ),
         }
+    }
+
+    async fn incoming(&self, req: HttpRequest) -> Response<Bytes> {
+        let Some(incoming) = &self.incoming else {
+            return error_response(StatusCode::NOT_FOUND, "not_found", "Cannot POST /incoming/");
+        };
+        if req.body.len() > self.body_limit {
+            return too_large(self.body_limit);
+        }
+        let name = req
+            .path
+            .strip_prefix(crate::incoming::PATH_PREFIX)
+            .unwrap_or_default()
+            .to_owned();
+        incoming.handle(&name, req).await
     }
 
     async fn function(&self, req: HttpRequest) -> Response<Bytes> {

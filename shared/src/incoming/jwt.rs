@@ -1,0 +1,347 @@
+//! JWT bearer tokens (`Authorization: Bearer <token>`), verified with `jsonwebtoken`.
+//!
+//! Each endpoint pins one algorithm (HS256 with a shared secret, or RS256 with a PEM public
+//! key); a token whose header names anything else — another HMAC or RSA variant, `none`, a
+//! public-key algorithm on an HMAC endpoint — is refused before any signature check. `exp` is
+//! required (with the configured leeway); `nbf` is honoured when present; `aud` and `iss` are
+//! required and checked when the endpoint configures them, and ignored otherwise.
+
+use super::AuthFailure;
+use super::config::{JwtAlgorithm, JwtConfig};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, header};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+/// Longest token accepted (a JWT is normally well under 2 KB).
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// A verifier for one endpoint: the key and the validation rules.
+pub struct JwtVerifier {
+    algorithm: Algorithm,
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JwtVerifier({:?})", self.algorithm)
+    }
+}
+
+impl JwtVerifier {
+    /// Build the verifier from the endpoint settings and the key material: the shared secret
+    /// (HS256) or the PEM public key (RS256).
+    pub fn new(config: &JwtConfig, key_material: &str) -> Result<Self, String> {
+        let (algorithm, key) = match config.algorithm {
+            JwtAlgorithm::HS256 => {
+                if key_material.is_empty() {
+                    return Err("the HS256 secret is empty".into());
+                }
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(key_material.as_bytes()),
+                )
+            }
+            JwtAlgorithm::RS256 => (
+                Algorithm::RS256,
+                DecodingKey::from_rsa_pem(key_material.as_bytes()).map_err(|e| {
+                    format!("the RS256 public key is not a PEM RSA public key: {e}")
+                })?,
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        let mut required = vec!["exp"];
+        validation.leeway = config.leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        if config.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&config.audience);
+            required.push("aud");
+        }
+        if !config.issuer.is_empty() {
+            validation.set_issuer(&config.issuer);
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(Self {
+            algorithm,
+            key,
+            validation,
+        })
+    }
+
+    /// Verify `token`; on success, its claims.
+    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, AuthFailure> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(AuthFailure::MalformedToken);
+        }
+        // Name the algorithm problem precisely (jsonwebtoken cannot even parse `alg: none`).
+        match header_alg(token) {
+            None => return Err(AuthFailure::MalformedToken),
+            Some(alg) if alg != algorithm_name(self.algorithm) => {
+                return Err(AuthFailure::WrongAlgorithm);
+            }
+            Some(_) => {}
+        }
+        match jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation) {
+            Ok(data) => Ok(data.claims),
+            Err(e) => Err(match e.kind() {
+                ErrorKind::InvalidSignature => AuthFailure::BadTokenSignature,
+                ErrorKind::ExpiredSignature => AuthFailure::TokenExpired,
+                ErrorKind::ImmatureSignature => AuthFailure::TokenNotYetValid,
+                ErrorKind::InvalidAudience => AuthFailure::WrongAudience,
+                ErrorKind::InvalidIssuer => AuthFailure::WrongIssuer,
+                ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
+                    AuthFailure::WrongAlgorithm
+                }
+                ErrorKind::MissingRequiredClaim(c) => AuthFailure::MissingClaim(match c.as_str() {
+                    "exp" => "exp",
+                    "aud" => "aud",
+                    "iss" => "iss",
+                    _ => "a required claim",
+                }),
+                _ => AuthFailure::MalformedToken,
+            }),
+        }
+    }
+}
+
+fn algorithm_name(a: Algorithm) -> &'static str {
+    match a {
+        Algorithm::RS256 => "RS256",
+        _ => "HS256",
+    }
+}
+
+/// The `alg` of a compact JWS header, without trusting anything else in it.
+fn header_alg(token: &str) -> Option<String> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v.get("alg")?.as_str().map(str::to_owned)
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::incoming::config::SecretValue;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::json;
+
+    const SECRET: &str = "a-shared-secret-of-reasonable-length";
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    fn hs(claims: &Value, secret: &str) -> String {
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn hs_verifier(aud: &[&str], iss: &[&str]) -> JwtVerifier {
+        let mut c = JwtConfig::hs256(SecretValue::inline(SECRET));
+        c.audience = aud.iter().map(|s| s.to_string()).collect();
+        c.issuer = iss.iter().map(|s| s.to_string()).collect();
+        JwtVerifier::new(&c, SECRET).unwrap()
+    }
+
+    fn unsigned(header: &Value, claims: &Value) -> String {
+        format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        )
+    }
+
+    #[test]
+    fn hs256_valid_token() {
+        let t = hs(&json!({"sub": "crm", "exp": now() + 600}), SECRET);
+        let claims = hs_verifier(&[], &[]).verify(&t).unwrap();
+        assert_eq!(claims["sub"], "crm");
+    }
+
+    #[test]
+    fn hs256_wrong_secret() {
+        let t = hs(&json!({"exp": now() + 600}), "another-secret");
+        assert_eq!(
+            hs_verifier(&[], &[]).verify(&t),
+            Err(AuthFailure::BadTokenSignature)
+        );
+    }
+
+    #[test]
+    fn expired_token() {
+        let v = hs_verifier(&[], &[]);
+        let t = hs(&json!({"exp": now() - 3600}), SECRET);
+        assert_eq!(v.verify(&t), Err(AuthFailure::TokenExpired));
+        // Within the 60 s leeway it is still accepted.
+        let t = hs(&json!({"exp": now() - 30}), SECRET);
+        assert!(v.verify(&t).is_ok());
+    }
+
+    #[test]
+    fn missing_exp() {
+        let t = hs(&json!({"sub": "crm"}), SECRET);
+        assert_eq!(
+            hs_verifier(&[], &[]).verify(&t),
+            Err(AuthFailure::MissingClaim("exp"))
+        );
+    }
+
+    #[test]
+    fn audience_and_issuer_are_checked_when_configured() {
+        let v = hs_verifier(&["extension"], &["https://crm.example.com"]);
+        let exp = now() + 600;
+        let ok = hs(
+            &json!({"exp": exp, "aud": "extension", "iss": "https://crm.example.com"}),
+            SECRET,
+        );
+        assert!(v.verify(&ok).is_ok());
+        let wrong_aud = hs(
+            &json!({"exp": exp, "aud": "other", "iss": "https://crm.example.com"}),
+            SECRET,
+        );
+        assert_eq!(v.verify(&wrong_aud), Err(AuthFailure::WrongAudience));
+        let wrong_iss = hs(
+            &json!({"exp": exp, "aud": "extension", "iss": "https://evil.example"}),
+            SECRET,
+        );
+        assert_eq!(v.verify(&wrong_iss), Err(AuthFailure::WrongIssuer));
+        let no_aud = hs(
+            &json!({"exp": exp, "iss": "https://crm.example.com"}),
+            SECRET,
+        );
+        assert_eq!(v.verify(&no_aud), Err(AuthFailure::MissingClaim("aud")));
+        let no_iss = hs(&json!({"exp": exp, "aud": "extension"}), SECRET);
+        assert_eq!(v.verify(&no_iss), Err(AuthFailure::MissingClaim("iss")));
+        // Not configured: any aud/iss is fine.
+        assert!(hs_verifier(&[], &[]).verify(&wrong_aud).is_ok());
+    }
+
+    #[test]
+    fn alg_none_and_other_algorithms_are_refused() {
+        let v = hs_verifier(&[], &[]);
+        let claims = json!({"exp": now() + 600});
+        for alg in ["none", "None", "NONE", "HS512", "HS384", "RS256", "ES256"] {
+            let t = unsigned(&json!({"alg": alg, "typ": "JWT"}), &claims);
+            assert_eq!(v.verify(&t), Err(AuthFailure::WrongAlgorithm), "{alg}");
+        }
+        // A genuine HS512 token with the right secret is refused too: the algorithm is pinned.
+        let t = encode(
+            &Header::new(Algorithm::HS512),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&t), Err(AuthFailure::WrongAlgorithm));
+    }
+
+    // Throwaway test key pairs (tests/fixtures/jwt/README.md).
+    const RS_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/rs256-private.pem");
+    const RS_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/rs256-public.pem");
+    const OTHER_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/other-private.pem");
+
+    fn rs(claims: &Value, private_pem: &str) -> String {
+        encode(
+            &Header::new(Algorithm::RS256),
+            claims,
+            &EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn rs_verifier() -> JwtVerifier {
+        JwtVerifier::new(&JwtConfig::rs256(SecretValue::inline(RS_PUBLIC)), RS_PUBLIC).unwrap()
+    }
+
+    #[test]
+    fn rs256_valid_token_and_wrong_key() {
+        let v = rs_verifier();
+        let claims = json!({"sub": "crm", "exp": now() + 600});
+        assert_eq!(v.verify(&rs(&claims, RS_PRIVATE)).unwrap()["sub"], "crm");
+        assert_eq!(
+            v.verify(&rs(&claims, OTHER_PRIVATE)),
+            Err(AuthFailure::BadTokenSignature)
+        );
+        let expired = json!({"exp": now() - 3600});
+        assert_eq!(
+            v.verify(&rs(&expired, RS_PRIVATE)),
+            Err(AuthFailure::TokenExpired)
+        );
+    }
+
+    #[test]
+    fn hs256_token_is_refused_when_rs256_is_pinned() {
+        let v = rs_verifier();
+        let claims = json!({"exp": now() + 600});
+        // The classic confusion attack: HMAC-sign with the public key's text as the secret.
+        let forged = hs(&claims, RS_PUBLIC);
+        assert_eq!(v.verify(&forged), Err(AuthFailure::WrongAlgorithm));
+        let t = unsigned(&json!({"alg": "none"}), &claims);
+        assert_eq!(v.verify(&t), Err(AuthFailure::WrongAlgorithm));
+        // And an RS256 token on an HS256 endpoint.
+        assert_eq!(
+            hs_verifier(&[], &[]).verify(&rs(&claims, RS_PRIVATE)),
+            Err(AuthFailure::WrongAlgorithm)
+        );
+    }
+
+    #[test]
+    fn rs256_needs_a_pem_public_key() {
+        let c = JwtConfig::rs256(SecretValue::inline("x"));
+        assert!(JwtVerifier::new(&c, "not a pem").is_err());
+        assert!(JwtVerifier::new(&JwtConfig::hs256(SecretValue::inline("x")), "").is_err());
+    }
+
+    #[test]
+    fn malformed_tokens() {
+        let v = hs_verifier(&[], &[]);
+        for t in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!!.e30.",
+            &"x".repeat(MAX_TOKEN_LEN + 1),
+        ] {
+            assert_eq!(v.verify(t), Err(AuthFailure::MalformedToken), "{t:.20}");
+        }
+    }
+
+    #[test]
+    fn bearer_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer_token(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer abc.def.ghi".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("abc.def.ghi"));
+        h.insert(header::AUTHORIZATION, "bearer   t ".parse().unwrap());
+        assert_eq!(bearer_token(&h), Some("t"));
+        h.insert(header::AUTHORIZATION, "Basic dXNlcjpwdw==".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&h), None);
+    }
+}

@@ -1,0 +1,793 @@
+//! Incoming webhooks: `POST /incoming/{endpoint}` accepts a JSON event from an external system,
+//! authenticates it, drops duplicates and queues it for processing.
+//!
+//! The route lives in the shared router ([`HttpApp::handle`](crate::transport::http::HttpApp)),
+//! so it works the same on the local server and on a Lambda Function URL. For one request:
+//!
+//! 1. unknown endpoint → **404**;
+//! 2. not `application/json` (or `application/*+json`), a charset other than UTF-8, or a
+//!    `Content-Encoding` → **415**;
+//! 3. authentication (`none`, `jwt` or `hmac`, per endpoint; see [`config`]) fails → **401**;
+//! 4. malformed JSON, or a top level that is not an object → **400**;
+//! 5. the queued message would exceed the queue's limit → **413**;
+//! 6. dedup (when configured): a key already seen within its TTL → **204**, no body;
+//! 7. the event is sent to the queue → **200** `{"status":"accepted","id":"<message id>",
+//!    "dedupKey":"<hex>"|null}`.
+//!
+//! A dedup-store or queue failure answers **503** (retryable). Every error body is the router's
+//! JSON `{"errors":[{"code","message"}]}`.
+//!
+//! The queued message (the [`Outbox`]) is JSON:
+//!
+//! ```json
+//! {"endpoint":"demo","receivedAt":"2026-01-02T03:04:05.678Z","requestId":"…",
+//!  "dedupKey":"<hex>"|null,"auth":{"type":"jwt","sub":"crm"},
+//!  "headers":{"content-type":"application/json"},"event":{"order.id":7,"lines.0.sku":"A-1"}}
+//! ```
+//!
+//! `event` is the body [flattened](flatten::flatten) to dotted keys. `headers` holds only the
+//! endpoint's `forwardHeaders`, and never `Authorization`, cookies, signatures or other
+//! secret-looking headers, whatever the configuration says.
+//!
+//! ## Dedup and failures: the order of operations
+//!
+//! The [`DedupStore`](crate::aws::dedup::DedupStore) has a single operation, `check`, which
+//! records the sighting as it answers. The handler therefore checks **before** sending (so a
+//! duplicate never reaches the queue) and, when the send then fails, *releases* the key by
+//! checking it again with a zero TTL, which moves its expiry to the current second; the 503 is
+//! sent once that second is over (at most ~1 s later, on this failure path only), so the
+//! sender's retry is accepted as new instead of being swallowed as a duplicate.
+//!
+//! Residual windows, documented rather than hidden: if the release itself fails (the store is
+//! down too), or the process dies between the check and the send (e.g. a Lambda timeout), the
+//! key stays marked and a retry within the TTL gets 204. A concurrent duplicate arriving while
+//! the first copy is between check and send gets 204 even if that send then fails (the first
+//! copy's sender still gets the 503 and retries). An explicit `forget(key)` on the store would
+//! replace the zero-TTL sighting and the wait.
+
+pub mod config;
+pub mod flatten;
+pub mod jwt;
+pub mod resolver;
+pub mod signature;
+
+pub use config::{
+    AuthConfig, DedupConfig, EndpointConfig, HmacConfig, IncomingConfig, IncomingConfigError,
+    JwtAlgorithm, JwtConfig, SecretValue,
+};
+pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
+
+use crate::aws::dedup::{Dedup, DedupKey, MemoryDedup, Sighting};
+use crate::aws::queue::{MemoryQueue, OutMessage, Outbox};
+use crate::protocol::error::{WireError, http_body};
+use crate::transport::http::{HttpRequest, json_response, new_request_id};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
+use jwt::JwtVerifier;
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The path prefix of the incoming endpoints.
+pub const PATH_PREFIX: &str = "/incoming/";
+/// Largest queued message by default: SQS's classic limit (256 KiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
+/// How long a resolved named secret is reused before it is looked up again.
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
+/// `Retry-After` on 503 answers.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// Why a request failed authentication. The messages are fixed texts: they never echo the
+/// token, the signature or the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    MissingToken,
+    MalformedToken,
+    WrongAlgorithm,
+    BadTokenSignature,
+    TokenExpired,
+    TokenNotYetValid,
+    WrongAudience,
+    WrongIssuer,
+    MissingClaim(&'static str),
+    MissingSignature,
+    BadTimestamp,
+    StaleTimestamp,
+    BadSignature,
+}
+
+impl AuthFailure {
+    pub fn message(&self) -> Cow<'static, str> {
+        match self {
+            Self::MissingToken => "Missing bearer token (Authorization: Bearer <JWT>).".into(),
+            Self::MalformedToken => "The bearer token is not a well-formed JWT.".into(),
+            Self::WrongAlgorithm => {
+                "The token's algorithm is not the one this endpoint accepts.".into()
+            }
+            Self::BadTokenSignature => "The token's signature is invalid.".into(),
+            Self::TokenExpired => "The token has expired.".into(),
+            Self::TokenNotYetValid => "The token is not valid yet.".into(),
+            Self::WrongAudience => "The token's audience is not accepted.".into(),
+            Self::WrongIssuer => "The token's issuer is not accepted.".into(),
+            Self::MissingClaim(c) => format!("The token has no \"{c}\" claim.").into(),
+            Self::MissingSignature => {
+                "Missing webhook-id, webhook-timestamp or webhook-signature header.".into()
+            }
+            Self::BadTimestamp => "The webhook-timestamp header is not a Unix time.".into(),
+            Self::StaleTimestamp => "The webhook-timestamp is outside the accepted window.".into(),
+            Self::BadSignature => "No webhook signature matches.".into(),
+        }
+    }
+}
+
+/// The services the endpoints use: the dedup store, the queue, and (optionally) a resolver for
+/// named secrets.
+#[derive(Clone)]
+pub struct IncomingServices {
+    pub dedup: Arc<Dedup>,
+    pub outbox: Outbox,
+    pub resolver: Option<Arc<dyn SecretResolver>>,
+}
+
+impl IncomingServices {
+    pub fn new(dedup: Arc<Dedup>, outbox: Outbox) -> Self {
+        Self {
+            dedup,
+            outbox,
+            resolver: None,
+        }
+    }
+
+    /// In-memory dedup and queue (local runs, tests).
+    pub fn embedded() -> Self {
+        Self::new(
+            Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
+            Outbox(Arc::new(MemoryQueue::default())),
+        )
+    }
+
+    pub fn with_resolver(mut self, resolver: Arc<dyn SecretResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
+    /// From the environment ([`crate::aws`]): the queue from [`outbox_from_env`] (an SQS queue
+    /// on AWS, which then requires `EXTENSION_QUEUE_URL` on Lambda; an in-memory queue
+    /// otherwise) and the dedup store (DynamoDB on AWS, in-memory locally).
+    ///
+    /// [`outbox_from_env`]: crate::aws::queue::outbox_from_env
+    pub async fn from_env() -> Result<Self, IncomingConfigError> {
+        use crate::aws::{Backend, Resources};
+        let backend = Backend::from_env();
+        let resources = Resources::from_env();
+        let outbox = match crate::aws::queue::outbox_from_env(backend, &resources).await {
+            Some(o) => o,
+            None if crate::config::on_lambda() => {
+                return Err(IncomingConfigError::new(
+                    "EXTENSION_QUEUE_URL is not set: accepted events would have nowhere to go",
+                ));
+            }
+            None => {
+                tracing::warn!(
+                    "EXTENSION_QUEUE_URL is not set: accepted incoming events stay in memory"
+                );
+                Outbox(Arc::new(MemoryQueue::default()))
+            }
+        };
+        let dedup = Arc::new(crate::aws::dedup::dedup_from_env(backend, &resources).await);
+        Ok(Self::new(dedup, outbox))
+    }
+}
+
+/// A verification key: known at start-up, or resolved by name and cached.
+enum Key<K> {
+    Ready(Arc<K>),
+    Named {
+        name: String,
+        cache: Mutex<Option<(Arc<K>, Instant)>>,
+    },
+}
+
+enum Auth {
+    None,
+    Jwt {
+        config: Box<JwtConfig>,
+        key: Key<JwtVerifier>,
+    },
+    Hmac {
+        tolerance: Duration,
+        key: Key<Vec<u8>>,
+    },
+}
+
+impl Auth {
+    fn kind(&self) -> &'static str {
+        match self {
+            Auth::None => "none",
+            Auth::Jwt { .. } => "jwt",
+            Auth::Hmac { .. } => "hmac",
+        }
+    }
+}
+
+struct Endpoint {
+    name: String,
+    scope: String,
+    auth: Auth,
+    dedup_config: Option<DedupConfig>,
+    dedup: Dedup,
+    forward: Vec<HeaderName>,
+}
+
+/// The incoming-webhook application: the compiled endpoints plus their services.
+pub struct IncomingApp {
+    endpoints: BTreeMap<String, Endpoint>,
+    outbox: Outbox,
+    resolver: Option<Arc<dyn SecretResolver>>,
+    max_message_bytes: usize,
+    secret_ttl: Duration,
+}
+
+impl std::fmt::Debug for IncomingApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingApp")
+            .field("endpoints", &self.endpoint_names())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `SecretValue` that can be used right away (inline or file), or the name to resolve.
+enum Material {
+    Now(secrecy::SecretString),
+    Later(String),
+}
+
+fn material(v: &SecretValue) -> Result<Material, String> {
+    match v {
+        SecretValue::Inline(s) => Ok(Material::Now(s.clone())),
+        SecretValue::File(p) => std::fs::read_to_string(p)
+            .map(|s| Material::Now(s.into()))
+            .map_err(|e| format!("cannot read {}: {e}", p.display())),
+        SecretValue::Named(n) => Ok(Material::Later(n.clone())),
+    }
+}
+
+fn compile_key<K>(
+    v: &SecretValue,
+    compile: impl Fn(&str) -> Result<K, String>,
+) -> Result<Key<K>, String> {
+    Ok(match material(v)? {
+        Material::Now(s) => Key::Ready(Arc::new(compile(s.expose_secret())?)),
+        Material::Later(name) => Key::Named {
+            name,
+            cache: Mutex::new(None),
+        },
+    })
+}
+
+/// Headers never copied into a queued event, whatever `forwardHeaders` says.
+fn is_secret_header(name: &str) -> bool {
+    const EXACT: [&str; 4] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+    ];
+    const PARTS: [&str; 9] = [
+        "signature",
+        "secret",
+        "token",
+        "password",
+        "auth",
+        "cookie",
+        "api-key",
+        "apikey",
+        "credential",
+    ];
+    EXACT.contains(&name) || PARTS.iter().any(|p| name.contains(p))
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+fn error(
+    status: StatusCode,
+    code: &'static str,
+    message: impl Into<Cow<'static, str>>,
+) -> Response<Bytes> {
+    let e = WireError {
+        code: code.into(),
+        message: message.into(),
+        order: crate::protocol::KeyOrder::CodeFirst,
+    };
+    json_response(status, http_body(&[e]))
+}
+
+fn unavailable(what: &str) -> Response<Bytes> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        format!("The event could not be accepted right now ({what}); retry later."),
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECS),
+    );
+    r
+}
+
+fn unauthorized(auth: &Auth, failure: AuthFailure) -> Response<Bytes> {
+    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", failure.message());
+    if let Auth::Jwt { .. } = auth {
+        let v = if failure == AuthFailure::MissingToken {
+            r#"Bearer realm="incoming""#
+        } else {
+            r#"Bearer realm="incoming", error="invalid_token""#
+        };
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+    }
+    r
+}
+
+/// JSON only: `application/json` or `application/*+json`, UTF-8, no content coding.
+fn check_content(headers: &HeaderMap) -> Result<(), Box<Response<Bytes>>> {
+    let unsupported = |code: &'static str, msg: String| {
+        Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, msg))
+    };
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = ct.split(';');
+    let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let json =
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
+    if !json {
+        return Err(unsupported(
+            "unsupported_media_type",
+            "Incoming events must be JSON: send Content-Type: application/json.".into(),
+        ));
+    }
+    for p in parts {
+        if let Some((k, v)) = p.split_once('=')
+            && k.trim().eq_ignore_ascii_case("charset")
+        {
+            let cs = v.trim().trim_matches('"');
+            if !cs.eq_ignore_ascii_case("utf-8") {
+                return Err(unsupported(
+                    "unsupported_charset",
+                    "Send JSON as UTF-8 (charset=utf-8).".into(),
+                ));
+            }
+        }
+    }
+    let encoded = headers.get(header::CONTENT_ENCODING).is_some_and(|v| {
+        let e = v.to_str().unwrap_or("?").trim();
+        !e.is_empty() && !e.eq_ignore_ascii_case("identity")
+    });
+    if encoded {
+        return Err(unsupported(
+            "unsupported_encoding",
+            "Incoming events are not accepted with a Content-Encoding (signatures cover the bytes as sent).".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The body as a JSON object.
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Box<Response<Bytes>>> {
+    let bad =
+        |msg: Cow<'static, str>| Box::new(error(StatusCode::BAD_REQUEST, "invalid_json", msg));
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad("The request body is empty: send a JSON object.".into()));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(bad("The request body must be a JSON object.".into())),
+        Err(e) => Err(bad(
+            format!("The request body is not valid JSON: {e}").into()
+        )),
+    }
+}
+
+/// RFC 3339 UTC with milliseconds (`2026-01-02T03:04:05.678Z`).
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Release a key whose event could not be queued, so that the sender's retry is not taken for
+/// a duplicate.
+async fn release(dedup: &Dedup, key: &DedupKey, endpoint: &str) {
+    if let Err(e) = dedup.forget(key).await {
+        tracing::error!(
+            endpoint = %endpoint, dedup_key = %key.as_str(), error = %e,
+            "incoming: could not release the dedup key; a retry within its TTL will be answered 204"
+        );
+    }
+}
+
+impl IncomingApp {
+    /// Compile `config` (inline and file secrets are read and checked now; named ones need a
+    /// resolver in `services` and are looked up on first use).
+    pub fn new(
+        config: IncomingConfig,
+        services: IncomingServices,
+    ) -> Result<Self, IncomingConfigError> {
+        config.validate()?;
+        let IncomingServices {
+            dedup,
+            outbox,
+            resolver,
+        } = services;
+        let mut endpoints = BTreeMap::new();
+        for (name, ep) in config.endpoints {
+            let err = |m: String| IncomingConfigError::new(format!("endpoint \"{name}\": {m}"));
+            let needs_resolver =
+                |v: &SecretValue| matches!(v, SecretValue::Named(_)) && resolver.is_none();
+            let auth = match ep.auth {
+                AuthConfig::None => Auth::None,
+                AuthConfig::Jwt(j) => {
+                    let v = match (j.algorithm, &j.secret, &j.public_key) {
+                        (JwtAlgorithm::HS256, Some(s), _) | (JwtAlgorithm::RS256, _, Some(s)) => {
+                            s.clone()
+                        }
+                        _ => return Err(err("the JWT key is missing".into())),
+                    };
+                    if needs_resolver(&v) {
+                        return Err(err(format!(
+                            "{v:?} needs a SecretResolver, and none is configured"
+                        )));
+                    }
+                    let key = compile_key(&v, |m| JwtVerifier::new(&j, m)).map_err(err)?;
+                    Auth::Jwt {
+                        config: Box::new(j),
+                        key,
+                    }
+                }
+                AuthConfig::Hmac(h) => {
+                    if needs_resolver(&h.secret) {
+                        return Err(err(format!(
+                            "{:?} needs a SecretResolver, and none is configured",
+                            h.secret
+                        )));
+                    }
+                    Auth::Hmac {
+                        tolerance: Duration::from_secs(h.tolerance_secs),
+                        key: compile_key(&h.secret, signature::key_from_secret).map_err(err)?,
+                    }
+                }
+            };
+            let mut endpoint_dedup = (*dedup).clone();
+            if let Some(t) = ep.dedup.as_ref().and_then(|d| d.ttl_secs) {
+                endpoint_dedup.ttl = Duration::from_secs(t);
+            }
+            let forward = ep
+                .forward_headers
+                .iter()
+                .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+                .filter(|h| !is_secret_header(h.as_str()))
+                .collect();
+            endpoints.insert(
+                name.clone(),
+                Endpoint {
+                    scope: format!("incoming/{name}"),
+                    name,
+                    auth,
+                    dedup_config: ep.dedup,
+                    dedup: endpoint_dedup,
+                    forward,
+                },
+            );
+        }
+        Ok(Self {
+            endpoints,
+            outbox,
+            resolver,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            secret_ttl: DEFAULT_SECRET_TTL,
+        })
+    }
+
+    /// The configuration from the environment ([`IncomingConfig::from_env`]) or `defaults`.
+    pub fn from_env(
+        defaults: IncomingConfig,
+        services: IncomingServices,
+    ) -> Result<Self, IncomingConfigError> {
+        Self::new(IncomingConfig::from_env_or(defaults)?, services)
+    }
+
+    /// Largest queued message (default [`DEFAULT_MAX_MESSAGE_BYTES`]; SQS accepts up to 1 MiB
+    /// when the queue's `MaximumMessageSize` allows it).
+    pub fn with_max_message_bytes(mut self, n: usize) -> Self {
+        self.max_message_bytes = n;
+        self
+    }
+
+    /// How long a resolved named secret is reused (default [`DEFAULT_SECRET_TTL`]).
+    pub fn with_secret_ttl(mut self, ttl: Duration) -> Self {
+        self.secret_ttl = ttl;
+        self
+    }
+
+    /// The configured endpoint names, sorted.
+    pub fn endpoint_names(&self) -> Vec<&str> {
+        self.endpoints.keys().map(String::as_str).collect()
+    }
+
+    async fn key<K>(
+        &self,
+        key: &Key<K>,
+        compile: impl Fn(&str) -> Result<K, String>,
+    ) -> Result<Arc<K>, Response<Bytes>> {
+        let (name, cache) = match key {
+            Key::Ready(k) => return Ok(k.clone()),
+            Key::Named { name, cache } => (name, cache),
+        };
+        if let Ok(c) = cache.lock()
+            && let Some((k, at)) = c.as_ref()
+            && at.elapsed() < self.secret_ttl
+        {
+            return Ok(k.clone());
+        }
+        let Some(resolver) = &self.resolver else {
+            return Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "misconfigured",
+                "This endpoint's secret cannot be resolved.",
+            ));
+        };
+        let value = match resolver.resolve(name).await {
+            Ok(v) => v,
+            Err(ResolveError::Unavailable(e)) => {
+                tracing::warn!(secret = %name, error = %e, "incoming: secret store unavailable");
+                return Err(unavailable("secret store unavailable"));
+            }
+            Err(e @ (ResolveError::NotFound(_) | ResolveError::Unusable(_))) => {
+                tracing::error!(error = %e, "incoming: endpoint secret missing");
+                return Err(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "misconfigured",
+                    "This endpoint's secret is not configured.",
+                ));
+            }
+        };
+        match compile(value.expose_secret()) {
+            Ok(k) => {
+                let k = Arc::new(k);
+                if let Ok(mut c) = cache.lock() {
+                    *c = Some((k.clone(), Instant::now()));
+                }
+                Ok(k)
+            }
+            Err(e) => {
+                tracing::error!(secret = %name, error = %e, "incoming: endpoint secret is unusable");
+                Err(error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "misconfigured",
+                    "This endpoint's secret is not usable.",
+                ))
+            }
+        }
+    }
+
+    /// Authenticate; on success, what the queued event says about the caller.
+    async fn authenticate(
+        &self,
+        ep: &Endpoint,
+        req: &HttpRequest,
+    ) -> Result<Value, Response<Bytes>> {
+        match &ep.auth {
+            Auth::None => Ok(json!({"type": "none"})),
+            Auth::Hmac { tolerance, key } => {
+                let key = self.key(key, signature::key_from_secret).await?;
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                signature::verify(&req.headers, &req.body, &key, *tolerance, now)
+                    .map_err(|f| unauthorized(&ep.auth, f))?;
+                Ok(json!({"type": "hmac"}))
+            }
+            Auth::Jwt { config, key } => {
+                let Some(token) = jwt::bearer_token(&req.headers) else {
+                    return Err(unauthorized(&ep.auth, AuthFailure::MissingToken));
+                };
+                let verifier = self.key(key, |m| JwtVerifier::new(config, m)).await?;
+                let claims = verifier
+                    .verify(token)
+                    .map_err(|f| unauthorized(&ep.auth, f))?;
+                let mut info = Map::new();
+                info.insert("type".into(), "jwt".into());
+                for c in ["sub", "iss"] {
+                    if let Some(v @ Value::String(_)) = claims.get(c) {
+                        info.insert(c.into(), v.clone());
+                    }
+                }
+                Ok(Value::Object(info))
+            }
+        }
+    }
+
+    /// The dedup key of a request, when the endpoint deduplicates and the request has
+    /// something to deduplicate on.
+    fn dedup_key(ep: &Endpoint, headers: &HeaderMap, body: &Value) -> Option<DedupKey> {
+        let d = ep.dedup_config.as_ref()?;
+        if let Some(h) = &d.caller_header
+            && let Some(v) = header_text(headers, h)
+        {
+            return Some(DedupKey::from_caller(&ep.scope, &v));
+        }
+        if d.whole_body {
+            return Some(DedupKey::from_values(
+                &ep.scope,
+                &[Some(&flatten::canonical(body))],
+            ));
+        }
+        let values: Vec<Option<Value>> = d
+            .fields
+            .iter()
+            .map(|f| flatten::get_path(body, f).map(flatten::canonical))
+            .chain(
+                d.headers
+                    .iter()
+                    .map(|h| header_text(headers, h).map(Value::String)),
+            )
+            .collect();
+        // None of the selected values present: nothing identifies the event, so it is not
+        // deduplicated (rather than every such event colliding with the first).
+        if values.iter().all(Option::is_none) {
+            return None;
+        }
+        let refs: Vec<Option<&Value>> = values.iter().map(Option::as_ref).collect();
+        Some(DedupKey::from_values(&ep.scope, &refs))
+    }
+
+    /// Answer `POST /incoming/{name}` (the body limit has been applied by the router).
+    pub async fn handle(&self, name: &str, req: HttpRequest) -> Response<Bytes> {
+        let Some(ep) = self.endpoints.get(name) else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                if config::valid_name(name) {
+                    format!("No incoming endpoint is named \"{name}\".").into()
+                } else {
+                    Cow::Borrowed("No such incoming endpoint.")
+                },
+            );
+        };
+        if let Err(r) = check_content(&req.headers) {
+            return *r;
+        }
+        let auth = match self.authenticate(ep, &req).await {
+            Ok(a) => a,
+            Err(r) => {
+                tracing::info!(endpoint = %ep.name, auth = ep.auth.kind(), status = %r.status(), "incoming: rejected");
+                return r;
+            }
+        };
+        let object = match parse_object(&req.body) {
+            Ok(m) => m,
+            Err(r) => return *r,
+        };
+        let body = Value::Object(object);
+        let key = Self::dedup_key(ep, &req.headers, &body);
+        let request_id = req.request_id.clone().unwrap_or_else(new_request_id);
+
+        let headers: Map<String, Value> = ep
+            .forward
+            .iter()
+            .filter_map(|h| {
+                header_text(&req.headers, h.as_str())
+                    .map(|v| (h.as_str().to_owned(), Value::String(v)))
+            })
+            .collect();
+        let message = json!({
+            "endpoint": ep.name,
+            "receivedAt": rfc3339_millis(SystemTime::now()),
+            "requestId": request_id,
+            "dedupKey": key.as_ref().map(DedupKey::as_str),
+            "auth": auth,
+            "headers": headers,
+            "event": flatten::flatten(&body),
+        });
+        let message = match crate::protocol::json::to_string(&message) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "incoming: event not serializable");
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    "The event cannot be serialized.",
+                );
+            }
+        };
+        if message.len() > self.max_message_bytes {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                format!(
+                    "The event is too large to queue ({} bytes; the limit is {}).",
+                    message.len(),
+                    self.max_message_bytes
+                ),
+            );
+        }
+
+        // Dedup first (a duplicate must never reach the queue), then send.
+        if let Some(k) = &key {
+            match ep.dedup.check(k).await {
+                Ok(Sighting::New) => {}
+                Ok(Sighting::Duplicate) => {
+                    tracing::info!(endpoint = %ep.name, dedup_key = %k.as_str(), request_id = %request_id, "incoming: duplicate");
+                    let mut r = Response::new(Bytes::new());
+                    *r.status_mut() = StatusCode::NO_CONTENT;
+                    return r;
+                }
+                Err(e) => {
+                    tracing::warn!(endpoint = %ep.name, error = %e, "incoming: dedup store failed");
+                    return unavailable("dedup store unavailable");
+                }
+            }
+        }
+        let sent = self
+            .outbox
+            .0
+            .send(OutMessage {
+                body: message,
+                ..OutMessage::default()
+            })
+            .await;
+        match sent {
+            Ok(id) => {
+                tracing::info!(endpoint = %ep.name, message_id = %id, request_id = %request_id, dedup = key.is_some(), "incoming: accepted");
+                let answer = json!({
+                    "status": "accepted",
+                    "id": id,
+                    "dedupKey": key.as_ref().map(DedupKey::as_str),
+                });
+                json_response(StatusCode::OK, answer.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %ep.name, error = %e, request_id = %request_id, "incoming: queue send failed");
+                if let Some(k) = &key {
+                    release(&ep.dedup, k, &ep.name).await;
+                }
+                unavailable("queue unavailable")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

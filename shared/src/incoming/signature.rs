@@ -1,0 +1,272 @@
+//! Standard Webhooks signatures (<https://www.standardwebhooks.com>, spec 1.0.0).
+//!
+//! The sender puts three headers on the request:
+//!
+//! - `webhook-id`: the message id (the same on every retry of one message);
+//! - `webhook-timestamp`: Unix seconds when it signed;
+//! - `webhook-signature`: one or more space-separated `v1,<base64 HMAC-SHA256>` entries (several
+//!   while the sender rotates its secret).
+//!
+//! The signed content is `"{id}.{timestamp}.{raw body}"` over the body's exact bytes. A request
+//! is accepted when the timestamp is within the tolerance (300 s by default, both directions)
+//! and any `v1` entry matches; the comparison is constant-time (`Mac::verify_slice`).
+
+use super::AuthFailure;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use sha2::Sha256;
+use std::time::Duration;
+
+pub const ID_HEADER: &str = "webhook-id";
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+pub const SIGNATURE_HEADER: &str = "webhook-signature";
+/// The prefix Standard Webhooks puts on base64 secrets.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// Longest `webhook-signature` header read (several signatures during a rotation fit easily).
+const MAX_SIGNATURE_HEADER: usize = 4096;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The HMAC key a configured secret stands for: `whsec_<base64>` is decoded, anything else is
+/// used as its UTF-8 bytes.
+pub fn key_from_secret(secret: &str) -> Result<Vec<u8>, String> {
+    let secret = secret.trim();
+    match secret.strip_prefix(SECRET_PREFIX) {
+        Some(b64) => STANDARD
+            .decode(b64)
+            .map_err(|_| format!("a {SECRET_PREFIX} secret must be base64 after the prefix")),
+        None if secret.is_empty() => Err("the secret is empty".into()),
+        None => Ok(secret.as_bytes().to_vec()),
+    }
+}
+
+fn mac(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> HmacSha256 {
+    // Not input-dependent: HMAC takes keys of any length, so this cannot fail.
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    m.update(id.as_bytes());
+    m.update(b".");
+    m.update(timestamp.as_bytes());
+    m.update(b".");
+    m.update(body);
+    m
+}
+
+/// The `webhook-signature` value for one message (`v1,<base64>`): what a sender computes.
+pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
+    let tag = mac(key, id, &timestamp.to_string(), body)
+        .finalize()
+        .into_bytes();
+    format!("v1,{}", STANDARD.encode(tag))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Verify a request's Standard Webhooks signature against `key` at time `now` (Unix seconds).
+pub fn verify(
+    headers: &HeaderMap,
+    body: &[u8],
+    key: &[u8],
+    tolerance: Duration,
+    now: u64,
+) -> Result<(), AuthFailure> {
+    let (Some(id), Some(ts), Some(sigs)) = (
+        header(headers, ID_HEADER),
+        header(headers, TIMESTAMP_HEADER),
+        header(headers, SIGNATURE_HEADER),
+    ) else {
+        return Err(AuthFailure::MissingSignature);
+    };
+    if sigs.len() > MAX_SIGNATURE_HEADER {
+        return Err(AuthFailure::BadSignature);
+    }
+    let Ok(ts_secs) = ts.parse::<u64>() else {
+        return Err(AuthFailure::BadTimestamp);
+    };
+    if now.abs_diff(ts_secs) > tolerance.as_secs() {
+        return Err(AuthFailure::StaleTimestamp);
+    }
+    let expected = mac(key, id, ts, body);
+    let mut matched = false;
+    for entry in sigs.split(' ').filter(|s| !s.is_empty()) {
+        let Some(("v1", b64)) = entry.split_once(',') else {
+            continue; // other schemes (e.g. v1a, asymmetric) are not ours
+        };
+        let Ok(tag) = STANDARD.decode(b64) else {
+            continue;
+        };
+        // Check every entry (no early exit), each in constant time.
+        matched |= expected.clone().verify_slice(&tag).is_ok();
+    }
+    if matched {
+        Ok(())
+    } else {
+        Err(AuthFailure::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    // The example from the Standard Webhooks reference implementations' tests.
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TS: u64 = 1614265330;
+    const BODY: &[u8] = br#"{"test": 2432232314}"#;
+    const EXPECTED: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+
+    fn headers(id: &str, ts: u64, sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ID_HEADER, HeaderValue::from_str(id).unwrap());
+        h.insert(
+            TIMESTAMP_HEADER,
+            HeaderValue::from_str(&ts.to_string()).unwrap(),
+        );
+        h.insert(SIGNATURE_HEADER, HeaderValue::from_str(sig).unwrap());
+        h
+    }
+
+    fn key() -> Vec<u8> {
+        key_from_secret(SECRET).unwrap()
+    }
+
+    const TOL: Duration = Duration::from_secs(300);
+
+    #[test]
+    fn signs_like_the_reference_implementation() {
+        assert_eq!(sign(&key(), ID, TS, BODY), EXPECTED);
+    }
+
+    #[test]
+    fn accepts_a_valid_signature() {
+        assert_eq!(
+            verify(&headers(ID, TS, EXPECTED), BODY, &key(), TOL, TS),
+            Ok(())
+        );
+        // Within the tolerance on either side.
+        assert_eq!(
+            verify(&headers(ID, TS, EXPECTED), BODY, &key(), TOL, TS + 300),
+            Ok(())
+        );
+        assert_eq!(
+            verify(&headers(ID, TS, EXPECTED), BODY, &key(), TOL, TS - 300),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn rejects_a_wrong_secret_body_or_id() {
+        let other = key_from_secret("whsec_c2VjcmV0LW51bWJlci10d28=").unwrap();
+        assert_eq!(
+            verify(&headers(ID, TS, EXPECTED), BODY, &other, TOL, TS),
+            Err(AuthFailure::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                &headers(ID, TS, EXPECTED),
+                br#"{"test": 2432232315}"#,
+                &key(),
+                TOL,
+                TS
+            ),
+            Err(AuthFailure::BadSignature)
+        );
+        assert_eq!(
+            verify(&headers("msg_other", TS, EXPECTED), BODY, &key(), TOL, TS),
+            Err(AuthFailure::BadSignature)
+        );
+        // Re-serialised JSON (different whitespace) is a different body.
+        assert_eq!(
+            verify(
+                &headers(ID, TS, EXPECTED),
+                br#"{"test":2432232314}"#,
+                &key(),
+                TOL,
+                TS
+            ),
+            Err(AuthFailure::BadSignature)
+        );
+    }
+
+    #[test]
+    fn rejects_stale_and_future_timestamps() {
+        assert_eq!(
+            verify(&headers(ID, TS, EXPECTED), BODY, &key(), TOL, TS + 301),
+            Err(AuthFailure::StaleTimestamp)
+        );
+        assert_eq!(
+            verify(&headers(ID, TS, EXPECTED), BODY, &key(), TOL, TS - 301),
+            Err(AuthFailure::StaleTimestamp)
+        );
+        let mut h = headers(ID, TS, EXPECTED);
+        h.insert(TIMESTAMP_HEADER, HeaderValue::from_static("soon"));
+        assert_eq!(
+            verify(&h, BODY, &key(), TOL, TS),
+            Err(AuthFailure::BadTimestamp)
+        );
+    }
+
+    #[test]
+    fn accepts_any_of_several_signatures() {
+        let other = key_from_secret("another-raw-secret").unwrap();
+        let old = sign(&other, ID, TS, BODY);
+        for list in [
+            format!("{old} {EXPECTED}"),
+            format!("{EXPECTED} {old}"),
+            format!("v1a,AAAA {old}  {EXPECTED}"),
+            format!("v2,{} {EXPECTED}", &EXPECTED[3..]),
+            format!("v1,not-base64!! {EXPECTED}"),
+        ] {
+            assert_eq!(
+                verify(&headers(ID, TS, &list), BODY, &key(), TOL, TS),
+                Ok(()),
+                "{list}"
+            );
+        }
+        // None of them matching is a failure.
+        assert_eq!(
+            verify(
+                &headers(ID, TS, &format!("{old} v1,AAAA")),
+                BODY,
+                &key(),
+                TOL,
+                TS
+            ),
+            Err(AuthFailure::BadSignature)
+        );
+        // A v1 signature under another version label does not count.
+        assert_eq!(
+            verify(
+                &headers(ID, TS, &format!("v2,{}", &EXPECTED[3..])),
+                BODY,
+                &key(),
+                TOL,
+                TS
+            ),
+            Err(AuthFailure::BadSignature)
+        );
+    }
+
+    #[test]
+    fn missing_headers_and_key_forms() {
+        let mut h = headers(ID, TS, EXPECTED);
+        h.remove(SIGNATURE_HEADER);
+        assert_eq!(
+            verify(&h, BODY, &key(), TOL, TS),
+            Err(AuthFailure::MissingSignature)
+        );
+        assert_eq!(key_from_secret("raw").unwrap(), b"raw");
+        assert!(key_from_secret("whsec_!!!").is_err());
+        assert!(key_from_secret("  ").is_err());
+    }
+}

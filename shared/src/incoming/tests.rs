@@ -1,0 +1,616 @@
+//! Unit tests of the request pipeline with in-memory (and deliberately failing) services.
+
+use super::*;
+use crate::aws::dedup::{DedupStore, StoreError};
+use crate::aws::queue::{Queue, QueueError};
+use async_trait::async_trait;
+use http::Method;
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const HMAC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const JWT_SECRET: &str = "jwt-shared-secret-for-tests-only";
+
+fn config() -> IncomingConfig {
+    IncomingConfig::from_json(&format!(
+        r#"{{
+          "demo":    {{"auth": "none", "dedup": "body"}},
+          "open":    {{}},
+          "fields":  {{"dedup": {{"fields": ["order.id", "lines.0.sku"], "headers": ["x-shop"]}},
+                      "forwardHeaders": ["x-shop", "authorization", "x-api-key", "webhook-signature"]}},
+          "caller":  {{"dedup": "header"}},
+          "hmac":    {{"auth": {{"type": "hmac", "secret": "{HMAC_SECRET}"}}, "dedup": {{"headers": ["webhook-id"]}}}},
+          "jwt":     {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "{JWT_SECRET}", "audience": "ext"}}}},
+          "named":   {{"auth": {{"type": "hmac", "secret": {{"secret": "named-hook"}}}}}},
+          "missing": {{"auth": {{"type": "hmac", "secret": {{"secret": "nope"}}}}}}
+        }}"#
+    ))
+    .unwrap()
+}
+
+struct Harness {
+    app: IncomingApp,
+    queue: Arc<MemoryQueue>,
+}
+
+fn harness() -> Harness {
+    let queue = Arc::new(MemoryQueue::default());
+    let services = IncomingServices::new(
+        Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
+        Outbox(queue.clone()),
+    )
+    .with_resolver(Arc::new(
+        StaticResolver::new().with("named-hook", HMAC_SECRET),
+    ));
+    Harness {
+        app: IncomingApp::new(config(), services).unwrap(),
+        queue,
+    }
+}
+
+fn request(headers: &[(&str, &str)], body: &[u8]) -> HttpRequest {
+    let mut h = HeaderMap::new();
+    for (k, v) in headers {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    HttpRequest {
+        method: Method::POST,
+        path: String::new(),
+        query: None,
+        headers: h,
+        body: Bytes::copy_from_slice(body),
+        deadline: None,
+        request_id: Some("req-1".into()),
+    }
+}
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+async fn post(app: &IncomingApp, ep: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let r = app.handle(ep, request(headers, body.as_bytes())).await;
+    let status = r.status().as_u16();
+    let body = r.into_body();
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap()
+    };
+    (status, v)
+}
+
+fn sent(q: &MemoryQueue) -> Vec<Value> {
+    q.sent()
+        .iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn demo_accepts_then_answers_204_for_the_same_body() {
+    let h = harness();
+    let (s, v) = post(&h.app, "demo", &[JSON], r#"{"a": 1, "b": {"c": 2}}"#).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "accepted");
+    assert_eq!(v["id"], "local-1");
+    assert_eq!(v["dedupKey"].as_str().map(str::len), Some(64));
+    // Same content, other key order and whitespace: a duplicate.
+    let (s, v) = post(&h.app, "demo", &[JSON], r#"{"b":{"c":2},"a":1}"#).await;
+    assert_eq!((s, v), (204, Value::Null));
+    // A different body is new.
+    let (s, _) = post(&h.app, "demo", &[JSON], r#"{"a": 2}"#).await;
+    assert_eq!(s, 200);
+    assert_eq!(h.queue.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn the_204_has_no_body_and_no_content_type() {
+    let h = harness();
+    let _ = h.app.handle("demo", request(&[JSON], b"{}")).await;
+    let r = h.app.handle("demo", request(&[JSON], b"{}")).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.body().is_empty());
+    assert!(r.headers().get(header::CONTENT_TYPE).is_none());
+}
+
+#[tokio::test]
+async fn the_queued_message_is_flattened_and_carries_no_secrets() {
+    let h = harness();
+    let body =
+        r#"{"order": {"id": 7, "tags": [], "meta": {}}, "lines": [{"sku": "A-1", "qty": 2}]}"#;
+    let (s, v) = post(
+        &h.app,
+        "fields",
+        &[
+            JSON,
+            ("x-shop", "s1"),
+            ("authorization", "Bearer secret-token"),
+            ("x-api-key", "k"),
+            ("webhook-signature", "v1,abc"),
+            ("user-agent", "not-forwarded-here"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let m = &sent(&h.queue)[0];
+    assert_eq!(m["endpoint"], "fields");
+    assert_eq!(m["requestId"], "req-1");
+    assert_eq!(m["dedupKey"], v["dedupKey"]);
+    assert_eq!(m["auth"], json!({"type": "none"}));
+    assert_eq!(m["headers"], json!({"x-shop": "s1"}));
+    assert_eq!(
+        m["event"],
+        json!({"order.id": 7, "order.tags": [], "order.meta": {}, "lines.0.sku": "A-1", "lines.0.qty": 2})
+    );
+    let received = m["receivedAt"].as_str().unwrap();
+    assert!(
+        received.ends_with('Z') && received.len() == 24,
+        "{received}"
+    );
+    let text = &h.queue.sent()[0].body;
+    assert!(
+        !text.contains("secret-token") && !text.contains("v1,abc"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn dedup_on_selected_fields_and_headers() {
+    let h = harness();
+    let a = r#"{"order": {"id": 7}, "lines": [{"sku": "A-1"}], "note": "first"}"#;
+    let b = r#"{"order": {"id": 7}, "lines": [{"sku": "A-1"}], "note": "second"}"#;
+    assert_eq!(
+        post(&h.app, "fields", &[JSON, ("x-shop", "s1")], a).await.0,
+        200
+    );
+    // Unselected fields differ: still a duplicate.
+    assert_eq!(
+        post(&h.app, "fields", &[JSON, ("x-shop", "s1")], b).await.0,
+        204
+    );
+    // A selected header differs: new.
+    assert_eq!(
+        post(&h.app, "fields", &[JSON, ("x-shop", "s2")], b).await.0,
+        200
+    );
+    // None of the selected values present: not deduplicated at all.
+    for _ in 0..2 {
+        let (s, v) = post(&h.app, "fields", &[JSON], r#"{"other": 1}"#).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["dedupKey"], Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn the_caller_header_overrides_the_selection() {
+    let h = harness();
+    let k = ("x-dedup-key", "evt-42");
+    assert_eq!(
+        post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 1}}"#)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 2}}"#)
+            .await
+            .0,
+        204
+    );
+    // "dedup": "header": only requests with the header are deduplicated.
+    assert_eq!(
+        post(&h.app, "caller", &[JSON, k], r#"{"x": 1}"#).await.0,
+        200
+    );
+    assert_eq!(
+        post(&h.app, "caller", &[JSON, k], r#"{"x": 2}"#).await.0,
+        204
+    );
+    assert_eq!(post(&h.app, "caller", &[JSON], r#"{"x": 1}"#).await.0, 200);
+    assert_eq!(post(&h.app, "caller", &[JSON], r#"{"x": 1}"#).await.0, 200);
+    // Keys are scoped by endpoint: the same caller key elsewhere is new.
+    assert_eq!(post(&h.app, "demo", &[JSON, k], r#"{"x": 1}"#).await.0, 200);
+}
+
+#[tokio::test]
+async fn without_dedup_every_request_is_accepted() {
+    let h = harness();
+    for i in 1..=3 {
+        let (s, v) = post(&h.app, "open", &[JSON], r#"{"a": 1}"#).await;
+        assert_eq!(s, 200);
+        assert_eq!(v["id"], format!("local-{i}"));
+        assert_eq!(v["dedupKey"], Value::Null);
+    }
+}
+
+fn assert_error(status: u16, v: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{v}");
+    assert_eq!(v["errors"][0]["code"], want_code, "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn json_only() {
+    let h = harness();
+    for headers in [
+        vec![],
+        vec![("content-type", "text/plain")],
+        vec![("content-type", "application/x-www-form-urlencoded")],
+    ] {
+        let (s, v) = post(&h.app, "demo", &headers, r#"{"a": 1}"#).await;
+        assert_error(s, &v, 415, "unsupported_media_type");
+    }
+    let (s, v) = post(
+        &h.app,
+        "demo",
+        &[("content-type", "application/json; charset=latin1")],
+        "{}",
+    )
+    .await;
+    assert_error(s, &v, 415, "unsupported_charset");
+    let (s, v) = post(&h.app, "demo", &[JSON, ("content-encoding", "gzip")], "{}").await;
+    assert_error(s, &v, 415, "unsupported_encoding");
+    for ct in [
+        "application/json; charset=UTF-8",
+        "application/cloudevents+json",
+        "Application/JSON",
+    ] {
+        let (s, v) = post(&h.app, "open", &[("content-type", ct)], "{}").await;
+        assert_eq!(s, 200, "{ct}: {v}");
+    }
+    assert!(h.queue.sent().len() == 3);
+}
+
+#[tokio::test]
+async fn malformed_and_non_object_bodies_are_400() {
+    let h = harness();
+    for body in [
+        "{",
+        "{\"a\": }",
+        "",
+        "   ",
+        "[1, 2]",
+        "\"text\"",
+        "42",
+        "null",
+        "true",
+    ] {
+        let (s, v) = post(&h.app, "demo", &[JSON], body).await;
+        assert_error(s, &v, 400, "invalid_json");
+    }
+    assert!(h.queue.sent().is_empty());
+}
+
+#[tokio::test]
+async fn unknown_endpoints_are_404() {
+    let h = harness();
+    let (s, v) = post(&h.app, "nope", &[JSON], "{}").await;
+    assert_error(s, &v, 404, "not_found");
+    assert_eq!(
+        v["errors"][0]["message"],
+        "No incoming endpoint is named \"nope\"."
+    );
+    let (s, v) = post(&h.app, "demo/extra", &[JSON], "{}").await;
+    assert_error(s, &v, 404, "not_found");
+    assert_eq!(v["errors"][0]["message"], "No such incoming endpoint.");
+}
+
+fn hmac_headers(body: &str, secret: &str, ts: u64) -> Vec<(String, String)> {
+    let key = signature::key_from_secret(secret).unwrap();
+    vec![
+        ("content-type".into(), "application/json".into()),
+        ("webhook-id".into(), "msg_1".into()),
+        ("webhook-timestamp".into(), ts.to_string()),
+        (
+            "webhook-signature".into(),
+            signature::sign(&key, "msg_1", ts, body.as_bytes()),
+        ),
+    ]
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn post_owned(
+    app: &IncomingApp,
+    ep: &str,
+    headers: &[(String, String)],
+    body: &str,
+) -> (u16, Value) {
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    post(app, ep, &h, body).await
+}
+
+#[tokio::test]
+async fn hmac_endpoints_verify_standard_webhooks_signatures() {
+    let h = harness();
+    let body = r#"{"type": "order.created", "id": 1}"#;
+    let (s, v) = post_owned(
+        &h.app,
+        "hmac",
+        &hmac_headers(body, HMAC_SECRET, now()),
+        body,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // The sender's retry (same webhook-id) is a duplicate.
+    let (s, _) = post_owned(
+        &h.app,
+        "hmac",
+        &hmac_headers(body, HMAC_SECRET, now()),
+        body,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let m = &sent(&h.queue)[0];
+    assert_eq!(m["auth"], json!({"type": "hmac"}));
+    assert_eq!(m["headers"]["webhook-id"], "msg_1");
+    assert!(m["headers"].get("webhook-signature").is_none());
+
+    let (s, v) = post_owned(
+        &h.app,
+        "hmac",
+        &hmac_headers(body, "whsec_b3RoZXI=", now()),
+        body,
+    )
+    .await;
+    assert_error(s, &v, 401, "unauthorized");
+    let (s, v) = post_owned(
+        &h.app,
+        "hmac",
+        &hmac_headers(body, HMAC_SECRET, now() - 600),
+        body,
+    )
+    .await;
+    assert_error(s, &v, 401, "unauthorized");
+    let (s, v) = post(&h.app, "hmac", &[JSON], body).await;
+    assert_error(s, &v, 401, "unauthorized");
+    // The signature covers the exact bytes.
+    let (s, v) = post_owned(
+        &h.app,
+        "hmac",
+        &hmac_headers(body, HMAC_SECRET, now()),
+        &body.replace(": ", ":"),
+    )
+    .await;
+    assert_error(s, &v, 401, "unauthorized");
+}
+
+#[tokio::test]
+async fn named_secrets_are_resolved() {
+    let h = harness();
+    let body = r#"{"a": 1}"#;
+    let (s, v) = post_owned(
+        &h.app,
+        "named",
+        &hmac_headers(body, HMAC_SECRET, now()),
+        body,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post_owned(
+        &h.app,
+        "missing",
+        &hmac_headers(body, HMAC_SECRET, now()),
+        body,
+    )
+    .await;
+    assert_error(s, &v, 500, "misconfigured");
+}
+
+#[tokio::test]
+async fn an_unavailable_secret_store_is_a_503_and_a_missing_resolver_a_config_error() {
+    let services = IncomingServices::embedded().with_resolver(resolver_fn(|_name: String| async {
+        Err(ResolveError::Unavailable("down".into()))
+    }));
+    let cfg = IncomingConfig::default().with(
+        "named",
+        EndpointConfig::open()
+            .with_auth(AuthConfig::Hmac(HmacConfig::new(SecretValue::named("s")))),
+    );
+    let app = IncomingApp::new(cfg.clone(), services).unwrap();
+    let body = r#"{"a": 1}"#;
+    let (s, v) = post_owned(&app, "named", &hmac_headers(body, HMAC_SECRET, now()), body).await;
+    assert_error(s, &v, 503, "unavailable");
+    let e = IncomingApp::new(cfg, IncomingServices::embedded()).unwrap_err();
+    assert!(e.to_string().contains("SecretResolver"), "{e}");
+}
+
+fn jwt(claims: Value, secret: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn jwt_endpoints_need_a_valid_bearer_token() {
+    let h = harness();
+    let good = format!(
+        "Bearer {}",
+        jwt(
+            json!({"sub": "crm", "aud": "ext", "exp": now() + 60}),
+            JWT_SECRET
+        )
+    );
+    let (s, v) = post(
+        &h.app,
+        "jwt",
+        &[JSON, ("authorization", &good)],
+        r#"{"a": 1}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let m = &sent(&h.queue)[0];
+    assert_eq!(m["auth"], json!({"type": "jwt", "sub": "crm"}));
+    assert!(!h.queue.sent()[0].body.contains(&good[7..]));
+
+    let r = h.app.handle("jwt", request(&[JSON], b"{}")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.headers()[header::WWW_AUTHENTICATE],
+        r#"Bearer realm="incoming""#
+    );
+
+    for (token, why) in [
+        (
+            jwt(json!({"aud": "ext", "exp": now() - 3600}), JWT_SECRET),
+            "expired",
+        ),
+        (jwt(json!({"aud": "ext"}), JWT_SECRET), "no exp"),
+        (
+            jwt(json!({"aud": "other", "exp": now() + 60}), JWT_SECRET),
+            "wrong aud",
+        ),
+        (
+            jwt(json!({"aud": "ext", "exp": now() + 60}), "wrong-secret"),
+            "wrong secret",
+        ),
+        ("not.a.jwt".to_owned(), "garbage"),
+    ] {
+        let auth = format!("Bearer {token}");
+        let r = h
+            .app
+            .handle("jwt", request(&[JSON, ("authorization", &auth)], b"{}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{why}");
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer realm="incoming", error="invalid_token""#
+        );
+        let v: Value = serde_json::from_slice(r.body()).unwrap();
+        assert_eq!(v["errors"][0]["code"], "unauthorized", "{why}");
+    }
+    assert_eq!(h.queue.sent().len(), 1);
+}
+
+/// A queue that fails its first `failures` sends.
+#[derive(Default)]
+struct FlakyQueue {
+    failures: usize,
+    calls: AtomicUsize,
+    inner: MemoryQueue,
+}
+
+#[async_trait]
+impl Queue for FlakyQueue {
+    async fn send(&self, m: OutMessage) -> Result<String, QueueError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err(QueueError("injected".into()));
+        }
+        self.inner.send(m).await
+    }
+}
+
+#[tokio::test]
+async fn a_queue_failure_is_a_503_and_does_not_swallow_the_retry() {
+    let queue = Arc::new(FlakyQueue {
+        failures: 1,
+        ..FlakyQueue::default()
+    });
+    let services = IncomingServices::new(
+        Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
+        Outbox(queue.clone()),
+    )
+    .with_resolver(Arc::new(StaticResolver::new()));
+    let app = IncomingApp::new(config(), services).unwrap();
+    let (s, v) = post(&app, "demo", &[JSON], r#"{"a": 1}"#).await;
+    assert_error(s, &v, 503, "unavailable");
+    let r = app.handle("demo", request(&[JSON], br#"{"a": 1}"#)).await;
+    // The retry is accepted: the key was released.
+    assert_eq!(r.status(), StatusCode::OK);
+    // And only then is it a duplicate.
+    assert_eq!(post(&app, "demo", &[JSON], r#"{"a": 1}"#).await.0, 204);
+    assert_eq!(queue.inner.sent().len(), 1);
+}
+
+struct DownStore;
+
+#[async_trait]
+impl DedupStore for DownStore {
+    async fn check(&self, _: &DedupKey, _: Duration) -> Result<Sighting, StoreError> {
+        Err(StoreError("injected".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_dedup_store_failure_is_a_503_and_nothing_is_sent() {
+    let queue = Arc::new(MemoryQueue::default());
+    let services = IncomingServices::new(
+        Arc::new(Dedup::new(Arc::new(DownStore))),
+        Outbox(queue.clone()),
+    )
+    .with_resolver(Arc::new(StaticResolver::new()));
+    let app = IncomingApp::new(config(), services).unwrap();
+    let r = app.handle("demo", request(&[JSON], b"{}")).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+    assert!(queue.sent().is_empty());
+    // Endpoints without dedup do not touch the store.
+    assert_eq!(post(&app, "open", &[JSON], "{}").await.0, 200);
+}
+
+#[tokio::test]
+async fn events_too_large_for_the_queue_are_413_before_dedup() {
+    let h = harness();
+    let app = h.app.with_max_message_bytes(1024);
+    let big = format!(r#"{{"a": "{}"}}"#, "x".repeat(2000));
+    let (s, v) = post(&app, "demo", &[JSON], &big).await;
+    assert_error(s, &v, 413, "request_too_large");
+    // Not marked: a smaller retry of other content is fine, and the big one again is 413, not 204.
+    let (s, _) = post(&app, "demo", &[JSON], &big).await;
+    assert_eq!(s, 413);
+}
+
+#[test]
+fn rfc3339_formatting() {
+    let t = UNIX_EPOCH + Duration::from_millis(1_614_265_330_123);
+    assert_eq!(rfc3339_millis(t), "2021-02-25T15:02:10.123Z");
+    assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+    let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+    assert_eq!(rfc3339_millis(leap), "2000-02-29T00:00:00.000Z");
+    let end = UNIX_EPOCH + Duration::from_secs(4_102_444_799); // 2099-12-31T23:59:59
+    assert_eq!(rfc3339_millis(end), "2099-12-31T23:59:59.000Z");
+}
+
+#[test]
+fn secret_looking_headers_are_never_forwarded() {
+    for h in [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "webhook-signature",
+        "x-hub-signature-256",
+        "stripe-signature",
+        "x-auth-token",
+        "x-client-secret",
+    ] {
+        assert!(is_secret_header(h), "{h}");
+    }
+    for h in [
+        "content-type",
+        "user-agent",
+        "x-request-id",
+        "webhook-id",
+        "webhook-timestamp",
+    ] {
+        assert!(!is_secret_header(h), "{h}");
+    }
+}
