@@ -30,6 +30,7 @@ pub mod dispatch;
 pub mod incoming;
 pub mod protocol;
 pub mod telemetry;
+pub mod time;
 pub mod transport;
 
 pub use dispatch::{ExtError, ExtResult, Extension, Invocation, Module, Reply};

@@ -238,15 +238,7 @@ pub async fn dedup_from_env(backend: super::Backend, res: &super::Resources) -> 
 /// Parse a TTL in whole seconds: absent or blank → [`DEFAULT_TTL`]; `0`, negative or
 /// non-numeric → an error.
 pub fn ttl_from(value: Option<&str>) -> Result<Duration, String> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(DEFAULT_TTL),
-        Some(v) => match v.parse::<u64>() {
-            Ok(0) | Err(_) => Err(format!(
-                "{TTL_VAR} must be a whole number of seconds, at least 1 (got {v:?})"
-            )),
-            Ok(secs) => Ok(Duration::from_secs(secs)),
-        },
-    }
+    super::parse_ttl(TTL_VAR, value, DEFAULT_TTL)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,6 +67,24 @@ impl Resources {
     }
 }
 
+/// Parse a TTL in whole seconds from the variable `var`: absent or blank → `default`; `0`,
+/// negative or non-numeric → an error naming the variable.
+pub fn parse_ttl(
+    var: &str,
+    value: Option<&str>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => match v.parse::<u64>() {
+            Ok(0) | Err(_) => Err(format!(
+                "{var} must be a whole number of seconds, at least 1 (got {v:?})"
+            )),
+            Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
+        },
+    }
+}
+
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
 /// The shared SDK configuration, loaded on first use (not at cold start): region, credentials

@@ -59,7 +59,7 @@ pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
 
 use crate::aws::dedup::{Dedup, DedupKey, MemoryDedup, Sighting};
 use crate::aws::queue::{MemoryQueue, OutMessage, Outbox};
-use crate::protocol::error::{WireError, http_body};
+
 use crate::transport::http::{HttpRequest, json_response, new_request_id};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
@@ -301,18 +301,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-fn error(
-    status: StatusCode,
-    code: &'static str,
-    message: impl Into<Cow<'static, str>>,
-) -> Response<Bytes> {
-    let e = WireError {
-        code: code.into(),
-        message: message.into(),
-        order: crate::protocol::KeyOrder::CodeFirst,
-    };
-    json_response(status, http_body(&[e]))
-}
+use crate::transport::http::error_response as error;
 
 fn unavailable(what: &str) -> Response<Bytes> {
     let mut r = error(
@@ -402,29 +391,7 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Box<Response<Bytes>>>
     }
 }
 
-/// RFC 3339 UTC with milliseconds (`2026-01-02T03:04:05.678Z`).
-pub fn rfc3339_millis(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
+pub use crate::time::rfc3339_millis;
 
 /// Release a key whose event could not be queued, so that the sender's retry is not taken for
 /// a duplicate.

@@ -59,7 +59,8 @@ pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Byt
     r
 }
 
-fn error_response(
+/// A JSON error answer `{"errors":[{"code","message"}]}` with `status`.
+pub fn error_response(
     status: StatusCode,
     code: &'static str,
     message: impl Into<Cow<'static, str>>,
