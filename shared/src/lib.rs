@@ -32,6 +32,7 @@ pub mod protocol;
 pub mod telemetry;
 pub mod time;
 pub mod transport;
+pub mod worker;
 
 pub use dispatch::{ExtError, ExtResult, Extension, Invocation, Module, Reply};
 

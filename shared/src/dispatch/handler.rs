@@ -22,6 +22,8 @@ pub enum Stack {
     LambdaEnvelope,
     /// integrator.io's server stack: `POST /function`, on a Function URL or the local server.
     Http,
+    /// A message of an SQS batch (the queue worker, [`crate::worker`]).
+    Queue,
 }
 
 /// What a handler knows about the call it is serving.

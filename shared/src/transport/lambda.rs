@@ -9,6 +9,8 @@
 //! One binary answers every event kind:
 //! - client context present → integrator.io direct Invoke (payload = options);
 //! - a Function URL / API Gateway HTTP API event → the server-stack routes via `lambda_http`;
+//! - an SQS event (`Records[*].eventSource == "aws:sqs"`) → the queue worker
+//!   ([`crate::worker`]): one envelope per message, a partial batch response;
 //! - anything else → the payload is a whole envelope (`sam local invoke -e`, queued messages).
 
 use super::http::{HttpApp, HttpRequest};
@@ -121,6 +123,22 @@ pub async fn handle(app: Arc<HttpApp>, event: LambdaEvent<Value>) -> HandlerResu
         }
         None if is_http_event(&payload) => {
             return handle_http(app, payload, context, deadline).await;
+        }
+        None if crate::worker::is_sqs_event(&payload) => {
+            return match crate::worker::handle_batch(
+                &app.extension,
+                payload,
+                &context.request_id,
+                deadline,
+            )
+            .await
+            {
+                Ok(response) => raw(response.to_json()),
+                Err(e) => Err(Diagnostic {
+                    error_type: e.error_type().into(),
+                    error_message: e.to_string(),
+                }),
+            };
         }
         None => (Envelope::from_body(payload), Stack::LambdaEnvelope),
     };

@@ -1,0 +1,648 @@
+//! The queue worker: SQS batches of extension envelopes, answered with a partial batch
+//! response.
+//!
+//! The Lambda transport ([`crate::transport::lambda::handle`]) hands an invocation here when it
+//! has no client context and its payload is an SQS event ([`is_sqs_event`]: a non-empty
+//! `Records` array whose every record has `eventSource == "aws:sqs"`). Every record's body is
+//! an extension envelope (`diy`/`_connectorId`, `function`, optional `type`, `options`),
+//! dispatched exactly like a direct call through [`Extension::call`] (stack
+//! [`Stack::Queue`]); the function's result is discarded (nobody waits for it).
+//!
+//! # Answer
+//!
+//! The partial batch response, byte for byte (the event source mapping must have
+//! `FunctionResponseTypes: [ReportBatchItemFailures]`, otherwise Lambda ignores it):
+//!
+//! - `{"batchItemFailures":[]}` when every message succeeded;
+//! - `{"batchItemFailures":[{"itemIdentifier":"<messageId>"},…]}` listing exactly the failed
+//!   messages, in the order of the batch. A message fails when its body is not JSON, when the
+//!   call fails (any 422: invalid envelope, unknown function, the function's error, a panic, a
+//!   timeout), or when the idempotency layer says so (see below).
+//!
+//! # Policies
+//!
+//! - **A record without a `messageId`** (or with an empty one): Lambda reads an empty or null
+//!   `itemIdentifier` as "the whole batch failed", and a failure we cannot name could never be
+//!   retried alone. So the invocation **fails with `Worker.MissingMessageId`** before any
+//!   record is processed (nothing runs, nothing is deleted, Lambda retries the whole batch, and
+//!   the batch reaches the dead-letter queue after `maxReceiveCount`). SQS always sets the id;
+//!   this only guards hand-made events.
+//! - **Every message failed**: the invocation **fails with `Worker.BatchFailed`** (as AWS
+//!   Lambda Powertools does by default): the Lambda `Errors` metric and the event source's
+//!   back-off see it, and SQS makes every message visible again, exactly as if each id had been
+//!   listed. A batch where at least one message succeeded is answered with the list.
+//! - **FIFO** (`attributes.MessageGroupId` present): the records of one group run in batch
+//!   order, one at a time; after a failure the group's remaining records are **not run** and
+//!   are reported failed too, so the group's order is kept on redelivery. Other groups go on.
+//!   Groups (and the records of a standard queue, each its own group) run concurrently, at
+//!   most [`MAX_CONCURRENCY`] at once.
+//! - **Idempotent deliveries**: each record runs through the [`Idempotency`] service under the
+//!   key (scope `sqs`, the message id) with the parsed body as the payload. A redelivered
+//!   message that already completed is **not run again** and counts as a success; one that is
+//!   in progress elsewhere is reported failed (SQS redelivers it later, when it replays). The
+//!   same id with another body (`idempotency_payload_mismatch`) is reported failed and logged.
+//!   A completed run whose result was too large to store counts as a success (the worker needs
+//!   no result). Without an `Idempotency` service (unit tests) records simply run.
+//! - **Duplicate ids within one batch** (possible on standard queues): the first record with an
+//!   id runs; later copies are skipped and share its outcome.
+//! - **Deadline**: a record is not started with less than [`MIN_START`] left before the
+//!   invocation's deadline; it is reported failed and redelivered. This guard is off when the
+//!   invocation had less than twice [`MIN_START`] from the start (local emulators such as
+//!   `cargo lambda` send a deadline already past): each call then meets the dispatcher's own
+//!   deadline handling, as on every other event kind.
+//!
+//! One log line per batch gives the counts (`records`, `succeeded`, `replayed`, `failed`,
+//! `skipped`, `groups`, `duration_ms`); every call also has its usual `extension call` line.
+
+use crate::aws::idempotency::{
+    EpochMillis, Idempotency, IdempotencyError, IdempotencyKey, RunError,
+};
+use crate::dispatch::{CallRequest, Extension, Stack};
+use crate::protocol::Envelope;
+use crate::protocol::error::lambda_message;
+use aws_lambda_events::sqs::SqsMessage;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Idempotency scope of SQS deliveries (the key is the message id).
+pub const IDEMPOTENCY_SCOPE: &str = "sqs";
+/// Message groups (or standard-queue records) processed at once.
+pub const MAX_CONCURRENCY: usize = 16;
+/// A record is not started with less time than this left before the invocation deadline.
+pub const MIN_START: Duration = Duration::from_millis(500);
+/// The SQS attribute naming a FIFO message's group.
+pub const GROUP_ATTRIBUTE: &str = "MessageGroupId";
+
+/// Is `payload` an SQS event (a non-empty `Records` array, every record from `aws:sqs`)?
+pub fn is_sqs_event(payload: &Value) -> bool {
+    payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|records| {
+            !records.is_empty()
+                && records
+                    .iter()
+                    .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        })
+}
+
+/// One failed message of the partial batch response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ItemFailure {
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
+/// The partial batch response (`{"batchItemFailures":[…]}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct BatchResponse {
+    #[serde(rename = "batchItemFailures")]
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+impl BatchResponse {
+    /// The exact JSON text Lambda receives.
+    pub fn to_json(&self) -> String {
+        let items: Vec<String> = self
+            .batch_item_failures
+            .iter()
+            .map(|f| {
+                format!(
+                    "{{\"itemIdentifier\":{}}}",
+                    Value::String(f.item_identifier.clone())
+                )
+            })
+            .collect();
+        format!("{{\"batchItemFailures\":[{}]}}", items.join(","))
+    }
+}
+
+/// Why the whole invocation fails (the batch is retried as a whole).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error(
+        "record {index} of the batch has no messageId, so its failure could not be reported; no record was processed and the whole batch will be retried"
+    )]
+    MissingMessageId { index: usize },
+    #[error("the SQS event could not be read: {0}")]
+    InvalidEvent(String),
+    #[error("every message of the batch failed ({}): {}", .failed.len(), .failed.join(", "))]
+    AllFailed { failed: Vec<String> },
+}
+
+impl BatchError {
+    /// The Lambda `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            BatchError::MissingMessageId { .. } => "Worker.MissingMessageId",
+            BatchError::InvalidEvent(_) => "Worker.InvalidEvent",
+            BatchError::AllFailed { .. } => "Worker.BatchFailed",
+        }
+    }
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Ran now and succeeded.
+    Succeeded,
+    /// Completed by an earlier delivery; not run again.
+    Replayed,
+    /// Ran (or could not run) and failed.
+    Failed,
+    /// Not run: an earlier record of its FIFO group failed, or the deadline was too close.
+    Skipped,
+}
+
+impl Fate {
+    fn ok(self) -> bool {
+        matches!(self, Fate::Succeeded | Fate::Replayed)
+    }
+}
+
+struct Record {
+    index: usize,
+    id: String,
+    body: Option<String>,
+}
+
+/// Process one SQS batch (see the module docs): the partial batch response, or an error that
+/// fails the invocation.
+pub async fn handle_batch(
+    ext: &Extension,
+    payload: Value,
+    request_id: &str,
+    deadline: Option<Instant>,
+) -> Result<BatchResponse, BatchError> {
+    let started = Instant::now();
+    let raw = match payload {
+        Value::Object(mut map) => match map.remove("Records") {
+            Some(Value::Array(records)) => records,
+            _ => return Err(BatchError::InvalidEvent("no Records array".into())),
+        },
+        _ => return Err(BatchError::InvalidEvent("not a JSON object".into())),
+    };
+    let total = raw.len();
+
+    // Read every record first: a missing id fails the invocation before anything runs.
+    let mut records = Vec::with_capacity(total);
+    let mut groups: Vec<(Option<String>, Vec<Record>)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut duplicates = 0usize;
+    for (index, value) in raw.into_iter().enumerate() {
+        let id_in_json = value
+            .get("messageId")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let message: SqsMessage = serde_json::from_value(value).unwrap_or_default();
+        let id = message
+            .message_id
+            .clone()
+            .or(id_in_json)
+            .filter(|id| !id.is_empty());
+        let Some(id) = id else {
+            let e = BatchError::MissingMessageId { index };
+            tracing::error!(records = total, error = %e, "sqs batch rejected");
+            return Err(e);
+        };
+        let group = message.attributes.get(GROUP_ATTRIBUTE).cloned();
+        records.push((index, id, message.body, group));
+    }
+    for (index, id, body, group) in records {
+        if !seen.insert(id.clone()) {
+            duplicates += 1;
+            tracing::warn!(message_id = %id, "message delivered twice in one batch; the copy is skipped");
+            continue;
+        }
+        let record = Record { index, id, body };
+        match &group {
+            Some(g) => match groups.iter_mut().find(|(k, _)| k.as_deref() == Some(g)) {
+                Some((_, list)) => list.push(record),
+                None => groups.push((group, vec![record])),
+            },
+            None => groups.push((None, vec![record])),
+        }
+    }
+    let group_count = groups.len();
+    let fifo_groups = groups.iter().filter(|(g, _)| g.is_some()).count();
+
+    let idem = ext.services().get::<Idempotency>();
+    let hard_deadline = deadline.unwrap_or_else(|| Instant::now() + ext.timeout());
+    let guard_deadline = hard_deadline.saturating_duration_since(started) >= 2 * MIN_START;
+    let fates: Vec<Vec<(usize, String, Fate)>> = futures_util::stream::iter(groups)
+        .map(|(_, group)| {
+            let idem = idem.clone();
+            async move {
+                let mut out = Vec::with_capacity(group.len());
+                let mut broken = false;
+                for record in group {
+                    let fate = if broken {
+                        Fate::Skipped
+                    } else if guard_deadline
+                        && hard_deadline.saturating_duration_since(Instant::now()) < MIN_START
+                    {
+                        tracing::warn!(message_id = %record.id, remaining_ms = hard_deadline.saturating_duration_since(Instant::now()).as_millis() as u64, "too close to the deadline to start; left for redelivery");
+                        Fate::Skipped
+                    } else {
+                        let span = tracing::info_span!("sqs_message", message_id = %record.id);
+                        run_record(ext, idem.as_ref(), &record, request_id, deadline, hard_deadline)
+                            .instrument(span)
+                            .await
+                    };
+                    // A FIFO group stops at its first failure; for a standard-queue record the
+                    // "group" has just this one record.
+                    broken |= !fate.ok();
+                    out.push((record.index, record.id, fate));
+                }
+                out
+            }
+        })
+        .buffer_unordered(MAX_CONCURRENCY)
+        .collect()
+        .await;
+
+    let mut fates: Vec<(usize, String, Fate)> = fates.into_iter().flatten().collect();
+    fates.sort_by_key(|(index, _, _)| *index);
+    let count = |f: Fate| fates.iter().filter(|(_, _, x)| *x == f).count();
+    let (succeeded, replayed, failed, skipped) = (
+        count(Fate::Succeeded),
+        count(Fate::Replayed),
+        count(Fate::Failed),
+        count(Fate::Skipped),
+    );
+    let failures: Vec<String> = fates
+        .iter()
+        .filter(|(_, _, f)| !f.ok())
+        .map(|(_, id, _)| id.clone())
+        .collect();
+    let all_failed = !fates.is_empty() && failures.len() == fates.len();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if all_failed {
+        tracing::error!(
+            records = total,
+            succeeded,
+            replayed,
+            failed,
+            skipped,
+            duplicates,
+            groups = group_count,
+            fifo_groups,
+            request_id,
+            duration_ms = format_args!("{elapsed_ms:.3}"),
+            "sqs batch: every message failed; failing the invocation"
+        );
+        return Err(BatchError::AllFailed { failed: failures });
+    }
+    tracing::info!(
+        records = total,
+        succeeded,
+        replayed,
+        failed,
+        skipped,
+        duplicates,
+        groups = group_count,
+        fifo_groups,
+        request_id,
+        duration_ms = format_args!("{elapsed_ms:.3}"),
+        "sqs batch"
+    );
+    Ok(BatchResponse {
+        batch_item_failures: failures
+            .into_iter()
+            .map(|item_identifier| ItemFailure { item_identifier })
+            .collect(),
+    })
+}
+
+/// Run one record through the idempotency layer and the dispatcher.
+async fn run_record(
+    ext: &Extension,
+    idem: Option<&Arc<Idempotency>>,
+    record: &Record,
+    request_id: &str,
+    deadline: Option<Instant>,
+    hard_deadline: Instant,
+) -> Fate {
+    let body: Value = match record.body.as_deref().map(serde_json::from_str) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "message body is not JSON");
+            return Fate::Failed;
+        }
+        None => {
+            tracing::warn!("message has no body");
+            return Fate::Failed;
+        }
+    };
+    let call = |body: Value| async move {
+        let req = CallRequest {
+            envelope: Envelope::from_body(body),
+            stack: Stack::Queue,
+            request_id: request_id.to_owned(),
+            trace_id: None,
+            deadline,
+        };
+        ext.call(req)
+            .await
+            .map(|reply| reply.into_lambda())
+            .map_err(|errors| lambda_message(&errors))
+    };
+    let Some(idem) = idem else {
+        return match call(body).await {
+            Ok(_) => Fate::Succeeded,
+            Err(_) => Fate::Failed,
+        };
+    };
+    let key = IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, &record.id, &body);
+    let lock_until = EpochMillis::from_deadline(hard_deadline);
+    match idem.run(&key, lock_until, || call(body)).await {
+        Ok(outcome) if outcome.is_replayed() => {
+            tracing::info!("message already processed by an earlier delivery; not run again");
+            Fate::Replayed
+        }
+        Ok(_) => Fate::Succeeded,
+        // The call's own 422 was logged by `Extension::call`.
+        Err(RunError::Handler(_)) => Fate::Failed,
+        Err(RunError::Idempotency(IdempotencyError::ResultNotStored)) => {
+            tracing::info!(
+                "message already processed by an earlier delivery (result not stored); not run again"
+            );
+            Fate::Replayed
+        }
+        Err(RunError::Idempotency(e)) => {
+            if e.is_retryable() {
+                tracing::warn!(code = e.code(), error = %e, "message not processed now; it will be redelivered");
+            } else {
+                tracing::error!(code = e.code(), error = %e, "message refused by the idempotency layer");
+            }
+            Fate::Failed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::idempotency::{IdempotencyStore, LockToken, MemoryIdempotency};
+    use crate::dispatch::{ExtError, Invocation, Module, Services};
+    use serde_json::json;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn record(id: Option<&str>, body: &str, group: Option<&str>) -> Value {
+        let mut r = json!({
+            "receiptHandle": "rh",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+            "messageAttributes": {},
+            "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+            "awsRegion": "us-east-1"
+        });
+        if let Some(id) = id {
+            r["messageId"] = json!(id);
+        }
+        if let Some(g) = group {
+            r["attributes"]["MessageGroupId"] = json!(g);
+        }
+        r
+    }
+
+    fn call(function: &str, n: u64) -> String {
+        json!({"diy": true, "function": function, "options": {"n": n}}).to_string()
+    }
+
+    struct Fixture {
+        ext: Extension,
+        runs: Arc<AtomicUsize>,
+        store: Arc<MemoryIdempotency>,
+    }
+
+    fn fixture() -> Fixture {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut m = Module::new();
+        let counter = runs.clone();
+        m.raw("count", move |_inv: Invocation, o: Value| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, ExtError>(o)
+            }
+        });
+        m.raw("slow", |_inv: Invocation, o: Value| async move {
+            let ms = o["ms"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, ExtError>(o)
+        });
+        m.raw("fail", |_inv: Invocation, _o: Value| async {
+            Err::<Value, _>(ExtError::with_code("boom", "failed on purpose"))
+        });
+        let store = Arc::new(MemoryIdempotency::default());
+        let mut services = Services::default();
+        services.insert(Arc::new(Idempotency::new(store.clone())));
+        let ext = Extension::builder()
+            .diy(m)
+            .services(services)
+            .build()
+            .unwrap();
+        Fixture { ext, runs, store }
+    }
+
+    async fn batch(ext: &Extension, records: Vec<Value>) -> Result<String, BatchError> {
+        let deadline = Some(Instant::now() + Duration::from_secs(10));
+        handle_batch(ext, json!({ "Records": records }), "req", deadline)
+            .await
+            .map(|r| r.to_json())
+    }
+
+    #[test]
+    fn detects_sqs_events_only() {
+        assert!(is_sqs_event(
+            &json!({"Records": [record(Some("a"), "{}", None)]})
+        ));
+        assert!(!is_sqs_event(&json!({"Records": []})));
+        assert!(!is_sqs_event(
+            &json!({"Records": [{"eventSource": "aws:s3"}]})
+        ));
+        assert!(!is_sqs_event(
+            &json!({"diy": true, "function": "x", "options": {}})
+        ));
+    }
+
+    #[tokio::test]
+    async fn reports_exactly_the_failed_messages() {
+        let f = fixture();
+        let out = batch(
+            &f.ext,
+            vec![
+                record(Some("id1"), &call("count", 1), None),
+                record(Some("id2"), "{not json", None),
+                record(Some("id3"), &call("nope", 1), None),
+                record(Some("id4"), &call("fail", 1), None),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"batchItemFailures":[{"itemIdentifier":"id2"},{"itemIdentifier":"id3"},{"itemIdentifier":"id4"}]}"#
+        );
+        assert_eq!(f.runs.load(Ordering::SeqCst), 1);
+        let ok = batch(&f.ext, vec![record(Some("id5"), &call("count", 2), None)])
+            .await
+            .unwrap();
+        assert_eq!(ok, r#"{"batchItemFailures":[]}"#);
+    }
+
+    #[tokio::test]
+    async fn fifo_groups_stop_at_their_first_failure() {
+        let f = fixture();
+        let out = batch(
+            &f.ext,
+            vec![
+                record(Some("a1"), &call("count", 1), Some("A")),
+                record(Some("b1"), &call("count", 2), Some("B")),
+                record(Some("a2"), &call("fail", 3), Some("A")),
+                record(Some("b2"), &call("count", 4), Some("B")),
+                record(Some("a3"), &call("count", 5), Some("A")),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"batchItemFailures":[{"itemIdentifier":"a2"},{"itemIdentifier":"a3"}]}"#
+        );
+        assert_eq!(f.runs.load(Ordering::SeqCst), 3, "a3 was not run");
+    }
+
+    #[tokio::test]
+    async fn redeliveries_do_not_run_twice_and_in_flight_ones_wait() {
+        let f = fixture();
+        let body = call("count", 7);
+        let first = batch(&f.ext, vec![record(Some("m1"), &body, None)]).await;
+        assert_eq!(first.unwrap(), r#"{"batchItemFailures":[]}"#);
+        let again = batch(
+            &f.ext,
+            vec![
+                record(Some("m1"), &body, None),
+                record(Some("m1"), &body, None),
+            ],
+        )
+        .await;
+        assert_eq!(again.unwrap(), r#"{"batchItemFailures":[]}"#);
+        assert_eq!(f.runs.load(Ordering::SeqCst), 1, "ran once");
+
+        // Another invocation holds the lock of m2: m2 fails now (redelivered later).
+        let body2 = call("count", 8);
+        let parsed: Value = serde_json::from_str(&body2).unwrap();
+        let key = IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, "m2", &parsed);
+        let until = EpochMillis::now().after(Duration::from_secs(60));
+        let expires = crate::aws::idempotency::EpochSeconds::now().after(Duration::from_secs(600));
+        f.store
+            .acquire(&key, &LockToken::generate(), until, expires)
+            .await
+            .unwrap();
+        let out = batch(
+            &f.ext,
+            vec![
+                record(Some("m2"), &body2, None),
+                record(Some("m3"), &call("count", 9), None),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(out, r#"{"batchItemFailures":[{"itemIdentifier":"m2"}]}"#);
+        assert_eq!(f.runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn missing_ids_and_all_failed_batches_fail_the_invocation() {
+        let f = fixture();
+        let err = batch(
+            &f.ext,
+            vec![
+                record(Some("x1"), &call("count", 1), None),
+                record(None, &call("count", 2), None),
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err, BatchError::MissingMessageId { index: 1 });
+        assert_eq!(err.error_type(), "Worker.MissingMessageId");
+        let empty = batch(&f.ext, vec![record(Some(""), &call("count", 2), None)]).await;
+        assert_eq!(empty, Err(BatchError::MissingMessageId { index: 0 }));
+        assert_eq!(f.runs.load(Ordering::SeqCst), 0, "nothing ran");
+
+        let err = batch(
+            &f.ext,
+            vec![
+                record(Some("y1"), "[", None),
+                record(Some("y2"), &call("fail", 1), None),
+            ],
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::AllFailed {
+                failed: vec!["y1".into(), "y2".into()]
+            }
+        );
+        assert_eq!(err.error_type(), "Worker.BatchFailed");
+    }
+
+    #[tokio::test]
+    async fn records_are_not_started_too_close_to_the_deadline() {
+        let f = fixture();
+        let slow = json!({"diy": true, "function": "slow", "options": {"ms": 800}}).to_string();
+        let out = handle_batch(
+            &f.ext,
+            json!({"Records": [
+                record(Some("s1"), &slow, Some("G")),
+                record(Some("s2"), &call("count", 1), Some("G")),
+            ]}),
+            "req",
+            Some(Instant::now() + Duration::from_millis(1200)),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out.to_json(),
+            r#"{"batchItemFailures":[{"itemIdentifier":"s2"}]}"#
+        );
+        assert_eq!(f.runs.load(Ordering::SeqCst), 0, "s2 was not started");
+
+        // A deadline already past at the start (local emulators): records still run.
+        let _ = handle_batch(
+            &f.ext,
+            json!({"Records": [record(Some("e1"), &call("count", 1), None)]}),
+            "req",
+            Some(Instant::now()),
+        )
+        .await;
+        assert_eq!(f.runs.load(Ordering::SeqCst), 1, "e1 was started");
+    }
+
+    #[test]
+    fn response_json_escapes_ids() {
+        let r = BatchResponse {
+            batch_item_failures: vec![ItemFailure {
+                item_identifier: "a\"b".into(),
+            }],
+        };
+        assert_eq!(
+            r.to_json(),
+            r#"{"batchItemFailures":[{"itemIdentifier":"a\"b"}]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r.to_json(),
+            "the derived form agrees"
+        );
+    }
+}
