@@ -13,7 +13,7 @@ TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template events-check \
-        invoke build deploy tools clean
+        invoke build deploy tools clean bench
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
@@ -97,3 +97,9 @@ deploy: build
 clean:
 	cargo clean
 	rm -rf $(VENV) .tools
+
+# Benchmarks (not part of `make test`; a few minutes): release builds in target/bench, criterion,
+# wrk against our server and the Node reference stack, cold starts, sizes, AWS round trips at moto.
+# Writes docs/BENCHMARKS.md and docs/bench-*.svg.
+bench: $(TOOLS)
+	bash scripts/bench.sh

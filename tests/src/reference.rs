@@ -21,6 +21,18 @@ fn field<'a>(o: &'a Value, k: &str) -> Option<&'a Value> {
     o.as_object().and_then(|m| m.get(k))
 }
 
+/// Move a member out of an object (the options are owned: no copy of a large page).
+fn take(o: Value, k: &str) -> Option<Value> {
+    match o {
+        Value::Object(mut m) => m.remove(k),
+        _ => None,
+    }
+}
+
+fn take_mut(o: &mut Value, k: &str) -> Option<Value> {
+    o.as_object_mut().and_then(|m| m.remove(k))
+}
+
 /// Register the functions that live both in `hooks` and at the top level.
 fn hooks_and_top(m: &mut Module) {
     for ns in [Some("hooks"), None] {
@@ -61,16 +73,18 @@ fn hooks_and_top(m: &mut Module) {
         reg!("unicodeResult", |_i: Invocation, _o: Value| async move {
             serde_json::from_str::<Value>(UNICODE_RESULT).map_err(ExtError::from_error)
         });
-        reg!("preSavePage", |_i: Invocation, o: Value| async move {
-            let data = field(&o, "data").cloned().unwrap_or_else(|| json!([]));
-            let errors = field(&o, "errors").cloned().unwrap_or_else(|| json!([]));
+        reg!("preSavePage", |_i: Invocation, mut o: Value| async move {
+            let data = take_mut(&mut o, "data").unwrap_or_else(|| json!([]));
+            let errors = take_mut(&mut o, "errors").unwrap_or_else(|| json!([]));
             ExtResult::Ok(
                 json!({"data": data, "errors": errors, "abort": false, "newErrorsAndRetryData": []}),
             )
         });
         reg!("preMap", |_i: Invocation, o: Value| async move {
-            let out: Vec<Value> = match field(&o, "data") {
-                Some(Value::Array(items)) => items.iter().map(|d| json!({ "data": d })).collect(),
+            let out: Vec<Value> = match take(o, "data") {
+                Some(Value::Array(items)) => {
+                    items.into_iter().map(|d| json!({ "data": d })).collect()
+                }
                 _ => Vec::new(),
             };
             ExtResult::Ok(out)

@@ -1,0 +1,63 @@
+//! Large pages: a ~5 MB preSavePage page end to end through dispatch (`serde_json` parse of the
+//! request bytes → `Envelope` → `Extension::call` → the reply's JSON text) against the floor,
+//! `serde_json::from_slice::<Value>` + `serde_json::to_vec` of the same bytes. Run by
+//! `make bench` only (harness = false; `cargo test` does not run it).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use integration_tests::reference::{Mode, extension};
+use integrator_lambda::Reply;
+use integrator_lambda::dispatch::{CallRequest, Stack};
+use integrator_lambda::protocol::envelope::Envelope;
+use serde_json::Value;
+use std::hint::black_box;
+use std::time::Duration;
+
+fn large_page(c: &mut Criterion) {
+    let (bytes, records) = bench::envelope_of_size(5 * 1024 * 1024);
+    eprintln!("large page: {} bytes, {records} records", bytes.len());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ext = extension(Mode::Diy);
+    let through_dispatch = |bytes: &[u8]| {
+        let body: Value = serde_json::from_slice(bytes).expect("json");
+        let reply = rt
+            .block_on(ext.call(CallRequest {
+                envelope: Envelope::from_body(body),
+                stack: Stack::Http,
+                request_id: "bench".into(),
+                trace_id: None,
+                deadline: None,
+            }))
+            .expect("preSavePage answers");
+        match reply {
+            Reply::Json(s) => s.into_bytes(),
+            Reply::Nothing => Vec::new(),
+        }
+    };
+    // The echo must really carry the page through.
+    assert!(through_dispatch(&bytes).len() > bytes.len() / 2);
+
+    let mut g = c.benchmark_group("large_page");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    g.bench_function("floor", |b| {
+        b.iter(|| {
+            let v: Value = serde_json::from_slice(black_box(&bytes)).expect("json");
+            serde_json::to_vec(&v).expect("serialize")
+        })
+    });
+    g.bench_function("dispatch", |b| {
+        b.iter(|| through_dispatch(black_box(&bytes)))
+    });
+    g.finish();
+    let meta = serde_json::json!({"bytes": bytes.len(), "records": records});
+    if let Ok(dir) = std::env::var("CRITERION_HOME") {
+        let _ = std::fs::write(format!("{dir}/large_page_input.json"), meta.to_string());
+    }
+}
+
+criterion_group!(benches, large_page);
+criterion_main!(benches);
