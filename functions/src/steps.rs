@@ -67,11 +67,10 @@ pub async fn run_install_step(
 /// `uninstallStep`: an uninstall step; removes what the matching install step created and
 /// answers like [`run_install_step`], marking the step completed.
 pub async fn uninstall_step(
-    _inv: Invocation,
+    inv: Invocation,
     options: ConnectorOptions,
 ) -> ExtResult<Option<StepResult>> {
-    let steps = mark_step_completed(options.opts.as_ref())?;
-    Ok(Some(step_result(steps)))
+    run_install_step(inv, options).await
 }
 
 /// `uninstallConnector`: the last uninstall function. Delete what the steps left behind; once

@@ -221,13 +221,7 @@ impl Dedup {
 /// value is logged and ignored). The SDK configuration is loaded here, so call it lazily or
 /// at start-up of a function that needs it.
 pub async fn dedup_from_env(backend: super::Backend, res: &super::Resources) -> Dedup {
-    let ttl = match ttl_from(std::env::var(TTL_VAR).ok().as_deref()) {
-        Ok(ttl) => ttl,
-        Err(e) => {
-            tracing::warn!(error = %e, "ignoring {TTL_VAR}; using the default of 7 days");
-            DEFAULT_TTL
-        }
-    };
+    let ttl = super::ttl_from_env(TTL_VAR, DEFAULT_TTL);
     let store: Arc<dyn DedupStore> = match backend {
         super::Backend::Aws => Arc::new(DynamoDedup::new(super::sdk_config().await, &res.table)),
         super::Backend::Embedded => Arc::new(MemoryDedup::default()),

@@ -604,13 +604,7 @@ impl Idempotency {
 /// [`MemoryIdempotency`] when embedded. The TTL of completed records comes from
 /// `EXTENSION_IDEMPOTENCY_TTL_SECS` (default 24 hours; an invalid value is logged and ignored).
 pub async fn idempotency_from_env(backend: super::Backend, res: &super::Resources) -> Idempotency {
-    let ttl = match ttl_from(std::env::var(TTL_VAR).ok().as_deref()) {
-        Ok(ttl) => ttl,
-        Err(e) => {
-            tracing::warn!(error = %e, "ignoring {TTL_VAR}; using the default of 24 hours");
-            DEFAULT_TTL
-        }
-    };
+    let ttl = super::ttl_from_env(TTL_VAR, DEFAULT_TTL);
     let store: Arc<dyn IdempotencyStore> = match backend {
         super::Backend::Aws => Arc::new(DynamoIdempotency::new(
             super::sdk_config().await,

@@ -85,6 +85,15 @@ pub fn parse_ttl(
     }
 }
 
+/// [`parse_ttl`] of the variable `var` as set in the environment; an invalid value is logged
+/// and `default` used.
+pub fn ttl_from_env(var: &str, default: std::time::Duration) -> std::time::Duration {
+    parse_ttl(var, std::env::var(var).ok().as_deref(), default).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "ignoring {var}; using the default of {} s", default.as_secs());
+        default
+    })
+}
+
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
 /// The shared SDK configuration, loaded on first use (not at cold start): region, credentials

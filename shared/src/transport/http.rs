@@ -50,6 +50,26 @@ pub struct HttpRequest {
     pub request_id: Option<String>,
 }
 
+impl HttpRequest {
+    /// From a request head and its collected body (local server and Function URL alike).
+    pub fn from_parts(
+        parts: http::request::Parts,
+        body: Bytes,
+        deadline: Option<Instant>,
+        request_id: Option<String>,
+    ) -> Self {
+        Self {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers,
+            body,
+            deadline,
+            request_id,
+        }
+    }
+}
+
 /// Build a JSON response with the reference server's content type.
 pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Bytes> {
     let mut r = Response::new(body.into());

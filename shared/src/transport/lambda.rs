@@ -180,15 +180,7 @@ async fn handle_http(
                 Body::Binary(b) => bytes::Bytes::from(b),
                 _ => bytes::Bytes::new(),
             };
-            let req = HttpRequest {
-                method: parts.method,
-                path: parts.uri.path().to_owned(),
-                query: parts.uri.query().map(str::to_owned),
-                headers: parts.headers,
-                body,
-                deadline,
-                request_id: Some(request_id),
-            };
+            let req = HttpRequest::from_parts(parts, body, deadline, Some(request_id));
             let resp = app.handle(req).await;
             let (parts, bytes) = resp.into_parts();
             let body = if bytes.is_empty() {

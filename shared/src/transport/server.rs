@@ -25,15 +25,7 @@ async fn handle(State(app): State<Arc<HttpApp>>, req: Request) -> Response {
             Err(_) => return too_large(app.body_limit).map(Body::from),
         }
     };
-    let req = HttpRequest {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
-        body,
-        deadline: None,
-        request_id: None,
-    };
+    let req = HttpRequest::from_parts(parts, body, None, None);
     app.handle(req).await.map(Body::from)
 }
 
