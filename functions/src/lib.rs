@@ -21,6 +21,8 @@
 //! | [`settings`] | `settings` | `settingsForm`, `validateSettings`, `createChild`, `changeEdition`, `persistSettings`, `refreshMetadata`, `mappingMetadata` |
 //! | [`diagnostics`] | `serve` only | `panicDemo`, `sleepDemo` |
 //! | [`incoming`] | `incoming` (and `serve`) | `POST /incoming/{endpoint}` webhooks; default endpoint `demo` |
+//! | [`integrations`] | `worker` (and `serve`) | runs and streams: the `paged-numbers` integration |
+//! | `integrator_lambda::jobs::module()` | `worker`, `tick` (and `serve`) | `scheduleInvocation`, `cancelInvocation`, `tick`, `startRun`, `continueRun`, `runStatus` |
 //!
 //! To add a function: write `async fn f(inv: Invocation, options: <Kind>Options) ->
 //! ExtResult<<Result>>` in the module of its extension point, register it in that module's
@@ -35,6 +37,7 @@ pub mod export;
 pub mod fields;
 pub mod import;
 pub mod incoming;
+pub mod integrations;
 pub mod ping;
 pub mod post_aggregate;
 pub mod post_map;

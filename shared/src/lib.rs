@@ -28,6 +28,7 @@ pub mod aws;
 pub mod config;
 pub mod dispatch;
 pub mod incoming;
+pub mod jobs;
 pub mod protocol;
 pub mod telemetry;
 pub mod time;
@@ -52,6 +53,9 @@ pub struct RunOptions {
     pub incoming_required: bool,
     /// Fixed system tokens (the conformance binaries) instead of the environment's.
     pub tokens: Option<TokenSet>,
+    /// Integrations this binary can run as runs and streams ([`jobs::runs`]); the run engine
+    /// is offered to functions as `inv.service::<jobs::runs::Runs>()`.
+    pub integrations: Option<jobs::runs::Integrations>,
 }
 
 /// Serve `module`: as a Lambda function when `AWS_LAMBDA_RUNTIME_API` is set, otherwise as the
@@ -102,8 +106,21 @@ pub fn serve(ext: Extension, options: RunOptions) -> ExitCode {
     };
     let result = rt.block_on(async move {
         let caps = aws::Capabilities::from_env().await;
-        let services = caps.services(ext.services());
+        let mut services = caps.services(ext.services());
+        if let Some(integrations) = options.integrations {
+            match caps.runs(integrations) {
+                Some(runs) => {
+                    services.insert(Arc::new(runs));
+                }
+                None => tracing::error!(
+                    "runs disabled: EXTENSION_WORK_QUEUE_URL is not set, streams would have nowhere to go"
+                ),
+            }
+        }
         let ext = ext.with_services(services);
+        if let Some(local) = &caps.local_queue {
+            local.start(ext.clone());
+        }
         let tokens = match options.tokens {
             Some(t) => t,
             None => config::system_tokens(&caps.secrets)

@@ -58,6 +58,9 @@ use crate::aws::idempotency::{
     EpochMillis, Idempotency, IdempotencyError, IdempotencyKey, RunError,
 };
 use crate::dispatch::{CallRequest, Extension, Stack};
+use crate::jobs::deferred::{JobRef, ScheduleRequest, Scheduler, job_id_for_key};
+use crate::jobs::limits::{Admission, RateLimiter};
+use crate::jobs::runs::{Runs, is_run_message};
 use crate::protocol::Envelope;
 use crate::protocol::error::lambda_message;
 use aws_lambda_events::sqs::SqsMessage;
@@ -71,6 +74,8 @@ use tracing::Instrument;
 
 /// Idempotency scope of SQS deliveries (the key is the message id).
 pub const IDEMPOTENCY_SCOPE: &str = "sqs";
+/// Idempotency scope of deferred jobs (the key is the job id and version).
+pub const JOB_IDEMPOTENCY_SCOPE: &str = "job";
 /// Message groups (or standard-queue records) processed at once.
 pub const MAX_CONCURRENCY: usize = 16;
 /// A record is not started with less time than this left before the invocation deadline.
@@ -157,11 +162,18 @@ enum Fate {
     Failed,
     /// Not run: an earlier record of its FIFO group failed, or the deadline was too close.
     Skipped,
+    /// Over a rate limit: rescheduled for the next window (not run now, not lost).
+    Deferred,
+    /// A deferred job's message whose job was replaced, cancelled or already run.
+    Stale,
 }
 
 impl Fate {
     fn ok(self) -> bool {
-        matches!(self, Fate::Succeeded | Fate::Replayed)
+        matches!(
+            self,
+            Fate::Succeeded | Fate::Replayed | Fate::Deferred | Fate::Stale
+        )
     }
 }
 
@@ -275,6 +287,7 @@ pub async fn handle_batch(
         count(Fate::Failed),
         count(Fate::Skipped),
     );
+    let (deferred, stale) = (count(Fate::Deferred), count(Fate::Stale));
     let failures: Vec<String> = fates
         .iter()
         .filter(|(_, _, f)| !f.ok())
@@ -289,6 +302,8 @@ pub async fn handle_batch(
             replayed,
             failed,
             skipped,
+            deferred,
+            stale,
             duplicates,
             groups = group_count,
             fifo_groups,
@@ -304,6 +319,8 @@ pub async fn handle_batch(
         replayed,
         failed,
         skipped,
+        deferred,
+        stale,
         duplicates,
         groups = group_count,
         fifo_groups,
@@ -319,7 +336,9 @@ pub async fn handle_batch(
     })
 }
 
-/// Run one record through the idempotency layer and the dispatcher.
+/// Run one record: a run/stream message goes to the run engine; an envelope (or a deferred
+/// job's envelope) passes the job check and the rate limits, then runs through the
+/// idempotency layer and the dispatcher.
 async fn run_record(
     ext: &Extension,
     idem: Option<&Arc<Idempotency>>,
@@ -339,6 +358,44 @@ async fn run_record(
             return Fate::Failed;
         }
     };
+    let services = ext.services();
+    if is_run_message(&body) {
+        let Some(runs) = services.get::<Runs>() else {
+            tracing::error!(
+                "run/stream message, but this worker has no run engine (integrations or work queue missing)"
+            );
+            return Fate::Failed;
+        };
+        return match runs.handle(&body).await {
+            Ok(()) => Fate::Succeeded,
+            Err(e) => {
+                tracing::warn!(error = %e, "run/stream message failed; it will be redelivered");
+                Fate::Failed
+            }
+        };
+    }
+    let scheduler = services.get::<Scheduler>();
+    let job = JobRef::from_body(&body);
+    if let Some(job) = &job {
+        let Some(s) = &scheduler else {
+            tracing::error!(job_id = %job.id, "deferred job, but this worker has no scheduler (work queue missing)");
+            return Fate::Failed;
+        };
+        match s.is_current(job).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(job_id = %job.id, version = %job.version, "job replaced, cancelled or already done; not run");
+                return Fate::Stale;
+            }
+            Err(e) => {
+                tracing::warn!(job_id = %job.id, error = %e, "job check failed; it will be redelivered");
+                return Fate::Failed;
+            }
+        }
+    }
+    if let Some(fate) = rate_limit(services, scheduler.as_deref(), job.as_ref(), &body).await {
+        return fate;
+    }
     let call = |body: Value| async move {
         let req = CallRequest {
             envelope: Envelope::from_body(body),
@@ -352,35 +409,112 @@ async fn run_record(
             .map(|reply| reply.into_lambda())
             .map_err(|errors| lambda_message(&errors))
     };
-    let Some(idem) = idem else {
-        return match call(body).await {
+    let fate = match idem {
+        None => match call(body).await {
             Ok(_) => Fate::Succeeded,
             Err(_) => Fate::Failed,
-        };
-    };
-    let key = IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, &record.id, &body);
-    let lock_until = EpochMillis::from_deadline(hard_deadline);
-    match idem.run(&key, lock_until, || call(body)).await {
-        Ok(outcome) if outcome.is_replayed() => {
-            tracing::info!("message already processed by an earlier delivery; not run again");
-            Fate::Replayed
-        }
-        Ok(_) => Fate::Succeeded,
-        // The call's own 422 was logged by `Extension::call`.
-        Err(RunError::Handler(_)) => Fate::Failed,
-        Err(RunError::Idempotency(IdempotencyError::ResultNotStored)) => {
-            tracing::info!(
-                "message already processed by an earlier delivery (result not stored); not run again"
-            );
-            Fate::Replayed
-        }
-        Err(RunError::Idempotency(e)) => {
-            if e.is_retryable() {
-                tracing::warn!(code = e.code(), error = %e, "message not processed now; it will be redelivered");
-            } else {
-                tracing::error!(code = e.code(), error = %e, "message refused by the idempotency layer");
+        },
+        Some(idem) => {
+            // A deferred job is keyed by its id and version (its messages may differ); any
+            // other message by its message id.
+            let key = match &job {
+                Some(j) => IdempotencyKey::from_caller(
+                    JOB_IDEMPOTENCY_SCOPE,
+                    &format!("{}#{}", j.id, j.version),
+                    &body,
+                ),
+                None => IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, &record.id, &body),
+            };
+            let lock_until = EpochMillis::from_deadline(hard_deadline);
+            match idem.run(&key, lock_until, || call(body)).await {
+                Ok(outcome) if outcome.is_replayed() => {
+                    tracing::info!(
+                        "message already processed by an earlier delivery; not run again"
+                    );
+                    Fate::Replayed
+                }
+                Ok(_) => Fate::Succeeded,
+                // The call's own 422 was logged by `Extension::call`.
+                Err(RunError::Handler(_)) => Fate::Failed,
+                Err(RunError::Idempotency(IdempotencyError::ResultNotStored)) => {
+                    tracing::info!(
+                        "message already processed by an earlier delivery (result not stored); not run again"
+                    );
+                    Fate::Replayed
+                }
+                Err(RunError::Idempotency(e)) => {
+                    if e.is_retryable() {
+                        tracing::warn!(code = e.code(), error = %e, "message not processed now; it will be redelivered");
+                    } else {
+                        tracing::error!(code = e.code(), error = %e, "message refused by the idempotency layer");
+                    }
+                    Fate::Failed
+                }
             }
-            Fate::Failed
+        }
+    };
+    if fate.ok()
+        && let (Some(job), Some(s)) = (&job, &scheduler)
+        && let Err(e) = s.complete(job).await
+    {
+        // The run is recorded by the idempotency layer; the item expires by its TTL.
+        tracing::warn!(job_id = %job.id, error = %e, "job ran but its item could not be removed");
+    }
+    fate
+}
+
+/// Apply the function's rate limits: `None` to go on, or the record's fate when it was
+/// deferred to the next window (or could not be checked).
+async fn rate_limit(
+    services: &crate::dispatch::Services,
+    scheduler: Option<&Scheduler>,
+    job: Option<&JobRef>,
+    body: &Value,
+) -> Option<Fate> {
+    let limiter = services.get::<RateLimiter>()?;
+    let function = body.get("function").and_then(Value::as_str)?;
+    if !limiter.applies_to(function) {
+        return None;
+    }
+    let key = body.get("key").filter(|k| !k.is_null());
+    let key_hash = match (job, key) {
+        (Some(j), _) => Some(j.id.clone()),
+        (None, Some(k)) => Some(job_id_for_key(k)),
+        (None, None) => None,
+    };
+    let verdict = match limiter.admit(function, key_hash.as_deref()).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(function, error = %e, "rate limit check failed; the message will be redelivered");
+            return Some(Fate::Failed);
+        }
+    };
+    let Admission::Limited { retry_at, limit } = verdict else {
+        return None;
+    };
+    let Some(s) = scheduler else {
+        tracing::warn!(
+            function,
+            limit,
+            "over the rate limit and no scheduler to defer to; the message will be redelivered"
+        );
+        return Some(Fate::Failed);
+    };
+    let mut envelope = body.as_object().cloned().unwrap_or_default();
+    envelope.remove(crate::jobs::deferred::JOB_MEMBER);
+    let wait = Duration::from_millis(retry_at.0.saturating_sub(s.clock().now().0));
+    let mut req = ScheduleRequest::new(envelope, key).delay(wait);
+    if let Some(j) = job {
+        req.job_id = j.id.clone();
+    }
+    match s.schedule(req).await {
+        Ok(r) => {
+            tracing::warn!(function, limit, job_id = %r.job_id, retry_in_ms = wait.as_millis() as u64, "over the rate limit: deferred to the next window");
+            Some(Fate::Deferred)
+        }
+        Err(e) => {
+            tracing::warn!(function, error = %e, "over the rate limit and could not defer; the message will be redelivered");
+            Some(Fate::Failed)
         }
     }
 }

@@ -1,6 +1,13 @@
 //! The queue worker Lambda (`WorkerFunction`, fed by `WorkQueue`): every SQS message is an
-//! extension envelope naming any registered function of any extension point
-//! (see `integrator_lambda::worker`).
+//! extension envelope naming any registered function of any extension point, a deferred job,
+//! or a run/stream message (see `integrator_lambda::worker`). It also answers direct calls to
+//! the job and run utilities (`scheduleInvocation`, `startRun`, `continueRun`, …).
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::all())
+    let mut m = functions::all();
+    m.merge(integrator_lambda::jobs::module());
+    let options = integrator_lambda::RunOptions {
+        integrations: Some(functions::integrations::all()),
+        ..Default::default()
+    };
+    integrator_lambda::run_with(m, options)
 }

@@ -229,7 +229,7 @@ fn validation_hash(payload: &Value) -> String {
 
 /// JSON text with object members sorted by key (recursively) and JavaScript number
 /// formatting: the same value always gives the same bytes.
-fn canonical_json(v: &Value) -> Vec<u8> {
+pub(crate) fn canonical_json(v: &Value) -> Vec<u8> {
     fn write(v: &Value, out: &mut Vec<u8>) {
         match v {
             Value::Object(map) => {

@@ -7,7 +7,11 @@
 //! | `EXTENSION_BACKEND` | `aws` or `embedded` | `aws` on Lambda or with `AWS_ENDPOINT_URL`, else `embedded` |
 //! | `EXTENSION_TABLE` | DynamoDB table (partition key `pk` S, TTL attribute `expires_at`) | `integrator-extension` |
 //! | `EXTENSION_KMS_KEY_ID` | KMS key (id, ARN or alias) secrets are encrypted with | `alias/integrator-extension` |
-//! | `EXTENSION_QUEUE_URL` | SQS queue for accepted events and deferred work | none |
+//! | `EXTENSION_QUEUE_URL` | SQS queue for accepted webhook events | none |
+//! | `EXTENSION_WORK_QUEUE_URL` | SQS work queue: deferred jobs, rate-limited retries, run streams | `EXTENSION_QUEUE_URL` |
+//! | `EXTENSION_TABLE_INDEX` | the table's index (`gsi1pk`/`gsi1sk`) for due jobs and run streams | `gsi1` |
+//! | `EXTENSION_RATE_LIMITS` | rate limits of queued invocations (see [`crate::jobs::limits`]) | none |
+//! | `EXTENSION_STREAM_RETRY_SECS` | back-off step between retries of a failed stream | `30` |
 //! | `EXTENSION_STACK_NAME` | stack name bound into every secret's encryption context | `AWS_LAMBDA_FUNCTION_NAME`'s stack, else `local` |
 
 pub mod dedup;
@@ -52,6 +56,8 @@ pub struct Resources {
     pub table: String,
     pub kms_key_id: String,
     pub queue_url: Option<String>,
+    /// The work queue (deferred jobs, runs); falls back to `queue_url`.
+    pub work_queue_url: Option<String>,
     pub stack_name: String,
 }
 
@@ -62,6 +68,7 @@ impl Resources {
             kms_key_id: var("EXTENSION_KMS_KEY_ID")
                 .unwrap_or_else(|| "alias/integrator-extension".into()),
             queue_url: var("EXTENSION_QUEUE_URL"),
+            work_queue_url: var("EXTENSION_WORK_QUEUE_URL").or_else(|| var("EXTENSION_QUEUE_URL")),
             stack_name: var("EXTENSION_STACK_NAME").unwrap_or_else(|| "local".into()),
         }
     }
@@ -136,13 +143,78 @@ pub struct Capabilities {
     pub idempotency: std::sync::Arc<idempotency::Idempotency>,
     /// `None` on AWS without `EXTENSION_QUEUE_URL`.
     pub outbox: Option<queue::Outbox>,
+    /// Deferred invocations; `None` on AWS without a work queue.
+    pub scheduler: Option<std::sync::Arc<crate::jobs::deferred::Scheduler>>,
+    /// Rate limits of queued invocations (`EXTENSION_RATE_LIMITS`).
+    pub limiter: std::sync::Arc<crate::jobs::limits::RateLimiter>,
+    /// Runs and streams storage, and the work queue (for [`Capabilities::runs`]).
+    pub run_store: std::sync::Arc<dyn crate::jobs::runs::RunStore>,
+    pub work_queue: Option<std::sync::Arc<dyn queue::Queue>>,
+    /// Embedded backend: the in-process work queue, started by the server.
+    pub local_queue: Option<std::sync::Arc<crate::jobs::local::LocalQueue>>,
 }
 
 impl Capabilities {
     pub async fn from_env() -> Self {
+        use crate::jobs::{SystemClock, deferred, limits, runs};
+        use std::sync::Arc;
         let backend = Backend::from_env();
         let resources = Resources::from_env();
+        let index = crate::jobs::index_from_env();
+        let clock: Arc<dyn crate::jobs::Clock> = Arc::new(SystemClock);
+        let limits = match std::env::var("EXTENSION_RATE_LIMITS") {
+            Ok(text) if !text.trim().is_empty() => {
+                limits::parse_limits(&text).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "EXTENSION_RATE_LIMITS ignored");
+                    Vec::new()
+                })
+            }
+            _ => Vec::new(),
+        };
+        let local_queue = (backend == Backend::Embedded)
+            .then(|| Arc::new(crate::jobs::local::LocalQueue::default()));
+        let (job_store, counters, run_store, work_queue): (
+            Arc<dyn deferred::JobStore>,
+            Arc<dyn limits::CounterStore>,
+            Arc<dyn runs::RunStore>,
+            Option<Arc<dyn queue::Queue>>,
+        ) = match backend {
+            Backend::Embedded => (
+                Arc::new(deferred::MemoryJobs::default()),
+                Arc::new(limits::MemoryCounters::default()),
+                Arc::new(runs::MemoryRuns::default()),
+                local_queue.clone().map(|q| q as Arc<dyn queue::Queue>),
+            ),
+            Backend::Aws => {
+                let cfg = sdk_config().await;
+                let ddb = aws_sdk_dynamodb::Client::new(cfg);
+                (
+                    Arc::new(deferred::DynamoJobs::from_client(
+                        ddb.clone(),
+                        &resources.table,
+                        &index,
+                    )),
+                    Arc::new(limits::DynamoCounters::from_client(
+                        ddb.clone(),
+                        &resources.table,
+                    )),
+                    Arc::new(runs::DynamoRuns::from_client(ddb, &resources.table, &index)),
+                    resources.work_queue_url.as_deref().map(|url| {
+                        Arc::new(queue::SqsQueue::new(cfg, url)) as Arc<dyn queue::Queue>
+                    }),
+                )
+            }
+        };
+        let scheduler = work_queue
+            .clone()
+            .map(|q| Arc::new(deferred::Scheduler::new(job_store, q, clock.clone())));
+        let limiter = Arc::new(limits::RateLimiter::new(counters, clock, limits));
         Self {
+            scheduler,
+            limiter,
+            run_store,
+            work_queue,
+            local_queue,
             secrets: std::sync::Arc::new(secrets::SecretStore::from_env(backend, &resources).await),
             dedup: std::sync::Arc::new(dedup::dedup_from_env(backend, &resources).await),
             idempotency: std::sync::Arc::new(
@@ -164,6 +236,33 @@ impl Capabilities {
         if let Some(o) = &self.outbox {
             s.insert(std::sync::Arc::new(o.clone()));
         }
+        s.insert(self.limiter.clone());
+        if let Some(sch) = &self.scheduler {
+            s.insert(sch.clone());
+        }
         s
+    }
+
+    /// The run engine over these capabilities, for `integrations` (needs a work queue).
+    pub fn runs(
+        &self,
+        integrations: crate::jobs::runs::Integrations,
+    ) -> Option<crate::jobs::runs::Runs> {
+        let queue = self.work_queue.clone()?;
+        let retry = ttl_from_env(
+            "EXTENSION_STREAM_RETRY_SECS",
+            std::time::Duration::from_secs(30),
+        );
+        Some(
+            crate::jobs::runs::Runs::new(
+                self.run_store.clone(),
+                queue,
+                integrations,
+                std::sync::Arc::new(crate::jobs::SystemClock),
+            )
+            .with_scheduler(self.scheduler.clone())
+            .with_limiter(Some(self.limiter.clone()))
+            .with_retry_delay(retry),
+        )
     }
 }

@@ -141,6 +141,7 @@ mod tests {
             table: "t".into(),
             kms_key_id: "k".into(),
             queue_url: None,
+            work_queue_url: None,
             stack_name: "s".into(),
         };
         let outbox = outbox_from_env(super::super::Backend::Embedded, &res).await;

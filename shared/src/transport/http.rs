@@ -250,6 +250,13 @@ fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
     })
 }
 
+/// The run id of `/runs/{id}{suffix}`.
+fn run_path<'a>(path: &'a str, suffix: &str) -> Option<&'a str> {
+    path.strip_prefix("/runs/")?
+        .strip_suffix(suffix)
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
 impl HttpApp {
     pub fn new(extension: Extension, tokens: TokenSet, body_limit: usize) -> Arc<Self> {
         Arc::new(Self {
@@ -276,6 +283,18 @@ impl HttpApp {
             {
                 self.incoming(req).await
             }
+            (&Method::POST, "/jobs") => self.utility(req, "scheduleInvocation", None).await,
+            (&Method::POST, "/jobs/cancel") => self.utility(req, "cancelInvocation", None).await,
+            (&Method::POST, "/jobs/tick") => self.utility(req, "tick", None).await,
+            (&Method::POST, "/runs") => self.utility(req, "startRun", None).await,
+            (&Method::POST, p) if run_path(p, "/continue").is_some() => {
+                let id = run_path(p, "/continue").map(str::to_owned);
+                self.utility(req, "continueRun", id).await
+            }
+            (&Method::GET, p) if run_path(p, "").is_some() => {
+                let id = run_path(p, "").map(str::to_owned);
+                self.utility(req, "runStatus", id).await
+            }
             (&Method::GET, "/" | "/healthCheck") => {
                 json_response(StatusCode::OK, r#"{"success":true}"#)
             }
@@ -284,6 +303,54 @@ impl HttpApp {
                 "not_found",
                 format!("Cannot {m} {p}"),
             ),
+        }
+    }
+
+    /// The job and run routes: the body (JSON object, optional) is the options of the utility
+    /// `function` (`runId` taken from the path when given); bearer token required.
+    async fn utility(
+        &self,
+        req: HttpRequest,
+        function: &str,
+        run_id: Option<String>,
+    ) -> Response<Bytes> {
+        if req.body.len() > self.body_limit {
+            return too_large(self.body_limit);
+        }
+        let ok = match presented_token(&req.headers, None, req.query.as_deref()) {
+            Presented::Token(t) => self.tokens.accepts(&t),
+            Presented::Invalid | Presented::Missing => false,
+        };
+        if !ok {
+            return unauthorized();
+        }
+        let mut options = match decode_body(&req.headers, req.body, self.body_limit)
+            .and_then(|raw| parse_json(&raw))
+        {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    "The request body must be a JSON object.",
+                );
+            }
+            Err(r) => return *r,
+        };
+        if let Some(id) = run_id {
+            options.insert("runId".into(), Value::String(id));
+        }
+        let envelope = serde_json::json!({"diy": true, "function": function, "options": options});
+        let call = CallRequest {
+            envelope: Envelope::from_body(envelope),
+            stack: Stack::Http,
+            request_id: req.request_id.unwrap_or_else(new_request_id),
+            trace_id: None,
+            deadline: req.deadline,
+        };
+        match self.extension.call(call).await {
+            Ok(reply) => json_response(StatusCode::OK, reply.into_http()),
+            Err(errors) => json_response(StatusCode::UNPROCESSABLE_ENTITY, http_body(&errors)),
         }
     }
 

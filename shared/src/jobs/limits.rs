@@ -1,0 +1,470 @@
+//! Rate limits: at most `limit` runs per `interval`, for a whole function or per key.
+//!
+//! Counting is a fixed window: the window index is `now / interval`, and each (function, key
+//! hash, interval, window) has one counter item in the extension table,
+//! `rate#<function>#<key hash or *>#<interval s>#<window>`. One admission is one conditional
+//! `UpdateItem` (`ADD hits 1` if `hits < limit`): DynamoDB applies it atomically, so any number
+//! of concurrent workers admit at most `limit` per window. Keys are hashed before they reach
+//! the table (never stored in clear). Counter items expire one interval after their window.
+//!
+//! Limits apply to **queued** invocations (the worker, i.e. deferred jobs, schedules and
+//! anything sent to the work queue): an invocation over its limit is **deferred to the start
+//! of the next window** (rescheduled under its job id, so it is neither dropped nor duplicated)
+//! and logged. Direct calls from integrator.io are answered synchronously and are not limited
+//! here (integrator.io has its own concurrency settings per flow step).
+//!
+//! Configuration: `EXTENSION_RATE_LIMITS`, a JSON array such as
+//! `[{"function": "notifyPartner", "limit": 2, "interval": "1w", "per": "key"}]`; `interval` is
+//! seconds or a number with `s`/`m`/`h`/`d`/`w`; `per` is `function` (default) or `key` (the
+//! envelope's top-level `key`, or the job's key).
+//!
+//! A [`GlobalLimit`] (runs and streams, after seed 001's `globalLimit`) counts stream
+//! executions per integration per period, with `onboarding_factor` × the allowance for
+//! onboarding runs.
+
+use super::Clock;
+use crate::aws::idempotency::{EpochMillis, EpochSeconds};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Errors of the limiter.
+#[derive(Debug, thiserror::Error)]
+pub enum LimitError {
+    #[error("invalid rate limit configuration: {0}")]
+    Config(String),
+    #[error("rate limit store unavailable: {0}")]
+    Store(String),
+}
+
+/// What a limit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Every invocation of the function.
+    Function,
+    /// Each key separately.
+    Key,
+}
+
+/// One limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub function: String,
+    pub limit: u64,
+    pub interval: Duration,
+    pub target: Target,
+}
+
+/// A per-integration allowance per period (seed 001's `globalLimit`,
+/// `limitResetFrequencySeconds`, `onboardingLimitModifierFactor`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GlobalLimit {
+    pub limit: u64,
+    pub reset: Duration,
+    pub onboarding_factor: f64,
+}
+
+impl GlobalLimit {
+    /// The allowance for a run.
+    pub fn allowance(&self, onboarding: bool) -> u64 {
+        if onboarding {
+            (self.limit as f64 * self.onboarding_factor.max(0.0)).floor() as u64
+        } else {
+            self.limit
+        }
+    }
+}
+
+/// The verdict for one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Allowed,
+    /// Over the limit until `retry_at` (the next window's start).
+    Limited {
+        retry_at: EpochMillis,
+        limit: u64,
+    },
+}
+
+/// Atomic counters.
+#[async_trait]
+pub trait CounterStore: Send + Sync + 'static {
+    /// Add one to `bucket` if it is below `limit`: the new count, or `None` when full.
+    async fn acquire(
+        &self,
+        bucket: &str,
+        limit: u64,
+        expires_at: EpochSeconds,
+    ) -> Result<Option<u64>, LimitError>;
+}
+
+/// Parse an interval: whole seconds, or a number with `s`, `m`, `h`, `d` or `w`.
+pub fn parse_interval(v: &Value) -> Result<Duration, LimitError> {
+    let bad = || {
+        LimitError::Config(format!(
+            "interval {v} is not seconds or like 30s, 5m, 1h, 1d, 1w"
+        ))
+    };
+    let secs = match v {
+        Value::Number(n) => n.as_u64().ok_or_else(bad)?,
+        Value::String(s) => {
+            let s = s.trim();
+            let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+            let n: u64 = num.parse().map_err(|_| bad())?;
+            let mult = match unit.trim() {
+                "" | "s" => 1,
+                "m" => 60,
+                "h" => 3600,
+                "d" => 86_400,
+                "w" => 604_800,
+                _ => return Err(bad()),
+            };
+            n.checked_mul(mult).ok_or_else(bad)?
+        }
+        _ => return Err(bad()),
+    };
+    if secs == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Parse the `EXTENSION_RATE_LIMITS` JSON.
+pub fn parse_limits(text: &str) -> Result<Vec<RateLimit>, LimitError> {
+    let v: Value =
+        serde_json::from_str(text).map_err(|e| LimitError::Config(format!("not JSON: {e}")))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| LimitError::Config("must be a JSON array of limits".into()))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let err = |m: &str| LimitError::Config(format!("limit {i}: {m}"));
+            let function = item
+                .get("function")
+                .and_then(Value::as_str)
+                .filter(|f| !f.is_empty())
+                .ok_or_else(|| err("function must name a function"))?;
+            let limit = item
+                .get("limit")
+                .and_then(Value::as_u64)
+                .filter(|l| *l > 0)
+                .ok_or_else(|| err("limit must be a whole number ≥ 1"))?;
+            let interval = parse_interval(item.get("interval").unwrap_or(&Value::Null))
+                .map_err(|e| err(&e.to_string()))?;
+            let target = match item.get("per").and_then(Value::as_str) {
+                None | Some("function") => Target::Function,
+                Some("key") => Target::Key,
+                Some(other) => {
+                    return Err(err(&format!("per must be function or key, not {other:?}")));
+                }
+            };
+            Ok(RateLimit {
+                function: function.to_owned(),
+                limit,
+                interval,
+                target,
+            })
+        })
+        .collect()
+}
+
+/// The limiter service (`inv.service::<RateLimiter>()`; used by the worker).
+#[derive(Clone)]
+pub struct RateLimiter {
+    store: Arc<dyn CounterStore>,
+    clock: Arc<dyn Clock>,
+    limits: Arc<Vec<RateLimit>>,
+}
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+fn window_of(now: EpochMillis, interval: Duration) -> (u64, EpochMillis) {
+    let len = u64::try_from(interval.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let index = now.0 / len;
+    (
+        index,
+        EpochMillis(index.saturating_add(1).saturating_mul(len)),
+    )
+}
+
+impl RateLimiter {
+    pub fn new(
+        store: Arc<dyn CounterStore>,
+        clock: Arc<dyn Clock>,
+        limits: Vec<RateLimit>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            limits: Arc::new(limits),
+        }
+    }
+
+    pub fn limits(&self) -> &[RateLimit] {
+        &self.limits
+    }
+
+    /// Does any limit apply to `function`?
+    pub fn applies_to(&self, function: &str) -> bool {
+        self.limits.iter().any(|l| l.function == function)
+    }
+
+    async fn acquire(
+        &self,
+        bucket: String,
+        limit: u64,
+        interval: Duration,
+    ) -> Result<Admission, LimitError> {
+        let now = self.clock.now();
+        let (index, next) = window_of(now, interval);
+        let bucket = format!("{bucket}#{}#{index}", interval.as_secs());
+        let expires = EpochSeconds(next.0 / 1000).after(interval);
+        Ok(match self.store.acquire(&bucket, limit, expires).await? {
+            Some(_) => Admission::Allowed,
+            None => Admission::Limited {
+                retry_at: next,
+                limit,
+            },
+        })
+    }
+
+    /// Admit one invocation of `function` with the caller's `key_hash` (for per-key limits;
+    /// an invocation without a key counts under the key `*`). Every limit of the function
+    /// is checked in turn; the first that is full decides.
+    pub async fn admit(
+        &self,
+        function: &str,
+        key_hash: Option<&str>,
+    ) -> Result<Admission, LimitError> {
+        for l in self.limits.iter().filter(|l| l.function == function) {
+            let key = match l.target {
+                Target::Function => "*",
+                Target::Key => key_hash.unwrap_or("*"),
+            };
+            let verdict = self
+                .acquire(format!("rate#{function}#{key}"), l.limit, l.interval)
+                .await?;
+            if verdict != Admission::Allowed {
+                return Ok(verdict);
+            }
+        }
+        Ok(Admission::Allowed)
+    }
+
+    /// Admit one stream execution of `integration` under its global limit.
+    pub async fn admit_global(
+        &self,
+        integration: &str,
+        limit: &GlobalLimit,
+        onboarding: bool,
+    ) -> Result<Admission, LimitError> {
+        let allowance = limit.allowance(onboarding);
+        let kind = if onboarding {
+            "onboarding"
+        } else {
+            "incremental"
+        };
+        self.acquire(
+            format!("rate#global#{integration}#{kind}"),
+            allowance,
+            limit.reset,
+        )
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory twin
+
+/// In-memory counters (local runs, unit tests).
+#[derive(Debug, Default)]
+pub struct MemoryCounters {
+    counts: Mutex<HashMap<String, u64>>,
+}
+
+#[async_trait]
+impl CounterStore for MemoryCounters {
+    async fn acquire(
+        &self,
+        bucket: &str,
+        limit: u64,
+        _: EpochSeconds,
+    ) -> Result<Option<u64>, LimitError> {
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| LimitError::Store("in-memory counters poisoned".into()))?;
+        let n = counts.entry(bucket.to_owned()).or_insert(0);
+        if *n >= limit {
+            return Ok(None);
+        }
+        *n += 1;
+        Ok(Some(*n))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB
+
+/// Counter items in the extension table: one conditional `UpdateItem` per admission.
+#[derive(Debug, Clone)]
+pub struct DynamoCounters {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoCounters {
+    pub fn new(cfg: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table)
+    }
+    pub fn from_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl CounterStore for DynamoCounters {
+    async fn acquire(
+        &self,
+        bucket: &str,
+        limit: u64,
+        expires_at: EpochSeconds,
+    ) -> Result<Option<u64>, LimitError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(bucket.to_owned()))
+            .update_expression("ADD hits :one SET expires_at = :exp")
+            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":exp", AttributeValue::N(expires_at.0.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Ok(Some(
+                out.attributes()
+                    .and_then(|a| a.get("hits"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(LimitError::Store(crate::aws::describe_sdk_error(&e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::ManualClock;
+    use serde_json::json;
+
+    #[test]
+    fn limits_are_read_from_json() {
+        let l = parse_limits(r#"[{"function":"f","limit":2,"interval":"1w","per":"key"},{"function":"g","limit":5,"interval":60}]"#).unwrap();
+        assert_eq!(l[0].interval, Duration::from_secs(604_800));
+        assert_eq!(l[0].target, Target::Key);
+        assert_eq!(l[1].target, Target::Function);
+        assert_eq!(
+            parse_interval(&json!("5m")).unwrap(),
+            Duration::from_secs(300)
+        );
+        for bad in [
+            r#"{}"#,
+            r#"[{"limit":1,"interval":1}]"#,
+            r#"[{"function":"f","limit":0,"interval":1}]"#,
+            r#"[{"function":"f","limit":1,"interval":"1y"}]"#,
+            r#"[{"function":"f","limit":1,"interval":0}]"#,
+            r#"[{"function":"f","limit":1,"interval":1,"per":"user"}]"#,
+        ] {
+            assert!(parse_limits(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn windows_reset_and_keys_count_separately() {
+        let clock = Arc::new(ManualClock::at(600_000));
+        let limiter = RateLimiter::new(
+            Arc::new(MemoryCounters::default()),
+            clock.clone(),
+            parse_limits(r#"[{"function":"f","limit":2,"interval":60,"per":"key"}]"#).unwrap(),
+        );
+        assert!(limiter.applies_to("f") && !limiter.applies_to("g"));
+        assert_eq!(
+            limiter.admit("f", Some("a")).await.unwrap(),
+            Admission::Allowed
+        );
+        assert_eq!(
+            limiter.admit("f", Some("a")).await.unwrap(),
+            Admission::Allowed
+        );
+        assert_eq!(
+            limiter.admit("f", Some("a")).await.unwrap(),
+            Admission::Limited {
+                retry_at: EpochMillis(660_000),
+                limit: 2
+            }
+        );
+        assert_eq!(
+            limiter.admit("f", Some("b")).await.unwrap(),
+            Admission::Allowed
+        );
+        assert_eq!(limiter.admit("g", None).await.unwrap(), Admission::Allowed);
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            limiter.admit("f", Some("a")).await.unwrap(),
+            Admission::Allowed
+        );
+    }
+
+    #[tokio::test]
+    async fn onboarding_runs_get_the_larger_global_allowance() {
+        let g = GlobalLimit {
+            limit: 2,
+            reset: Duration::from_secs(3600),
+            onboarding_factor: 1.5,
+        };
+        assert_eq!(g.allowance(true), 3);
+        let limiter = RateLimiter::new(
+            Arc::new(MemoryCounters::default()),
+            Arc::new(ManualClock::at(0)),
+            vec![],
+        );
+        let mut allowed = (0, 0);
+        for _ in 0..5 {
+            if limiter.admit_global("i", &g, false).await.unwrap() == Admission::Allowed {
+                allowed.0 += 1;
+            }
+            if limiter.admit_global("i", &g, true).await.unwrap() == Admission::Allowed {
+                allowed.1 += 1;
+            }
+        }
+        assert_eq!(allowed, (2, 3));
+    }
+}

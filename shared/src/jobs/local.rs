@@ -1,0 +1,99 @@
+//! The work queue of local runs (`make serve`, embedded backend): messages are delivered to the
+//! same worker code Lambda runs ([`crate::worker::handle_batch`], one record per batch) after
+//! their delay, so deferred jobs, rate-limited retries and runs really progress locally. A
+//! message that fails is delivered again after [`RETRY_AFTER`], at most [`MAX_RECEIVES`] times
+//! (like the stack's redrive policy), then dropped with an error log (the local "dead-letter
+//! queue").
+
+use crate::aws::queue::{OutMessage, Queue, QueueError};
+use crate::dispatch::Extension;
+use async_trait::async_trait;
+use serde_json::json;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Deliveries of one message at most.
+pub const MAX_RECEIVES: u32 = 5;
+/// Wait before a failed message is delivered again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+type Item = (String, OutMessage);
+
+/// An in-process queue feeding the worker.
+#[derive(Debug)]
+pub struct LocalQueue {
+    tx: mpsc::UnboundedSender<Item>,
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Item>>>,
+    counter: AtomicU64,
+}
+
+impl Default for LocalQueue {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            counter: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The SQS event Lambda would send for one message.
+pub fn sqs_event(message_id: &str, body: &str, receive_count: u32) -> serde_json::Value {
+    json!({"Records": [{
+        "messageId": message_id,
+        "receiptHandle": message_id,
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": receive_count.to_string()},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:local:000000000000:work",
+        "awsRegion": "local"
+    }]})
+}
+
+impl LocalQueue {
+    /// Start delivering to `ext` (once; later calls do nothing). Needs a Tokio runtime.
+    pub fn start(&self, ext: Extension) {
+        let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
+            return;
+        };
+        tokio::spawn(async move {
+            while let Some((id, message)) = rx.recv().await {
+                tokio::spawn(deliver(ext.clone(), id, message));
+            }
+        });
+    }
+}
+
+async fn deliver(ext: Extension, id: String, message: OutMessage) {
+    if let Some(d) = message.delay {
+        tokio::time::sleep(d).await;
+    }
+    for receive in 1..=MAX_RECEIVES {
+        let event = sqs_event(&id, &message.body, receive);
+        match crate::worker::handle_batch(&ext, event, &id, None).await {
+            Ok(r) if r.batch_item_failures.is_empty() => return,
+            _ => tokio::time::sleep(RETRY_AFTER).await,
+        }
+    }
+    tracing::error!(message_id = %id, receives = MAX_RECEIVES, "local work queue: message failed every delivery; dropped (dead-letter)");
+}
+
+#[async_trait]
+impl Queue for LocalQueue {
+    async fn send(&self, message: OutMessage) -> Result<String, QueueError> {
+        let id = format!(
+            "local-{}-{}",
+            std::process::id(),
+            self.counter.fetch_add(1, Ordering::Relaxed) + 1
+        );
+        self.tx
+            .send((id.clone(), message))
+            .map_err(|_| QueueError("local work queue closed".into()))?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,1305 @@
+//! Runs and streams: a long integration job split into resumable pieces (after seed 001's
+//! integration framework).
+//!
+//! A **run** processes one integration (`onboarding`: everything; otherwise incremental). The
+//! integration's [`IntegrationService::get_streams`] gives the first **streams**; each stream
+//! is processed by [`IntegrationService::process_stream`], which returns operations (records
+//! to apply) and optionally a `next_page_stream`, `new_streams` and a `sleep` (seconds): the
+//! follow-up streams are enqueued with the sleep as their delay.
+//!
+//! Everything travels through the work queue as small messages the worker recognises:
+//! `{"run": {"id": "<run>"}}` (start) and `{"stream": {"run": "<run>", "id": "<stream>",
+//! "attempt": n}}`. State is in the extension table:
+//!
+//! - run `run#<id>`: `integration`, `onboarding`, `params`, `state`
+//!   (`pending` → `processing` → `processed` | `error`), `started_at`, `processed_at`, `error`,
+//!   and counters `pending` (streams not finished), `streams_total`, `errored_streams`,
+//!   `records`;
+//! - stream `stream#<run>#<id>`: `name`, `params`, `state` (`pending` → `processing` →
+//!   `processed` | `error`), `attempt`, `retries`, `error`, `lease_until`; indexed under
+//!   `gsi1pk = run#<run>` so a run's streams can be listed.
+//!
+//! **Exactly once.** A stream message runs only if it claims the stream: a conditional update
+//! `pending` + its attempt → `processing` (or a `processing` stream whose lease ran out, after a
+//! crash). Finishing a stream is **one transaction**: the stream's state change, the new child
+//! streams (deterministic ids, so a replay cannot add them twice) and the run's counters
+//! (`pending += children − 1`). A run finishes (conditional on `pending = 0`) when its last
+//! stream does: `processed`, or `error` when some stream errored.
+//!
+//! **Failures.** A failed stream goes back to `pending` with `attempt + 1` and is re-enqueued
+//! after a back-off, up to [`IntegrationService::max_retries`] retries; then it is `error`
+//! (counted in `errored_streams`). **Continue** ([`Runs::continue_run`]) re-enqueues a stuck
+//! run's `pending` and `error` streams (and `processing` ones whose lease ran out) with a new
+//! attempt, so stale messages are ignored.
+//!
+//! A [`GlobalLimit`] of the integration is checked before each stream: over it, the stream's
+//! message is re-enqueued for the next period (through the [`Scheduler`] when that is more
+//! than 15 minutes away).
+
+use super::Clock;
+use super::deferred::{MAX_DIRECT_DELAY, ScheduleRequest, Scheduler};
+use super::limits::{Admission, GlobalLimit, RateLimiter};
+use crate::aws::idempotency::EpochMillis;
+use crate::aws::queue::{OutMessage, Queue};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Streams written by one transaction at most (DynamoDB allows 100 actions; one is the run).
+pub const MAX_STREAMS_PER_STEP: usize = 98;
+/// How long a claimed stream is reserved for its worker.
+pub const LEASE: Duration = Duration::from_secs(300);
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors of the run engine.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    #[error("unknown integration {0:?}")]
+    UnknownIntegration(String),
+    #[error("run {0:?} not found")]
+    RunNotFound(String),
+    #[error("invalid run message: {0}")]
+    InvalidMessage(String),
+    #[error("{0}")]
+    TooManyStreams(String),
+    #[error("run store unavailable: {0}")]
+    Store(String),
+    #[error("work queue unavailable: {0}")]
+    Queue(String),
+}
+
+/// A stream to process: a name and the parameters the service needs (a channel id, a page
+/// cursor…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: String,
+    pub params: Value,
+}
+
+impl StreamSpec {
+    pub fn new(name: impl Into<String>, params: Value) -> Self {
+        Self {
+            name: name.into(),
+            params,
+        }
+    }
+}
+
+/// What processing one stream gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamResult {
+    /// Records/operations to apply ([`IntegrationService::apply_operations`]).
+    pub operations: Vec<Value>,
+    /// The next page of this stream.
+    pub next_page_stream: Option<StreamSpec>,
+    /// Further streams discovered.
+    pub new_streams: Vec<StreamSpec>,
+    /// Pause before the follow-up streams run.
+    pub sleep: Option<Duration>,
+}
+
+/// What a service sees of its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunContext {
+    pub run_id: String,
+    pub integration: String,
+    pub onboarding: bool,
+    pub params: Value,
+}
+
+/// An integration the worker can run.
+#[async_trait]
+pub trait IntegrationService: Send + Sync + 'static {
+    /// The id `make run-integration ID=…` names.
+    fn integration_type(&self) -> &str;
+    /// Retries of a failing stream before it is marked `error`.
+    fn max_retries(&self) -> u32 {
+        3
+    }
+    /// An allowance of stream executions per period, if the partner API has one.
+    fn global_limit(&self) -> Option<GlobalLimit> {
+        None
+    }
+    /// The first streams of a run.
+    async fn get_streams(&self, ctx: &RunContext) -> Result<Vec<StreamSpec>, BoxError>;
+    /// Process one stream.
+    async fn process_stream(
+        &self,
+        ctx: &RunContext,
+        stream: &StreamSpec,
+    ) -> Result<StreamResult, BoxError>;
+    /// Apply a stream's operations (default: count them). An error fails the stream.
+    async fn apply_operations(
+        &self,
+        _ctx: &RunContext,
+        _stream: &StreamSpec,
+        _operations: &[Value],
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// The integrations a worker can run, by type.
+#[derive(Clone, Default)]
+pub struct Integrations(HashMap<String, Arc<dyn IntegrationService>>);
+
+impl Integrations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn with(mut self, s: impl IntegrationService) -> Self {
+        self.0.insert(s.integration_type().to_owned(), Arc::new(s));
+        self
+    }
+    pub fn get(&self, t: &str) -> Option<&Arc<dyn IntegrationService>> {
+        self.0.get(t)
+    }
+    pub fn names(&self) -> Vec<&str> {
+        let mut n: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        n.sort_unstable();
+        n
+    }
+}
+
+/// Run states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Pending,
+    Processing,
+    Processed,
+    Error,
+}
+
+/// Stream states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    Pending,
+    Processing,
+    Processed,
+    Error,
+}
+
+macro_rules! state_text {
+    ($t:ty) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    Self::Pending => "pending",
+                    Self::Processing => "processing",
+                    Self::Processed => "processed",
+                    Self::Error => "error",
+                }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                Some(match s {
+                    "pending" => Self::Pending,
+                    "processing" => Self::Processing,
+                    "processed" => Self::Processed,
+                    "error" => Self::Error,
+                    _ => return None,
+                })
+            }
+        }
+    };
+}
+state_text!(RunState);
+state_text!(StreamState);
+
+/// A run record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: String,
+    pub integration: String,
+    pub onboarding: bool,
+    pub params: Value,
+    pub state: RunState,
+    pub started_at: EpochMillis,
+    pub processed_at: Option<EpochMillis>,
+    pub error: Option<String>,
+    pub pending: i64,
+    pub streams_total: i64,
+    pub errored_streams: i64,
+    pub records: i64,
+}
+
+impl Run {
+    pub fn to_json(&self) -> Value {
+        let iso = |m: EpochMillis| crate::time::iso_millis(i64::try_from(m.0).unwrap_or(i64::MAX));
+        json!({
+            "id": self.id,
+            "integration": self.integration,
+            "onboarding": self.onboarding,
+            "state": self.state.as_str(),
+            "startedAt": iso(self.started_at),
+            "processedAt": self.processed_at.map(iso),
+            "error": self.error,
+            "pending": self.pending,
+            "streams": self.streams_total,
+            "erroredStreams": self.errored_streams,
+            "records": self.records,
+        })
+    }
+}
+
+/// A stream record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub run_id: String,
+    pub id: String,
+    pub spec: StreamSpec,
+    pub state: StreamState,
+    pub attempt: u32,
+    pub retries: u32,
+    pub error: Option<String>,
+    pub lease_until: EpochMillis,
+}
+
+impl Stream {
+    fn new(run_id: &str, id: String, spec: StreamSpec) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            id,
+            spec,
+            state: StreamState::Pending,
+            attempt: 0,
+            retries: 0,
+            error: None,
+            lease_until: EpochMillis(0),
+        }
+    }
+}
+
+/// How a claimed stream ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Processed; `records` operations applied, with these children.
+    Processed { records: u64, children: Vec<Stream> },
+    /// Out of retries.
+    Errored { error: String },
+}
+
+/// The run store.
+#[async_trait]
+pub trait RunStore: Send + Sync + 'static {
+    async fn create_run(&self, run: &Run) -> Result<(), RunsError>;
+    async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError>;
+    /// `pending` → `processing`; false when the run is not pending.
+    async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError>;
+    /// Claim a stream for `attempt` (see the module docs); the stream when claimed.
+    async fn claim_stream(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        attempt: u32,
+        now: EpochMillis,
+    ) -> Result<Option<Stream>, RunsError>;
+    /// End a claimed stream (one transaction with its children and the run's counters);
+    /// false when the claim was lost.
+    async fn finish_stream(&self, s: &Stream, finish: &Finish) -> Result<bool, RunsError>;
+    /// A claimed stream failed but may retry: back to `pending` with `attempt + 1`.
+    async fn retry_stream(&self, s: &Stream, error: &str) -> Result<bool, RunsError>;
+    /// Every stream of a run.
+    async fn list_streams(&self, run_id: &str) -> Result<Vec<Stream>, RunsError>;
+    /// Give a stuck stream a new attempt (`error` streams reopen the run); false when it
+    /// changed meanwhile.
+    async fn reopen_stream(&self, s: &Stream) -> Result<bool, RunsError>;
+    /// `processing` with `pending = 0` → `processed` or `error`; the new state if changed.
+    async fn finish_run(&self, id: &str, now: EpochMillis) -> Result<Option<RunState>, RunsError>;
+}
+
+/// A deterministic child id: the parent's id and the child's place.
+fn child_id(parent: &str, place: &str) -> String {
+    let h = Sha256::digest(format!("{parent}/{place}").as_bytes());
+    crate::aws::dedup::hex(&h[..8])
+}
+
+/// Ids for the streams a result asks for.
+fn children_of(run_id: &str, parent: &str, r: &StreamResult) -> Vec<Stream> {
+    let mut out = Vec::new();
+    if let Some(next) = &r.next_page_stream {
+        out.push(Stream::new(run_id, child_id(parent, "next"), next.clone()));
+    }
+    for (i, s) in r.new_streams.iter().enumerate() {
+        out.push(Stream::new(
+            run_id,
+            child_id(parent, &i.to_string()),
+            s.clone(),
+        ));
+    }
+    out
+}
+
+/// What [`Runs::continue_run`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContinueReport {
+    pub requeued: usize,
+    pub restarted: bool,
+}
+
+/// The run engine (a service of the worker).
+#[derive(Clone)]
+pub struct Runs {
+    store: Arc<dyn RunStore>,
+    queue: Arc<dyn Queue>,
+    scheduler: Option<Arc<Scheduler>>,
+    limiter: Option<Arc<RateLimiter>>,
+    integrations: Integrations,
+    clock: Arc<dyn Clock>,
+    retry_delay: Duration,
+}
+
+impl std::fmt::Debug for Runs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runs")
+            .field("integrations", &self.integrations.names())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Is this message body a run or stream message?
+pub fn is_run_message(body: &Value) -> bool {
+    body.get("function").is_none() && (body.get("run").is_some() || body.get("stream").is_some())
+}
+
+impl Runs {
+    pub fn new(
+        store: Arc<dyn RunStore>,
+        queue: Arc<dyn Queue>,
+        integrations: Integrations,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            queue,
+            scheduler: None,
+            limiter: None,
+            integrations,
+            clock,
+            retry_delay: Duration::from_secs(30),
+        }
+    }
+    pub fn with_scheduler(mut self, s: Option<Arc<Scheduler>>) -> Self {
+        self.scheduler = s;
+        self
+    }
+    pub fn with_limiter(mut self, l: Option<Arc<RateLimiter>>) -> Self {
+        self.limiter = l;
+        self
+    }
+    /// Back-off before retry `n` is `n × delay` (default 30 s; `EXTENSION_STREAM_RETRY_SECS`).
+    pub fn with_retry_delay(mut self, d: Duration) -> Self {
+        self.retry_delay = d;
+        self
+    }
+    pub fn store(&self) -> &Arc<dyn RunStore> {
+        &self.store
+    }
+    pub fn integrations(&self) -> &Integrations {
+        &self.integrations
+    }
+
+    async fn send(&self, body: Value, delay: Duration) -> Result<(), RunsError> {
+        if delay > MAX_DIRECT_DELAY
+            && let Some(s) = &self.scheduler
+            && let Value::Object(map) = body.clone()
+        {
+            return s
+                .schedule(ScheduleRequest::new(map, None).delay(delay))
+                .await
+                .map(|_| ())
+                .map_err(|e| RunsError::Queue(e.to_string()));
+        }
+        self.queue
+            .send(OutMessage {
+                body: body.to_string(),
+                delay: (!delay.is_zero()).then_some(delay),
+                ..OutMessage::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| RunsError::Queue(e.0))
+    }
+
+    fn stream_message(s: &Stream) -> Value {
+        json!({"stream": {"run": s.run_id, "id": s.id, "attempt": s.attempt}})
+    }
+
+    /// Start a run of `integration`: record it and enqueue its start.
+    pub async fn start_run(
+        &self,
+        integration: &str,
+        onboarding: bool,
+        params: Value,
+    ) -> Result<Run, RunsError> {
+        if self.integrations.get(integration).is_none() {
+            return Err(RunsError::UnknownIntegration(integration.to_owned()));
+        }
+        let run = Run {
+            id: super::random_id(),
+            integration: integration.to_owned(),
+            onboarding,
+            params,
+            state: RunState::Pending,
+            started_at: self.clock.now(),
+            processed_at: None,
+            error: None,
+            pending: 0,
+            streams_total: 0,
+            errored_streams: 0,
+            records: 0,
+        };
+        self.store.create_run(&run).await?;
+        self.send(json!({"run": {"id": run.id}}), Duration::ZERO)
+            .await?;
+        tracing::info!(run_id = %run.id, integration, onboarding, "run started");
+        Ok(run)
+    }
+
+    /// Handle a run or stream message from the queue. `Err` fails the message (SQS
+    /// redelivers it); stale and duplicate messages are `Ok`.
+    pub async fn handle(&self, body: &Value) -> Result<(), RunsError> {
+        if let Some(r) = body.get("run") {
+            let id = r
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| RunsError::InvalidMessage("run.id missing".into()))?;
+            return self.begin(id).await;
+        }
+        let s = body
+            .get("stream")
+            .ok_or_else(|| RunsError::InvalidMessage("neither run nor stream".into()))?;
+        let field = |k: &str| {
+            s.get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| RunsError::InvalidMessage(format!("stream.{k} missing")))
+        };
+        let attempt = s
+            .get("attempt")
+            .and_then(Value::as_u64)
+            .and_then(|a| u32::try_from(a).ok())
+            .ok_or_else(|| RunsError::InvalidMessage("stream.attempt missing".into()))?;
+        self.process(field("run")?, field("id")?, attempt, body)
+            .await
+    }
+
+    fn context(&self, run: &Run) -> Result<(RunContext, Arc<dyn IntegrationService>), RunsError> {
+        let service = self
+            .integrations
+            .get(&run.integration)
+            .cloned()
+            .ok_or_else(|| RunsError::UnknownIntegration(run.integration.clone()))?;
+        Ok((
+            RunContext {
+                run_id: run.id.clone(),
+                integration: run.integration.clone(),
+                onboarding: run.onboarding,
+                params: run.params.clone(),
+            },
+            service,
+        ))
+    }
+
+    async fn begin(&self, run_id: &str) -> Result<(), RunsError> {
+        let Some(run) = self.store.get_run(run_id).await? else {
+            tracing::warn!(run_id, "start message for an unknown run; ignored");
+            return Ok(());
+        };
+        if run.state != RunState::Pending {
+            tracing::info!(run_id, state = run.state.as_str(), "run already started");
+            return Ok(());
+        }
+        let (ctx, service) = self.context(&run)?;
+        let specs = match service.get_streams(&ctx).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Leave the run pending: the start message is retried.
+                return Err(RunsError::InvalidMessage(format!(
+                    "get_streams failed: {e}"
+                )));
+            }
+        };
+        if specs.len() > MAX_STREAMS_PER_STEP {
+            return Err(RunsError::TooManyStreams(format!(
+                "get_streams returned {} streams; at most {MAX_STREAMS_PER_STEP} (return more as newStreams of the first ones)",
+                specs.len()
+            )));
+        }
+        let roots: Vec<Stream> = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| Stream::new(run_id, child_id(run_id, &i.to_string()), spec))
+            .collect();
+        if !self.store.begin_run(run_id, &roots).await? {
+            return Ok(());
+        }
+        for s in &roots {
+            self.send(Self::stream_message(s), Duration::ZERO).await?;
+        }
+        tracing::info!(run_id, streams = roots.len(), "run processing");
+        if roots.is_empty() {
+            self.store.finish_run(run_id, self.clock.now()).await?;
+        }
+        Ok(())
+    }
+
+    async fn process(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        attempt: u32,
+        message: &Value,
+    ) -> Result<(), RunsError> {
+        let Some(run) = self.store.get_run(run_id).await? else {
+            tracing::warn!(run_id, stream_id, "stream of an unknown run; ignored");
+            return Ok(());
+        };
+        let (ctx, service) = self.context(&run)?;
+        if let (Some(limit), Some(limiter)) = (service.global_limit(), &self.limiter) {
+            let verdict = limiter
+                .admit_global(&run.integration, &limit, run.onboarding)
+                .await
+                .map_err(|e| RunsError::Store(e.to_string()))?;
+            if let Admission::Limited { retry_at, limit } = verdict {
+                let wait = Duration::from_millis(retry_at.0.saturating_sub(self.clock.now().0));
+                tracing::warn!(
+                    run_id,
+                    stream_id,
+                    limit,
+                    retry_in_s = wait.as_secs(),
+                    "global limit reached; stream deferred to the next period"
+                );
+                return self.send(message.clone(), wait).await;
+            }
+        }
+        let now = self.clock.now();
+        let Some(stream) = self
+            .store
+            .claim_stream(run_id, stream_id, attempt, now)
+            .await?
+        else {
+            tracing::info!(
+                run_id,
+                stream_id,
+                attempt,
+                "stream not claimable (done, newer attempt or running); message ignored"
+            );
+            return Ok(());
+        };
+        let outcome = match service.process_stream(&ctx, &stream.spec).await {
+            Ok(result) => match service
+                .apply_operations(&ctx, &stream.spec, &result.operations)
+                .await
+            {
+                Ok(()) => Ok(result),
+                Err(e) => Err(format!("applying operations failed: {e}")),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(result) => {
+                let children = children_of(run_id, stream_id, &result);
+                if children.len() > MAX_STREAMS_PER_STEP {
+                    let e = format!(
+                        "stream returned {} follow-up streams; at most {MAX_STREAMS_PER_STEP}",
+                        children.len()
+                    );
+                    return self.fail(&service, &stream, &e).await;
+                }
+                let finish = Finish::Processed {
+                    records: result.operations.len() as u64,
+                    children,
+                };
+                if !self.store.finish_stream(&stream, &finish).await? {
+                    return Ok(());
+                }
+                let Finish::Processed { children, records } = &finish else {
+                    return Ok(());
+                };
+                let delay = result.sleep.unwrap_or_default();
+                for c in children {
+                    self.send(Self::stream_message(c), delay).await?;
+                }
+                tracing::info!(
+                    run_id,
+                    stream_id,
+                    records,
+                    follow_ups = children.len(),
+                    "stream processed"
+                );
+            }
+            Err(e) => return self.fail(&service, &stream, &e).await,
+        }
+        self.store.finish_run(run_id, self.clock.now()).await?;
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        service: &Arc<dyn IntegrationService>,
+        stream: &Stream,
+        error: &str,
+    ) -> Result<(), RunsError> {
+        if stream.retries < service.max_retries() {
+            if self.store.retry_stream(stream, error).await? {
+                let mut next = stream.clone();
+                next.attempt += 1;
+                let delay = self.retry_delay * (stream.retries + 1);
+                tracing::warn!(run_id = %stream.run_id, stream_id = %stream.id, retry = stream.retries + 1, error, "stream failed; retrying");
+                self.send(Self::stream_message(&next), delay).await?;
+            }
+            return Ok(());
+        }
+        tracing::error!(run_id = %stream.run_id, stream_id = %stream.id, retries = stream.retries, error, "stream failed; out of retries");
+        let finish = Finish::Errored {
+            error: error.to_owned(),
+        };
+        if self.store.finish_stream(stream, &finish).await? {
+            self.store
+                .finish_run(&stream.run_id, self.clock.now())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Re-enqueue a stuck run's unfinished streams (see the module docs).
+    pub async fn continue_run(&self, run_id: &str) -> Result<ContinueReport, RunsError> {
+        let run = self
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| RunsError::RunNotFound(run_id.to_owned()))?;
+        let mut report = ContinueReport::default();
+        if run.state == RunState::Pending {
+            self.send(json!({"run": {"id": run.id}}), Duration::ZERO)
+                .await?;
+            report.restarted = true;
+            return Ok(report);
+        }
+        let now = self.clock.now();
+        for s in self.store.list_streams(run_id).await? {
+            let stuck = match s.state {
+                StreamState::Pending | StreamState::Error => true,
+                StreamState::Processing => s.lease_until < now,
+                StreamState::Processed => false,
+            };
+            if stuck && self.store.reopen_stream(&s).await? {
+                let mut next = s.clone();
+                next.attempt += 1;
+                self.send(Self::stream_message(&next), Duration::ZERO)
+                    .await?;
+                report.requeued += 1;
+            }
+        }
+        // A run whose streams were all finished but that was never closed.
+        if report.requeued == 0 {
+            self.store.finish_run(run_id, now).await?;
+        }
+        tracing::info!(run_id, requeued = report.requeued, "run continued");
+        Ok(report)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory twin
+
+#[derive(Default)]
+struct MemoryState {
+    runs: HashMap<String, Run>,
+    streams: HashMap<(String, String), Stream>,
+}
+
+/// In-memory run store (local runs, unit tests).
+#[derive(Default)]
+pub struct MemoryRuns(Mutex<MemoryState>);
+
+impl MemoryRuns {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryState>, RunsError> {
+        self.0
+            .lock()
+            .map_err(|_| RunsError::Store("in-memory run store poisoned".into()))
+    }
+}
+
+#[async_trait]
+impl RunStore for MemoryRuns {
+    async fn create_run(&self, run: &Run) -> Result<(), RunsError> {
+        self.lock()?.runs.insert(run.id.clone(), run.clone());
+        Ok(())
+    }
+    async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError> {
+        Ok(self.lock()?.runs.get(id).cloned())
+    }
+    async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError> {
+        let mut st = self.lock()?;
+        let Some(run) = st.runs.get_mut(id).filter(|r| r.state == RunState::Pending) else {
+            return Ok(false);
+        };
+        run.state = RunState::Processing;
+        run.pending += roots.len() as i64;
+        run.streams_total += roots.len() as i64;
+        for s in roots {
+            st.streams
+                .insert((s.run_id.clone(), s.id.clone()), s.clone());
+        }
+        Ok(true)
+    }
+    async fn claim_stream(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        attempt: u32,
+        now: EpochMillis,
+    ) -> Result<Option<Stream>, RunsError> {
+        let mut st = self.lock()?;
+        let Some(s) = st.streams.get_mut(&(run_id.into(), stream_id.into())) else {
+            return Ok(None);
+        };
+        let free = s.state == StreamState::Pending
+            || (s.state == StreamState::Processing && s.lease_until < now);
+        if s.attempt != attempt || !free {
+            return Ok(None);
+        }
+        s.state = StreamState::Processing;
+        s.lease_until = now.after(LEASE);
+        Ok(Some(s.clone()))
+    }
+    async fn finish_stream(&self, s: &Stream, finish: &Finish) -> Result<bool, RunsError> {
+        let mut st = self.lock()?;
+        let key = (s.run_id.clone(), s.id.clone());
+        match st.streams.get(&key) {
+            Some(cur) if cur.state == StreamState::Processing && cur.attempt == s.attempt => {}
+            _ => return Ok(false),
+        }
+        let (state, error, records, children): (_, _, u64, &[Stream]) = match finish {
+            Finish::Processed { records, children } => {
+                (StreamState::Processed, None, *records, children)
+            }
+            Finish::Errored { error } => (StreamState::Error, Some(error.clone()), 0, &[]),
+        };
+        if let Some(cur) = st.streams.get_mut(&key) {
+            cur.state = state;
+            cur.error = error;
+        }
+        for c in children {
+            st.streams
+                .entry((c.run_id.clone(), c.id.clone()))
+                .or_insert_with(|| c.clone());
+        }
+        if let Some(run) = st.runs.get_mut(&s.run_id) {
+            run.pending += children.len() as i64 - 1;
+            run.streams_total += children.len() as i64;
+            run.records += records as i64;
+            if state == StreamState::Error {
+                run.errored_streams += 1;
+            }
+        }
+        Ok(true)
+    }
+    async fn retry_stream(&self, s: &Stream, error: &str) -> Result<bool, RunsError> {
+        let mut st = self.lock()?;
+        match st.streams.get_mut(&(s.run_id.clone(), s.id.clone())) {
+            Some(cur) if cur.state == StreamState::Processing && cur.attempt == s.attempt => {
+                cur.state = StreamState::Pending;
+                cur.attempt += 1;
+                cur.retries += 1;
+                cur.error = Some(error.to_owned());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn list_streams(&self, run_id: &str) -> Result<Vec<Stream>, RunsError> {
+        let st = self.lock()?;
+        let mut v: Vec<Stream> = st
+            .streams
+            .values()
+            .filter(|s| s.run_id == run_id)
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(v)
+    }
+    async fn reopen_stream(&self, s: &Stream) -> Result<bool, RunsError> {
+        let mut st = self.lock()?;
+        match st.streams.get_mut(&(s.run_id.clone(), s.id.clone())) {
+            Some(cur) if cur.state == s.state && cur.attempt == s.attempt => {
+                let was_error = cur.state == StreamState::Error;
+                cur.state = StreamState::Pending;
+                cur.attempt += 1;
+                if was_error {
+                    cur.retries = 0;
+                    if let Some(run) = st.runs.get_mut(&s.run_id) {
+                        run.pending += 1;
+                        run.errored_streams -= 1;
+                        run.state = RunState::Processing;
+                        run.processed_at = None;
+                        run.error = None;
+                    }
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn finish_run(&self, id: &str, now: EpochMillis) -> Result<Option<RunState>, RunsError> {
+        let mut st = self.lock()?;
+        let Some(run) = st.runs.get_mut(id) else {
+            return Ok(None);
+        };
+        if run.state != RunState::Processing || run.pending != 0 {
+            return Ok(None);
+        }
+        run.state = if run.errored_streams > 0 {
+            run.error = Some(format!("{} stream(s) failed", run.errored_streams));
+            RunState::Error
+        } else {
+            RunState::Processed
+        };
+        run.processed_at = Some(now);
+        Ok(Some(run.state))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// DynamoDB
+
+/// Runs and streams in the extension table (see the module docs for the items).
+#[derive(Debug, Clone)]
+pub struct DynamoRuns {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    index: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn store_err<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> RunsError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    RunsError::Store(crate::aws::describe_sdk_error(e))
+}
+
+fn code_is<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>, codes: &[&str]) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| codes.contains(&c))
+}
+
+const CONDITION_FAILED: &[&str] = &[
+    "ConditionalCheckFailedException",
+    "TransactionCanceledException",
+];
+
+fn build_err(e: impl std::fmt::Display) -> RunsError {
+    RunsError::Store(format!("request could not be built: {e}"))
+}
+
+impl DynamoRuns {
+    pub fn new(
+        cfg: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        index: impl Into<String>,
+    ) -> Self {
+        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table, index)
+    }
+    pub fn from_client(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        index: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            index: index.into(),
+        }
+    }
+    fn run_pk(id: &str) -> AttributeValue {
+        s(format!("run#{id}"))
+    }
+    fn stream_pk(run: &str, id: &str) -> AttributeValue {
+        s(format!("stream#{run}#{id}"))
+    }
+
+    fn put_stream(&self, st: &Stream) -> Result<TransactWriteItem, RunsError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", Self::stream_pk(&st.run_id, &st.id))
+            .item("run_id", s(&st.run_id))
+            .item("stream_id", s(&st.id))
+            .item("name", s(&st.spec.name))
+            .item("params", s(st.spec.params.to_string()))
+            .item("state", s(st.state.as_str()))
+            .item("attempt", n(st.attempt))
+            .item("retries", n(st.retries))
+            .item("lease_until", n(0))
+            .item("gsi1pk", s(format!("run#{}", st.run_id)))
+            .item("gsi1sk", s(&st.id))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn stream_from(item: &HashMap<String, AttributeValue>) -> Option<Stream> {
+        let txt = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let num = |k: &str| -> Option<u64> { item.get(k)?.as_n().ok()?.parse().ok() };
+        Some(Stream {
+            run_id: txt("run_id")?,
+            id: txt("stream_id")?,
+            spec: StreamSpec {
+                name: txt("name").unwrap_or_default(),
+                params: txt("params")
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or(Value::Null),
+            },
+            state: StreamState::parse(&txt("state")?)?,
+            attempt: u32::try_from(num("attempt")?).ok()?,
+            retries: u32::try_from(num("retries").unwrap_or(0)).ok()?,
+            error: txt("error"),
+            lease_until: EpochMillis(num("lease_until").unwrap_or(0)),
+        })
+    }
+
+    fn run_from(item: &HashMap<String, AttributeValue>) -> Option<Run> {
+        let txt = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let num = |k: &str| -> Option<i64> { item.get(k)?.as_n().ok()?.parse().ok() };
+        Some(Run {
+            id: txt("pk")?.strip_prefix("run#")?.to_owned(),
+            integration: txt("integration")?,
+            onboarding: item
+                .get("onboarding")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+            params: txt("params")
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(Value::Null),
+            state: RunState::parse(&txt("state")?)?,
+            started_at: EpochMillis(u64::try_from(num("started_at")?).ok()?),
+            processed_at: num("processed_at")
+                .and_then(|v| u64::try_from(v).ok())
+                .map(EpochMillis),
+            error: txt("error"),
+            pending: num("pending").unwrap_or(0),
+            streams_total: num("streams_total").unwrap_or(0),
+            errored_streams: num("errored_streams").unwrap_or(0),
+            records: num("records").unwrap_or(0),
+        })
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoRuns {
+    async fn create_run(&self, run: &Run) -> Result<(), RunsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Self::run_pk(&run.id))
+            .item("integration", s(&run.integration))
+            .item("onboarding", AttributeValue::Bool(run.onboarding))
+            .item("params", s(run.params.to_string()))
+            .item("state", s(run.state.as_str()))
+            .item("started_at", n(run.started_at.0))
+            .item("pending", n(0))
+            .item("streams_total", n(0))
+            .item("errored_streams", n(0))
+            .item("records", n(0))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_err(&e))
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(out.item().and_then(Self::run_from))
+    }
+
+    async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError> {
+        let begin = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(id))
+            .update_expression("SET #s = :processing ADD pending :p, streams_total :p")
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":p", n(roots.len()))
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().update(begin).build()];
+        for r in roots {
+            items.push(self.put_stream(r)?);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn claim_stream(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        attempt: u32,
+        now: EpochMillis,
+    ) -> Result<Option<Stream>, RunsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(run_id, stream_id))
+            .update_expression("SET #s = :processing, lease_until = :lease")
+            .condition_expression(
+                "attempt = :a AND (#s = :pending OR (#s = :processing AND lease_until < :now))",
+            )
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":a", n(attempt))
+            .expression_attribute_values(":now", n(now.0))
+            .expression_attribute_values(":lease", n(now.after(LEASE).0))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Ok(out.attributes().and_then(Self::stream_from)),
+            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(None),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn finish_stream(&self, st: &Stream, finish: &Finish) -> Result<bool, RunsError> {
+        let (state, error, records, children): (_, _, u64, &[Stream]) = match finish {
+            Finish::Processed { records, children } => ("processed", None, *records, children),
+            Finish::Errored { error } => ("error", Some(error.as_str()), 0, &[]),
+        };
+        let mut end = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(&st.run_id, &st.id))
+            .condition_expression("#s = :processing AND attempt = :a")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":a", n(st.attempt))
+            .expression_attribute_values(":state", s(state));
+        end = match error {
+            Some(e) => end
+                .update_expression("SET #s = :state, #e = :error")
+                .expression_attribute_names("#e", "error")
+                .expression_attribute_values(":error", s(e)),
+            None => end.update_expression("SET #s = :state"),
+        };
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(end.build().map_err(build_err)?)
+                .build(),
+        ];
+        for c in children {
+            items.push(self.put_stream(c)?);
+        }
+        let counters = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(&st.run_id))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":p", n(children.len() as i64 - 1))
+            .expression_attribute_values(":t", n(children.len()));
+        let counters = if error.is_some() {
+            counters
+                .update_expression("ADD pending :p, streams_total :t, errored_streams :one")
+                .expression_attribute_values(":one", n(1))
+        } else {
+            counters
+                .update_expression("ADD pending :p, streams_total :t, records :r")
+                .expression_attribute_values(":r", n(records))
+        };
+        let counters = TransactWriteItem::builder()
+            .update(counters.build().map_err(build_err)?)
+            .build();
+        items.push(counters);
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn retry_stream(&self, st: &Stream, error: &str) -> Result<bool, RunsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(&st.run_id, &st.id))
+            .update_expression("SET #s = :pending, #e = :error ADD attempt :one, retries :one")
+            .condition_expression("#s = :processing AND attempt = :a")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#e", "error")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":error", s(error))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":a", n(st.attempt))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn list_streams(&self, run_id: &str) -> Result<Vec<Stream>, RunsError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        // Bounded: 1,000 pages of up to 1 MB.
+        for _ in 0..1000 {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(&self.index)
+                .key_condition_expression("gsi1pk = :p")
+                .expression_attribute_values(":p", s(format!("run#{run_id}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_err(&e))?;
+            out.extend(page.items().iter().filter_map(Self::stream_from));
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reopen_stream(&self, st: &Stream) -> Result<bool, RunsError> {
+        let reopen = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(&st.run_id, &st.id))
+            .update_expression("SET #s = :pending, retries = :zero ADD attempt :one")
+            .condition_expression("#s = :was AND attempt = :a")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":was", s(st.state.as_str()))
+            .expression_attribute_values(":a", n(st.attempt))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(
+                ":zero",
+                n(if st.state == StreamState::Error {
+                    0
+                } else {
+                    st.retries
+                }),
+            )
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().update(reopen).build()];
+        if st.state == StreamState::Error {
+            let run = Update::builder()
+                .table_name(&self.table)
+                .key("pk", Self::run_pk(&st.run_id))
+                .update_expression(
+                    "SET #s = :processing REMOVE processed_at, #e ADD pending :one, errored_streams :minus",
+                )
+                .expression_attribute_names("#s", "state")
+                .expression_attribute_names("#e", "error")
+                .expression_attribute_values(":processing", s("processing"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":minus", n(-1))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(run).build());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn finish_run(&self, id: &str, now: EpochMillis) -> Result<Option<RunState>, RunsError> {
+        let Some(run) = self.get_run(id).await? else {
+            return Ok(None);
+        };
+        if run.state != RunState::Processing || run.pending != 0 {
+            return Ok(None);
+        }
+        let (state, error) = if run.errored_streams > 0 {
+            (
+                RunState::Error,
+                Some(format!("{} stream(s) failed", run.errored_streams)),
+            )
+        } else {
+            (RunState::Processed, None)
+        };
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(id))
+            .condition_expression("#s = :processing AND pending = :zero")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":state", s(state.as_str()))
+            .expression_attribute_values(":at", n(now.0));
+        req = match error {
+            Some(e) => req
+                .update_expression("SET #s = :state, processed_at = :at, #e = :error")
+                .expression_attribute_names("#e", "error")
+                .expression_attribute_values(":error", s(e)),
+            None => req.update_expression("SET #s = :state, processed_at = :at"),
+        };
+        match req.send().await {
+            Ok(_) => {
+                tracing::info!(run_id = id, state = state.as_str(), "run finished");
+                Ok(Some(state))
+            }
+            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(None),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+}
