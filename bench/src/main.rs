@@ -494,6 +494,7 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
         table,
         kms_key_id: kms,
         queue_url: None,
+        work_queue_url: None,
         stack_name: unique("bench"),
     };
     KmsSecrets::new(&cfg, &res)

@@ -21,6 +21,7 @@ fn resources(table: &str, key: &str, stack: &str) -> Resources {
         table: table.to_owned(),
         kms_key_id: key.to_owned(),
         queue_url: None,
+        work_queue_url: None,
         stack_name: stack.to_owned(),
     }
 }

@@ -58,6 +58,7 @@ fn secret_never_reaches_logs() {
             table: create_table(&cfg, "redaction").await,
             kms_key_id: create_key(&cfg).await,
             queue_url: None,
+            work_queue_url: None,
             stack_name: unique("stack"),
         };
         KmsSecrets::new(&cfg, &res)

@@ -132,6 +132,14 @@ where
     }
 }
 
+/// The job store, rate counters, run store and work queue of one backend.
+type JobSeams = (
+    std::sync::Arc<dyn crate::jobs::deferred::JobStore>,
+    std::sync::Arc<dyn crate::jobs::limits::CounterStore>,
+    std::sync::Arc<dyn crate::jobs::runs::RunStore>,
+    Option<std::sync::Arc<dyn queue::Queue>>,
+);
+
 /// Everything the AWS seams provide to one process, built once at start-up from the
 /// environment (no network calls: clients connect on first use).
 #[derive(Clone)]
@@ -173,12 +181,7 @@ impl Capabilities {
         };
         let local_queue = (backend == Backend::Embedded)
             .then(|| Arc::new(crate::jobs::local::LocalQueue::default()));
-        let (job_store, counters, run_store, work_queue): (
-            Arc<dyn deferred::JobStore>,
-            Arc<dyn limits::CounterStore>,
-            Arc<dyn runs::RunStore>,
-            Option<Arc<dyn queue::Queue>>,
-        ) = match backend {
+        let (job_store, counters, run_store, work_queue): JobSeams = match backend {
             Backend::Embedded => (
                 Arc::new(deferred::MemoryJobs::default()),
                 Arc::new(limits::MemoryCounters::default()),

@@ -711,7 +711,7 @@ mod tests {
     use crate::aws::queue::MemoryQueue;
     use crate::jobs::ManualClock;
 
-    const MONDAY: u64 = 20_415 * 86_400_000;
+    const MONDAY: u64 = 20_780 * 86_400_000;
     const H: u64 = 3_600_000;
 
     fn fixture(

@@ -1303,3 +1303,100 @@ impl RunStore for DynamoRuns {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::queue::MemoryQueue;
+    use crate::jobs::SystemClock;
+
+    struct Pages;
+
+    #[async_trait]
+    impl IntegrationService for Pages {
+        fn integration_type(&self) -> &str {
+            "pages"
+        }
+        fn max_retries(&self) -> u32 {
+            1
+        }
+        async fn get_streams(&self, ctx: &RunContext) -> Result<Vec<StreamSpec>, BoxError> {
+            Ok(ctx.params["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| StreamSpec::new(s.as_str().unwrap_or(""), json!({"page": 1})))
+                .collect())
+        }
+        async fn process_stream(
+            &self,
+            _ctx: &RunContext,
+            stream: &StreamSpec,
+        ) -> Result<StreamResult, BoxError> {
+            if stream.name == "broken" {
+                return Err("broken source".into());
+            }
+            let page = stream.params["page"].as_u64().unwrap_or(1);
+            Ok(StreamResult {
+                operations: vec![json!(page); 2],
+                next_page_stream: (page < 2)
+                    .then(|| StreamSpec::new(stream.name.clone(), json!({"page": page + 1}))),
+                ..StreamResult::default()
+            })
+        }
+    }
+
+    /// Deliver every message sent so far (and those they cause), at most `rounds` times.
+    async fn pump(runs: &Runs, queue: &MemoryQueue, rounds: usize) {
+        let mut done = 0;
+        for _ in 0..rounds {
+            let sent = queue.sent();
+            if done == sent.len() {
+                return;
+            }
+            for m in &sent[done..] {
+                let body: Value = serde_json::from_str(&m.body).unwrap();
+                runs.handle(&body).await.unwrap();
+            }
+            done = sent.len();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_pages_retries_and_finishes_in_memory() {
+        let queue = Arc::new(MemoryQueue::default());
+        let runs = Runs::new(
+            Arc::new(MemoryRuns::default()),
+            queue.clone(),
+            Integrations::new().with(Pages),
+            Arc::new(SystemClock),
+        )
+        .with_retry_delay(Duration::ZERO);
+        assert!(matches!(
+            runs.start_run("nope", false, Value::Null).await,
+            Err(RunsError::UnknownIntegration(_))
+        ));
+        let run = runs
+            .start_run("pages", true, json!({"sources": ["a", "b", "broken"]}))
+            .await
+            .unwrap();
+        pump(&runs, &queue, 20).await;
+        let r = runs.store().get_run(&run.id).await.unwrap().unwrap();
+        assert_eq!(r.state, RunState::Error);
+        assert_eq!(
+            (r.pending, r.streams_total, r.errored_streams, r.records),
+            (0, 5, 1, 8)
+        );
+        // Replaying every message changes nothing (claims are by attempt).
+        let sent = queue.sent();
+        for m in &sent {
+            runs.handle(&serde_json::from_str(&m.body).unwrap())
+                .await
+                .unwrap();
+        }
+        let again = runs.store().get_run(&run.id).await.unwrap().unwrap();
+        assert_eq!(again, r);
+        assert!(is_run_message(&json!({"stream": {}})));
+        assert!(!is_run_message(&json!({"function": "f", "run": 1})));
+    }
+}

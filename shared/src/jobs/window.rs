@@ -202,7 +202,7 @@ mod tests {
     use super::*;
 
     // 2026-11-23 is a Monday.
-    const MONDAY: u64 = 20_415 * DAY_MS;
+    const MONDAY: u64 = 20_780 * DAY_MS;
     const H: u64 = 3_600_000;
 
     #[test]

@@ -1,0 +1,624 @@
+//! Deferred invocations, rate limits, runs and streams against the emulator (moto: DynamoDB
+//! with the template's `gsi1` index, SQS). The tests play EventBridge (they call the tick) and
+//! the SQS event source mapping (receive, run the worker's batch handler, delete what did not
+//! fail); time for due dates and windows comes from a `ManualClock`.
+
+use integration_tests::aws::{self, moto_config, moto_endpoint};
+use integration_tests::counting_proxy::CountingProxy;
+use integrator_lambda::Module;
+use integrator_lambda::aws::idempotency::{DynamoIdempotency, EpochMillis, Idempotency};
+use integrator_lambda::aws::queue::SqsQueue;
+use integrator_lambda::dispatch::{Extension, Services};
+use integrator_lambda::jobs::deferred::{DynamoJobs, ScheduleRequest, Scheduler, Via};
+use integrator_lambda::jobs::limits::{Admission, DynamoCounters, RateLimiter, parse_limits};
+use integrator_lambda::jobs::runs::{
+    DynamoRuns, IntegrationService, Integrations, RunContext, RunState, Runs, StreamResult,
+    StreamSpec, StreamState,
+};
+use integrator_lambda::jobs::{Clock, ManualClock};
+use integrator_lambda::worker;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+const MONDAY: u64 = 20_780 * 86_400_000; // 2026-11-23T00:00:00Z
+const H: u64 = 3_600_000;
+
+struct Env {
+    cfg: aws_config::SdkConfig,
+    table: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+async fn env(prefix: &str) -> Env {
+    let cfg = moto_config().await;
+    let table = aws::create_table(&cfg, prefix).await;
+    let queue_url = aws::create_queue(&cfg, prefix).await;
+    Env {
+        sqs: aws_sdk_sqs::Client::new(&cfg),
+        cfg,
+        table,
+        queue_url,
+    }
+}
+
+impl Env {
+    fn scheduler(&self, clock: Arc<dyn Clock>) -> Arc<Scheduler> {
+        Arc::new(Scheduler::new(
+            Arc::new(DynamoJobs::new(&self.cfg, &self.table, "gsi1")),
+            Arc::new(SqsQueue::new(&self.cfg, &self.queue_url)),
+            clock,
+        ))
+    }
+
+    fn idempotency(&self) -> Arc<Idempotency> {
+        Arc::new(Idempotency::new(Arc::new(DynamoIdempotency::new(
+            &self.cfg,
+            &self.table,
+        ))))
+    }
+
+    /// Receive up to 10 visible messages as an SQS event (empty when none).
+    async fn receive(&self) -> Vec<(String, String, String)> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .expect("receive");
+        out.messages()
+            .iter()
+            .map(|m| {
+                (
+                    m.message_id().unwrap_or_default().to_owned(),
+                    m.body().unwrap_or_default().to_owned(),
+                    m.receipt_handle().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Play the event source mapping once: receive, run the batch, delete what succeeded.
+    /// Returns the number of messages handled (0 when the queue had none visible).
+    async fn deliver_once(&self, ext: &Extension) -> usize {
+        let got = self.receive().await;
+        if got.is_empty() {
+            return 0;
+        }
+        let event = sqs_event(got.iter().map(|(id, body, _)| (id.as_str(), body.as_str())));
+        let failed: Vec<String> = match worker::handle_batch(ext, event, "test", None).await {
+            Ok(r) => r
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
+            Err(_) => got.iter().map(|(id, _, _)| id.clone()).collect(),
+        };
+        for (id, _, receipt) in &got {
+            if !failed.contains(id) {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        got.len()
+    }
+
+    /// Deliver until the queue stays empty (bounded).
+    async fn drain(&self, ext: &Extension) -> usize {
+        let mut total = 0;
+        let mut empty_in_a_row = 0;
+        for _ in 0..60 {
+            match self.deliver_once(ext).await {
+                0 => {
+                    empty_in_a_row += 1;
+                    if empty_in_a_row == 2 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                n => {
+                    empty_in_a_row = 0;
+                    total += n;
+                }
+            }
+        }
+        total
+    }
+
+    async fn purge(&self) {
+        // Bounded: delete whatever is visible, a few rounds.
+        for _ in 0..10 {
+            let got = self.receive().await;
+            if got.is_empty() {
+                return;
+            }
+            for (_, _, receipt) in got {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+}
+
+fn sqs_event<'a>(messages: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
+    let records: Vec<Value> = messages
+        .map(|(id, body)| {
+            json!({
+                "messageId": id, "receiptHandle": id, "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// A module with `countMe`, counting its runs.
+fn counting_module(counter: Arc<AtomicUsize>) -> Module {
+    let mut m = Module::new();
+    m.raw("countMe", move |_inv, _options: Value| {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(json!({"counted": true}))
+        }
+    });
+    m
+}
+
+fn extension(module: Module, services: Services) -> Extension {
+    Extension::builder()
+        .diy(module)
+        .services(services)
+        .build()
+        .expect("extension")
+}
+
+fn envelope(function: &str) -> serde_json::Map<String, Value> {
+    json!({"diy": true, "function": function, "options": {"n": 1}})
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_tick_queue_worker_runs_the_function_once() {
+    let e = env("jobs-once").await;
+    let clock = Arc::new(ManualClock::at(EpochMillis::now().0));
+    let scheduler = e.scheduler(clock.clone());
+    let counter = Arc::new(AtomicUsize::new(0));
+    let mut services = Services::new();
+    services.insert(scheduler.clone()).insert(e.idempotency());
+    let ext = extension(counting_module(counter.clone()), services);
+
+    // 20 minutes: longer than SQS can delay, so it is stored for the tick.
+    let s = scheduler
+        .schedule(
+            ScheduleRequest::new(envelope("countMe"), Some(&json!({"order": 7})))
+                .delay(Duration::from_secs(20 * 60)),
+        )
+        .await
+        .expect("schedule");
+    println!("scheduled: {}", s.to_json());
+    assert_eq!(s.via, Via::Table);
+    let early = scheduler.tick().await.expect("tick");
+    println!("tick now: {}", early.to_json());
+    assert_eq!(early.enqueued, 0);
+    assert_eq!(
+        e.deliver_once(&ext).await,
+        0,
+        "nothing queued before it is due"
+    );
+
+    // 20 minutes later two ticks race: the job is moved exactly once.
+    clock.advance(Duration::from_secs(20 * 60));
+    let (a, b) = tokio::join!(scheduler.tick(), scheduler.tick());
+    let (a, b) = (a.expect("tick a"), b.expect("tick b"));
+    println!("racing ticks: {} {}", a.to_json(), b.to_json());
+    assert_eq!(a.enqueued + b.enqueued, 1);
+    assert_eq!(scheduler.tick().await.expect("tick").enqueued, 0);
+
+    let got = e.receive().await;
+    assert_eq!(got.len(), 1, "exactly one message in the queue");
+    let (id, body, _) = &got[0];
+    let event = sqs_event([(id.as_str(), body.as_str())].into_iter());
+    let first = worker::handle_batch(&ext, event.clone(), "t", None)
+        .await
+        .expect("batch");
+    assert_eq!(first.to_json(), r#"{"batchItemFailures":[]}"#);
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+    // Redelivery of the same message, and a copy under another message id: not run again.
+    worker::handle_batch(&ext, event, "t", None)
+        .await
+        .expect("redelivery");
+    let copy = sqs_event([("another-id", body.as_str())].into_iter());
+    let third = worker::handle_batch(&ext, copy, "t", None)
+        .await
+        .expect("copy");
+    assert_eq!(third.to_json(), r#"{"batchItemFailures":[]}"#);
+    println!(
+        "runs after delivery, redelivery and a copy: {}",
+        counter.load(Ordering::SeqCst)
+    );
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_is_respected_with_an_injected_clock() {
+    let e = env("jobs-window").await;
+    // Saturday 10:00 UTC.
+    let clock = Arc::new(ManualClock::at(MONDAY + 5 * 24 * H + 10 * H));
+    let scheduler = e.scheduler(clock.clone());
+    let req = ScheduleRequest::from_json(&json!({
+        "envelope": {"diy": true, "function": "countMe"},
+        "key": {"campaign": "c1"},
+        "delay": 60_000,
+        "window": {"day": "monday-friday", "time": "09:00-17:00"}
+    }))
+    .expect("request");
+    let s = scheduler.schedule(req).await.expect("schedule");
+    println!("scheduled on Saturday 10:00: {}", s.to_json());
+    assert_eq!(s.to_json()["dueAt"], "2026-11-30T09:00:00.000Z");
+    assert_eq!(s.via, Via::Table);
+    // Sunday 23:00 and Monday 08:58: outside the window (and beyond the lookahead).
+    for at in [
+        MONDAY + 6 * 24 * H + 23 * H,
+        MONDAY + 7 * 24 * H + 9 * H - 120_000,
+    ] {
+        clock.set(at);
+        let t = scheduler.tick().await.expect("tick");
+        assert_eq!(t.enqueued, 0, "not due at {at}");
+    }
+    // Monday 09:00: moved.
+    clock.set(MONDAY + 7 * 24 * H + 9 * H);
+    let t = scheduler.tick().await.expect("tick");
+    println!("tick on Monday 09:00: {}", t.to_json());
+    assert_eq!(t.enqueued, 1);
+    let got = e.receive().await;
+    assert_eq!(got.len(), 1);
+    let body: Value = serde_json::from_str(&got[0].1).expect("body");
+    assert_eq!(body["function"], "countMe");
+    assert_eq!(body["_job"]["id"], json!(s.job_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_replaces_and_cancel_wins_over_a_queued_message() {
+    let e = env("jobs-replace").await;
+    let clock = Arc::new(ManualClock::at(EpochMillis::now().0));
+    let scheduler = e.scheduler(clock);
+    let counter = Arc::new(AtomicUsize::new(0));
+    let mut services = Services::new();
+    services.insert(scheduler.clone()).insert(e.idempotency());
+    let ext = extension(counting_module(counter.clone()), services);
+
+    // Two schedules under one key (both go straight to SQS), then a third job cancelled.
+    let key = json!({"email": "5d41402abc4b2a76b9719d911017c592"});
+    let a = scheduler
+        .schedule(ScheduleRequest::new(envelope("countMe"), Some(&key)))
+        .await
+        .expect("a");
+    let b = scheduler
+        .schedule(ScheduleRequest::new(envelope("countMe"), Some(&key)))
+        .await
+        .expect("b");
+    assert_eq!((a.via, a.job_id.clone()), (Via::Queue, b.job_id.clone()));
+    let c = scheduler
+        .schedule(ScheduleRequest::new(
+            envelope("countMe"),
+            Some(&json!("other")),
+        ))
+        .await
+        .expect("c");
+    assert!(scheduler.cancel(&c.job_id).await.expect("cancel"));
+    let delivered = e.drain(&ext).await;
+    println!(
+        "delivered {delivered} messages; runs {}",
+        counter.load(Ordering::SeqCst)
+    );
+    assert_eq!(delivered, 3);
+    assert_eq!(
+        counter.load(Ordering::SeqCst),
+        1,
+        "only the replacement runs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_under_32_concurrent_invocations() {
+    let e = env("jobs-rate").await;
+    // DynamoDB applies writes to one item one at a time; moto does not, so the counters go
+    // through a proxy that forwards one request at a time (see tests/tests/dedup.rs).
+    let proxy = CountingProxy::start_serialized(&moto_endpoint())
+        .await
+        .expect("proxy");
+    let via_proxy = aws::sdk_config_for(&proxy.endpoint()).await;
+    // One second before the minute ends, so the deferral's SQS delay is 1 s.
+    let clock = Arc::new(ManualClock::at(MONDAY + 10 * H + 59_000));
+    let limiter = Arc::new(RateLimiter::new(
+        Arc::new(DynamoCounters::new(&via_proxy, &e.table)),
+        clock.clone(),
+        parse_limits(r#"[{"function":"countMe","limit":5,"interval":"1m"}]"#).expect("limits"),
+    ));
+    let verdicts = futures_join_all(32, |_| {
+        let l = limiter.clone();
+        async move { l.admit("countMe", None).await.expect("admit") }
+    })
+    .await;
+    let allowed = verdicts
+        .iter()
+        .filter(|v| **v == Admission::Allowed)
+        .count();
+    println!(
+        "32 concurrent admissions, limit 5/min: {allowed} allowed; requests {:?}",
+        proxy.counts()
+    );
+    assert_eq!(allowed, 5);
+    assert!(verdicts.iter().all(|v| *v == Admission::Allowed
+        || *v
+            == Admission::Limited {
+                retry_at: EpochMillis(MONDAY + 10 * H + 60_000),
+                limit: 5
+            }));
+
+    // Through the worker: a batch of 10 with a fresh limit of 3 per key runs 3 and defers 7
+    // to the next minute (none failed, none dropped).
+    let counter = Arc::new(AtomicUsize::new(0));
+    let limiter = Arc::new(RateLimiter::new(
+        Arc::new(DynamoCounters::new(&via_proxy, &e.table)),
+        clock.clone(),
+        parse_limits(r#"[{"function":"countMe","limit":3,"interval":"1m","per":"key"}]"#)
+            .expect("limits"),
+    ));
+    let scheduler = e.scheduler(clock.clone());
+    let mut services = Services::new();
+    services
+        .insert(limiter)
+        .insert(scheduler)
+        .insert(e.idempotency());
+    let ext = extension(counting_module(counter.clone()), services);
+    let bodies: Vec<String> = (0..10)
+        .map(|i| {
+            json!({"diy": true, "function": "countMe", "key": {"user": "u1"}, "options": {"i": i}})
+                .to_string()
+        })
+        .collect();
+    let ids: Vec<String> = (0..10).map(|i| format!("m-{i}")).collect();
+    let event = sqs_event(
+        ids.iter()
+            .map(String::as_str)
+            .zip(bodies.iter().map(String::as_str)),
+    );
+    let r = worker::handle_batch(&ext, event, "t", None)
+        .await
+        .expect("batch");
+    println!(
+        "batch of 10, limit 3/min per key: {} ran; answer {}",
+        counter.load(Ordering::SeqCst),
+        r.to_json()
+    );
+    assert_eq!(r.to_json(), r#"{"batchItemFailures":[]}"#);
+    assert_eq!(counter.load(Ordering::SeqCst), 3);
+    // The deferred ones share the key's job id: the last reschedule wins, the earlier
+    // versions are stale. Deliver them in the next minute: the current one runs.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_secs(60));
+    e.drain(&ext).await;
+    println!(
+        "after the next minute: {} ran",
+        counter.load(Ordering::SeqCst)
+    );
+    assert_eq!(counter.load(Ordering::SeqCst), 4);
+}
+
+async fn futures_join_all<T, F, Fut>(n: usize, f: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+/// A two-source integration whose `beta` source fails while `healthy` is false.
+struct Flaky {
+    healthy: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl IntegrationService for Flaky {
+    fn integration_type(&self) -> &str {
+        "flaky"
+    }
+    fn max_retries(&self) -> u32 {
+        2
+    }
+    async fn get_streams(
+        &self,
+        _ctx: &RunContext,
+    ) -> Result<Vec<StreamSpec>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(vec![
+            StreamSpec::new("alpha", json!({"source": "alpha", "page": 1})),
+            StreamSpec::new("beta", json!({"source": "beta", "page": 1})),
+        ])
+    }
+    async fn process_stream(
+        &self,
+        _ctx: &RunContext,
+        stream: &StreamSpec,
+    ) -> Result<StreamResult, Box<dyn std::error::Error + Send + Sync>> {
+        let page = stream.params["page"].as_u64().unwrap_or(1);
+        if stream.params["source"] == "beta" && !self.healthy.load(Ordering::SeqCst) {
+            return Err("beta is down".into());
+        }
+        Ok(StreamResult {
+            operations: (0..10).map(|i| json!({"id": i})).collect(),
+            next_page_stream: (page < 3).then(|| {
+                StreamSpec::new(
+                    format!("{} p{}", stream.name, page + 1),
+                    json!({"source": stream.params["source"], "page": page + 1}),
+                )
+            }),
+            ..StreamResult::default()
+        })
+    }
+}
+
+fn runs_for(e: &Env, integrations: Integrations) -> Arc<Runs> {
+    Arc::new(
+        Runs::new(
+            Arc::new(DynamoRuns::new(&e.cfg, &e.table, "gsi1")),
+            Arc::new(SqsQueue::new(&e.cfg, &e.queue_url)),
+            integrations,
+            Arc::new(integrator_lambda::jobs::SystemClock),
+        )
+        .with_retry_delay(Duration::ZERO),
+    )
+}
+
+fn runs_extension(runs: Arc<Runs>) -> Extension {
+    let mut services = Services::new();
+    services.insert(runs);
+    extension(Module::new(), services)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_run_with_pages_and_a_failing_stream_ends_in_the_right_states() {
+    let e = env("runs-states").await;
+    let healthy = Arc::new(AtomicBool::new(false));
+    let runs = runs_for(
+        &e,
+        Integrations::new().with(Flaky {
+            healthy: healthy.clone(),
+        }),
+    );
+    let ext = runs_extension(runs.clone());
+    let run = runs
+        .start_run("flaky", true, json!({}))
+        .await
+        .expect("start");
+    let delivered = e.drain(&ext).await;
+    let done = runs
+        .store()
+        .get_run(&run.id)
+        .await
+        .expect("get")
+        .expect("run");
+    let streams = runs.store().list_streams(&run.id).await.expect("streams");
+    println!("{delivered} messages; run: {}", done.to_json());
+    for s in &streams {
+        println!(
+            "  stream {} {:?} attempt {} retries {} error {:?}",
+            s.spec.name, s.state, s.attempt, s.retries, s.error
+        );
+    }
+    assert_eq!(done.state, RunState::Error);
+    assert_eq!(done.error.as_deref(), Some("1 stream(s) failed"));
+    assert_eq!(
+        (
+            done.pending,
+            done.streams_total,
+            done.errored_streams,
+            done.records
+        ),
+        (0, 4, 1, 30)
+    );
+    assert_eq!(streams.len(), 4);
+    let beta = streams
+        .iter()
+        .find(|s| s.spec.name == "beta")
+        .expect("beta");
+    assert_eq!((beta.state, beta.retries), (StreamState::Error, 2));
+    assert_eq!(beta.error.as_deref(), Some("beta is down"));
+    assert!(
+        streams
+            .iter()
+            .filter(|s| s.spec.name != "beta")
+            .all(|s| s.state == StreamState::Processed)
+    );
+
+    // Continue after the source recovers: the errored stream is retried and the run finishes.
+    healthy.store(true, Ordering::SeqCst);
+    let report = runs.continue_run(&run.id).await.expect("continue");
+    assert_eq!(report.requeued, 1);
+    e.drain(&ext).await;
+    let done = runs
+        .store()
+        .get_run(&run.id)
+        .await
+        .expect("get")
+        .expect("run");
+    println!("after continue: {}", done.to_json());
+    assert_eq!(done.state, RunState::Processed);
+    assert_eq!(
+        (
+            done.pending,
+            done.streams_total,
+            done.errored_streams,
+            done.records
+        ),
+        (0, 6, 0, 60)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_run_finishes_a_stuck_run() {
+    let e = env("runs-stuck").await;
+    let runs = runs_for(&e, functions::integrations::all());
+    let ext = runs_extension(runs.clone());
+    let run = runs
+        .start_run(
+            "paged-numbers",
+            false,
+            json!({"sources": ["alpha", "beta"], "total": 25}),
+        )
+        .await
+        .expect("start");
+    // The start message runs; then the stream messages are lost (purged).
+    assert_eq!(e.deliver_once(&ext).await, 1);
+    e.purge().await;
+    let stuck = runs
+        .store()
+        .get_run(&run.id)
+        .await
+        .expect("get")
+        .expect("run");
+    println!("stuck: {}", stuck.to_json());
+    assert_eq!((stuck.state, stuck.pending), (RunState::Processing, 2));
+    assert_eq!(e.drain(&ext).await, 0);
+
+    let report = runs.continue_run(&run.id).await.expect("continue");
+    println!("continue-run: {report:?}");
+    assert_eq!(report.requeued, 2);
+    e.drain(&ext).await;
+    let done = runs
+        .store()
+        .get_run(&run.id)
+        .await
+        .expect("get")
+        .expect("run");
+    println!("after continue: {}", done.to_json());
+    assert_eq!(done.state, RunState::Processed);
+    assert_eq!((done.pending, done.streams_total, done.records), (0, 6, 50));
+    assert!(done.processed_at.is_some());
+}
