@@ -13,14 +13,29 @@ TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template events-check \
-        invoke build deploy tools clean bench
+        invoke build deploy tools clean bench run-integration continue-run run-status
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke via cargo lambda"
 	@echo "make secret NAME=x         store a secret read from stdin (KMS on AWS, dev file locally)"
+	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
+	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
 	@echo "make build | deploy        sam build (arm64, cargo-lambda) | sam deploy --guided"
+
+# Runs and streams: against `make serve` (URL, TOKEN), or the deployed worker with STACK=name.
+run-integration:
+	@test -n "$(ID)" || { echo "usage: make run-integration ID=<integration> [PARAMS=json] [ONBOARDING=true] [STACK=name]"; exit 2; }
+	@URL=http://127.0.0.1:$(PORT) TOKEN=$(TOKEN) STACK=$(STACK) bash scripts/runs.sh start '$(ID)' '$(PARAMS)' '$(or $(ONBOARDING),false)'
+
+continue-run:
+	@test -n "$(RUN)" || { echo "usage: make continue-run RUN=<run id> [STACK=name]"; exit 2; }
+	@URL=http://127.0.0.1:$(PORT) TOKEN=$(TOKEN) STACK=$(STACK) bash scripts/runs.sh continue '$(RUN)'
+
+run-status:
+	@test -n "$(RUN)" || { echo "usage: make run-status RUN=<run id> [STACK=name]"; exit 2; }
+	@URL=http://127.0.0.1:$(PORT) TOKEN=$(TOKEN) STACK=$(STACK) bash scripts/runs.sh status '$(RUN)'
 
 serve:
 	cargo build --bin serve

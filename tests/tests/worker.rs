@@ -204,10 +204,23 @@ async fn every_schedule_sample_matches_the_template_and_runs() {
         println!("schedule {name}: {out}");
         assert_eq!(out, r#"{"batchItemFailures":[]}"#, "schedule {name}");
     }
+    // The tick's schedule invokes TickFunction directly with events/tick/schedule.json.
+    let tick: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("events/tick/schedule.json"))
+            .expect("tick event"),
+    )
+    .expect("tick JSON");
+    let before = inputs.len();
+    inputs.retain(|i| *i != tick);
+    assert_eq!(
+        before - inputs.len(),
+        1,
+        "TickSchedule's Input = events/tick/schedule.json"
+    );
     let key = |v: &Value| v.to_string();
     inputs.sort_by_key(key);
     samples.sort_by_key(key);
-    assert_eq!(inputs.len(), 4, "four schedules in template.yaml");
+    assert_eq!(inputs.len(), 4, "four work schedules in template.yaml");
     assert_eq!(inputs, samples, "template Inputs = events/worker bodies");
 }
 
@@ -418,4 +431,154 @@ async fn a_poison_message_reaches_the_dlq_after_max_receive_count() {
     let bodies: Vec<&str> = dead.messages().iter().filter_map(|m| m.body()).collect();
     println!("dead-letter queue: {bodies:?}");
     assert_eq!(bodies, vec![poison.as_str()]);
+}
+
+/// The real `worker` and `tick` binaries on the emulator, as deployed: a direct
+/// `scheduleInvocation` (window covering now, so it is stored for the tick), the `tick` binary
+/// with `events/tick/schedule.json` moves it to the work queue, the worker runs it from an SQS
+/// event; then `startRun` of the `paged-numbers` example, with the worker fed from the queue
+/// until it is empty, ends `processed` (`runStatus`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_and_tick_binaries_run_a_deferred_job_and_a_paged_run_on_the_emulator() {
+    let cfg = moto_config().await;
+    let table = aws::create_table(&cfg, "bins-jobs").await;
+    let queue = aws::create_queue(&cfg, "bins-work").await;
+    let endpoint = moto_endpoint();
+    let env = [
+        ("EXTENSION_BACKEND", "aws"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+        ("EXTENSION_TABLE", table.as_str()),
+        ("EXTENSION_WORK_QUEUE_URL", queue.as_str()),
+    ];
+    let (api, _w) = worker(&env).await;
+    let tick_api = RuntimeApi::start().await.expect("runtime api");
+    let _t = process::lambda(&process::bin("tick"), &tick_api.address(), &env);
+    let sqs = aws_sdk_sqs::Client::new(&cfg);
+
+    // Feed the worker from the queue like the event source mapping (bounded).
+    let pump = |max_rounds: usize| {
+        let (sqs, queue, api) = (sqs.clone(), queue.clone(), &api);
+        async move {
+            let mut delivered = 0;
+            for _ in 0..max_rounds {
+                let got = sqs
+                    .receive_message()
+                    .queue_url(&queue)
+                    .max_number_of_messages(10)
+                    .send()
+                    .await
+                    .expect("receive");
+                let msgs = got.messages().to_vec();
+                if msgs.is_empty() {
+                    break;
+                }
+                let records: Vec<Value> = msgs
+                    .iter()
+                    .map(|m| {
+                        let mut r = record(m.message_id(), m.body().unwrap_or_default(), None);
+                        r["receiptHandle"] = json!(m.receipt_handle());
+                        r
+                    })
+                    .collect();
+                let out = response(api.invoke(event(records), None, T).await);
+                assert_eq!(out, r#"{"batchItemFailures":[]}"#);
+                for m in &msgs {
+                    sqs.delete_message()
+                        .queue_url(&queue)
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+                delivered += msgs.len();
+            }
+            delivered
+        }
+    };
+
+    let scheduled: Value = serde_json::from_str(&response(
+        api.invoke(
+            json!({"diy": true, "function": "scheduleInvocation", "options": {
+                "envelope": {"diy": true, "type": "hook", "function": "flattenRecords",
+                             "options": {"data": [{"order": {"id": 7}}]}},
+                "key": {"order": 7},
+                "window": {"time": "00:00-24:00"}
+            }})
+            .to_string(),
+            None,
+            T,
+        )
+        .await,
+    ))
+    .expect("schedule answer");
+    println!("scheduleInvocation: {scheduled}");
+    assert_eq!(scheduled["via"], "table");
+    let tick_event =
+        std::fs::read_to_string(repo_root().join("events/tick/schedule.json")).expect("tick event");
+    let report = response(tick_api.invoke(tick_event.clone(), None, T).await);
+    println!("tick binary: {report}");
+    assert_eq!(report, r#"{"due":1,"enqueued":1,"lost":0,"failed":0}"#);
+    let again = response(tick_api.invoke(tick_event, None, T).await);
+    assert_eq!(again, r#"{"due":0,"enqueued":0,"lost":0,"failed":0}"#);
+    assert_eq!(pump(5).await, 1, "the job's one message");
+    let job = aws_sdk_dynamodb::Client::new(&cfg)
+        .get_item()
+        .table_name(&table)
+        .key(
+            "pk",
+            AttributeValue::S(format!(
+                "job#{}",
+                scheduled["jobId"].as_str().unwrap_or_default()
+            )),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get job");
+    assert!(job.item().is_none(), "a job that ran is removed");
+
+    let start = std::fs::read_to_string(repo_root().join("events/worker/start-run.json"))
+        .expect("start-run event");
+    let run: Value =
+        serde_json::from_str(&response(api.invoke(start, None, T).await)).expect("run");
+    println!("startRun: {run}");
+    assert_eq!(run["state"], "pending");
+    let delivered = pump(30).await;
+    let status: Value = serde_json::from_str(&response(
+        api.invoke(
+            json!({"diy": true, "function": "runStatus", "options": {"runId": run["id"]}})
+                .to_string(),
+            None,
+            T,
+        )
+        .await,
+    ))
+    .expect("status");
+    println!(
+        "after {delivered} messages: state {} streams {} records {}",
+        status["state"], status["streams"], status["records"]
+    );
+    assert_eq!(status["state"], "processed");
+    assert_eq!(
+        (status["streams"].as_i64(), status["records"].as_i64()),
+        (Some(6), Some(50))
+    );
+}
+
+/// The job and run samples of `events/worker/` are acknowledged (embedded backend: the job is
+/// not current and the run unknown, so nothing runs and nothing is retried forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_job_and_unknown_run_samples_are_acknowledged() {
+    let (api, _w) = worker(&[]).await;
+    for name in ["sqs-deferred-job.json", "sqs-run-messages.json"] {
+        let out = response(api.invoke(event_file(name), None, T).await);
+        println!("{name}: {out}");
+        assert_eq!(out, r#"{"batchItemFailures":[]}"#, "{name}");
+    }
+    let status = error(api.invoke(event_file("continue-run.json"), None, T).await);
+    println!("continue-run.json: {status}");
+    assert!(status.to_string().contains("run_not_found"), "{status}");
 }
