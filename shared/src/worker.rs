@@ -8,6 +8,16 @@
 //! dispatched exactly like a direct call through [`Extension::call`] (stack
 //! [`Stack::Queue`]); the function's result is discarded (nobody waits for it).
 //!
+//! Three kinds of body are recognised:
+//!
+//! - an **envelope**: checked against the function's rate limits ([`crate::jobs::limits`]; over
+//!   the limit it is deferred to the next window, counted as a success), then run;
+//! - an envelope with **`_job`** (a deferred job, [`crate::jobs::deferred`]): run only if the
+//!   job still has that version (otherwise acknowledged as stale), idempotent by job id and
+//!   version, and the job item removed after it ran;
+//! - a **run or stream message** (`{"run": …}` / `{"stream": …}`, [`crate::jobs::runs`]):
+//!   handed to the run engine, whose claims make it exactly-once.
+//!
 //! # Answer
 //!
 //! The partial batch response, byte for byte (the event source mapping must have
