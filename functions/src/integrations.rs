@@ -13,6 +13,7 @@
 //! make run-status RUN=<id>                     # processed: 3 streams, 25 records
 //! ```
 
+use integrator_lambda::jobs::limits::GlobalLimit;
 use integrator_lambda::jobs::runs::{
     IntegrationService, Integrations, RunContext, StreamResult, StreamSpec,
 };
@@ -41,6 +42,15 @@ impl IntegrationService for PagedNumbers {
 
     fn max_retries(&self) -> u32 {
         2
+    }
+
+    /// The source allows 1,000 page requests an hour; onboarding runs may use twice that.
+    fn global_limit(&self) -> Option<GlobalLimit> {
+        Some(GlobalLimit {
+            limit: 1000,
+            reset: Duration::from_secs(3600),
+            onboarding_factor: 2.0,
+        })
     }
 
     async fn get_streams(&self, ctx: &RunContext) -> Result<Vec<StreamSpec>, BoxError> {
