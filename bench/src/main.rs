@@ -307,8 +307,24 @@ struct Scenario {
     records: usize,
     body_bytes: usize,
     identical: bool,
+    /// serde_json parse + serialize of the request body alone, µs (median of 200).
+    floor_us: f64,
     /// (concurrency, ours, node)
     points: Vec<(usize, Option<WrkPoint>, Option<WrkPoint>)>,
+}
+
+/// The per-request JSON floor: parse the body into a `Value` and serialize it back (what any
+/// server answering with the page must at least do), median of 200 runs, µs.
+fn json_floor_us(body: &[u8]) -> f64 {
+    let mut xs = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let out = serde_json::to_vec(&v).unwrap_or_default();
+        std::hint::black_box(out);
+        xs.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    bench::median(&xs)
 }
 
 struct ServerStack {
@@ -363,12 +379,14 @@ fn server_stack(a: &Args, work: &Path) -> ServerStack {
             let n = wrk(&node_addr, &path, &lua, c, a.wrk_secs);
             points.push((c, o, n));
         }
+        let floor_us = json_floor_us(&body);
         scenarios.push(Scenario {
             label: format!("{function}, {records} records"),
             function,
             records,
             body_bytes: body.len(),
             identical,
+            floor_us,
             points,
         });
     }
@@ -1118,6 +1136,21 @@ fn report(
                 }
             }
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let ceiling = cores * 1e6 / sc.floor_us.max(1e-3);
+        let best_node = sc
+            .points
+            .iter()
+            .filter_map(|(_, _, n)| n.as_ref().map(|n| n.rps))
+            .fold(0.0f64, f64::max);
+        let _ = writeln!(
+            s,
+            "\nJSON floor for this body: serde_json parse + serialize alone takes {:.0} µs, so no \
+             server can answer more than {ceiling:.0} req/s on these {cores} cores even with zero HTTP, \
+             framework and load-generator cost: {:.1}× Node's best ({best_node:.0} req/s).",
+            sc.floor_us,
+            ceiling / best_node.max(1e-9)
+        );
         s.push('\n');
     }
     summary.push((
