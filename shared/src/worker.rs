@@ -487,9 +487,11 @@ async fn rate_limit(
         return None;
     }
     let key = body.get("key").filter(|k| !k.is_null());
-    let key_hash = match (job, key) {
-        (Some(j), _) => Some(j.id.clone()),
-        (None, Some(k)) => Some(job_id_for_key(k)),
+    // The caller's key: the envelope's own `key`, else the job's id (the hash of the key it
+    // was scheduled under; random for a keyless job).
+    let key_hash = match (key, job) {
+        (Some(k), _) => Some(job_id_for_key(k)),
+        (None, Some(j)) => Some(j.id.clone()),
         (None, None) => None,
     };
     let verdict = match limiter.admit(function, key_hash.as_deref()).await {
@@ -513,7 +515,9 @@ async fn rate_limit(
     let mut envelope = body.as_object().cloned().unwrap_or_default();
     envelope.remove(crate::jobs::deferred::JOB_MEMBER);
     let wait = Duration::from_millis(retry_at.0.saturating_sub(s.clock().now().0));
-    let mut req = ScheduleRequest::new(envelope, key).delay(wait);
+    // A deferred job keeps its id (this message is its current version); any other message
+    // becomes a job of its own, so over-limit invocations are each run later, none coalesced.
+    let mut req = ScheduleRequest::new(envelope, None).delay(wait);
     if let Some(j) = job {
         req.job_id = j.id.clone();
     }

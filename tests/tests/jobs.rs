@@ -376,8 +376,9 @@ async fn a_rate_limit_holds_under_32_concurrent_invocations() {
                 limit: 5
             }));
 
-    // Through the worker: a batch of 10 with a fresh limit of 3 per key runs 3 and defers 7
-    // to the next minute (none failed, none dropped).
+    // Through the worker: 32 concurrent invocations (one message each) of a function limited
+    // to 3 per minute per key: 3 run, 29 are deferred to the next minute (none failed, none
+    // dropped, none coalesced); in the next minute the limit again lets exactly 3 through.
     let counter = Arc::new(AtomicUsize::new(0));
     let limiter = Arc::new(RateLimiter::new(
         Arc::new(DynamoCounters::new(&via_proxy, &e.table)),
@@ -391,39 +392,40 @@ async fn a_rate_limit_holds_under_32_concurrent_invocations() {
         .insert(limiter)
         .insert(scheduler)
         .insert(e.idempotency());
-    let ext = extension(counting_module(counter.clone()), services);
-    let bodies: Vec<String> = (0..10)
-        .map(|i| {
-            json!({"diy": true, "function": "countMe", "key": {"user": "u1"}, "options": {"i": i}})
-                .to_string()
-        })
-        .collect();
-    let ids: Vec<String> = (0..10).map(|i| format!("m-{i}")).collect();
-    let event = sqs_event(
-        ids.iter()
-            .map(String::as_str)
-            .zip(bodies.iter().map(String::as_str)),
-    );
-    let r = worker::handle_batch(&ext, event, "t", None)
-        .await
-        .expect("batch");
+    let ext = Arc::new(extension(counting_module(counter.clone()), services));
+    let answers = futures_join_all(32, |i| {
+        let ext = ext.clone();
+        async move {
+            let body = json!({"diy": true, "function": "countMe", "key": {"user": "u1"}, "options": {"i": i}})
+                .to_string();
+            let id = format!("m-{i}");
+            let event = sqs_event([(id.as_str(), body.as_str())].into_iter());
+            worker::handle_batch(&ext, event, "t", None)
+                .await
+                .map(|r| r.to_json())
+                .unwrap_or_else(|e| e.to_string())
+        }
+    })
+    .await;
     println!(
-        "batch of 10, limit 3/min per key: {} ran; answer {}",
-        counter.load(Ordering::SeqCst),
-        r.to_json()
-    );
-    assert_eq!(r.to_json(), r#"{"batchItemFailures":[]}"#);
-    assert_eq!(counter.load(Ordering::SeqCst), 3);
-    // The deferred ones share the key's job id: the last reschedule wins, the earlier
-    // versions are stale. Deliver them in the next minute: the current one runs.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    clock.advance(Duration::from_secs(60));
-    e.drain(&ext).await;
-    println!(
-        "after the next minute: {} ran",
+        "32 concurrent worker invocations, limit 3/min per key: {} ran",
         counter.load(Ordering::SeqCst)
     );
-    assert_eq!(counter.load(Ordering::SeqCst), 4);
+    assert!(
+        answers.iter().all(|a| a == r#"{"batchItemFailures":[]}"#),
+        "{answers:?}"
+    );
+    assert_eq!(counter.load(Ordering::SeqCst), 3);
+    // The 29 deferred invocations are 29 jobs, due when the next minute starts (1 s away).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    clock.advance(Duration::from_secs(60));
+    let delivered = e.drain(&ext).await;
+    println!(
+        "next minute: {delivered} delivered, {} ran in all",
+        counter.load(Ordering::SeqCst)
+    );
+    assert_eq!(delivered, 29);
+    assert_eq!(counter.load(Ordering::SeqCst), 6);
 }
 
 async fn futures_join_all<T, F, Fut>(n: usize, f: F) -> Vec<T>
