@@ -30,10 +30,10 @@ if [[ ! -d bench/node/node_modules/integrator-extension || bench/node/package.js
   touch bench/node/node_modules
 fi
 
-# Only the binaries measured here (the 12 function binaries, the conformance server, the
+# Only the binaries measured here (the 14 function binaries, the conformance server, the
 # hello-world floor and the driver).
 FUNCTION_BINS=(pre-save-page pre-map post-map post-submit post-response-map post-aggregate export
-  import ping steps settings incoming)
+  import ping steps settings incoming worker tick)
 bin_args=()
 for b in "${FUNCTION_BINS[@]}" conformance-server hello-world bench-driver; do bin_args+=(--bin "$b"); done
 cargo build --release --target-dir "$TARGET" --workspace "${bin_args[@]}"

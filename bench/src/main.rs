@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FUNCTION_BINS: [&str; 12] = [
+const FUNCTION_BINS: [&str; 14] = [
     "pre-save-page",
     "pre-map",
     "post-map",
@@ -35,6 +35,8 @@ const FUNCTION_BINS: [&str; 12] = [
     "steps",
     "settings",
     "incoming",
+    "worker",
+    "tick",
 ];
 const HELLO: &str = "hello-world";
 const TOKEN: &str = "SYS_TOKEN";
