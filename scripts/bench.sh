@@ -30,12 +30,12 @@ if [[ ! -d bench/node/node_modules/integrator-extension || bench/node/package.js
   touch bench/node/node_modules
 fi
 
-# Only the binaries measured here (the 12 function binaries, the conformance server, the
-# hello-world floor and the driver).
+# Only the binaries measured here (the 12 function binaries, the worker (size only), the
+# conformance server, the hello-world floor and the driver).
 FUNCTION_BINS=(pre-save-page pre-map post-map post-submit post-response-map post-aggregate export
   import ping steps settings incoming)
 bin_args=()
-for b in "${FUNCTION_BINS[@]}" conformance-server hello-world bench-driver; do bin_args+=(--bin "$b"); done
+for b in "${FUNCTION_BINS[@]}" worker conformance-server hello-world bench-driver; do bin_args+=(--bin "$b"); done
 cargo build --release --target-dir "$TARGET" --workspace "${bin_args[@]}"
 mkdir -p "$CRITERION_HOME"
 cargo bench --target-dir "$TARGET" -p bench --bench large_page
