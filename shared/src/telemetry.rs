@@ -22,8 +22,9 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tracing::{Metadata, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Targets capped at DEBUG. A target directive matches by prefix: `aws_smithy` covers
 /// `aws_smithy_runtime`, `aws_smithy_http_client`…, `aws_sdk` every service client.
@@ -226,8 +227,10 @@ impl<'a> MakeWriter<'a> for LogCapture {
 }
 
 /// The subscriber [`init`] installs, writing to `make_writer` through a [`RedactingWriter`]:
-/// `level` is an `EnvFilter` directive (`info`, `trace`, `my_crate=debug`…; an invalid one
-/// falls back to `info`), capped for the runtime and SDK crates; `json` selects the Lambda JSON
+/// `level` is a list of target directives (`info`, `trace`, `my_crate=debug,warn`…, matched
+/// by target prefix, the longest match winning; an invalid one falls back to `info`), capped for
+/// the runtime and SDK crates. (A `Targets` filter: `EnvFilter`'s span and field directives are
+/// not supported, which keeps the regex engine out of every binary.) `json` selects the Lambda JSON
 /// format, else compact text without colours.
 ///
 /// Tests install it with `tracing::subscriber::with_default` (or `set_default`) over a
@@ -240,10 +243,12 @@ pub fn subscriber_for<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter = EnvFilter::try_new(format!("{level},{RUNTIME_CAP}"))
-        .unwrap_or_else(|_| EnvFilter::new(format!("info,{RUNTIME_CAP}")));
+    let filter: Targets = format!("{level},{RUNTIME_CAP}")
+        .parse()
+        .or_else(|_| format!("info,{RUNTIME_CAP}").parse())
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_target(false)
         .with_writer(RedactingWriter::new(make_writer));
     if json {
@@ -253,10 +258,11 @@ where
                 .flatten_event(true)
                 .with_current_span(false)
                 .without_time()
-                .finish(),
+                .finish()
+                .with(filter),
         )
     } else {
-        Box::new(builder.with_ansi(false).compact().finish())
+        Box::new(builder.with_ansi(false).compact().finish().with(filter))
     }
 }
 

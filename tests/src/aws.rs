@@ -2,7 +2,7 @@
 //! announced in `MOTO_ENDPOINT`). Every test creates its own uniquely named resources, so tests
 //! run in parallel against one emulator without interfering.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,7 +15,7 @@ pub fn moto_endpoint() -> String {
 
 /// SDK configuration pointing at `endpoint` with dummy credentials.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    integrator_lambda::aws::config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))

@@ -103,12 +103,28 @@ pub fn ttl_from_env(var: &str, default: std::time::Duration) -> std::time::Durat
 
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
 
+/// The one HTTPS client of the AWS SDK: hyper + rustls with the ring crypto provider and the
+/// platform's root certificates (the SDK's default client minus aws-lc-rs, which it would
+/// otherwise compile in as a second crypto library). Cheap to clone; connections are pooled
+/// per clone of the returned handle.
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// The SDK's default configuration chain with [`http_client`] as its HTTP client. Every
+/// `SdkConfig` in this workspace must come from here: the SDK is built without a default
+/// client, so a config without one fails at the first request.
+pub fn config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client())
+}
+
 /// The shared SDK configuration, loaded on first use (not at cold start): region, credentials
 /// and `AWS_ENDPOINT_URL` from the environment, as the SDK's default chain reads them.
 pub async fn sdk_config() -> &'static SdkConfig {
-    SDK_CONFIG
-        .get_or_init(|| aws_config::defaults(BehaviorVersion::latest()).load())
-        .await
+    SDK_CONFIG.get_or_init(|| config_loader().load()).await
 }
 
 /// A short description of an SDK error: the service's code and message, or the transport error.

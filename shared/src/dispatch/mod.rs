@@ -326,13 +326,15 @@ impl Extension {
             Ok(Ok(r)) => r.map_err(|f| vec![WireError::from(f)])?,
         };
 
-        // 4. Size rule: UTF-16 code units of the compact JSON; `size == limit` passes.
+        // 4. Size rule: UTF-16 code units of the compact JSON; `size == limit` passes. A text
+        // never has more UTF-16 units than UTF-8 bytes, so the units are only counted when the
+        // byte length alone is over the limit.
         let limit = env.response_limit();
-        let size = match &reply {
-            Reply::Nothing => 0,
-            Reply::Json(s) => json::utf16_len(s),
+        let too_large = match &reply {
+            Reply::Nothing => limit.exceeded_by(0),
+            Reply::Json(s) => limit.exceeded_by(s.len()) && limit.exceeded_by(json::utf16_len(s)),
         };
-        if limit.exceeded_by(size) {
+        if too_large {
             return Err(vec![WireError::response_too_large(&limit.as_sent)]);
         }
         Ok(reply)

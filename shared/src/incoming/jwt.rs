@@ -35,6 +35,7 @@ impl JwtVerifier {
     /// Build the verifier from the endpoint settings and the key material: the shared secret
     /// (HS256) or the PEM public key (RS256).
     pub fn new(config: &JwtConfig, key_material: &str) -> Result<Self, String> {
+        super::jwt_crypto::install();
         let (algorithm, key) = match config.algorithm {
             JwtAlgorithm::HS256 => {
                 if key_material.is_empty() {
@@ -153,6 +154,7 @@ mod tests {
     }
 
     fn hs(claims: &Value, secret: &str) -> String {
+        crate::incoming::jwt_crypto::install();
         encode(
             &Header::new(Algorithm::HS256),
             claims,
@@ -250,6 +252,7 @@ mod tests {
             assert_eq!(v.verify(&t), Err(AuthFailure::WrongAlgorithm), "{alg}");
         }
         // A genuine HS512 token with the right secret is refused too: the algorithm is pinned.
+        crate::incoming::jwt_crypto::install();
         let t = encode(
             &Header::new(Algorithm::HS512),
             &claims,
@@ -265,6 +268,7 @@ mod tests {
     const OTHER_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/other-private.pem");
 
     fn rs(claims: &Value, private_pem: &str) -> String {
+        crate::incoming::jwt_crypto::install();
         encode(
             &Header::new(Algorithm::RS256),
             claims,

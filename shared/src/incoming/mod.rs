@@ -48,6 +48,7 @@
 pub mod config;
 pub mod flatten;
 pub mod jwt;
+pub mod jwt_crypto;
 pub mod resolver;
 pub mod signature;
 

@@ -431,6 +431,7 @@ async fn an_unavailable_secret_store_is_a_503_and_a_missing_resolver_a_config_er
 }
 
 fn jwt(claims: Value, secret: &str) -> String {
+    crate::incoming::jwt_crypto::install();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

@@ -17,6 +17,11 @@ pub struct JsFormatter;
 
 impl Formatter for JsFormatter {
     fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        // The common case (no exponent) straight from ryu's stack buffer, without allocating.
+        let mut ryu_buf = ryu::Buffer::new();
+        if let Some(s) = plain_decimal(value, &mut ryu_buf) {
+            return writer.write_all(s.as_bytes());
+        }
         let mut buf = String::with_capacity(24);
         js_number(value, &mut buf);
         writer.write_all(buf.as_bytes())
@@ -41,6 +46,23 @@ pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json:
     to_vec(value).map(|v| String::from_utf8(v).unwrap_or_default())
 }
 
+/// `v` as JavaScript prints it when ryu prints it without an exponent, else `None`.
+///
+/// ryu uses plain decimal notation exactly when the decimal exponent `n` (value =
+/// 0.d1d2…dk × 10^n) is in -5 < n <= 16, a subset of ECMAScript's -6 < n <= 21; in that range
+/// both print the same shortest digits, except that ryu marks integers with a trailing `.0`.
+/// Zero (ryu prints `-0.0` for negative zero) and non-finite values are left to [`js_number`].
+fn plain_decimal(v: f64, buf: &mut ryu::Buffer) -> Option<&str> {
+    if !v.is_finite() || v == 0.0 {
+        return None;
+    }
+    let s = buf.format_finite(v);
+    if s.contains(['e', 'E']) {
+        return None;
+    }
+    Some(s.strip_suffix(".0").unwrap_or(s))
+}
+
 /// Append ECMAScript `Number::prototype::toString(10)` of `v` to `out`.
 /// NaN and infinities become `null`, as `JSON.stringify` does.
 pub fn js_number(v: f64, out: &mut String) {
@@ -53,6 +75,10 @@ pub fn js_number(v: f64, out: &mut String) {
         return;
     }
     let mut ryu_buf = ryu::Buffer::new();
+    if let Some(s) = plain_decimal(v, &mut ryu_buf) {
+        out.push_str(s);
+        return;
+    }
     let s = ryu_buf.format_finite(v);
     let (neg, s) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -146,6 +172,84 @@ mod tests {
         ];
         for (v, want) in cases {
             assert_eq!(js(v), want, "formatting {v:e}");
+        }
+    }
+
+    /// The general algorithm of `js_number`, without the plain-decimal shortcut.
+    fn js_general(v: f64) -> String {
+        let mut ryu_buf = ryu::Buffer::new();
+        let s = ryu_buf.format_finite(v);
+        let (neg, s) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (mantissa, exp) = match s.split_once(['e', 'E']) {
+            Some((m, e)) => (m, e.parse::<i32>().unwrap()),
+            None => (s, 0),
+        };
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits: String = int_part.chars().chain(frac_part.chars()).collect();
+        let n0 = int_part.len() as i32 + exp;
+        let lead = digits.len() - digits.trim_start_matches('0').len();
+        let digits = digits[lead..].trim_end_matches('0').to_owned();
+        let n = n0 - lead as i32;
+        let k = digits.len() as i32;
+        let mut out = String::from(if neg { "-" } else { "" });
+        if k <= n && n <= 21 {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', (n - k) as usize));
+        } else if 0 < n && n <= 21 {
+            out.push_str(&format!(
+                "{}.{}",
+                &digits[..n as usize],
+                &digits[n as usize..]
+            ));
+        } else if -6 < n && n <= 0 {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-n) as usize));
+            out.push_str(&digits);
+        } else {
+            let e = n - 1;
+            let frac = if k > 1 {
+                format!(".{}", &digits[1..])
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "{}{frac}e{}{}",
+                &digits[..1],
+                if e < 0 { '-' } else { '+' },
+                e.abs()
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn plain_decimal_shortcut_agrees_with_the_general_algorithm() {
+        let mut vals = vec![
+            0.5, 1.25, 3.0, 123.456, 1e15, 9.999e15, 1e16, 1.5e16, 1e-4, 1.5e-5,
+        ];
+        // Deterministic spread over many magnitudes (xorshift).
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mantissa = (x >> 11) as f64 / (1u64 << 53) as f64;
+            let exp = (x % 60) as i32 - 30;
+            vals.push(mantissa * 10f64.powi(exp));
+            vals.push((x % 1_000_000) as f64 * 0.25);
+        }
+        for v in vals {
+            for v in [v, -v] {
+                if v != 0.0 {
+                    assert_eq!(js(v), js_general(v), "formatting {v:e}");
+                    let mut out = Vec::new();
+                    JsFormatter.write_f64(&mut out, v).unwrap();
+                    assert_eq!(String::from_utf8(out).unwrap(), js_general(v));
+                }
+            }
         }
     }
 
