@@ -103,6 +103,37 @@ pub fn run_app(ext: Extension, tokens: TokenSet) -> ExitCode {
 /// idempotency store, queue) from the environment, hand them to the functions, resolve the
 /// system token, add the incoming endpoints, then run on Lambda or locally.
 pub fn serve(ext: Extension, options: RunOptions) -> ExitCode {
+    serve_with(ext, options, |app| async move {
+        transport::server::serve(app, config::listen_addr())
+            .await
+            .map_err(|e| e.to_string())
+    })
+}
+
+/// [`run_with`] for a binary that only ever runs on Lambda (the queue worker): the local HTTP
+/// server is left out of the binary (smaller, and `make serve` hosts every function locally
+/// anyway). Started outside Lambda it exits with an error saying so.
+pub fn run_lambda_only(module: Module, options: RunOptions) -> ExitCode {
+    telemetry::init();
+    match config::extension_from_env(module) {
+        Ok(ext) => serve_with(ext, options, |_app| async {
+            Err::<(), String>(
+                "this binary runs only on Lambda (AWS_LAMBDA_RUNTIME_API, e.g. `cargo lambda watch`); locally, `make serve` hosts every function".into(),
+            )
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "invalid extension configuration");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`serve`] with the local (non-Lambda) serving path given by the caller.
+fn serve_with<L, F>(ext: Extension, options: RunOptions, local: L) -> ExitCode
+where
+    L: FnOnce(Arc<HttpApp>) -> F,
+    F: std::future::Future<Output = Result<(), String>>,
+{
     telemetry::init();
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -167,9 +198,7 @@ pub fn serve(ext: Extension, options: RunOptions) -> ExitCode {
         if on_lambda {
             transport::lambda::run(app).await.map_err(|e| e.to_string())
         } else {
-            transport::server::serve(app, config::listen_addr())
-                .await
-                .map_err(|e| e.to_string())
+            local(app).await
         }
     });
     match result {

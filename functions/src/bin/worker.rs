@@ -1,7 +1,8 @@
 //! The queue worker Lambda (`WorkerFunction`, fed by `WorkQueue`): every SQS message is an
 //! extension envelope naming any registered function of any extension point, a deferred job,
 //! or a run/stream message (see `integrator_lambda::worker`). It also answers direct calls to
-//! the job and run utilities (`scheduleInvocation`, `startRun`, `continueRun`, …).
+//! the job and run utilities (`scheduleInvocation`, `startRun`, `continueRun`, …). Lambda only:
+//! locally, `make serve` hosts the same functions and an in-process work queue.
 fn main() -> std::process::ExitCode {
     let mut m = functions::all();
     m.merge(integrator_lambda::jobs::module());
@@ -9,5 +10,5 @@ fn main() -> std::process::ExitCode {
         integrations: Some(functions::integrations::all()),
         ..Default::default()
     };
-    integrator_lambda::run_with(m, options)
+    integrator_lambda::run_lambda_only(m, options)
 }
