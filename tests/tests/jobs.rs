@@ -623,4 +623,7 @@ async fn continue_run_finishes_a_stuck_run() {
     assert_eq!(done.state, RunState::Processed);
     assert_eq!((done.pending, done.streams_total, done.records), (0, 6, 50));
     assert!(done.processed_at.is_some());
+    // A second start of a finished run: the transaction's condition fails, reported as
+    // "not begun" (false), not as a store error.
+    assert!(!runs.store().begin_run(&run.id, &[]).await.expect("begin"));
 }

@@ -156,6 +156,17 @@ type JobSeams = (
     Option<std::sync::Arc<dyn queue::Queue>>,
 );
 
+/// Did a conditional write lose (`ConditionalCheckFailedException`)? Then the caller's
+/// precondition no longer holds: not an outage.
+pub(crate) fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|se| se.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
 /// Everything the AWS seams provide to one process, built once at start-up from the
 /// environment (no network calls: clients connect on first use).
 #[derive(Clone)]

@@ -527,14 +527,7 @@ where
     JobError::Store(crate::aws::describe_sdk_error(e))
 }
 
-fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    e.as_service_error()
-        .and_then(|se| se.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
-}
+use crate::aws::is_condition_failure;
 
 pub(crate) fn due_sort_key(due: EpochMillis) -> String {
     format!("{:015}", due.0)

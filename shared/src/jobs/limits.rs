@@ -367,13 +367,7 @@ impl CounterStore for DynamoCounters {
                     .and_then(|n| n.parse().ok())
                     .unwrap_or(1),
             )),
-            Err(e)
-                if e.as_service_error()
-                    .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(None)
-            }
+            Err(e) if crate::aws::is_condition_failure(&e) => Ok(None),
             Err(e) => Err(LimitError::Store(crate::aws::describe_sdk_error(&e))),
         }
     }

@@ -891,19 +891,7 @@ where
     RunsError::Store(crate::aws::describe_sdk_error(e))
 }
 
-fn code_is<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>, codes: &[&str]) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    e.as_service_error()
-        .and_then(|se| se.code())
-        .is_some_and(|c| codes.contains(&c))
-}
-
-const CONDITION_FAILED: &[&str] = &[
-    "ConditionalCheckFailedException",
-    "TransactionCanceledException",
-];
+use crate::aws::is_condition_failure;
 
 fn build_err(e: impl std::fmt::Display) -> RunsError {
     RunsError::Store(format!("request could not be built: {e}"))
@@ -953,6 +941,47 @@ impl DynamoRuns {
             .build()
             .map_err(build_err)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One `TransactWriteItems`; false when one of its conditions failed (nothing written).
+    /// A transaction cancelled for another reason (typically `TransactionConflict`: two
+    /// streams of one run finishing at once both update the run item) is retried a few times
+    /// with a short back-off, then reported as an error (the message is redelivered).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, RunsError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            let e = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => return Err(store_err(&e)),
+            };
+            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                return Ok(false);
+            }
+            if attempt == ATTEMPTS {
+                return Err(RunsError::Store(format!(
+                    "transaction cancelled {ATTEMPTS} times: {}",
+                    reasons.join(", ")
+                )));
+            }
+            tracing::debug!(attempt, reasons = %reasons.join(", "), "transaction cancelled; retrying");
+            tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
+        }
+        Ok(false)
     }
 
     fn stream_from(item: &HashMap<String, AttributeValue>) -> Option<Stream> {
@@ -1055,17 +1084,7 @@ impl RunStore for DynamoRuns {
         for r in roots {
             items.push(self.put_stream(r)?);
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
-            Err(e) => Err(store_err(&e)),
-        }
+        self.transact(items).await
     }
 
     async fn claim_stream(
@@ -1095,7 +1114,7 @@ impl RunStore for DynamoRuns {
             .await;
         match r {
             Ok(out) => Ok(out.attributes().and_then(Self::stream_from)),
-            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(None),
+            Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(store_err(&e)),
         }
     }
@@ -1147,17 +1166,7 @@ impl RunStore for DynamoRuns {
             .update(counters.build().map_err(build_err)?)
             .build();
         items.push(counters);
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
-            Err(e) => Err(store_err(&e)),
-        }
+        self.transact(items).await
     }
 
     async fn retry_stream(&self, st: &Stream, error: &str) -> Result<bool, RunsError> {
@@ -1179,7 +1188,7 @@ impl RunStore for DynamoRuns {
             .await;
         match r {
             Ok(_) => Ok(true),
-            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
+            Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(store_err(&e)),
         }
     }
@@ -1247,17 +1256,7 @@ impl RunStore for DynamoRuns {
                 .map_err(build_err)?;
             items.push(TransactWriteItem::builder().update(run).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(false),
-            Err(e) => Err(store_err(&e)),
-        }
+        self.transact(items).await
     }
 
     async fn finish_run(&self, id: &str, now: EpochMillis) -> Result<Option<RunState>, RunsError> {
@@ -1298,7 +1297,7 @@ impl RunStore for DynamoRuns {
                 tracing::info!(run_id = id, state = state.as_str(), "run finished");
                 Ok(Some(state))
             }
-            Err(e) if code_is(&e, CONDITION_FAILED) => Ok(None),
+            Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(store_err(&e)),
         }
     }
