@@ -37,7 +37,7 @@ pub mod worker;
 
 /// The global allocator with feature `mimalloc` (off by default): JSON pages are many small
 /// allocations, and glibc's malloc/free took about a third of a call's CPU time under load
-/// (perf); mimalloc gave about +25% requests/s but about twice the peak RSS (`make bench`).
+/// (perf); mimalloc gave about +25% requests/s but about 1.6× the peak RSS (`make bench`).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -498,6 +498,11 @@ fn runs_for(e: &Env, integrations: Integrations) -> Arc<Runs> {
     )
 }
 
+/// The run record, read back from the table.
+async fn run_of(runs: &Runs, id: &str) -> integrator_lambda::jobs::runs::Run {
+    runs.store().get_run(id).await.expect("get").expect("run")
+}
+
 fn runs_extension(runs: Arc<Runs>) -> Extension {
     let mut services = Services::new();
     services.insert(runs);
@@ -520,12 +525,7 @@ async fn a_stream_run_with_pages_and_a_failing_stream_ends_in_the_right_states()
         .await
         .expect("start");
     let delivered = e.drain(&ext).await;
-    let done = runs
-        .store()
-        .get_run(&run.id)
-        .await
-        .expect("get")
-        .expect("run");
+    let done = run_of(&runs, &run.id).await;
     let streams = runs.store().list_streams(&run.id).await.expect("streams");
     println!("{delivered} messages; run: {}", done.to_json());
     for s in &streams {
@@ -564,12 +564,7 @@ async fn a_stream_run_with_pages_and_a_failing_stream_ends_in_the_right_states()
     let report = runs.continue_run(&run.id).await.expect("continue");
     assert_eq!(report.requeued, 1);
     e.drain(&ext).await;
-    let done = runs
-        .store()
-        .get_run(&run.id)
-        .await
-        .expect("get")
-        .expect("run");
+    let done = run_of(&runs, &run.id).await;
     println!("after continue: {}", done.to_json());
     assert_eq!(done.state, RunState::Processed);
     assert_eq!(
@@ -599,12 +594,7 @@ async fn continue_run_finishes_a_stuck_run() {
     // The start message runs; then the stream messages are lost (purged).
     assert_eq!(e.deliver_once(&ext).await, 1);
     e.purge().await;
-    let stuck = runs
-        .store()
-        .get_run(&run.id)
-        .await
-        .expect("get")
-        .expect("run");
+    let stuck = run_of(&runs, &run.id).await;
     println!("stuck: {}", stuck.to_json());
     assert_eq!((stuck.state, stuck.pending), (RunState::Processing, 2));
     assert_eq!(e.drain(&ext).await, 0);
@@ -613,12 +603,7 @@ async fn continue_run_finishes_a_stuck_run() {
     println!("continue-run: {report:?}");
     assert_eq!(report.requeued, 2);
     e.drain(&ext).await;
-    let done = runs
-        .store()
-        .get_run(&run.id)
-        .await
-        .expect("get")
-        .expect("run");
+    let done = run_of(&runs, &run.id).await;
     println!("after continue: {}", done.to_json());
     assert_eq!(done.state, RunState::Processed);
     assert_eq!((done.pending, done.streams_total, done.records), (0, 6, 50));

@@ -228,6 +228,22 @@ pub struct Run {
 }
 
 impl Run {
+    /// The state and error a run ends with, once it is `processing` with no stream pending:
+    /// `processed`, or `error` when some stream errored. `None` while it is not done.
+    pub fn ending(&self) -> Option<(RunState, Option<String>)> {
+        if self.state != RunState::Processing || self.pending != 0 {
+            return None;
+        }
+        Some(if self.errored_streams > 0 {
+            (
+                RunState::Error,
+                Some(format!("{} stream(s) failed", self.errored_streams)),
+            )
+        } else {
+            (RunState::Processed, None)
+        })
+    }
+
     pub fn to_json(&self) -> Value {
         let iso = |m: EpochMillis| crate::time::iso_millis(i64::try_from(m.0).unwrap_or(i64::MAX));
         json!({
@@ -851,15 +867,11 @@ impl RunStore for MemoryRuns {
         let Some(run) = st.runs.get_mut(id) else {
             return Ok(None);
         };
-        if run.state != RunState::Processing || run.pending != 0 {
+        let Some((state, error)) = run.ending() else {
             return Ok(None);
-        }
-        run.state = if run.errored_streams > 0 {
-            run.error = Some(format!("{} stream(s) failed", run.errored_streams));
-            RunState::Error
-        } else {
-            RunState::Processed
         };
+        run.state = state;
+        run.error = error;
         run.processed_at = Some(now);
         Ok(Some(run.state))
     }
@@ -1263,16 +1275,8 @@ impl RunStore for DynamoRuns {
         let Some(run) = self.get_run(id).await? else {
             return Ok(None);
         };
-        if run.state != RunState::Processing || run.pending != 0 {
+        let Some((state, error)) = run.ending() else {
             return Ok(None);
-        }
-        let (state, error) = if run.errored_streams > 0 {
-            (
-                RunState::Error,
-                Some(format!("{} stream(s) failed", run.errored_streams)),
-            )
-        } else {
-            (RunState::Processed, None)
         };
         let mut req = self
             .client
