@@ -39,6 +39,8 @@ const FUNCTION_BINS: [&str; 14] = [
     "tick",
 ];
 const HELLO: &str = "hello-world";
+/// The floor for the first invocation that makes DynamoDB calls (`bench/src/bin/hello-dynamodb.rs`).
+const HELLO_DDB: &str = "hello-dynamodb";
 const TOKEN: &str = "SYS_TOKEN";
 
 struct Args {
@@ -47,6 +49,8 @@ struct Args {
     criterion: PathBuf,
     starts: usize,
     wrk_secs: u64,
+    /// `scripts/build-times.sh`'s result for this run (section 6), if it was measured.
+    build_times: PathBuf,
 }
 
 fn args() -> Args {
@@ -56,6 +60,7 @@ fn args() -> Args {
         criterion: PathBuf::from("target/bench/criterion"),
         starts: 20,
         wrk_secs: 5,
+        build_times: PathBuf::from("target/bench/build-times.json"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -66,6 +71,7 @@ fn args() -> Args {
             "--criterion" => a.criterion = v.into(),
             "--starts" => a.starts = v.parse().unwrap_or(20).clamp(1, 200),
             "--wrk-secs" => a.wrk_secs = v.parse().unwrap_or(5).clamp(1, 30),
+            "--build-times" => a.build_times = v.into(),
             other => {
                 eprintln!("bench-driver: unknown argument {other:?}");
                 std::process::exit(2);
@@ -83,28 +89,64 @@ fn ms(d: Duration) -> f64 {
 // 1. Cold init
 // ---------------------------------------------------------------------------------------------
 
-/// Exec → first `GET /next` at a fresh Runtime API double. The wait spins on `polls()` with
-/// 50 µs sleeps (in `block_in_place`, so the double keeps serving).
-async fn one_cold_init(bin: &Path) -> Option<Duration> {
+/// Exec → first `GET /next` at a fresh Runtime API double, and the process's minor page faults
+/// at that moment. The wait spins on `polls()` with 50 µs sleeps (in `block_in_place`, so the
+/// double keeps serving).
+async fn one_cold_init(bin: &Path) -> Option<(Duration, Option<u64>)> {
     let api = RuntimeApi::start().await.ok()?;
     let addr = api.address();
     let t0 = Instant::now();
-    let _p = process::lambda(
+    let p = process::lambda(
         &bin.to_path_buf(),
         &addr,
         &[("INTEGRATOR_EXTENSION_SYSTEM_TOKEN", "local-dev-token")],
     );
-    let took = tokio::task::block_in_place(|| {
+    tokio::task::block_in_place(|| {
         while t0.elapsed() < Duration::from_secs(10) {
             if api.polls() > 0 {
-                return Some(t0.elapsed());
+                return Some((t0.elapsed(), minor_faults(p.id())));
             }
             std::thread::sleep(Duration::from_micros(50));
         }
         None
-    });
-    drop(_p);
-    took
+    })
+}
+
+/// `minflt` of `/proc/<pid>/stat` (field 10; the command name in field 2 may hold spaces, so
+/// count from the closing parenthesis).
+fn minor_faults(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// Copy each binary into `dir` the way Lambda installs a function: the bytes written into a
+/// new file (the zip's `bootstrap`). A binary fresh from the linker was written through a
+/// memory map, and its page-cache pages fault in measurably slower than a written file's;
+/// measuring the copies times every binary, and the baselines, alike.
+fn install_copies(bins: &Path, dir: &Path, names: &[&str]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    for n in names {
+        let bytes = std::fs::read(bins.join(n))?;
+        let dst = dir.join(n);
+        let _ = std::fs::remove_file(&dst);
+        std::fs::write(&dst, bytes)?;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// Whether an ELF executable is position-independent (`e_type` `ET_DYN`) or not (`ET_EXEC`).
+fn link_mode(bin: &Path) -> &'static str {
+    match std::fs::read(bin)
+        .ok()
+        .and_then(|b| b.get(16..18).map(|t| [t[0], t[1]]))
+    {
+        Some([2, 0]) => "position-dependent (`ET_EXEC`, `-no-pie`)",
+        Some([3, 0]) => "position-independent (`ET_DYN`, PIE)",
+        _ => "unknown",
+    }
 }
 
 /// Exec → first response posted back (one direct invocation with `payload`).
@@ -136,6 +178,10 @@ const FIRST_AWS: &str = "import + first DynamoDB call";
 struct ColdInit {
     /// binary → samples (ms)
     init: BTreeMap<String, Vec<f64>>,
+    /// binary → minor page faults at the first poll, per start
+    faults: BTreeMap<String, Vec<f64>>,
+    /// binary → link mode
+    link: BTreeMap<String, &'static str>,
     failures: BTreeMap<String, usize>,
     first_invoke: Vec<(String, Vec<f64>)>,
     /// The emulator's time for the import's 3 dedup checks, warm and sequential (ms).
@@ -143,20 +189,30 @@ struct ColdInit {
     starts: usize,
 }
 
-async fn cold_init(a: &Args) -> ColdInit {
+async fn cold_init(a: &Args, dir: &Path) -> ColdInit {
     let mut names: Vec<&str> = vec![HELLO];
     names.extend(FUNCTION_BINS);
     let mut init: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut faults: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut failures = BTreeMap::new();
+    let link = names
+        .iter()
+        .map(|n| (n.to_string(), link_mode(&dir.join(n))))
+        .collect();
     // Warm the page cache once per binary (the figure is process init, not disk reads).
     for n in &names {
-        let _ = one_cold_init(&a.bins.join(n)).await;
+        let _ = one_cold_init(&dir.join(n)).await;
     }
     // Round-robin, so drift on a shared machine hits every binary alike.
     for round in 0..a.starts {
         for n in &names {
-            match one_cold_init(&a.bins.join(n)).await {
-                Some(d) => init.entry(n.to_string()).or_default().push(ms(d)),
+            match one_cold_init(&dir.join(n)).await {
+                Some((d, f)) => {
+                    init.entry(n.to_string()).or_default().push(ms(d));
+                    if let Some(f) = f {
+                        faults.entry(n.to_string()).or_default().push(f as f64);
+                    }
+                }
                 None => *failures.entry(n.to_string()).or_insert(0) += 1,
             }
         }
@@ -170,7 +226,7 @@ async fn cold_init(a: &Args) -> ColdInit {
         vec![(HELLO.into(), vec![]), ("pre-map".into(), vec![])];
     for _ in 0..a.starts {
         for (n, v) in first.iter_mut() {
-            if let Some(d) = one_first_invoke(&a.bins.join(n.as_str()), &payload, &[]).await {
+            if let Some(d) = one_first_invoke(&dir.join(n.as_str()), &payload, &[]).await {
                 v.push(ms(d));
             }
         }
@@ -192,12 +248,17 @@ async fn cold_init(a: &Args) -> ColdInit {
             ("AWS_REGION", "us-east-1"),
             ("EXTENSION_TABLE", table.as_str()),
         ];
-        let mut v = Vec::new();
+        // Round-robin with the floor: the same three UpdateItems from a bare SDK client.
+        let (mut v, mut floor) = (Vec::new(), Vec::new());
         for _ in 0..a.starts {
-            if let Some(d) = one_first_invoke(&a.bins.join("import"), &import, &env).await {
+            if let Some(d) = one_first_invoke(&dir.join(HELLO_DDB), &import, &env).await {
+                floor.push(ms(d));
+            }
+            if let Some(d) = one_first_invoke(&dir.join("import"), &import, &env).await {
                 v.push(ms(d));
             }
         }
+        first.push((HELLO_DDB.into(), floor));
         first.push((FIRST_AWS.into(), v));
         // The emulator's own time for the same 3 dedup checks, warm, from this process.
         use integrator_lambda::aws::dedup::{Dedup, DedupKey, DynamoDedup};
@@ -217,6 +278,8 @@ async fn cold_init(a: &Args) -> ColdInit {
     }
     ColdInit {
         init,
+        faults,
+        link,
         failures,
         first_invoke: first,
         emulator_ms,
@@ -899,7 +962,14 @@ fn main() {
         .expect("runtime");
 
     eprintln!("== 1. cold init");
-    let cold = rt.block_on(cold_init(&a));
+    let lambda_dir = work.join("lambda");
+    let mut installed: Vec<&str> = vec![HELLO, HELLO_DDB];
+    installed.extend(FUNCTION_BINS);
+    if let Err(e) = install_copies(&a.bins, &lambda_dir, &installed) {
+        eprintln!("cannot copy the binaries to {}: {e}", lambda_dir.display());
+        std::process::exit(1);
+    }
+    let cold = rt.block_on(cold_init(&a, &lambda_dir));
     eprintln!("== 2. server stack (wrk)");
     let server = server_stack(&a, &work);
     eprintln!("== 3. large pages (criterion results)");
@@ -914,6 +984,9 @@ fn main() {
     });
     eprintln!("== 6. build lean (cargo tree)");
     let lean = build_lean(&a);
+    let build_times = std::fs::read(&a.build_times)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
 
     let md = report(
         &a,
@@ -923,11 +996,113 @@ fn main() {
         &sizes,
         &aws,
         &lean,
+        build_times.as_ref(),
         started.elapsed(),
         &docs,
     );
     std::fs::write(docs.join("BENCHMARKS.md"), md).expect("write docs/BENCHMARKS.md");
     eprintln!("wrote {}", docs.join("BENCHMARKS.md").display());
+}
+
+/// Section 6, second half: the cold `make test` compile before and after the lean choices,
+/// from `scripts/build-times.sh`'s JSON (measured by `make bench` before the release build).
+fn build_times_section(
+    s: &mut String,
+    summary: &mut Vec<(String, String, String, String)>,
+    times: Option<&Value>,
+) {
+    let _ = writeln!(s, "### Cold `make test` build, before and after\n");
+    let Some(t) = times else {
+        let _ = writeln!(
+            s,
+            "Not measured in this run (`BENCH_BUILD_TIMES=0`, or `scripts/build-times.sh` failed).\n"
+        );
+        return;
+    };
+    let variants = t
+        .get("variants")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "`scripts/build-times.sh`: the working tree copied twice, each built cold in its own empty \
+         target directory with the compile steps of `make test` (clippy on all targets, \
+         `cargo build --workspace --bins`, `cargo test --workspace --no-run`), one after the \
+         other on this machine ({} cores, {}), registry already downloaded. \"Before\" is the \
+         same source with the lean choices undone in `[workspace.dependencies]`:\n",
+        t.get("nproc").and_then(Value::as_u64).unwrap_or(0),
+        t.get("rustc").and_then(Value::as_str).unwrap_or("rustc")
+    );
+    for v in &variants {
+        if let Some(ch) = v.get("changes").and_then(Value::as_array)
+            && !ch.is_empty()
+        {
+            for c in ch.iter().filter_map(Value::as_str) {
+                let _ = writeln!(s, "- {c}");
+            }
+            s.push('\n');
+        }
+    }
+    let _ = writeln!(
+        s,
+        "| variant | total s | clippy s | build bins s | test --no-run s | crates compiled | aws-lc-sys | ring |\n|---|---:|---:|---:|---:|---:|---|---|"
+    );
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let step = |v: &Value, k: &str| {
+        v.get("steps")
+            .and_then(|x| x.get(k))
+            .and_then(Value::as_f64)
+            .map_or_else(|| "–".to_owned(), |x| format!("{x:.0}"))
+    };
+    let flag = |v: &Value, k: &str| match v.get(k).and_then(Value::as_bool) {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "–",
+    };
+    let mut totals = Vec::new();
+    for v in &variants {
+        let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
+        if let Some(e) = v.get("error").and_then(Value::as_str) {
+            let _ = writeln!(
+                s,
+                "| {name} | failed: {} | | | | | | |",
+                e.replace('|', "/")
+            );
+            continue;
+        }
+        let total = num(v, "total_s");
+        totals.push((name.to_owned(), total));
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            total.map_or_else(|| "–".to_owned(), |x| format!("{x:.0}")),
+            step(v, "clippy"),
+            step(v, "build_bins"),
+            step(v, "test_no_run"),
+            v.get("compiled").and_then(Value::as_u64).unwrap_or(0),
+            flag(v, "aws_lc_sys"),
+            flag(v, "ring"),
+        );
+    }
+    if let [(_, Some(before)), (_, Some(after))] = totals.as_slice()
+        && *before > 0.0
+    {
+        let r = after / before;
+        let _ = writeln!(
+            s,
+            "\nAfter / before: **{r:.2}×** ({:.0} s saved on a cold build).\n",
+            before - after
+        );
+        summary.push((
+            "Cold `make test` build, lean vs default features".into(),
+            "report before/after".into(),
+            format!("{after:.0} s vs {before:.0} s ({r:.2}×)"),
+            "reported".into(),
+        ));
+    } else {
+        s.push('\n');
+    }
 }
 
 fn yes(b: bool) -> &'static str {
@@ -943,6 +1118,7 @@ fn report(
     sizes: &[(String, u64, u64)],
     aws: &Result<Vec<(String, String)>, String>,
     lean: &[(String, String)],
+    build_times: Option<&Value>,
     took: Duration,
     docs: &Path,
 ) -> String {
@@ -983,12 +1159,21 @@ fn report(
          API double (`tests/src/runtime_api.rs`), median of {} starts per binary (round-robin over \
          the binaries, after one page-cache warm-up start each), `EXTENSION_BACKEND=embedded`. \
          Baseline: `bench/src/bin/hello-world.rs`, a bare `lambda_runtime` echo, same release \
-         profile. Target: ≤ 1.5 × hello-world.\n",
-        cold.starts
+         profile and link mode. Each binary is started from a copy written into \
+         `target/bench/release/bench-work/lambda/` (as Lambda unpacks `bootstrap`), not from the \
+         linker's output. Link mode of the measured binaries: {}. Page faults: the process's \
+         minor faults (`/proc/<pid>/stat`) at its first poll, median. Target: ≤ 1.5 × \
+         hello-world.\n",
+        cold.starts,
+        {
+            let mut modes: Vec<&str> = cold.link.values().copied().collect();
+            modes.dedup();
+            modes.join("; ")
+        }
     );
     let _ = writeln!(
         s,
-        "| binary | median ms | p90 ms | min ms | starts | × hello-world | target |\n|---|---:|---:|---:|---:|---:|---|"
+        "| binary | median ms | p90 ms | min ms | starts | page faults | × hello-world | target |\n|---|---:|---:|---:|---:|---:|---:|---|"
     );
     let mut bars = Vec::new();
     let mut worst: f64 = 0.0;
@@ -1014,9 +1199,10 @@ fn report(
             worst = worst.max(ratio);
             (format!("{ratio:.2}×"), yes(met).to_owned())
         };
+        let pf = bench::median(cold.faults.get(n).map_or(&[][..], Vec::as_slice));
         let _ = writeln!(
             s,
-            "| `{n}` | {med:.2} | {p90:.2} | {min:.2} | {}{} | {r} | {t} |",
+            "| `{n}` | {med:.2} | {p90:.2} | {min:.2} | {}{} | {pf:.0} | {r} | {t} |",
             v.len(),
             if fails > 0 {
                 format!(" ({fails} failed)")
@@ -1051,38 +1237,83 @@ fn report(
         s,
         "First invocation: exec → first response posted back (payload `events/pre-map/invoke.json`, \
          a whole envelope; median of {} starts). `{FIRST_AWS}`: `events/import/invoke.json` \
-         (upsertRecords, whose dedup check is the process's first DynamoDB request, to the emulator \
-         over plain HTTP: SDK configuration, credentials, endpoint resolution and first connection \
-         included; no TLS handshake):\n\n| binary | median ms | × hello-world |\n|---|---:|---:|",
+         (upsertRecords, whose dedup check makes the process's first DynamoDB requests: 3 \
+         `UpdateItem`s to the emulator over plain HTTP, so SDK configuration, credentials, endpoint \
+         resolution and the first connection are included; no TLS handshake). Its floor, \
+         `{HELLO_DDB}` (`bench/src/bin/hello-dynamodb.rs`), is a bare `lambda_runtime` function \
+         that loads the SDK configuration and sends the same 3 `UpdateItem`s with the same HTTP \
+         client, run round-robin with it:\n\n\
+         | binary | median ms | × hello-world | × its floor |\n|---|---:|---:|---:|",
         cold.starts
     );
-    let fh = cold
-        .first_invoke
-        .iter()
-        .find(|(n, _)| n == HELLO)
-        .map(|(_, v)| bench::median(v))
-        .unwrap_or(0.0);
+    let med_of = |name: &str| {
+        cold.first_invoke
+            .iter()
+            .find(|(n, _)| n == name)
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(_, v)| bench::median(v))
+    };
+    let fh = med_of(HELLO).unwrap_or(0.0);
+    let ratio = |m: f64, base: f64| if base > 0.0 { m / base } else { 0.0 };
     for (n, v) in &cold.first_invoke {
+        if v.is_empty() {
+            let _ = writeln!(s, "| `{n}` | failed | | |");
+            continue;
+        }
         let m = bench::median(v);
-        let ratio = if fh > 0.0 { m / fh } else { 0.0 };
-        let _ = writeln!(s, "| `{n}` | {m:.2} | {ratio:.2}× |");
+        let floor = match n.as_str() {
+            HELLO => None,
+            FIRST_AWS => med_of(HELLO_DDB).map(|f| (HELLO_DDB, f)),
+            HELLO_DDB => None,
+            _ => Some((HELLO, fh)),
+        };
+        let _ = writeln!(
+            s,
+            "| `{n}` | {m:.2} | {:.2}× | {} |",
+            ratio(m, fh),
+            floor.map_or_else(String::new, |(f, b)| format!("{:.2}× `{f}`", ratio(m, b)))
+        );
         if n == FIRST_AWS
             && let Some(e) = cold.emulator_ms
         {
             let _ = writeln!(
                 s,
-                "| `{FIRST_AWS}` less the emulator's time for its 3 DynamoDB requests ({e:.2} ms, warm, measured from this process) | {:.2} | {:.2}× |",
+                "| `{FIRST_AWS}` less the emulator's time for its 3 DynamoDB requests ({e:.2} ms, warm, measured from this process) | {:.2} | {:.2}× | |",
                 m - e,
-                if fh > 0.0 { (m - e) / fh } else { 0.0 }
+                ratio(m - e, fh)
             );
         }
-        if n != HELLO && !v.is_empty() {
-            summary.push((
-                format!("First invocation, `{n}`"),
-                "≤ 1.5× hello-world".into(),
-                format!("{ratio:.2}×"),
-                yes(ratio <= 1.5).into(),
-            ));
+        match n.as_str() {
+            HELLO | HELLO_DDB => {}
+            FIRST_AWS => {
+                if let Some(f) = med_of(HELLO_DDB) {
+                    let r = ratio(m, f);
+                    summary.push((
+                        format!(
+                            "First invocation, `{n}`, vs the same DynamoDB calls from a bare SDK"
+                        ),
+                        format!("≤ 1.5× `{HELLO_DDB}`"),
+                        format!("{r:.2}×"),
+                        yes(r <= 1.5).into(),
+                    ));
+                }
+                let r = ratio(m, fh);
+                summary.push((
+                    format!("First invocation, `{n}`, vs the plain hello-world (the emulator's time included)"),
+                    "≤ 1.5× hello-world".into(),
+                    format!("{r:.2}×"),
+                    yes(r <= 1.5).into(),
+                ));
+            }
+            _ => {
+                let r = ratio(m, fh);
+                summary.push((
+                    format!("First invocation, `{n}`"),
+                    "≤ 1.5× hello-world".into(),
+                    format!("{r:.2}×"),
+                    yes(r <= 1.5).into(),
+                ));
+            }
         }
     }
     s.push('\n');
@@ -1266,7 +1497,10 @@ fn report(
             let _ = writeln!(
                 s,
                 "Peak RSS (`VmHWM` from `/proc/<pid>/status`) of each server after the whole wrk run of \
-                 section 2 (same requests, same concurrencies). Target: ours ≤ 1/3 of Node.\n\n\
+                 section 2 (same requests, same concurrencies). Ours runs with its defaults: request \
+                 bodies admitted against an in-flight budget of 1 MiB per CPU \
+                 (`EXTENSION_MAX_INFLIGHT_BYTES`) and a 64 KiB connection read buffer \
+                 (`shared/src/transport/server.rs`). Target: ours ≤ 1/3 of Node.\n\n\
                  | | peak RSS after load MiB | RSS at start MiB |\n|---|---:|---:|\n\
                  | ours (`conformance-server`) | {:.1} | {:.1} |\n| Node reference | {:.1} | {:.1} |\n\n\
                  Ratio ours / Node: **{r:.3}** ({}).\n",
@@ -1380,17 +1614,18 @@ fn report(
         if tls_one { "yes" } else { "no" },
         if no_openssl { "yes" } else { "no" }
     );
+    build_times_section(&mut s, &mut summary, build_times);
 
     let _ = writeln!(
         s,
         "## Not covered by this run\n\n\
-         - First invocation *including the first AWS client call* against the emulator (section 1 \
-         measures exec → first response with the embedded backend only).\n\
-         - Worker batch of 10 (SQS) round trips (section 5).\n\
-         - Cold `make test` build time before/after the lean-build choices (section 6 reports the \
-         resulting dependency graph only).\n\
-         - Profiling of missed targets (`perf`, callgrind, flamegraph) and fixes: not part of this \
-         run.\n"
+         - Cold starts on Lambda itself (Firecracker, arm64): this machine has no AWS account; the \
+         ratios above are x86_64 processes on this machine, against baselines started the same way.\n\
+         - TLS handshakes to real AWS endpoints: the emulator speaks plain HTTP, so the first \
+         DynamoDB call above has no handshake (the floor `{HELLO_DDB}` has none either).\n\
+         - Celigo's hosted server stack itself: the Node figures are its core library \
+         (`integrator-extension` `callFunction`) behind a minimal express server written for this \
+         bench.\n"
     );
 
     // Summary table at the top.

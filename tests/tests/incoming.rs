@@ -178,7 +178,8 @@ fn local(rt: tokio::runtime::Runtime, incoming: IncomingApp, body_limit: usize) 
         .expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     rt.spawn(async move {
-        let _ = axum::serve(listener, integrator_lambda::transport::server::router(app)).await;
+        use integrator_lambda::transport::server;
+        server::serve_router(listener, server::router(app), std::future::pending()).await;
     });
     Local { rt, addr }
 }

@@ -1,15 +1,102 @@
 //! The local HTTP server (`make serve`, `conformance-server`): the same routes as a Function
 //! URL, served by axum on 127.0.0.1.
+//!
+//! Unlike a Lambda environment, which answers one request at a time, this server takes every
+//! connection at once. A page costs several times its size while it is in flight (the body, the
+//! parsed records, the reply), so request bodies are admitted against a byte budget
+//! ([`InflightBudget`]): small requests pass freely, large pages wait their turn with their bytes
+//! still in the kernel's socket buffers instead of our heap. Nothing is refused or dropped.
 
 use super::http::{HttpApp, HttpRequest, too_large};
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http_body_util::{BodyExt, Limited};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
-async fn handle(State(app): State<Arc<HttpApp>>, req: Request) -> Response {
+/// The environment variable that sets the in-flight budget, in bytes (`0` turns it off).
+pub const INFLIGHT_VAR: &str = "EXTENSION_MAX_INFLIGHT_BYTES";
+
+/// The default budget per CPU: enough for a few 1,000-record pages per core at once, while a
+/// 5 MB page has the budget to itself.
+const DEFAULT_PER_CPU: usize = 1024 * 1024;
+
+/// A request's admission cost is its body length in KiB (at least 1); a body whose length is
+/// not declared is admitted at [`UNDECLARED_KIB`] (the body limit still applies while reading).
+const UNDECLARED_KIB: u32 = 64;
+
+/// How many request-body bytes the server works on at once (bodies read, parsed, being answered).
+#[derive(Clone, Debug)]
+pub struct InflightBudget {
+    gate: Option<Arc<Semaphore>>,
+    kib: u32,
+}
+
+impl Default for InflightBudget {
+    /// [`DEFAULT_PER_CPU`] × the available CPUs (at least two).
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        Self::bytes(DEFAULT_PER_CPU.saturating_mul(cpus))
+    }
+}
+
+impl InflightBudget {
+    /// A budget of `bytes` (rounded up to KiB); `0` means no budget at all.
+    pub fn bytes(bytes: usize) -> Self {
+        let max = u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX);
+        let kib = u32::try_from(bytes.div_ceil(1024)).map_or(max, |k| k.min(max));
+        Self {
+            gate: (kib > 0).then(|| Arc::new(Semaphore::new(kib as usize))),
+            kib,
+        }
+    }
+
+    /// No budget: every request is admitted at once.
+    pub fn unlimited() -> Self {
+        Self { gate: None, kib: 0 }
+    }
+
+    /// [`INFLIGHT_VAR`] when set to a number, else the default.
+    pub fn from_env() -> Self {
+        match std::env::var(INFLIGHT_VAR)
+            .ok()
+            .map(|v| v.trim().parse::<usize>())
+        {
+            Some(Ok(0)) => Self::unlimited(),
+            Some(Ok(n)) => Self::bytes(n),
+            Some(Err(_)) => {
+                tracing::warn!("{INFLIGHT_VAR} is not a number of bytes: using the default");
+                Self::default()
+            }
+            None => Self::default(),
+        }
+    }
+
+    /// Wait until a body of `declared` bytes fits; the permit is held until the reply is built.
+    /// A body larger than the whole budget waits for all of it (it runs alone).
+    async fn admit(&self, declared: Option<usize>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let gate = self.gate.as_ref()?;
+        let kib = declared.map_or(UNDECLARED_KIB, |n| {
+            u32::try_from(n.div_ceil(1024)).unwrap_or(u32::MAX)
+        });
+        // The semaphore is never closed, so this only fails if it were; admit then.
+        gate.clone()
+            .acquire_many_owned(kib.clamp(1, self.kib))
+            .await
+            .ok()
+    }
+}
+
+#[derive(Clone)]
+struct Local {
+    app: Arc<HttpApp>,
+    budget: InflightBudget,
+}
+
+async fn handle(State(local): State<Local>, req: Request) -> Response {
+    let app = &local.app;
     let (parts, body) = req.into_parts();
     // Refuse early when the declared length is already too large.
     let declared = parts
@@ -17,22 +104,48 @@ async fn handle(State(app): State<Arc<HttpApp>>, req: Request) -> Response {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let body = if declared.is_some_and(|n| n > app.body_limit) {
+    if declared.is_some_and(|n| n > app.body_limit) {
         return too_large(app.body_limit).map(Body::from);
-    } else {
-        match Limited::new(body, app.body_limit).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return too_large(app.body_limit).map(Body::from),
+    }
+    // Requests without a body (GET /healthCheck, empty POSTs) are never held back; a body is
+    // weighed by its exact length when known (Content-Length), else as undeclared (chunked).
+    let _permit = match body.size_hint().exact() {
+        Some(0) => None,
+        exact => {
+            local
+                .budget
+                .admit(exact.and_then(|n| usize::try_from(n).ok()))
+                .await
         }
+    };
+    let body = match Limited::new(body, app.body_limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return too_large(app.body_limit).map(Body::from),
     };
     let req = HttpRequest::from_parts(parts, body, None, None);
     app.handle(req).await.map(Body::from)
 }
 
-/// The axum router for `app`: every method and path goes to [`HttpApp::handle`].
+/// The axum router for `app`: every method and path goes to [`HttpApp::handle`], with request
+/// bodies admitted against the budget from the environment ([`InflightBudget::from_env`]).
 pub fn router(app: Arc<HttpApp>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(app)
+    router_with(app, InflightBudget::from_env())
 }
+
+/// [`router`] with an explicit in-flight budget.
+pub fn router_with(app: Arc<HttpApp>, budget: InflightBudget) -> axum::Router {
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(Local { app, budget })
+}
+
+/// How much of a connection's input hyper buffers before handing it on. hyper's default (~400
+/// KB) is kept per keep-alive connection once a large page has grown it; 64 KiB reads a page in
+/// a few more reads and keeps 64 idle connections under 5 MB.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// How long shutdown waits for requests in flight before giving up on them.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Bind `addr` and serve until Ctrl-C / SIGTERM.
 pub async fn serve(app: Arc<HttpApp>, addr: SocketAddr) -> std::io::Result<()> {
@@ -46,9 +159,56 @@ pub async fn serve(app: Arc<HttpApp>, addr: SocketAddr) -> std::io::Result<()> {
         let _ = writeln!(out, "listening on http://{local}");
         let _ = out.flush();
     }
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown_signal())
+    serve_router(listener, router(app), shutdown_signal()).await;
+    Ok(())
+}
+
+/// Serve `router` on `listener` (HTTP/1.1, keep-alive) until `shutdown` completes, then stop
+/// accepting and let the requests in flight finish (at most [`DRAIN`]).
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    // The timer turns on hyper's header read timeout (30 s), so a stalled client cannot hold a
+    // connection open forever.
+    builder.max_buf_size(READ_BUFFER).timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {DRAIN:?}: stopping anyway");
+    }
 }
 
 async fn shutdown_signal() {
@@ -68,4 +228,122 @@ async fn shutdown_signal() {
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{Extension, Module};
+    use crate::transport::auth::TokenSet;
+    use std::pin::pin;
+    use tower::ServiceExt;
+
+    /// Whether `fut` is still pending after the runtime has had a chance to run it.
+    async fn pending<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> bool {
+        tokio::select! {
+            biased;
+            _ = fut => false,
+            () = async { for _ in 0..10 { tokio::task::yield_now().await } } => true,
+        }
+    }
+
+    fn app() -> Arc<HttpApp> {
+        let ext = Extension::builder()
+            .diy(Module::new())
+            .build()
+            .expect("extension");
+        HttpApp::new(ext, TokenSet::new(["t"]), 1024 * 1024)
+    }
+
+    #[tokio::test]
+    async fn a_body_larger_than_the_budget_waits_for_all_of_it_then_runs_alone() {
+        let budget = InflightBudget::bytes(8 * 1024);
+        let small = budget.admit(Some(4 * 1024)).await.expect("a permit");
+        let mut big = pin!(budget.admit(Some(1024 * 1024)));
+        assert!(pending(big.as_mut()).await, "must wait for the small one");
+        drop(small);
+        let big = big.await.expect("the whole budget");
+        assert_eq!(big.num_permits(), 8);
+        let mut next = pin!(budget.admit(Some(1)));
+        assert!(pending(next.as_mut()).await, "nothing else while it runs");
+        drop(big);
+        assert_eq!(next.await.expect("a permit").num_permits(), 1);
+    }
+
+    #[tokio::test]
+    async fn undeclared_lengths_count_and_zero_means_no_budget() {
+        let budget = InflightBudget::bytes(1024 * 1024);
+        let p = budget.admit(None).await.expect("a permit");
+        assert_eq!(p.num_permits(), UNDECLARED_KIB as usize);
+        assert!(
+            InflightBudget::bytes(0)
+                .admit(Some(1 << 30))
+                .await
+                .is_none()
+        );
+        assert!(InflightBudget::unlimited().admit(None).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn bodiless_requests_pass_a_full_budget_and_bodies_wait_without_loss() {
+        let budget = InflightBudget::bytes(4 * 1024);
+        let router = router_with(app(), budget.clone());
+        let hold = budget.admit(Some(4 * 1024)).await.expect("all of it");
+
+        let health = http::Request::get("/healthCheck")
+            .body(Body::empty())
+            .expect("request");
+        let res = router.clone().oneshot(health).await.expect("answer");
+        assert_eq!(res.status(), 200, "a GET must not wait for the budget");
+
+        let body = r#"{"diy":true,"function":"nope","options":{}}"#;
+        let post = http::Request::post("/function")
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer t")
+            .header("content-length", body.len())
+            .body(Body::from(body))
+            .expect("request");
+        let mut call = pin!(router.oneshot(post));
+        assert!(
+            pending(call.as_mut()).await,
+            "a body waits while the budget is taken"
+        );
+        drop(hold);
+        let res = call.await.expect("answer");
+        // Admitted, then answered as usual (the function does not exist: a JSON 422).
+        assert_eq!(res.status(), 422);
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON error");
+        assert!(v.get("errors").is_some(), "{v}");
+    }
+
+    #[tokio::test]
+    async fn the_server_stops_accepting_on_shutdown_and_drains() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // The whole budget is taken: a GET over a real connection must still pass.
+        let budget = InflightBudget::bytes(1024);
+        let _hold = budget.admit(Some(1024)).await;
+        let server = tokio::spawn(serve_router(listener, router_with(app(), budget), async {
+            let _ = rx.await;
+        }));
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /healthCheck HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.ends_with(r#"{"success":true}"#), "{out}");
+        let _ = tx.send(());
+        tokio::time::timeout(DRAIN, server)
+            .await
+            .expect("stopped")
+            .expect("no panic");
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
 }
