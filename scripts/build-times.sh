@@ -315,6 +315,9 @@ for v in ["before", "after"]:
     busy = (read(os.path.join(vd, "machine_busy_s")) or "").strip()
     # CPU the rest of the machine used meanwhile (~0 when nothing else ran; a few s of noise).
     r["other_cpu_s"] = round(float(busy) - sum(cpu.values()), 1) if ok and busy else None
+    if r["other_cpu_s"] is not None and r["other_cpu_s"] > max(20.0, 0.05 * r["cpu_s"]):
+        r["warning"] = (f"other processes used {r['other_cpu_s']} CPU s during this measurement: "
+                        "its wall times are inflated (compare cpu_s, or re-run on an idle machine)")
     per_step, crates, checked = {}, set(), 0
     for s in STEPS:
         log = read(os.path.join(vd, s + ".log")) or ""
@@ -372,6 +375,8 @@ os.replace(tmp, out)
 for r in variants:
     print(f"build-times: {r['name']}: " + (f"{r['total_s']} s, {r['compiled']} compiled" if r["total_s"] is not None
           else "ERROR: " + r["error"].splitlines()[0]), file=sys.stderr)
+    if r.get("warning"):
+        print(f"build-times: WARNING: {r['name']}: {r['warning']}", file=sys.stderr)
 if a and b:
     print(f"build-times: before - after = {res['saved_s']} s (x{res['before_over_after']})", file=sys.stderr)
 print(f"build-times: wrote {out}", file=sys.stderr)
