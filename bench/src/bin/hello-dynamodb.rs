@@ -1,8 +1,9 @@
 //! The floor for a first invocation that talks to DynamoDB: a bare `lambda_runtime` function
 //! that, on its first invocation, loads the SDK's default configuration, builds a DynamoDB
 //! client and sends the same three `UpdateItem`s the `import` function's dedup check sends
-//! (`EXTENSION_TABLE`), then echoes the payload. Same release profile, link mode and HTTP/TLS
-//! stack as the function binaries; none of this project's code.
+//! (`EXTENSION_TABLE`), then echoes the payload. Same release profile, link mode and SDK
+//! configuration (`aws::config_loader()`: the same HTTP/TLS client) as the function binaries;
+//! none of the project's dispatch, protocol or stores.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -15,15 +16,7 @@ static CLIENT: OnceCell<Client> = OnceCell::const_new();
 async fn client() -> &'static Client {
     CLIENT
         .get_or_init(|| async {
-            use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-            let http = aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-                .build_https();
-            let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(http)
-                .load()
-                .await;
-            Client::new(&config)
+            Client::new(&integrator_lambda::aws::config_loader().load().await)
         })
         .await
 }

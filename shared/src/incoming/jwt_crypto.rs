@@ -54,21 +54,26 @@ fn rsa_signing(a: Algorithm) -> Option<&'static dyn sig::RsaEncoding> {
     }
 }
 
+/// A key of another family than the algorithm's is refused as jsonwebtoken's own providers do.
+fn key_of(family: AlgorithmFamily, algorithm: AlgorithmFamily) -> Result<()> {
+    if family == algorithm {
+        Ok(())
+    } else {
+        Err(ErrorKind::InvalidKeyFormat.into())
+    }
+}
+
 fn signer_factory(a: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
     let a = *a;
     if let Some(h) = hmac_algorithm(a) {
-        if key.family() != AlgorithmFamily::Hmac {
-            return Err(ErrorKind::InvalidKeyFormat.into());
-        }
+        key_of(key.family(), AlgorithmFamily::Hmac)?;
         return Ok(Box::new(Hmac {
             algorithm: a,
             key: hmac::Key::new(h, key.as_bytes()),
         }));
     }
     if let Some(encoding) = rsa_signing(a) {
-        if key.family() != AlgorithmFamily::Rsa {
-            return Err(ErrorKind::InvalidKeyFormat.into());
-        }
+        key_of(key.family(), AlgorithmFamily::Rsa)?;
         let pair = sig::RsaKeyPair::from_der(key.as_bytes())
             .map_err(|e| ErrorKind::InvalidRsaKey(e.to_string()))?;
         return Ok(Box::new(RsaSigner {
@@ -83,18 +88,14 @@ fn signer_factory(a: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>
 fn verifier_factory(a: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
     let a = *a;
     if let Some(h) = hmac_algorithm(a) {
-        if key.family() != AlgorithmFamily::Hmac {
-            return Err(ErrorKind::InvalidKeyFormat.into());
-        }
+        key_of(key.family(), AlgorithmFamily::Hmac)?;
         return Ok(Box::new(Hmac {
             algorithm: a,
             key: hmac::Key::new(h, key.try_get_as_bytes()?),
         }));
     }
     if let Some(params) = rsa_verification(a) {
-        if key.family() != AlgorithmFamily::Rsa {
-            return Err(ErrorKind::InvalidKeyFormat.into());
-        }
+        key_of(key.family(), AlgorithmFamily::Rsa)?;
         return Ok(Box::new(RsaVerifier {
             algorithm: a,
             params,

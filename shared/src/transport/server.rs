@@ -55,7 +55,7 @@ impl InflightBudget {
 
     /// No budget: every request is admitted at once.
     pub fn unlimited() -> Self {
-        Self { gate: None, kib: 0 }
+        Self::bytes(0)
     }
 
     /// [`INFLIGHT_VAR`] when set to a number, else the default.
@@ -64,7 +64,6 @@ impl InflightBudget {
             .ok()
             .map(|v| v.trim().parse::<usize>())
         {
-            Some(Ok(0)) => Self::unlimited(),
             Some(Ok(n)) => Self::bytes(n),
             Some(Err(_)) => {
                 tracing::warn!("{INFLIGHT_VAR} is not a number of bytes: using the default");
@@ -98,25 +97,20 @@ struct Local {
 async fn handle(State(local): State<Local>, req: Request) -> Response {
     let app = &local.app;
     let (parts, body) = req.into_parts();
+    // The declared length (hyper's exact size hint comes from Content-Length; none when chunked).
+    let declared = body
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok());
     // Refuse early when the declared length is already too large.
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > app.body_limit) {
         return too_large(app.body_limit).map(Body::from);
     }
     // Requests without a body (GET /healthCheck, empty POSTs) are never held back; a body is
-    // weighed by its exact length when known (Content-Length), else as undeclared (chunked).
-    let _permit = match body.size_hint().exact() {
+    // weighed by its declared length, or as undeclared.
+    let _permit = match declared {
         Some(0) => None,
-        exact => {
-            local
-                .budget
-                .admit(exact.and_then(|n| usize::try_from(n).ok()))
-                .await
-        }
+        declared => local.budget.admit(declared).await,
     };
     let body = match Limited::new(body, app.body_limit).collect().await {
         Ok(b) => b.to_bytes(),
