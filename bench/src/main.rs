@@ -264,7 +264,8 @@ async fn cold_init(a: &Args, dir: &Path) -> ColdInit {
         first.push((HELLO_DDB.into(), floor));
         first.push((FIRST_AWS.into(), v));
         // The emulator's own time for the same 3 dedup checks, warm, from this process.
-        use integrator_lambda::aws::dedup::{Dedup, DedupKey, DynamoDedup};
+        use integrator_lambda::aws::dedup::DynamoDedup;
+        use integrator_lambda::store::dedup::{Dedup, DedupKey};
         let dedup = Dedup::new(std::sync::Arc::new(DynamoDedup::new(&cfg, &table)));
         let mut per_page = Vec::new();
         for round in 0..(a.starts + 1) {
@@ -565,13 +566,14 @@ fn sizes(a: &Args, work: &Path) -> Vec<(String, u64, u64)> {
 // ---------------------------------------------------------------------------------------------
 
 async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
+    use integration_tests::aws::Resources;
     use integration_tests::aws::{create_key, create_table, moto_config, sdk_config_for, unique};
-    use integrator_lambda::aws::Resources;
-    use integrator_lambda::aws::dedup::{Dedup, DedupKey, DynamoDedup};
-    use integrator_lambda::aws::idempotency::{
-        DynamoIdempotency, EpochMillis, Idempotency, IdempotencyKey,
-    };
-    use integrator_lambda::aws::secrets::{KmsSecrets, SecretBackend, SecretStore, SecretString};
+    use integrator_lambda::aws::dedup::DynamoDedup;
+    use integrator_lambda::aws::idempotency::DynamoIdempotency;
+    use integrator_lambda::store::dedup::{Dedup, DedupKey};
+    use integrator_lambda::store::idempotency::{Idempotency, IdempotencyKey};
+    use integrator_lambda::store::secrets::{SecretBackend, SecretStore, SecretString};
+    use integrator_lambda::time::EpochMillis;
     use std::sync::Arc;
 
     let moto = std::env::var("MOTO_ENDPOINT").map_err(|_| "MOTO_ENDPOINT is not set".to_owned())?;
@@ -629,11 +631,11 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
         work_queue_url: None,
         stack_name: unique("bench"),
     };
-    KmsSecrets::new(&cfg, &res)
+    res.kms(&cfg)
         .store("bench-secret", &SecretString::from("v4lue".to_owned()))
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let store = SecretStore::new(Arc::new(KmsSecrets::new(&counted, &res)));
+    let store = SecretStore::new(Arc::new(res.kms(&counted)));
     proxy.reset();
     store
         .get("bench-secret", None)
@@ -655,8 +657,7 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
         m.raw("noop", |_inv, _o: serde_json::Value| async move {
             Ok(serde_json::json!({"ok": true}))
         });
-        let mut services = Services::new();
-        services.insert(Arc::new(Idempotency::new(Arc::new(
+        let services = Services::new().with_idempotency(Arc::new(Idempotency::new(Arc::new(
             DynamoIdempotency::new(&counted, &table),
         ))));
         let ext = Extension::builder()
@@ -699,10 +700,12 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
 
     // Deferred jobs and rate limits.
     {
+        use integrator_lambda::aws::jobs::DynamoJobs;
+        use integrator_lambda::aws::limits::DynamoCounters;
         use integrator_lambda::aws::queue::SqsQueue;
-        use integrator_lambda::jobs::deferred::{DynamoJobs, ScheduleRequest, Scheduler};
-        use integrator_lambda::jobs::limits::{DynamoCounters, RateLimiter, parse_limits};
-        use integrator_lambda::jobs::{ManualClock, SystemClock};
+        use integrator_lambda::jobs::deferred::{ScheduleRequest, Scheduler};
+        use integrator_lambda::jobs::limits::{RateLimiter, parse_limits};
+        use integrator_lambda::time::{ManualClock, SystemClock};
         let table = create_table(&cfg, "bench-jobs").await;
         let queue = integration_tests::aws::create_queue(&cfg, "bench-jobs").await;
         let clock = Arc::new(ManualClock::at(EpochMillis::now().0));

@@ -9,7 +9,7 @@
 //!
 //! Register it on a wrapper export with function name `pagedExport`.
 
-use integrator_lambda::protocol::types::{ExportOptions, ExportResult};
+use integrator_lambda::types::{ExportOptions, ExportResult};
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::{Value, json};
 

@@ -9,8 +9,9 @@
 //!
 //! Register it on a wrapper import with function name `upsertRecords`.
 
-use integrator_lambda::aws::dedup::{Dedup, DedupKey, Sighting, check_keys};
-use integrator_lambda::protocol::types::{ImportOptions, RecordError, SubmitResponse};
+use integrator_lambda::store::dedup::seen_before;
+use integrator_lambda::types::{ImportOptions, RecordError, SubmitResponse};
+use integrator_lambda::{Dedup, DedupKey};
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::Value;
 
@@ -49,7 +50,7 @@ pub fn module() -> Module {
 ///
 /// The check marks a record as imported *before* it is written. That is right here, where the
 /// write cannot fail; a wrapper whose target can fail should use
-/// `integrator_lambda::aws::idempotency` per record instead (its lock is released when the
+/// `inv.idempotency()` per record instead (its lock is released when the
 /// write fails, so a retry writes the record then).
 pub async fn upsert_records(
     inv: Invocation,
@@ -61,7 +62,7 @@ pub async fn upsert_records(
         .enumerate()
         .map(|(index, record)| target_id(index, record))
         .collect();
-    let dedup = inv.service::<Dedup>();
+    let dedup = inv.dedup().ok();
     let scope = options
         .import_id
         .as_deref()
@@ -124,29 +125,20 @@ async fn already_imported(
     records: &[Value],
     planned: &[Result<String, String>],
 ) -> ExtResult<Vec<bool>> {
-    let (positions, keys): (Vec<usize>, Vec<DedupKey>) = records
+    let planned_ok: Vec<(&Value, bool)> = records
         .iter()
         .zip(planned)
-        .enumerate()
-        .filter(|(_, (_, plan))| plan.is_ok())
-        .map(|(i, (record, _))| {
-            let key = match record.get("id").and_then(|id| own_id(Some(id))) {
-                Some(id) => DedupKey::from_values(scope, &[Some(&Value::String(id))]),
-                None => DedupKey::from_record(scope, record),
-            };
-            (i, key)
+        .map(|(record, plan)| (record, plan.is_ok()))
+        .collect();
+    let key_of = |&(record, ok): &(&Value, bool)| {
+        ok.then(|| match record.get("id").and_then(|id| own_id(Some(id))) {
+            Some(id) => DedupKey::from_values(scope, &[Some(&Value::String(id))]),
+            None => DedupKey::from_record(scope, record),
         })
-        .unzip();
-    let sightings = check_keys(dedup, &keys, DEDUP_CONCURRENCY)
+    };
+    seen_before(dedup, &planned_ok, key_of, DEDUP_CONCURRENCY)
         .await
-        .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))?;
-    let mut already = vec![false; records.len()];
-    for (i, s) in positions.into_iter().zip(sightings) {
-        if let Some(a) = already.get_mut(i) {
-            *a = s == Sighting::Duplicate;
-        }
-    }
-    Ok(already)
+        .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))
 }
 
 /// `fnv-` and the 64-bit FNV-1a hash of `record`'s compact JSON, in hex. Stable across Rust
@@ -167,15 +159,15 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use integrator_lambda::aws::dedup::MemoryDedup;
     use integrator_lambda::dispatch::Services;
+    use integrator_lambda::store::dedup::MemoryDedup;
     use serde_json::json;
     use std::sync::Arc;
     use std::time::Duration;
 
     fn with_dedup() -> Invocation {
         Invocation::for_test("upsertRecords", Duration::from_secs(5)).with_services(
-            Services::new().with(Arc::new(Dedup::new(Arc::new(MemoryDedup::default())))),
+            Services::new().with_dedup(Arc::new(Dedup::new(Arc::new(MemoryDedup::default())))),
         )
     }
 

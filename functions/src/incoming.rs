@@ -34,7 +34,7 @@ pub fn default_endpoints() -> IncomingConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use integrator_lambda::incoming::{AuthConfig, IncomingApp, IncomingServices};
+    use integrator_lambda::incoming::{AuthConfig, IncomingApp, IncomingStores};
 
     #[test]
     fn demo_is_open_and_deduplicates_whole_bodies() {
@@ -44,7 +44,7 @@ mod tests {
         assert!(matches!(demo.auth, AuthConfig::None));
         assert_eq!(demo.dedup, Some(DedupConfig::whole_body()));
         c.validate().unwrap();
-        let app = IncomingApp::new(c, IncomingServices::embedded()).unwrap();
+        let app = IncomingApp::new(c, IncomingStores::embedded()).unwrap();
         assert_eq!(app.endpoint_names(), ["demo"]);
     }
 }

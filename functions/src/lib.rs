@@ -22,7 +22,7 @@
 //! | [`diagnostics`] | `serve` only | `panicDemo`, `sleepDemo` |
 //! | [`incoming`] | `incoming` (and `serve`) | `POST /incoming/{endpoint}` webhooks; default endpoint `demo` |
 //! | [`integrations`] | `worker` (and `serve`) | runs and streams: the `paged-numbers` integration |
-//! | `integrator_lambda::jobs::module()` | `worker`, `tick` (and `serve`) | `scheduleInvocation`, `cancelInvocation`, `tick`, `startRun`, `continueRun`, `runStatus` |
+//! | `integrator_lambda::utilities()` | `worker`, `tick` (and `serve`) | `scheduleInvocation`, `cancelInvocation`, `tick`, `startRun`, `continueRun`, `runStatus` |
 //!
 //! To add a function: write `async fn f(inv: Invocation, options: <Kind>Options) ->
 //! ExtResult<<Result>>` in the module of its extension point, register it in that module's

@@ -6,7 +6,7 @@
 //!
 //! Register it on a wrapper connection with function name `checkConnection`.
 
-use integrator_lambda::protocol::types::{PingOptions, PingResult, RecordError};
+use integrator_lambda::types::{PingOptions, PingResult, RecordError};
 use integrator_lambda::{ExtResult, Invocation, Module};
 use serde_json::Value;
 

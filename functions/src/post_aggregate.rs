@@ -6,7 +6,7 @@
 //!
 //! Register it on the import as the postAggregate hook with function name `logAggregate`.
 
-use integrator_lambda::protocol::types::PostAggregateOptions;
+use integrator_lambda::types::PostAggregateOptions;
 use integrator_lambda::{ExtResult, Invocation, Module};
 use serde_json::Value;
 

@@ -6,7 +6,7 @@
 //!
 //! Register it on the import as the postMap hook with function name `normalizeFields`.
 
-use integrator_lambda::protocol::types::{PostMapOptions, RecordResult};
+use integrator_lambda::types::{PostMapOptions, RecordResult};
 use integrator_lambda::{ExtResult, Invocation, Module};
 use serde_json::Value;
 

@@ -8,7 +8,7 @@
 //! Register it on the lookup/import as the postResponseMap hook with function name
 //! `mergeResponse`.
 
-use integrator_lambda::protocol::types::PostResponseMapOptions;
+use integrator_lambda::types::PostResponseMapOptions;
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::Value;
 

@@ -7,7 +7,7 @@
 //!
 //! Register it on the import as the postSubmit hook with function name `tagFailures`.
 
-use integrator_lambda::protocol::types::{PostSubmitOptions, RecordError, SubmitResponse};
+use integrator_lambda::types::{PostSubmitOptions, RecordError, SubmitResponse};
 use integrator_lambda::{ExtResult, Invocation, Module};
 
 /// The functions of this extension point: `tagFailures`.

@@ -11,7 +11,7 @@
 //! Register it on the import as the preMap hook with function name `flattenRecords`.
 
 use crate::fields;
-use integrator_lambda::protocol::types::{PreMapOptions, RecordError, RecordResult};
+use integrator_lambda::types::{PreMapOptions, RecordError, RecordResult};
 use integrator_lambda::{ExtResult, Invocation, Module};
 use serde_json::{Map, Value};
 

@@ -10,8 +10,8 @@
 //! or `dropDuplicates`.
 
 use crate::fields;
-use integrator_lambda::aws::dedup::{Dedup, KeyFields, MAX_KEY_FIELDS, Sighting, check_keys};
-use integrator_lambda::protocol::types::{PreSavePageOptions, PreSavePageResult};
+use integrator_lambda::store::dedup::{KeyFields, MAX_KEY_FIELDS, seen_before};
+use integrator_lambda::types::{PreSavePageOptions, PreSavePageResult};
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::{Value, json};
 
@@ -159,12 +159,7 @@ pub async fn drop_duplicates(
     options: PreSavePageOptions,
 ) -> ExtResult<PreSavePageResult> {
     let settings = DedupSettings::from_settings(options.settings.as_ref())?;
-    let Some(dedup) = inv.service::<Dedup>() else {
-        return Err(ExtError::with_code(
-            "dedup_unavailable",
-            "dropDuplicates needs a dedup store, and this deployment provides none.",
-        ));
-    };
+    let dedup = inv.dedup()?;
     let owner = match (&options.export_id, &options.flow_id) {
         (Some(id), _) if !id.is_empty() => format!("export:{id}"),
         (_, Some(id)) if !id.is_empty() => format!("flow:{id}"),
@@ -182,22 +177,11 @@ pub async fn drop_duplicates(
         "preSavePage.dropDuplicates\u{1f}{owner}\u{1f}{}",
         settings.fields.paths().join("\u{1f}")
     );
-    let (positions, keys): (Vec<usize>, Vec<_>) = options
-        .data
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| settings.fields.any_present(r))
-        .map(|(i, r)| (i, settings.fields.key(&scope, r)))
-        .unzip();
-    let sightings = check_keys(&dedup, &keys, DEDUP_CONCURRENCY)
+    let fields = &settings.fields;
+    let key_of = |r: &Value| fields.any_present(r).then(|| fields.key(&scope, r));
+    let duplicate = seen_before(&dedup, &options.data, key_of, DEDUP_CONCURRENCY)
         .await
         .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))?;
-    let mut duplicate = vec![false; options.data.len()];
-    for (i, s) in positions.into_iter().zip(sightings) {
-        if let Some(d) = duplicate.get_mut(i) {
-            *d = s == Sighting::Duplicate;
-        }
-    }
     let mut errors = options.errors;
     let mut kept = Vec::with_capacity(options.data.len());
     for (index, (record, dup)) in options.data.into_iter().zip(duplicate).enumerate() {
@@ -220,15 +204,16 @@ pub async fn drop_duplicates(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use integrator_lambda::aws::dedup::{DedupStore, MemoryDedup, StoreError};
+    use integrator_lambda::Dedup;
     use integrator_lambda::dispatch::Services;
+    use integrator_lambda::store::dedup::{DedupStore, MemoryDedup, Sighting, StoreError};
     use std::sync::Arc;
     use std::time::Duration;
 
     fn dedup_inv() -> (Invocation, Arc<Dedup>) {
         let dedup = Arc::new(Dedup::new(Arc::new(MemoryDedup::default())));
         let inv = Invocation::for_test("dropDuplicates", Duration::from_secs(5))
-            .with_services(Services::new().with(dedup.clone()));
+            .with_services(Services::new().with_dedup(dedup.clone()));
         (inv, dedup)
     }
 
@@ -399,7 +384,7 @@ mod tests {
     impl DedupStore for Down {
         async fn check(
             &self,
-            _: &integrator_lambda::aws::dedup::DedupKey,
+            _: &integrator_lambda::store::dedup::DedupKey,
             _: Duration,
         ) -> Result<Sighting, StoreError> {
             Err(StoreError("ServiceUnavailable".into()))
@@ -409,7 +394,7 @@ mod tests {
     #[tokio::test]
     async fn drop_duplicates_fails_the_page_when_the_store_fails() {
         let inv = Invocation::for_test("dropDuplicates", Duration::from_secs(5))
-            .with_services(Services::new().with(Arc::new(Dedup::new(Arc::new(Down)))));
+            .with_services(Services::new().with_dedup(Arc::new(Dedup::new(Arc::new(Down)))));
         let err = drop_duplicates(
             inv,
             page(

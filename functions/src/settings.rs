@@ -12,7 +12,7 @@
 //!
 //! 1.0 functions are also reachable in the `settings` namespace; 2.0 ones at the top level.
 
-use integrator_lambda::protocol::types::{
+use integrator_lambda::types::{
     ChangeEditionOptions, ConnectorOptions, FormInitOptions, InitChildOptions,
     MappingMetadataOptions, PersistSettingsOptions, PersistSettingsResult, PreSaveOptions,
 };

@@ -13,9 +13,7 @@
 //! | `updateIntegration` | update | the connector owner pushes a new version (the connector's `updateFunction`) |
 //! | `installStep` | 2.0 step | a 2.0 integration app's install/uninstall step, with the step's form |
 
-use integrator_lambda::protocol::types::{
-    ConnectorOptions, InstallStepOptions, StepResult, UpdateOptions,
-};
+use integrator_lambda::types::{ConnectorOptions, InstallStepOptions, StepResult, UpdateOptions};
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@
 //!
 //! # Redaction
 //!
-//! Every secret the process loads (see [`crate::aws::secrets::SecretStore`]) is registered with
+//! Every secret the process loads (see [`crate::store::secrets::SecretStore`]) is registered with
 //! [`redact`]. The subscriber installed by [`init`] (and by [`subscriber_for`]) writes through a
 //! [`RedactingWriter`]: each formatted event is buffered whole and every registered value is
 //! replaced by [`REDACTED`] before the line reaches stderr, whatever the level, the format
@@ -266,17 +266,11 @@ where
     }
 }
 
-/// Install the global subscriber (stderr, redacting) and a panic hook that logs through it.
-/// Safe to call twice.
-pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into())
-        .to_lowercase();
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
-        || std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+/// Install the global subscriber (stderr, redacting; JSON lines when `json`; `level` as in
+/// `RUST_LOG`) and a panic hook that logs through it. Safe to call twice.
+pub fn init(json: bool, level: &str) {
     let installed =
-        tracing::subscriber::set_global_default(subscriber_for(io::stderr, json, &level)).is_ok();
+        tracing::subscriber::set_global_default(subscriber_for(io::stderr, json, level)).is_ok();
     if installed {
         std::panic::set_hook(Box::new(|info| {
             let location = info
@@ -288,7 +282,9 @@ pub fn init() {
     }
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
+/// The message of a panic payload (`&str` or `String`), as the panic hook and the dispatcher
+/// report it.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
     p.downcast_ref::<&str>()
         .copied()
         .or_else(|| p.downcast_ref::<String>().map(String::as_str))

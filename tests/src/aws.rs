@@ -125,3 +125,26 @@ pub async fn create_queue(cfg: &SdkConfig, prefix: &str) -> String {
         .expect("create queue");
     q.queue_url().expect("queue url").to_owned()
 }
+
+/// The names of one test's AWS resources (the shape of the deployment's settings), and the
+/// secret backend over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resources {
+    pub table: String,
+    pub kms_key_id: String,
+    pub queue_url: Option<String>,
+    pub work_queue_url: Option<String>,
+    pub stack_name: String,
+}
+
+impl Resources {
+    /// KMS + DynamoDB secrets in these resources.
+    pub fn kms(&self, cfg: &SdkConfig) -> integrator_lambda::aws::secrets::KmsSecrets {
+        integrator_lambda::aws::secrets::KmsSecrets::new(
+            cfg,
+            &self.table,
+            &self.kms_key_id,
+            &self.stack_name,
+        )
+    }
+}

@@ -7,10 +7,11 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::aws::{create_table, moto_config, moto_endpoint, sdk_config_for};
 use integration_tests::counting_proxy::CountingProxy;
-use integrator_lambda::aws::idempotency::{
-    DynamoIdempotency, EpochMillis, Idempotency, IdempotencyError, IdempotencyKey,
-    MAX_STORED_RESULT_BYTES, Outcome, RunError,
+use integrator_lambda::aws::idempotency::DynamoIdempotency;
+use integrator_lambda::store::idempotency::{
+    Idempotency, IdempotencyError, IdempotencyKey, MAX_STORED_RESULT_BYTES, Outcome, RunError,
 };
+use integrator_lambda::time::EpochMillis;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -12,10 +12,11 @@ use integration_tests::http_client::{RawResponse, send};
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
 use integration_tests::{aws, process, repo_root};
 use integrator_lambda::Module;
-use integrator_lambda::aws::dedup::{Dedup, MemoryDedup};
-use integrator_lambda::aws::queue::{MemoryQueue, Outbox, SqsQueue};
+use integrator_lambda::aws::queue::SqsQueue;
 use integrator_lambda::dispatch::Extension;
-use integrator_lambda::incoming::{IncomingApp, IncomingConfig, IncomingServices, signature};
+use integrator_lambda::incoming::{IncomingApp, IncomingConfig, IncomingStores, signature};
+use integrator_lambda::store::dedup::{Dedup, MemoryDedup};
+use integrator_lambda::store::queue::MemoryQueue;
 use integrator_lambda::transport::auth::TokenSet;
 use integrator_lambda::transport::http::HttpApp;
 use serde_json::{Value, json};
@@ -172,7 +173,7 @@ fn local(rt: tokio::runtime::Runtime, incoming: IncomingApp, body_limit: usize) 
         .diy(Module::new())
         .build()
         .expect("extension");
-    let app = HttpApp::new(ext, TokenSet::default(), body_limit).with_incoming(Arc::new(incoming));
+    let app = HttpApp::new(ext, TokenSet::default(), body_limit).with_mount(Arc::new(incoming));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("bind");
@@ -198,9 +199,9 @@ fn endpoints() -> IncomingConfig {
 #[test]
 fn the_router_answers_json_errors() {
     let queue = Arc::new(MemoryQueue::default());
-    let services = IncomingServices::new(
+    let services = IncomingStores::new(
         Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
-        Outbox(queue.clone()),
+        queue.clone(),
     );
     let app = IncomingApp::new(endpoints(), services).expect("app");
     let s = local(runtime(), app, 4096);
@@ -318,9 +319,9 @@ fn accepted_events_land_in_sqs_flattened_and_duplicates_do_not() {
         let url = aws::create_queue(&cfg, "incoming").await;
         (cfg, url)
     });
-    let services = IncomingServices::new(
+    let services = IncomingStores::new(
         Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
-        Outbox(Arc::new(SqsQueue::new(&cfg, url.clone()))),
+        Arc::new(SqsQueue::new(&cfg, url.clone())),
     );
     let app = IncomingApp::new(endpoints(), services).expect("app");
     let s = local(rt, app, 1024 * 1024);
@@ -379,9 +380,9 @@ fn a_queue_outage_is_a_503_and_the_retry_is_not_taken_for_a_duplicate() {
         let url = format!("{}/{name}", probe.rsplit_once('/').expect("url").0);
         (cfg, url)
     });
-    let services = IncomingServices::new(
+    let services = IncomingStores::new(
         Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
-        Outbox(Arc::new(SqsQueue::new(&cfg, url.clone()))),
+        Arc::new(SqsQueue::new(&cfg, url.clone())),
     );
     let app = IncomingApp::new(endpoints(), services).expect("app");
     let s = local(rt, app, 1024 * 1024);

@@ -6,16 +6,20 @@
 use integration_tests::aws::{self, moto_config, moto_endpoint};
 use integration_tests::counting_proxy::CountingProxy;
 use integrator_lambda::Module;
-use integrator_lambda::aws::idempotency::{DynamoIdempotency, EpochMillis, Idempotency};
+use integrator_lambda::aws::idempotency::DynamoIdempotency;
+use integrator_lambda::aws::jobs::DynamoJobs;
+use integrator_lambda::aws::limits::DynamoCounters;
 use integrator_lambda::aws::queue::SqsQueue;
+use integrator_lambda::aws::runs::DynamoRuns;
 use integrator_lambda::dispatch::{Extension, Services};
-use integrator_lambda::jobs::deferred::{DynamoJobs, ScheduleRequest, Scheduler, Via};
-use integrator_lambda::jobs::limits::{Admission, DynamoCounters, RateLimiter, parse_limits};
+use integrator_lambda::jobs::deferred::{ScheduleRequest, Scheduler, Via};
+use integrator_lambda::jobs::limits::{Admission, RateLimiter, parse_limits};
 use integrator_lambda::jobs::runs::{
-    DynamoRuns, IntegrationService, Integrations, RunContext, RunState, Runs, StreamResult,
-    StreamSpec, StreamState,
+    IntegrationService, Integrations, RunContext, RunState, Runs, StreamResult, StreamSpec,
+    StreamState,
 };
-use integrator_lambda::jobs::{Clock, ManualClock};
+use integrator_lambda::store::idempotency::Idempotency;
+use integrator_lambda::time::{Clock, EpochMillis, ManualClock};
 use integrator_lambda::worker;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -203,8 +207,9 @@ async fn schedule_tick_queue_worker_runs_the_function_once() {
     let clock = Arc::new(ManualClock::at(EpochMillis::now().0));
     let scheduler = e.scheduler(clock.clone());
     let counter = Arc::new(AtomicUsize::new(0));
-    let mut services = Services::new();
-    services.insert(scheduler.clone()).insert(e.idempotency());
+    let services = Services::new()
+        .with_scheduler(scheduler.clone())
+        .with_idempotency(e.idempotency());
     let ext = extension(counting_module(counter.clone()), services);
 
     // 20 minutes: longer than SQS can delay, so it is stored for the tick.
@@ -303,8 +308,9 @@ async fn the_same_key_replaces_and_cancel_wins_over_a_queued_message() {
     let clock = Arc::new(ManualClock::at(EpochMillis::now().0));
     let scheduler = e.scheduler(clock);
     let counter = Arc::new(AtomicUsize::new(0));
-    let mut services = Services::new();
-    services.insert(scheduler.clone()).insert(e.idempotency());
+    let services = Services::new()
+        .with_scheduler(scheduler.clone())
+        .with_idempotency(e.idempotency());
     let ext = extension(counting_module(counter.clone()), services);
 
     // Two schedules under one key (both go straight to SQS), then a third job cancelled.
@@ -387,11 +393,10 @@ async fn a_rate_limit_holds_under_32_concurrent_invocations() {
             .expect("limits"),
     ));
     let scheduler = e.scheduler(clock.clone());
-    let mut services = Services::new();
-    services
-        .insert(limiter)
-        .insert(scheduler)
-        .insert(e.idempotency());
+    let services = Services::new()
+        .with_limiter(limiter)
+        .with_scheduler(scheduler)
+        .with_idempotency(e.idempotency());
     let ext = Arc::new(extension(counting_module(counter.clone()), services));
     let answers = futures_join_all(32, |i| {
         let ext = ext.clone();
@@ -492,7 +497,7 @@ fn runs_for(e: &Env, integrations: Integrations) -> Arc<Runs> {
             Arc::new(DynamoRuns::new(&e.cfg, &e.table, "gsi1")),
             Arc::new(SqsQueue::new(&e.cfg, &e.queue_url)),
             integrations,
-            Arc::new(integrator_lambda::jobs::SystemClock),
+            Arc::new(integrator_lambda::time::SystemClock),
         )
         .with_retry_delay(Duration::ZERO),
     )
@@ -504,9 +509,7 @@ async fn run_of(runs: &Runs, id: &str) -> integrator_lambda::jobs::runs::Run {
 }
 
 fn runs_extension(runs: Arc<Runs>) -> Extension {
-    let mut services = Services::new();
-    services.insert(runs);
-    extension(Module::new(), services)
+    extension(Module::new(), Services::new().with_runs(runs))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,13 +3,13 @@
 //! binary. Run with `MOTO_ENDPOINT=http://127.0.0.1:5055` (make test sets it).
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::aws::Resources;
 use integration_tests::aws::{
     create_key, create_table, moto_config, moto_endpoint, sdk_config_for, unique,
 };
 use integrator_lambda::ExtError;
-use integrator_lambda::aws::Resources;
-use integrator_lambda::aws::secrets::{
-    ExposeSecret, KmsSecrets, SecretBackend, SecretError, SecretStore, SecretString,
+use integrator_lambda::store::secrets::{
+    ExposeSecret, SecretBackend, SecretError, SecretStore, SecretString,
 };
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -42,7 +42,7 @@ fn value(tag: &str) -> String {
 #[tokio::test]
 async fn store_then_fetch_round_trip() {
     let (cfg, res) = setup().await;
-    let secrets = KmsSecrets::new(&cfg, &res);
+    let secrets = res.kms(&cfg);
     let v = value("round");
     secrets
         .store("crm-api-token", &SecretString::from(v.clone()))
@@ -99,14 +99,15 @@ async fn store_then_fetch_round_trip() {
 async fn ciphertext_of_another_stack_or_name_is_wrong_context() {
     let (cfg, res_a) = setup().await;
     let v = value("stackA");
-    KmsSecrets::new(&cfg, &res_a)
+    res_a
+        .kms(&cfg)
         .store("shared-name", &SecretString::from(v.clone()))
         .await
         .unwrap();
 
     // Same table, key and name, another stack: KMS refuses the context.
     let res_b = resources(&res_a.table, &res_a.kms_key_id, &unique("stackB"));
-    let store_b = SecretStore::new(Arc::new(KmsSecrets::new(&cfg, &res_b)));
+    let store_b = SecretStore::new(Arc::new(res_b.kms(&cfg)));
     let err = store_b
         .get(
             "shared-name",
@@ -146,10 +147,7 @@ async fn ciphertext_of_another_stack_or_name_is_wrong_context() {
         .send()
         .await
         .unwrap();
-    let err = KmsSecrets::new(&cfg, &res_a)
-        .fetch("copied-name")
-        .await
-        .unwrap_err();
+    let err = res_a.kms(&cfg).fetch("copied-name").await.unwrap_err();
     assert_eq!(
         err,
         SecretError::WrongContext {
@@ -172,10 +170,7 @@ async fn ciphertext_of_another_stack_or_name_is_wrong_context() {
         .send()
         .await
         .unwrap();
-    let err = KmsSecrets::new(&cfg, &res_a)
-        .fetch("tampered")
-        .await
-        .unwrap_err();
+    let err = res_a.kms(&cfg).fetch("tampered").await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -185,17 +180,14 @@ async fn ciphertext_of_another_stack_or_name_is_wrong_context() {
     );
 
     // The original stack still reads it.
-    let got = KmsSecrets::new(&cfg, &res_a)
-        .fetch("shared-name")
-        .await
-        .unwrap();
+    let got = res_a.kms(&cfg).fetch("shared-name").await.unwrap();
     assert_eq!(got.expose_secret(), v);
 }
 
 #[tokio::test]
 async fn missing_secret_is_not_found() {
     let (cfg, res) = setup().await;
-    let store = SecretStore::new(Arc::new(KmsSecrets::new(&cfg, &res)));
+    let store = SecretStore::new(Arc::new(res.kms(&cfg)));
     let err = store.get("never-stored", None).await.unwrap_err();
     assert_eq!(
         err,
@@ -212,7 +204,7 @@ async fn missing_secret_is_not_found() {
 #[tokio::test]
 async fn values_are_cached_for_the_ttl() {
     let (cfg, res) = setup().await;
-    let backend = Arc::new(KmsSecrets::new(&cfg, &res));
+    let backend = Arc::new(res.kms(&cfg));
     let v = value("cache");
     backend
         .store("cached", &SecretString::from(v.clone()))
@@ -246,7 +238,7 @@ async fn values_are_cached_for_the_ttl() {
 async fn unreachable_services_are_unavailable_within_the_deadline() {
     let cfg = sdk_config_for("http://127.0.0.1:1").await;
     let res = resources("no-table", "no-key", "stack");
-    let store = SecretStore::new(Arc::new(KmsSecrets::new(&cfg, &res)));
+    let store = SecretStore::new(Arc::new(res.kms(&cfg)));
     let started = Instant::now();
     let err = store
         .get("anything", Some(Instant::now() + Duration::from_secs(2)))
@@ -322,10 +314,7 @@ async fn set_secret_binary_stores_without_printing() {
     );
 
     // Stored bound to the stack, trailing newline stripped.
-    let got = KmsSecrets::new(&cfg, &res)
-        .fetch("cli-token")
-        .await
-        .unwrap();
+    let got = res.kms(&cfg).fetch("cli-token").await.unwrap();
     assert_eq!(got.expose_secret(), v);
 
     // Refusals: empty value, bad name, no name, a value as an extra argument.
@@ -333,10 +322,7 @@ async fn set_secret_binary_stores_without_printing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
     assert_eq!(
-        KmsSecrets::new(&cfg, &res)
-            .fetch("empty")
-            .await
-            .unwrap_err(),
+        res.kms(&cfg).fetch("empty").await.unwrap_err(),
         SecretError::NotFound {
             name: "empty".into()
         }

@@ -7,13 +7,11 @@
 //! current-thread runtime inside that scope, so the task dispatch spawns for the function logs
 //! into it too.
 
+use integration_tests::aws::Resources;
 use integration_tests::aws::{create_key, create_table, moto_config, unique};
-use integrator_lambda::aws::Resources;
-use integrator_lambda::aws::secrets::{
-    ExposeSecret, KmsSecrets, SecretBackend, SecretStore, SecretString, get_secret,
-};
 use integrator_lambda::dispatch::{CallRequest, Services, Stack};
 use integrator_lambda::protocol::envelope::Envelope;
+use integrator_lambda::store::secrets::{ExposeSecret, SecretBackend, SecretStore, SecretString};
 use integrator_lambda::telemetry::{self, LogCapture, REDACTED};
 use integrator_lambda::{ExtResult, Extension, Invocation, Module};
 use serde_json::{Value, json};
@@ -23,7 +21,7 @@ const SECRET_NAME: &str = "crm-api-token";
 
 /// Logs the secret every way a careless function could.
 async fn leaky(inv: Invocation, options: Value) -> ExtResult<Value> {
-    let secret = get_secret(&inv, SECRET_NAME).await?;
+    let secret = inv.secret(SECRET_NAME).await?;
     let s = secret.expose_secret();
     tracing::error!("error-level {s}");
     tracing::warn!(token = %s, "warn-level");
@@ -61,7 +59,7 @@ fn secret_never_reaches_logs() {
             work_queue_url: None,
             stack_name: unique("stack"),
         };
-        KmsSecrets::new(&cfg, &res)
+        res.kms(&cfg)
             .store(SECRET_NAME, &SecretString::from(planted.clone()))
             .await
             .unwrap();
@@ -79,12 +77,12 @@ fn secret_never_reaches_logs() {
                 .unwrap();
             rt.block_on(async {
                 let cfg = moto_config().await;
-                let store = Arc::new(SecretStore::new(Arc::new(KmsSecrets::new(&cfg, &res))));
+                let store = Arc::new(SecretStore::new(Arc::new(res.kms(&cfg))));
                 let mut module = Module::new();
                 module.raw("leakyFunction", leaky);
                 let ext = Extension::builder()
                     .diy(module)
-                    .services(Services::new().with(store.clone()))
+                    .services(Services::new().with_secrets(store.clone()))
                     .build()
                     .unwrap();
                 let envelope = Envelope::from_body(json!({

@@ -8,9 +8,9 @@ use integration_tests::aws::{self, moto_config, moto_endpoint, unique};
 use integration_tests::counting_proxy::CountingProxy;
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
 use integration_tests::{process, repo_root};
-use integrator_lambda::aws::idempotency::{
-    DynamoIdempotency, EpochMillis, EpochSeconds, IdempotencyKey, IdempotencyStore, LockToken,
-};
+use integrator_lambda::aws::idempotency::DynamoIdempotency;
+use integrator_lambda::store::idempotency::{IdempotencyKey, IdempotencyStore, LockToken};
+use integrator_lambda::time::{EpochMillis, EpochSeconds};
 use integrator_lambda::worker::IDEMPOTENCY_SCOPE;
 use serde_json::{Value, json};
 use std::time::Duration;

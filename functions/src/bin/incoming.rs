@@ -1,9 +1,7 @@
 //! The incoming-webhook Lambda (Function URL): `POST /incoming/{endpoint}`.
 fn main() -> std::process::ExitCode {
-    let options = integrator_lambda::RunOptions {
-        incoming: Some(functions::incoming::default_endpoints()),
-        incoming_required: true,
-        ..Default::default()
-    };
-    integrator_lambda::run_with(integrator_lambda::Module::new(), options)
+    let app = integrator_lambda::App::new(integrator_lambda::Module::new())
+        .incoming(functions::incoming::default_endpoints())
+        .incoming_required();
+    integrator_lambda::run(app)
 }

@@ -3,11 +3,9 @@
 //! that delivers to the worker code.
 fn main() -> std::process::ExitCode {
     let mut m = functions::all();
-    m.merge(integrator_lambda::jobs::module());
-    let options = integrator_lambda::RunOptions {
-        incoming: Some(functions::incoming::default_endpoints()),
-        integrations: Some(functions::integrations::all()),
-        ..Default::default()
-    };
-    integrator_lambda::run_with(m, options)
+    m.merge(integrator_lambda::utilities());
+    let app = integrator_lambda::App::new(m)
+        .incoming(functions::incoming::default_endpoints())
+        .integrations(functions::integrations::all());
+    integrator_lambda::run(app)
 }

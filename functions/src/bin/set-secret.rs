@@ -8,7 +8,7 @@
 //! ```
 //!
 //! The value is never taken as an argument (it would show in `ps` and the shell history), never
-//! printed, and this tool cannot read a secret back. See `integrator_lambda::aws::secrets`.
+//! printed, and this tool cannot read a secret back. See `integrator_lambda::store::secrets`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -17,7 +17,7 @@ const USAGE: &str =
     "usage: set-secret NAME   (the value is read from stdin; NAME is 1-128 of A-Z a-z 0-9 _ . -)";
 
 fn main() -> ExitCode {
-    use integrator_lambda::aws::secrets;
+    use integrator_lambda::store::secrets;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let name = match args.as_slice() {
         [flag] if flag == "-h" || flag == "--help" => {
@@ -46,15 +46,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    integrator_lambda::telemetry::init();
-    let rt = match integrator_lambda::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("set-secret: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(secrets::set_secret_from_env(&name, &value)) {
+    match integrator_lambda::app::store_secret(&name, &value) {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS

@@ -5,10 +5,7 @@
 //! locally, `make serve` hosts the same functions and an in-process work queue.
 fn main() -> std::process::ExitCode {
     let mut m = functions::all();
-    m.merge(integrator_lambda::jobs::module());
-    let options = integrator_lambda::RunOptions {
-        integrations: Some(functions::integrations::all()),
-        ..Default::default()
-    };
-    integrator_lambda::run_lambda_only(m, options)
+    m.merge(integrator_lambda::utilities());
+    let app = integrator_lambda::App::lambda_only(m).integrations(functions::integrations::all());
+    integrator_lambda::run(app)
 }

@@ -56,9 +56,39 @@ impl Invocation {
         self.services = services.into();
         self
     }
-    /// A shared service (secrets, dedup store, queue…), if this deployment provides it.
-    pub fn service<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.services.get::<T>()
+    /// Everything this deployment provides ([`Services`](super::Services)).
+    pub fn services(&self) -> &super::Services {
+        &self.services
+    }
+    /// The secret store; a 422 `secret_store_missing` when the deployment has none.
+    pub fn secrets(&self) -> Result<Arc<crate::store::secrets::SecretStore>, ExtError> {
+        self.services.secrets()
+    }
+    /// The secret `name`, fetched within this call's deadline (cached, redacted from logs).
+    pub async fn secret(&self, name: &str) -> Result<secrecy::SecretString, ExtError> {
+        let store = self.services.secrets.clone().ok_or_else(|| {
+            ExtError::with_code(
+                "secret_store_missing",
+                format!("secret {name} is needed but this deployment has no secret store"),
+            )
+        })?;
+        Ok(store.get(name, Some(self.deadline)).await?)
+    }
+    /// The dedup store; a 422 `dedup_unavailable` when the deployment has none.
+    pub fn dedup(&self) -> Result<Arc<crate::store::dedup::Dedup>, ExtError> {
+        self.services.dedup()
+    }
+    /// The idempotency store; a 422 `idempotency_unavailable` when the deployment has none.
+    pub fn idempotency(&self) -> Result<Arc<crate::store::idempotency::Idempotency>, ExtError> {
+        self.services.idempotency()
+    }
+    /// Deferred invocations; a 422 `scheduler_unavailable` without a work queue.
+    pub fn scheduler(&self) -> Result<Arc<crate::jobs::deferred::Scheduler>, ExtError> {
+        self.services.scheduler()
+    }
+    /// Runs and streams; a 422 `runs_unavailable` without integrations or a work queue.
+    pub fn runs(&self) -> Result<Arc<crate::jobs::runs::Runs>, ExtError> {
+        self.services.runs()
     }
     /// The function name integrator.io asked for.
     pub fn function(&self) -> &str {

@@ -313,7 +313,7 @@ impl Extension {
             }
             Ok(Err(join)) => {
                 let detail = if join.is_panic() {
-                    panic_message(join.into_panic())
+                    crate::telemetry::panic_text(&*join.into_panic()).to_owned()
                 } else {
                     "task cancelled".into()
                 };
@@ -338,15 +338,5 @@ impl Extension {
             return Err(vec![WireError::response_too_large(&limit.as_sent)]);
         }
         Ok(reply)
-    }
-}
-
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".into()
     }
 }

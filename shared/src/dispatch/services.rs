@@ -1,40 +1,174 @@
-//! Services handed to every function: secrets, dedup store, queue… keyed by type, so each
-//! capability can be added without the dispatch layer knowing it.
+//! The services a deployment hands to every function, typed: a function asks its
+//! [`Invocation`](super::Invocation) for one (`inv.dedup()?`, `inv.secrets()?`…) and gets it, or a
+//! clear 422 naming what this deployment lacks.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use super::ExtError;
+use crate::jobs::deferred::Scheduler;
+use crate::jobs::limits::RateLimiter;
+use crate::jobs::runs::Runs;
+use crate::store::dedup::Dedup;
+use crate::store::idempotency::Idempotency;
+use crate::store::queue::Queue;
+use crate::store::secrets::SecretStore;
 use std::sync::Arc;
 
-/// A type-keyed set of shared services (`Arc<T>` each).
+/// What a deployment provides to its functions. The startup module fills it from the
+/// environment; unit tests set only what the function under test uses.
 #[derive(Clone, Default)]
 pub struct Services {
-    map: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    pub(crate) secrets: Option<Arc<SecretStore>>,
+    pub(crate) dedup: Option<Arc<Dedup>>,
+    pub(crate) idempotency: Option<Arc<Idempotency>>,
+    pub(crate) incoming_queue: Option<Arc<dyn Queue>>,
+    pub(crate) scheduler: Option<Arc<Scheduler>>,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
+    pub(crate) runs: Option<Arc<Runs>>,
 }
 
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Services({} registered)", self.map.len())
+        f.debug_struct("Services")
+            .field("secrets", &self.secrets.is_some())
+            .field("dedup", &self.dedup.is_some())
+            .field("idempotency", &self.idempotency.is_some())
+            .field("incoming_queue", &self.incoming_queue.is_some())
+            .field("scheduler", &self.scheduler.is_some())
+            .field("limiter", &self.limiter.is_some())
+            .field("runs", &self.runs.is_some())
+            .finish()
     }
+}
+
+impl From<crate::store::secrets::SecretError> for ExtError {
+    fn from(e: crate::store::secrets::SecretError) -> Self {
+        ExtError::with_code(e.code(), e.to_string())
+    }
+}
+
+fn unavailable(code: &str, message: &str) -> ExtError {
+    ExtError::with_code(code, message)
 }
 
 impl Services {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Add (or replace) the service of type `T`.
-    pub fn insert<T: Send + Sync + 'static>(&mut self, service: Arc<T>) -> &mut Self {
-        self.map.insert(TypeId::of::<T>(), service);
+    pub fn with_secrets(mut self, s: Arc<SecretStore>) -> Self {
+        self.secrets = Some(s);
         self
     }
-    pub fn with<T: Send + Sync + 'static>(mut self, service: Arc<T>) -> Self {
-        self.insert(service);
+    pub fn with_dedup(mut self, s: Arc<Dedup>) -> Self {
+        self.dedup = Some(s);
         self
     }
-    /// The service of type `T`, if registered.
-    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.map
-            .get(&TypeId::of::<T>())
-            .cloned()
-            .and_then(|s| s.downcast::<T>().ok())
+    pub fn with_idempotency(mut self, s: Arc<Idempotency>) -> Self {
+        self.idempotency = Some(s);
+        self
+    }
+    /// The queue accepted webhook events go to.
+    pub fn with_incoming_queue(mut self, q: Arc<dyn Queue>) -> Self {
+        self.incoming_queue = Some(q);
+        self
+    }
+    pub fn with_scheduler(mut self, s: Arc<Scheduler>) -> Self {
+        self.scheduler = Some(s);
+        self
+    }
+    pub fn with_limiter(mut self, s: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(s);
+        self
+    }
+    pub fn with_runs(mut self, s: Arc<Runs>) -> Self {
+        self.runs = Some(s);
+        self
+    }
+
+    /// The secret store (KMS on AWS, the dev file locally).
+    pub fn secrets(&self) -> Result<Arc<SecretStore>, ExtError> {
+        self.secrets.clone().ok_or_else(|| {
+            unavailable(
+                "secret_store_missing",
+                "this deployment has no secret store",
+            )
+        })
+    }
+    /// The dedup store ("seen before?" per key, with a TTL).
+    pub fn dedup(&self) -> Result<Arc<Dedup>, ExtError> {
+        self.dedup.clone().ok_or_else(|| {
+            unavailable(
+                "dedup_unavailable",
+                "this deployment provides no dedup store",
+            )
+        })
+    }
+    /// The idempotency store (run once, replay the stored result).
+    pub fn idempotency(&self) -> Result<Arc<Idempotency>, ExtError> {
+        self.idempotency.clone().ok_or_else(|| {
+            unavailable(
+                "idempotency_unavailable",
+                "this deployment provides no idempotency store",
+            )
+        })
+    }
+    /// The incoming queue (where accepted webhook events go).
+    pub fn incoming_queue(&self) -> Result<Arc<dyn Queue>, ExtError> {
+        self.incoming_queue.clone().ok_or_else(|| {
+            unavailable(
+                "queue_unavailable",
+                "this deployment has no incoming queue (EXTENSION_QUEUE_URL)",
+            )
+        })
+    }
+    /// Deferred invocations.
+    pub fn scheduler(&self) -> Result<Arc<Scheduler>, ExtError> {
+        self.scheduler.clone().ok_or_else(|| {
+            unavailable(
+                "scheduler_unavailable",
+                "deferred invocations need a work queue (EXTENSION_WORK_QUEUE_URL)",
+            )
+        })
+    }
+    /// Rate limits of queued invocations.
+    pub fn limiter(&self) -> Result<Arc<RateLimiter>, ExtError> {
+        self.limiter.clone().ok_or_else(|| {
+            unavailable(
+                "limiter_unavailable",
+                "this deployment provides no rate limiter",
+            )
+        })
+    }
+    /// Runs and streams.
+    pub fn runs(&self) -> Result<Arc<Runs>, ExtError> {
+        self.runs.clone().ok_or_else(|| {
+            unavailable(
+                "runs_unavailable",
+                "runs need integrations and a work queue (EXTENSION_WORK_QUEUE_URL)",
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::dedup::MemoryDedup;
+
+    #[test]
+    fn a_missing_service_is_a_named_error() {
+        let s = Services::new();
+        assert_eq!(
+            s.dedup().unwrap_err().code.as_deref(),
+            Some("dedup_unavailable")
+        );
+        assert_eq!(
+            s.scheduler().unwrap_err().code.as_deref(),
+            Some("scheduler_unavailable")
+        );
+        assert_eq!(
+            s.runs().unwrap_err().code.as_deref(),
+            Some("runs_unavailable")
+        );
+        let s = s.with_dedup(Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))));
+        assert!(s.dedup().is_ok());
     }
 }

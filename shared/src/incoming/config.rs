@@ -3,7 +3,7 @@
 //!
 //! The configuration is one JSON object mapping endpoint names to endpoint settings, read from
 //! a file named by `EXTENSION_INCOMING_CONFIG` or from the JSON text in
-//! `EXTENSION_INCOMING_ENDPOINTS` (see [`IncomingConfig::from_env`]):
+//! `EXTENSION_INCOMING_ENDPOINTS` (see [`crate::app::settings`]):
 //!
 //! ```json
 //! {
@@ -68,10 +68,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-/// Names the environment variables read by [`IncomingConfig::from_env`].
-pub const CONFIG_FILE_VAR: &str = "EXTENSION_INCOMING_CONFIG";
-/// JSON text of the endpoint configuration.
-pub const ENDPOINTS_VAR: &str = "EXTENSION_INCOMING_ENDPOINTS";
 /// The caller's dedup header when the configuration does not name one.
 pub const DEFAULT_CALLER_HEADER: &str = "x-dedup-key";
 /// Headers copied into the queued event when `forwardHeaders` is not set.
@@ -298,7 +294,7 @@ pub struct DedupConfig {
     pub caller_header: Option<String>,
     /// Lifetime of a key after its last sighting; `None` = the [`Dedup`] service's TTL.
     ///
-    /// [`Dedup`]: crate::aws::dedup::Dedup
+    /// [`Dedup`]: crate::store::dedup::Dedup
     pub ttl_secs: Option<u64>,
 }
 
@@ -451,13 +447,6 @@ impl<'de> Deserialize<'de> for SecretValue {
     }
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 impl IncomingConfig {
     /// Parse the JSON configuration text.
     pub fn from_json(text: &str) -> Result<Self, IncomingConfigError> {
@@ -474,27 +463,6 @@ impl IncomingConfig {
         })?;
         Self::from_json(&text)
             .map_err(|e| IncomingConfigError::new(format!("{}: {}", path.display(), e.0)))
-    }
-
-    /// The configuration from `EXTENSION_INCOMING_CONFIG` (a file path) or
-    /// `EXTENSION_INCOMING_ENDPOINTS` (JSON text); `None` when neither is set. Setting both is
-    /// an error (which one wins would be a guess).
-    pub fn from_env() -> Result<Option<Self>, IncomingConfigError> {
-        match (var(CONFIG_FILE_VAR), var(ENDPOINTS_VAR)) {
-            (Some(_), Some(_)) => Err(IncomingConfigError::new(format!(
-                "set only one of {CONFIG_FILE_VAR} and {ENDPOINTS_VAR}"
-            ))),
-            (Some(path), None) => Self::from_file(std::path::Path::new(&path)).map(Some),
-            (None, Some(text)) => Self::from_json(&text)
-                .map(Some)
-                .map_err(|e| IncomingConfigError::new(format!("{ENDPOINTS_VAR}: {}", e.0))),
-            (None, None) => Ok(None),
-        }
-    }
-
-    /// [`from_env`](Self::from_env), or `defaults` when the environment configures nothing.
-    pub fn from_env_or(defaults: Self) -> Result<Self, IncomingConfigError> {
-        Ok(Self::from_env()?.unwrap_or(defaults))
     }
 
     /// Add (or replace) an endpoint.
@@ -533,10 +501,10 @@ impl IncomingConfig {
             }
             if let Some(d) = &ep.dedup {
                 let selected = d.fields.len() + d.headers.len();
-                if selected > crate::aws::dedup::MAX_KEY_FIELDS {
+                if selected > crate::store::dedup::MAX_KEY_FIELDS {
                     return Err(err(format!(
                         "dedup selects {selected} fields and headers; at most {} are allowed",
-                        crate::aws::dedup::MAX_KEY_FIELDS
+                        crate::store::dedup::MAX_KEY_FIELDS
                     )));
                 }
                 if d.whole_body && selected > 0 {

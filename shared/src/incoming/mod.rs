@@ -1,8 +1,8 @@
 //! Incoming webhooks: `POST /incoming/{endpoint}` accepts a JSON event from an external system,
 //! authenticates it, drops duplicates and queues it for processing.
 //!
-//! The route lives in the shared router ([`HttpApp::handle`](crate::transport::http::HttpApp)),
-//! so it works the same on the local server and on a Lambda Function URL. For one request:
+//! The startup module mounts [`IncomingApp`] on the shared router (it is a
+//! [`Mount`](crate::transport::http::Mount)), so it works the same on the local server and on a Lambda Function URL. For one request:
 //!
 //! 1. unknown endpoint → **404**;
 //! 2. not `application/json` (or `application/*+json`), a charset other than UTF-8, or a
@@ -17,7 +17,7 @@
 //! A dedup-store or queue failure answers **503** (retryable). Every error body is the router's
 //! JSON `{"errors":[{"code","message"}]}`.
 //!
-//! The queued message (the [`Outbox`]) is JSON:
+//! The queued message (sent to the incoming queue) is JSON:
 //!
 //! ```json
 //! {"endpoint":"demo","receivedAt":"2026-01-02T03:04:05.678Z","requestId":"…",
@@ -31,7 +31,7 @@
 //!
 //! ## Dedup and failures: the order of operations
 //!
-//! The [`DedupStore`](crate::aws::dedup::DedupStore) has a single operation, `check`, which
+//! The [`DedupStore`](crate::store::dedup::DedupStore) has a single operation, `check`, which
 //! records the sighting as it answers. The handler therefore checks **before** sending (so a
 //! duplicate never reaches the queue) and, when the send then fails, *releases* the key by
 //! checking it again with a zero TTL, which moves its expiry to the current second; the 503 is
@@ -58,8 +58,8 @@ pub use config::{
 };
 pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
 
-use crate::aws::dedup::{Dedup, DedupKey, MemoryDedup, Sighting};
-use crate::aws::queue::{MemoryQueue, OutMessage, Outbox};
+use crate::store::dedup::{Dedup, DedupKey, MemoryDedup, Sighting};
+use crate::store::queue::{MemoryQueue, OutMessage, Queue};
 
 use crate::transport::http::{HttpRequest, json_response, new_request_id};
 use bytes::Bytes;
@@ -70,7 +70,7 @@ use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The path prefix of the incoming endpoints.
 pub const PATH_PREFIX: &str = "/incoming/";
@@ -124,20 +124,20 @@ impl AuthFailure {
     }
 }
 
-/// The services the endpoints use: the dedup store, the queue, and (optionally) a resolver for
-/// named secrets.
+/// What the endpoints rely on: the dedup store, the incoming queue, and (optionally) a resolver
+/// for named secrets.
 #[derive(Clone)]
-pub struct IncomingServices {
+pub struct IncomingStores {
     pub dedup: Arc<Dedup>,
-    pub outbox: Outbox,
+    pub queue: Arc<dyn Queue>,
     pub resolver: Option<Arc<dyn SecretResolver>>,
 }
 
-impl IncomingServices {
-    pub fn new(dedup: Arc<Dedup>, outbox: Outbox) -> Self {
+impl IncomingStores {
+    pub fn new(dedup: Arc<Dedup>, queue: Arc<dyn Queue>) -> Self {
         Self {
             dedup,
-            outbox,
+            queue,
             resolver: None,
         }
     }
@@ -146,40 +146,13 @@ impl IncomingServices {
     pub fn embedded() -> Self {
         Self::new(
             Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
-            Outbox(Arc::new(MemoryQueue::default())),
+            Arc::new(MemoryQueue::default()),
         )
     }
 
     pub fn with_resolver(mut self, resolver: Arc<dyn SecretResolver>) -> Self {
         self.resolver = Some(resolver);
         self
-    }
-
-    /// From the environment ([`crate::aws`]): the queue from [`outbox_from_env`] (an SQS queue
-    /// on AWS, which then requires `EXTENSION_QUEUE_URL` on Lambda; an in-memory queue
-    /// otherwise) and the dedup store (DynamoDB on AWS, in-memory locally).
-    ///
-    /// [`outbox_from_env`]: crate::aws::queue::outbox_from_env
-    pub async fn from_env() -> Result<Self, IncomingConfigError> {
-        use crate::aws::{Backend, Resources};
-        let backend = Backend::from_env();
-        let resources = Resources::from_env();
-        let outbox = match crate::aws::queue::outbox_from_env(backend, &resources).await {
-            Some(o) => o,
-            None if crate::config::on_lambda() => {
-                return Err(IncomingConfigError::new(
-                    "EXTENSION_QUEUE_URL is not set: accepted events would have nowhere to go",
-                ));
-            }
-            None => {
-                tracing::warn!(
-                    "EXTENSION_QUEUE_URL is not set: accepted incoming events stay in memory"
-                );
-                Outbox(Arc::new(MemoryQueue::default()))
-            }
-        };
-        let dedup = Arc::new(crate::aws::dedup::dedup_from_env(backend, &resources).await);
-        Ok(Self::new(dedup, outbox))
     }
 }
 
@@ -226,7 +199,7 @@ struct Endpoint {
 /// The incoming-webhook application: the compiled endpoints plus their services.
 pub struct IncomingApp {
     endpoints: BTreeMap<String, Endpoint>,
-    outbox: Outbox,
+    queue: Arc<dyn Queue>,
     resolver: Option<Arc<dyn SecretResolver>>,
     max_message_bytes: usize,
     secret_ttl: Duration,
@@ -407,17 +380,17 @@ async fn release(dedup: &Dedup, key: &DedupKey, endpoint: &str) {
 
 impl IncomingApp {
     /// Compile `config` (inline and file secrets are read and checked now; named ones need a
-    /// resolver in `services` and are looked up on first use).
+    /// resolver in `stores` and are looked up on first use).
     pub fn new(
         config: IncomingConfig,
-        services: IncomingServices,
+        stores: IncomingStores,
     ) -> Result<Self, IncomingConfigError> {
         config.validate()?;
-        let IncomingServices {
+        let IncomingStores {
             dedup,
-            outbox,
+            queue,
             resolver,
-        } = services;
+        } = stores;
         let mut endpoints = BTreeMap::new();
         for (name, ep) in config.endpoints {
             let err = |m: String| IncomingConfigError::new(format!("endpoint \"{name}\": {m}"));
@@ -480,19 +453,11 @@ impl IncomingApp {
         }
         Ok(Self {
             endpoints,
-            outbox,
+            queue,
             resolver,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             secret_ttl: DEFAULT_SECRET_TTL,
         })
-    }
-
-    /// The configuration from the environment ([`IncomingConfig::from_env`]) or `defaults`.
-    pub fn from_env(
-        defaults: IncomingConfig,
-        services: IncomingServices,
-    ) -> Result<Self, IncomingConfigError> {
-        Self::new(IncomingConfig::from_env_or(defaults)?, services)
     }
 
     /// Largest queued message (default [`DEFAULT_MAX_MESSAGE_BYTES`]; SQS accepts up to 1 MiB
@@ -579,10 +544,7 @@ impl IncomingApp {
             Auth::None => Ok(json!({"type": "none"})),
             Auth::Hmac { tolerance, key } => {
                 let key = self.key(key, signature::key_from_secret).await?;
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
+                let now = crate::time::EpochSeconds::now().0;
                 signature::verify(&req.headers, &req.body, &key, *tolerance, now)
                     .map_err(|f| unauthorized(&ep.auth, f))?;
                 Ok(json!({"type": "hmac"}))
@@ -729,8 +691,7 @@ impl IncomingApp {
             }
         }
         let sent = self
-            .outbox
-            .0
+            .queue
             .send(OutMessage {
                 body: message,
                 ..OutMessage::default()
@@ -754,6 +715,16 @@ impl IncomingApp {
                 unavailable("queue unavailable")
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::transport::http::Mount for IncomingApp {
+    fn prefix(&self) -> &str {
+        PATH_PREFIX
+    }
+    async fn handle(&self, name: &str, req: HttpRequest) -> Response<Bytes> {
+        IncomingApp::handle(self, name, req).await
     }
 }
 

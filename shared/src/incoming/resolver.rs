@@ -1,7 +1,7 @@
 //! Where named endpoint secrets (`{"secret": "<name>"}`) come from.
 //!
 //! [`IncomingApp`](super::IncomingApp) takes an optional `Arc<dyn SecretResolver>`. The
-//! encrypted [`SecretStore`](crate::aws::secrets::SecretStore) implements it (KMS on AWS, the
+//! encrypted [`SecretStore`](crate::store::secrets::SecretStore) implements it (KMS on AWS, the
 //! dev file locally) and is what the runner plugs in; tests use [`StaticResolver`]
 //! or [`resolver_fn`]. The endpoint keeps the key built from a
 //! resolved value (e.g. a parsed RSA public key) for
@@ -89,15 +89,15 @@ where
     Arc::new(FnResolver(f))
 }
 
-/// Endpoint secrets by name from the [`SecretStore`](crate::aws::secrets::SecretStore) (KMS on
+/// Endpoint secrets by name from the [`SecretStore`](crate::store::secrets::SecretStore) (KMS on
 /// AWS, the dev file locally).
 #[async_trait]
-impl SecretResolver for crate::aws::secrets::SecretStore {
+impl SecretResolver for crate::store::secrets::SecretStore {
     async fn resolve(&self, name: &str) -> Result<SecretString, ResolveError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         match self.get(name, Some(deadline)).await {
             Ok(v) => Ok(v),
-            Err(crate::aws::secrets::SecretError::NotFound { .. }) => {
+            Err(crate::store::secrets::SecretError::NotFound { .. }) => {
                 Err(ResolveError::NotFound(name.to_owned()))
             }
             Err(e) if e.is_transient() => Err(ResolveError::Unavailable(e.to_string())),

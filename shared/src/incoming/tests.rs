@@ -1,12 +1,13 @@
 //! Unit tests of the request pipeline with in-memory (and deliberately failing) services.
 
 use super::*;
-use crate::aws::dedup::{DedupStore, StoreError};
-use crate::aws::queue::{Queue, QueueError};
+use crate::store::dedup::{DedupStore, StoreError};
+use crate::store::queue::{Queue, QueueError};
 use async_trait::async_trait;
 use http::Method;
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::UNIX_EPOCH;
 
 const HMAC_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const JWT_SECRET: &str = "jwt-shared-secret-for-tests-only";
@@ -35,9 +36,9 @@ struct Harness {
 
 fn harness() -> Harness {
     let queue = Arc::new(MemoryQueue::default());
-    let services = IncomingServices::new(
+    let services = IncomingStores::new(
         Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
-        Outbox(queue.clone()),
+        queue.clone(),
     )
     .with_resolver(Arc::new(
         StaticResolver::new().with("named-hook", HMAC_SECRET),
@@ -316,10 +317,7 @@ fn hmac_headers(body: &str, secret: &str, ts: u64) -> Vec<(String, String)> {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    crate::time::EpochSeconds::now().0
 }
 
 async fn post_owned(
@@ -414,7 +412,7 @@ async fn named_secrets_are_resolved() {
 
 #[tokio::test]
 async fn an_unavailable_secret_store_is_a_503_and_a_missing_resolver_a_config_error() {
-    let services = IncomingServices::embedded().with_resolver(resolver_fn(|_name: String| async {
+    let services = IncomingStores::embedded().with_resolver(resolver_fn(|_name: String| async {
         Err(ResolveError::Unavailable("down".into()))
     }));
     let cfg = IncomingConfig::default().with(
@@ -426,7 +424,7 @@ async fn an_unavailable_secret_store_is_a_503_and_a_missing_resolver_a_config_er
     let body = r#"{"a": 1}"#;
     let (s, v) = post_owned(&app, "named", &hmac_headers(body, HMAC_SECRET, now()), body).await;
     assert_error(s, &v, 503, "unavailable");
-    let e = IncomingApp::new(cfg, IncomingServices::embedded()).unwrap_err();
+    let e = IncomingApp::new(cfg, IncomingStores::embedded()).unwrap_err();
     assert!(e.to_string().contains("SecretResolver"), "{e}");
 }
 
@@ -525,9 +523,9 @@ async fn a_queue_failure_is_a_503_and_does_not_swallow_the_retry() {
         failures: 1,
         ..FlakyQueue::default()
     });
-    let services = IncomingServices::new(
+    let services = IncomingStores::new(
         Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
-        Outbox(queue.clone()),
+        queue.clone(),
     )
     .with_resolver(Arc::new(StaticResolver::new()));
     let app = IncomingApp::new(config(), services).unwrap();
@@ -553,11 +551,8 @@ impl DedupStore for DownStore {
 #[tokio::test]
 async fn a_dedup_store_failure_is_a_503_and_nothing_is_sent() {
     let queue = Arc::new(MemoryQueue::default());
-    let services = IncomingServices::new(
-        Arc::new(Dedup::new(Arc::new(DownStore))),
-        Outbox(queue.clone()),
-    )
-    .with_resolver(Arc::new(StaticResolver::new()));
+    let services = IncomingStores::new(Arc::new(Dedup::new(Arc::new(DownStore))), queue.clone())
+        .with_resolver(Arc::new(StaticResolver::new()));
     let app = IncomingApp::new(config(), services).unwrap();
     let r = app.handle("demo", request(&[JSON], b"{}")).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);

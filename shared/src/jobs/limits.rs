@@ -22,10 +22,8 @@
 //! executions per integration per period, with `onboarding_factor` × the allowance for
 //! onboarding runs.
 
-use super::Clock;
-use crate::aws::idempotency::{EpochMillis, EpochSeconds};
+use crate::time::{Clock, EpochMillis, EpochSeconds};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -316,67 +314,10 @@ impl CounterStore for MemoryCounters {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// DynamoDB
-
-/// Counter items in the extension table: one conditional `UpdateItem` per admission.
-#[derive(Debug, Clone)]
-pub struct DynamoCounters {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoCounters {
-    pub fn new(cfg: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table)
-    }
-    pub fn from_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
-    }
-}
-
-#[async_trait]
-impl CounterStore for DynamoCounters {
-    async fn acquire(
-        &self,
-        bucket: &str,
-        limit: u64,
-        expires_at: EpochSeconds,
-    ) -> Result<Option<u64>, LimitError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(bucket.to_owned()))
-            .update_expression("ADD hits :one SET expires_at = :exp")
-            .condition_expression("attribute_not_exists(hits) OR hits < :limit")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
-            .expression_attribute_values(":exp", AttributeValue::N(expires_at.0.to_string()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match r {
-            Ok(out) => Ok(Some(
-                out.attributes()
-                    .and_then(|a| a.get("hits"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
-            )),
-            Err(e) if crate::aws::is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(LimitError::Store(crate::aws::describe_sdk_error(&e))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::ManualClock;
+    use crate::time::ManualClock;
     use serde_json::json;
 
     #[test]

@@ -1,14 +1,14 @@
 //! The server stack's routes, shared by the local server and Lambda Function URLs.
 //!
-//! `POST /function` (authenticated), `GET /` and `GET /healthCheck` (open), and, when an
-//! [`IncomingApp`] is attached, `POST /incoming/{endpoint}` (see [`crate::incoming`]).
+//! `POST /function` (authenticated), `GET /` and `GET /healthCheck` (open), the job and run
+//! routes, and whatever the startup module mounts ([`Mount`]: the incoming webhooks'
+//! `POST /incoming/{endpoint}`).
 //! Everything else is a JSON 404. `/function` bodies are parsed before authentication, as in
 //! the reference server, so malformed or unsupported bodies get 400/413/415 even without a
 //! token; every answer is JSON (except the incoming endpoints' 204 for a duplicate).
 
 use super::auth::{Presented, TokenSet, presented_token};
 use crate::dispatch::{CallRequest, Extension, Stack};
-use crate::incoming::IncomingApp;
 use crate::protocol::Envelope;
 use crate::protocol::error::{WireError, http_body};
 use bytes::Bytes;
@@ -33,8 +33,19 @@ pub struct HttpApp {
     pub extension: Extension,
     pub tokens: TokenSet,
     pub body_limit: usize,
-    /// The incoming-webhook endpoints, when this app serves them.
-    pub incoming: Option<Arc<IncomingApp>>,
+    /// Routes mounted beside integrator.io's (the incoming webhooks), by path prefix.
+    pub mounts: Vec<Arc<dyn Mount>>,
+}
+
+/// Routes served beside `POST /function`, mounted by the startup module: the transport
+/// answers `POST <prefix><name>` with the mount, without knowing what it is (the incoming
+/// webhooks mount here).
+#[async_trait::async_trait]
+pub trait Mount: Send + Sync + 'static {
+    /// The path prefix this mount answers (e.g. `/incoming/`).
+    fn prefix(&self) -> &str;
+    /// Answer `POST <prefix><name>`.
+    async fn handle(&self, name: &str, req: HttpRequest) -> Response<Bytes>;
 }
 
 /// One HTTP request, transport-neutral.
@@ -118,10 +129,7 @@ static REQUEST_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A request id like the reference's `_reqId`: milliseconds since the epoch plus a counter.
 pub fn new_request_id() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let ms = crate::time::EpochMillis::now().0;
     format!(
         "{ms}{:04}",
         REQUEST_COUNTER.fetch_add(1, Ordering::Relaxed) % 10_000
@@ -263,14 +271,14 @@ impl HttpApp {
             extension,
             tokens,
             body_limit,
-            incoming: None,
+            mounts: Vec::new(),
         })
     }
 
-    /// The same app, also serving `POST /incoming/{endpoint}` with `incoming`.
-    pub fn with_incoming(self: Arc<Self>, incoming: Arc<IncomingApp>) -> Arc<Self> {
+    /// The same app, also serving `POST <prefix><name>` with `mount`.
+    pub fn with_mount(self: Arc<Self>, mount: Arc<dyn Mount>) -> Arc<Self> {
         let mut app = Arc::unwrap_or_clone(self);
-        app.incoming = Some(incoming);
+        app.mounts.push(mount);
         Arc::new(app)
     }
 
@@ -278,11 +286,7 @@ impl HttpApp {
     pub async fn handle(&self, req: HttpRequest) -> Response<Bytes> {
         match (&req.method, req.path.as_str()) {
             (&Method::POST, "/function") => self.function(req).await,
-            (&Method::POST, p)
-                if self.incoming.is_some() && p.starts_with(crate::incoming::PATH_PREFIX) =>
-            {
-                self.incoming(req).await
-            }
+            (&Method::POST, p) if self.mount_for(p).is_some() => self.mounted(req).await,
             (&Method::POST, "/jobs") => self.utility(req, "scheduleInvocation", None).await,
             (&Method::POST, "/jobs/cancel") => self.utility(req, "cancelInvocation", None).await,
             (&Method::POST, "/jobs/tick") => self.utility(req, "tick", None).await,
@@ -354,19 +358,27 @@ impl HttpApp {
         }
     }
 
-    async fn incoming(&self, req: HttpRequest) -> Response<Bytes> {
-        let Some(incoming) = &self.incoming else {
-            return error_response(StatusCode::NOT_FOUND, "not_found", "Cannot POST /incoming/");
+    fn mount_for(&self, path: &str) -> Option<&Arc<dyn Mount>> {
+        self.mounts.iter().find(|m| path.starts_with(m.prefix()))
+    }
+
+    async fn mounted(&self, req: HttpRequest) -> Response<Bytes> {
+        let Some(mount) = self.mount_for(&req.path) else {
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("Cannot POST {}", req.path),
+            );
         };
         if req.body.len() > self.body_limit {
             return too_large(self.body_limit);
         }
         let name = req
             .path
-            .strip_prefix(crate::incoming::PATH_PREFIX)
+            .strip_prefix(mount.prefix())
             .unwrap_or_default()
             .to_owned();
-        incoming.handle(&name, req).await
+        mount.handle(&name, req).await
     }
 
     async fn function(&self, req: HttpRequest) -> Response<Bytes> {

@@ -9,12 +9,12 @@
 //! One binary answers every event kind:
 //! - client context present → integrator.io direct Invoke (payload = options);
 //! - a Function URL / API Gateway HTTP API event → the server-stack routes via `lambda_http`;
-//! - an SQS event (`Records[*].eventSource == "aws:sqs"`) → the queue worker
-//!   ([`crate::worker`]): one envelope per message, a partial batch response;
+//! - an event another component consumes (SQS batches: the queue worker, mounted by the startup
+//!   module as an [`EventConsumer`]);
 //! - anything else → the payload is a whole envelope (`sam local invoke -e`, queued messages).
 
 use super::http::{HttpApp, HttpRequest};
-use crate::dispatch::{CallRequest, Stack};
+use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::Envelope;
 use crate::protocol::error::lambda_message;
 use lambda_http::request::LambdaRequest;
@@ -24,7 +24,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 tokio::task_local! {
     static CLIENT_CONTEXT: Option<String>;
@@ -82,10 +82,7 @@ pub fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     if deadline_ms == 0 {
         return None;
     }
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
+    let now_ms = crate::time::EpochMillis::now().0;
     Some(Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
 }
 
@@ -107,8 +104,32 @@ fn raw(text: String) -> HandlerResult {
     })
 }
 
+/// An event source other than integrator.io's calls (the worker's SQS batches), mounted by the
+/// startup module: an invocation without a client context whose payload it
+/// [`accepts`](EventConsumer::accepts) is answered by it.
+#[async_trait::async_trait]
+pub trait EventConsumer: Send + Sync + 'static {
+    /// Is `payload` an event of this source?
+    fn accepts(&self, payload: &Value) -> bool;
+    /// Answer it: the response's JSON text, or the invocation's error.
+    async fn consume(
+        &self,
+        ext: &Extension,
+        payload: Value,
+        request_id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<String, Diagnostic>;
+}
+
+/// What one Lambda binary answers: the server-stack app plus the event consumers.
+#[derive(Clone)]
+pub struct LambdaApp {
+    pub http: Arc<HttpApp>,
+    pub consumers: Vec<Arc<dyn EventConsumer>>,
+}
+
 /// Answer one invocation (see the module docs for how the event kind is chosen).
-pub async fn handle(app: Arc<HttpApp>, event: LambdaEvent<Value>) -> HandlerResult {
+pub async fn handle(app: LambdaApp, event: LambdaEvent<Value>) -> HandlerResult {
     let LambdaEvent { payload, context } = event;
     let deadline = deadline_instant(context.deadline);
     let (envelope, stack) = match current_client_context() {
@@ -122,25 +143,17 @@ pub async fn handle(app: Arc<HttpApp>, event: LambdaEvent<Value>) -> HandlerResu
             )
         }
         None if is_http_event(&payload) => {
-            return handle_http(app, payload, context, deadline).await;
+            return handle_http(app.http, payload, context, deadline).await;
         }
-        None if crate::worker::is_sqs_event(&payload) => {
-            return match crate::worker::handle_batch(
-                &app.extension,
-                payload,
-                &context.request_id,
-                deadline,
-            )
-            .await
-            {
-                Ok(response) => raw(response.to_json()),
-                Err(e) => Err(Diagnostic {
-                    error_type: e.error_type().into(),
-                    error_message: e.to_string(),
-                }),
-            };
+        None => {
+            if let Some(c) = app.consumers.iter().find(|c| c.accepts(&payload)) {
+                let ext = &app.http.extension;
+                return raw(c
+                    .consume(ext, payload, &context.request_id, deadline)
+                    .await?);
+            }
+            (Envelope::from_body(payload), Stack::LambdaEnvelope)
         }
-        None => (Envelope::from_body(payload), Stack::LambdaEnvelope),
     };
     let call = CallRequest {
         envelope,
@@ -149,7 +162,7 @@ pub async fn handle(app: Arc<HttpApp>, event: LambdaEvent<Value>) -> HandlerResu
         trace_id: None,
         deadline,
     };
-    match app.extension.call(call).await {
+    match app.http.extension.call(call).await {
         Ok(reply) => raw(reply.into_lambda()),
         Err(errors) => Err(Diagnostic {
             error_type: "string".into(),
@@ -206,7 +219,7 @@ async fn handle_http(
 }
 
 /// Run the Lambda runtime loop with `app`.
-pub async fn run(app: Arc<HttpApp>) -> Result<(), lambda_runtime::Error> {
+pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
     let service =
         lambda_runtime::service_fn(move |event: LambdaEvent<Value>| handle(app.clone(), event));
     lambda_runtime::Runtime::new(service)

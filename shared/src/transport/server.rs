@@ -16,9 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-/// The environment variable that sets the in-flight budget, in bytes (`0` turns it off).
-pub const INFLIGHT_VAR: &str = "EXTENSION_MAX_INFLIGHT_BYTES";
-
 /// The default budget per CPU: enough for a few 1,000-record pages per core at once, while a
 /// 5 MB page has the budget to itself.
 const DEFAULT_PER_CPU: usize = 1024 * 1024;
@@ -58,21 +55,6 @@ impl InflightBudget {
         Self::bytes(0)
     }
 
-    /// [`INFLIGHT_VAR`] when set to a number, else the default.
-    pub fn from_env() -> Self {
-        match std::env::var(INFLIGHT_VAR)
-            .ok()
-            .map(|v| v.trim().parse::<usize>())
-        {
-            Some(Ok(n)) => Self::bytes(n),
-            Some(Err(_)) => {
-                tracing::warn!("{INFLIGHT_VAR} is not a number of bytes: using the default");
-                Self::default()
-            }
-            None => Self::default(),
-        }
-    }
-
     /// Wait until a body of `declared` bytes fits; the permit is held until the reply is built.
     /// A body larger than the whole budget waits for all of it (it runs alone).
     async fn admit(&self, declared: Option<usize>) -> Option<tokio::sync::OwnedSemaphorePermit> {
@@ -89,12 +71,12 @@ impl InflightBudget {
 }
 
 #[derive(Clone)]
-struct Local {
+struct ServerState {
     app: Arc<HttpApp>,
     budget: InflightBudget,
 }
 
-async fn handle(State(local): State<Local>, req: Request) -> Response {
+async fn handle(State(local): State<ServerState>, req: Request) -> Response {
     let app = &local.app;
     let (parts, body) = req.into_parts();
     // The declared length (hyper's exact size hint comes from Content-Length; none when chunked).
@@ -121,16 +103,16 @@ async fn handle(State(local): State<Local>, req: Request) -> Response {
 }
 
 /// The axum router for `app`: every method and path goes to [`HttpApp::handle`], with request
-/// bodies admitted against the budget from the environment ([`InflightBudget::from_env`]).
+/// bodies admitted against the default budget.
 pub fn router(app: Arc<HttpApp>) -> axum::Router {
-    router_with(app, InflightBudget::from_env())
+    router_with(app, InflightBudget::default())
 }
 
 /// [`router`] with an explicit in-flight budget.
 pub fn router_with(app: Arc<HttpApp>, budget: InflightBudget) -> axum::Router {
     axum::Router::new()
         .fallback(handle)
-        .with_state(Local { app, budget })
+        .with_state(ServerState { app, budget })
 }
 
 /// How much of a connection's input hyper buffers before handing it on. hyper's default (~400
@@ -141,8 +123,17 @@ const READ_BUFFER: usize = 64 * 1024;
 /// How long shutdown waits for requests in flight before giving up on them.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Bind `addr` and serve until Ctrl-C / SIGTERM.
+/// Bind `addr` and serve until Ctrl-C / SIGTERM, with the default in-flight budget.
 pub async fn serve(app: Arc<HttpApp>, addr: SocketAddr) -> std::io::Result<()> {
+    serve_with_budget(app, addr, InflightBudget::default()).await
+}
+
+/// [`serve`] with an explicit in-flight budget.
+pub async fn serve_with_budget(
+    app: Arc<HttpApp>,
+    addr: SocketAddr,
+    budget: InflightBudget,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "serving POST /function, GET / and GET /healthCheck");
@@ -153,7 +144,7 @@ pub async fn serve(app: Arc<HttpApp>, addr: SocketAddr) -> std::io::Result<()> {
         let _ = writeln!(out, "listening on http://{local}");
         let _ = out.flush();
     }
-    serve_router(listener, router(app), shutdown_signal()).await;
+    serve_router(listener, router_with(app, budget), shutdown_signal()).await;
     Ok(())
 }
 

@@ -17,5 +17,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    integrator_lambda::run_app(reference::extension(mode), TokenSet::new([SYSTEM_TOKEN]))
+    integrator_lambda::run(
+        integrator_lambda::App::extension(reference::extension(mode))
+            .tokens(TokenSet::new([SYSTEM_TOKEN])),
+    )
 }

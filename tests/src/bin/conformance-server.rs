@@ -3,7 +3,7 @@
 //! and prints it.
 
 use integration_tests::reference::{self, Mode, SYSTEM_TOKEN};
-use integrator_lambda::transport::{auth::TokenSet, http, server};
+use integrator_lambda::transport::auth::TokenSet;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -24,20 +24,9 @@ fn main() -> ExitCode {
             (other, _) => return usage(&format!("unexpected argument {other:?}")),
         }
     }
-    integrator_lambda::telemetry::init();
-    let app = http::HttpApp::new(
-        reference::extension(mode),
-        TokenSet::new([SYSTEM_TOKEN]),
-        http::LOCAL_BODY_LIMIT,
-    );
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    match integrator_lambda::runtime().and_then(|rt| rt.block_on(server::serve(app, addr))) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("conformance-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let app = integrator_lambda::App::extension(reference::extension(mode))
+        .tokens(TokenSet::new([SYSTEM_TOKEN]));
+    integrator_lambda::serve(app, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 fn usage(problem: &str) -> ExitCode {

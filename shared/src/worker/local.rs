@@ -1,12 +1,12 @@
 //! The work queue of local runs (`make serve`, embedded backend): messages are delivered to the
-//! same worker code Lambda runs ([`crate::worker::handle_batch`], one record per batch) after
+//! same worker code Lambda runs ([`super::handle_batch`], one record per batch) after
 //! their delay, so deferred jobs, rate-limited retries and runs really progress locally. A
 //! message that fails is delivered again after [`RETRY_AFTER`], at most [`MAX_RECEIVES`] times
 //! (like the stack's redrive policy), then dropped with an error log (the local "dead-letter
 //! queue").
 
-use crate::aws::queue::{OutMessage, Queue, QueueError};
 use crate::dispatch::Extension;
+use crate::store::queue::{OutMessage, Queue, QueueError};
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::Mutex;
@@ -75,7 +75,7 @@ async fn deliver(ext: Extension, id: String, message: OutMessage) {
     }
     for receive in 1..=MAX_RECEIVES {
         let event = sqs_event(&id, &message.body, receive);
-        match crate::worker::handle_batch(&ext, event, &id, None).await {
+        match super::handle_batch(&ext, event, &id, None).await {
             Ok(r) if r.batch_item_failures.is_empty() => return,
             _ => tokio::time::sleep(RETRY_AFTER).await,
         }

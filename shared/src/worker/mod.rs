@@ -1,8 +1,8 @@
 //! The queue worker: SQS batches of extension envelopes, answered with a partial batch
 //! response.
 //!
-//! The Lambda transport ([`crate::transport::lambda::handle`]) hands an invocation here when it
-//! has no client context and its payload is an SQS event ([`is_sqs_event`]: a non-empty
+//! The startup module mounts [`SqsWorker`] on the Lambda transport, which hands it an invocation
+//! that has no client context and whose payload is an SQS event ([`is_sqs_event`]: a non-empty
 //! `Records` array whose every record has `eventSource == "aws:sqs"`). Every record's body is
 //! an extension envelope (`diy`/`_connectorId`, `function`, optional `type`, `options`),
 //! dispatched exactly like a direct call through [`Extension::call`] (stack
@@ -64,15 +64,16 @@
 //! One log line per batch gives the counts (`records`, `succeeded`, `replayed`, `failed`,
 //! `skipped`, `groups`, `duration_ms`); every call also has its usual `extension call` line.
 
-use crate::aws::idempotency::{
-    EpochMillis, Idempotency, IdempotencyError, IdempotencyKey, RunError,
-};
+pub mod local;
+
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::jobs::deferred::{JobRef, ScheduleRequest, Scheduler, job_id_for_key};
-use crate::jobs::limits::{Admission, RateLimiter};
-use crate::jobs::runs::{Runs, is_run_message};
+use crate::jobs::limits::Admission;
+use crate::jobs::runs::is_run_message;
 use crate::protocol::Envelope;
 use crate::protocol::error::lambda_message;
+use crate::store::idempotency::{Idempotency, IdempotencyError, IdempotencyKey, RunError};
+use crate::time::EpochMillis;
 use aws_lambda_events::sqs::SqsMessage;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -104,6 +105,32 @@ pub fn is_sqs_event(payload: &Value) -> bool {
                     .iter()
                     .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
         })
+}
+
+/// The worker as the Lambda transport's consumer of SQS events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SqsWorker;
+
+#[async_trait::async_trait]
+impl crate::transport::lambda::EventConsumer for SqsWorker {
+    fn accepts(&self, payload: &Value) -> bool {
+        is_sqs_event(payload)
+    }
+    async fn consume(
+        &self,
+        ext: &Extension,
+        payload: Value,
+        request_id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<String, lambda_runtime::Diagnostic> {
+        match handle_batch(ext, payload, request_id, deadline).await {
+            Ok(response) => Ok(response.to_json()),
+            Err(e) => Err(lambda_runtime::Diagnostic {
+                error_type: e.error_type().into(),
+                error_message: e.to_string(),
+            }),
+        }
+    }
 }
 
 /// One failed message of the partial batch response.
@@ -163,7 +190,7 @@ impl BatchError {
 
 /// What happened to one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
+enum Outcome {
     /// Ran now and succeeded.
     Succeeded,
     /// Completed by an earlier delivery; not run again.
@@ -178,11 +205,11 @@ enum Fate {
     Stale,
 }
 
-impl Fate {
+impl Outcome {
     fn ok(self) -> bool {
         matches!(
             self,
-            Fate::Succeeded | Fate::Replayed | Fate::Deferred | Fate::Stale
+            Outcome::Succeeded | Outcome::Replayed | Outcome::Deferred | Outcome::Stale
         )
     }
 }
@@ -253,23 +280,23 @@ pub async fn handle_batch(
     let group_count = groups.len();
     let fifo_groups = groups.iter().filter(|(g, _)| g.is_some()).count();
 
-    let idem = ext.services().get::<Idempotency>();
+    let idem = ext.services().idempotency.clone();
     let hard_deadline = deadline.unwrap_or_else(|| Instant::now() + ext.timeout());
     let guard_deadline = hard_deadline.saturating_duration_since(started) >= 2 * MIN_START;
-    let fates: Vec<Vec<(usize, String, Fate)>> = futures_util::stream::iter(groups)
+    let outcomes: Vec<Vec<(usize, String, Outcome)>> = futures_util::stream::iter(groups)
         .map(|(_, group)| {
             let idem = idem.clone();
             async move {
                 let mut out = Vec::with_capacity(group.len());
                 let mut broken = false;
                 for record in group {
-                    let fate = if broken {
-                        Fate::Skipped
+                    let outcome = if broken {
+                        Outcome::Skipped
                     } else if guard_deadline
                         && hard_deadline.saturating_duration_since(Instant::now()) < MIN_START
                     {
                         tracing::warn!(message_id = %record.id, remaining_ms = hard_deadline.saturating_duration_since(Instant::now()).as_millis() as u64, "too close to the deadline to start; left for redelivery");
-                        Fate::Skipped
+                        Outcome::Skipped
                     } else {
                         let span = tracing::info_span!("sqs_message", message_id = %record.id);
                         run_record(ext, idem.as_ref(), &record, request_id, deadline, hard_deadline)
@@ -278,8 +305,8 @@ pub async fn handle_batch(
                     };
                     // A FIFO group stops at its first failure; for a standard-queue record the
                     // "group" has just this one record.
-                    broken |= !fate.ok();
-                    out.push((record.index, record.id, fate));
+                    broken |= !outcome.ok();
+                    out.push((record.index, record.id, outcome));
                 }
                 out
             }
@@ -288,22 +315,22 @@ pub async fn handle_batch(
         .collect()
         .await;
 
-    let mut fates: Vec<(usize, String, Fate)> = fates.into_iter().flatten().collect();
-    fates.sort_by_key(|(index, _, _)| *index);
-    let count = |f: Fate| fates.iter().filter(|(_, _, x)| *x == f).count();
+    let mut outcomes: Vec<(usize, String, Outcome)> = outcomes.into_iter().flatten().collect();
+    outcomes.sort_by_key(|(index, _, _)| *index);
+    let count = |f: Outcome| outcomes.iter().filter(|(_, _, x)| *x == f).count();
     let (succeeded, replayed, failed, skipped) = (
-        count(Fate::Succeeded),
-        count(Fate::Replayed),
-        count(Fate::Failed),
-        count(Fate::Skipped),
+        count(Outcome::Succeeded),
+        count(Outcome::Replayed),
+        count(Outcome::Failed),
+        count(Outcome::Skipped),
     );
-    let (deferred, stale) = (count(Fate::Deferred), count(Fate::Stale));
-    let failures: Vec<String> = fates
+    let (deferred, stale) = (count(Outcome::Deferred), count(Outcome::Stale));
+    let failures: Vec<String> = outcomes
         .iter()
         .filter(|(_, _, f)| !f.ok())
         .map(|(_, id, _)| id.clone())
         .collect();
-    let all_failed = !fates.is_empty() && failures.len() == fates.len();
+    let all_failed = !outcomes.is_empty() && failures.len() == outcomes.len();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     if all_failed {
         tracing::error!(
@@ -356,55 +383,55 @@ async fn run_record(
     request_id: &str,
     deadline: Option<Instant>,
     hard_deadline: Instant,
-) -> Fate {
+) -> Outcome {
     let body: Value = match record.body.as_deref().map(serde_json::from_str) {
         Some(Ok(v)) => v,
         Some(Err(e)) => {
             tracing::warn!(error = %e, "message body is not JSON");
-            return Fate::Failed;
+            return Outcome::Failed;
         }
         None => {
             tracing::warn!("message has no body");
-            return Fate::Failed;
+            return Outcome::Failed;
         }
     };
     let services = ext.services();
     if is_run_message(&body) {
-        let Some(runs) = services.get::<Runs>() else {
+        let Some(runs) = services.runs.clone() else {
             tracing::error!(
                 "run/stream message, but this worker has no run engine (integrations or work queue missing)"
             );
-            return Fate::Failed;
+            return Outcome::Failed;
         };
         return match runs.handle(&body).await {
-            Ok(()) => Fate::Succeeded,
+            Ok(()) => Outcome::Succeeded,
             Err(e) => {
                 tracing::warn!(error = %e, "run/stream message failed; it will be redelivered");
-                Fate::Failed
+                Outcome::Failed
             }
         };
     }
-    let scheduler = services.get::<Scheduler>();
+    let scheduler = services.scheduler.clone();
     let job = JobRef::from_body(&body);
     if let Some(job) = &job {
         let Some(s) = &scheduler else {
             tracing::error!(job_id = %job.id, "deferred job, but this worker has no scheduler (work queue missing)");
-            return Fate::Failed;
+            return Outcome::Failed;
         };
         match s.is_current(job).await {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(job_id = %job.id, version = %job.version, "job replaced, cancelled or already done; not run");
-                return Fate::Stale;
+                return Outcome::Stale;
             }
             Err(e) => {
                 tracing::warn!(job_id = %job.id, error = %e, "job check failed; it will be redelivered");
-                return Fate::Failed;
+                return Outcome::Failed;
             }
         }
     }
-    if let Some(fate) = rate_limit(services, scheduler.as_deref(), job.as_ref(), &body).await {
-        return fate;
+    if let Some(outcome) = rate_limit(services, scheduler.as_deref(), job.as_ref(), &body).await {
+        return outcome;
     }
     let call = |body: Value| async move {
         let req = CallRequest {
@@ -419,10 +446,10 @@ async fn run_record(
             .map(|reply| reply.into_lambda())
             .map_err(|errors| lambda_message(&errors))
     };
-    let fate = match idem {
+    let outcome = match idem {
         None => match call(body).await {
-            Ok(_) => Fate::Succeeded,
-            Err(_) => Fate::Failed,
+            Ok(_) => Outcome::Succeeded,
+            Err(_) => Outcome::Failed,
         },
         Some(idem) => {
             // A deferred job is keyed by its id and version (its messages may differ); any
@@ -441,16 +468,16 @@ async fn run_record(
                     tracing::info!(
                         "message already processed by an earlier delivery; not run again"
                     );
-                    Fate::Replayed
+                    Outcome::Replayed
                 }
-                Ok(_) => Fate::Succeeded,
+                Ok(_) => Outcome::Succeeded,
                 // The call's own 422 was logged by `Extension::call`.
-                Err(RunError::Handler(_)) => Fate::Failed,
+                Err(RunError::Handler(_)) => Outcome::Failed,
                 Err(RunError::Idempotency(IdempotencyError::ResultNotStored)) => {
                     tracing::info!(
                         "message already processed by an earlier delivery (result not stored); not run again"
                     );
-                    Fate::Replayed
+                    Outcome::Replayed
                 }
                 Err(RunError::Idempotency(e)) => {
                     if e.is_retryable() {
@@ -458,30 +485,30 @@ async fn run_record(
                     } else {
                         tracing::error!(code = e.code(), error = %e, "message refused by the idempotency layer");
                     }
-                    Fate::Failed
+                    Outcome::Failed
                 }
             }
         }
     };
-    if fate.ok()
+    if outcome.ok()
         && let (Some(job), Some(s)) = (&job, &scheduler)
         && let Err(e) = s.complete(job).await
     {
         // The run is recorded by the idempotency layer; the item expires by its TTL.
         tracing::warn!(job_id = %job.id, error = %e, "job ran but its item could not be removed");
     }
-    fate
+    outcome
 }
 
-/// Apply the function's rate limits: `None` to go on, or the record's fate when it was
+/// Apply the function's rate limits: `None` to go on, or the record's outcome when it was
 /// deferred to the next window (or could not be checked).
 async fn rate_limit(
     services: &crate::dispatch::Services,
     scheduler: Option<&Scheduler>,
     job: Option<&JobRef>,
     body: &Value,
-) -> Option<Fate> {
-    let limiter = services.get::<RateLimiter>()?;
+) -> Option<Outcome> {
+    let limiter = services.limiter.clone()?;
     let function = body.get("function").and_then(Value::as_str)?;
     if !limiter.applies_to(function) {
         return None;
@@ -498,7 +525,7 @@ async fn rate_limit(
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(function, error = %e, "rate limit check failed; the message will be redelivered");
-            return Some(Fate::Failed);
+            return Some(Outcome::Failed);
         }
     };
     let Admission::Limited { retry_at, limit } = verdict else {
@@ -510,7 +537,7 @@ async fn rate_limit(
             limit,
             "over the rate limit and no scheduler to defer to; the message will be redelivered"
         );
-        return Some(Fate::Failed);
+        return Some(Outcome::Failed);
     };
     let mut envelope = body.as_object().cloned().unwrap_or_default();
     envelope.remove(crate::jobs::deferred::JOB_MEMBER);
@@ -524,11 +551,11 @@ async fn rate_limit(
     match s.schedule(req).await {
         Ok(r) => {
             tracing::warn!(function, limit, job_id = %r.job_id, retry_in_ms = wait.as_millis() as u64, "over the rate limit: deferred to the next window");
-            Some(Fate::Deferred)
+            Some(Outcome::Deferred)
         }
         Err(e) => {
             tracing::warn!(function, error = %e, "over the rate limit and could not defer; the message will be redelivered");
-            Some(Fate::Failed)
+            Some(Outcome::Failed)
         }
     }
 }
@@ -536,8 +563,8 @@ async fn rate_limit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::idempotency::{IdempotencyStore, LockToken, MemoryIdempotency};
     use crate::dispatch::{ExtError, Invocation, Module, Services};
+    use crate::store::idempotency::{Idempotency, IdempotencyStore, LockToken, MemoryIdempotency};
     use serde_json::json;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -590,8 +617,8 @@ mod tests {
             Err::<Value, _>(ExtError::with_code("boom", "failed on purpose"))
         });
         let store = Arc::new(MemoryIdempotency::default());
-        let mut services = Services::default();
-        services.insert(Arc::new(Idempotency::new(store.clone())));
+        let services =
+            Services::default().with_idempotency(Arc::new(Idempotency::new(store.clone())));
         let ext = Extension::builder()
             .diy(m)
             .services(services)
@@ -690,7 +717,7 @@ mod tests {
         let parsed: Value = serde_json::from_str(&body2).unwrap();
         let key = IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, "m2", &parsed);
         let until = EpochMillis::now().after(Duration::from_secs(60));
-        let expires = crate::aws::idempotency::EpochSeconds::now().after(Duration::from_secs(600));
+        let expires = crate::time::EpochSeconds::now().after(Duration::from_secs(600));
         f.store
             .acquire(&key, &LockToken::generate(), until, expires)
             .await

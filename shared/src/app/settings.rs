@@ -1,0 +1,344 @@
+//! Every setting the process takes from its environment, read once at start-up, typed and
+//! checked here (the same names locally, under SAM and on Lambda). Nothing else in the crate
+//! reads the environment.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `INTEGRATOR_EXTENSION_SYSTEM_TOKEN` | system token(s) accepted on `POST /function`; several, separated by commas, during a rotation | none: every `POST /function` gets 401 |
+//! | `INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET` | name of a secret holding the token(s) (KMS-encrypted), preferred over the plain variable | none |
+//! | `EXTENSION_DIY` | serve the module for `diy` calls | `true` |
+//! | `EXTENSION_CONNECTOR_IDS` | serve the module for these `_connectorId`s (comma-separated) | none |
+//! | `EXTENSION_TIMEOUT_SECS` | time budget when there is no Lambda deadline | `300` |
+//! | `HOST`, `PORT` | local server address | `127.0.0.1`, `8080` |
+//! | `EXTENSION_MAX_INFLIGHT_BYTES` | local server: request bytes held in memory at once | 256 MiB |
+//! | `EXTENSION_BACKEND` | `aws` or `embedded` | `aws` on Lambda or with `AWS_ENDPOINT_URL`, else `embedded` |
+//! | `EXTENSION_TABLE` | DynamoDB table (partition key `pk` S, TTL attribute `expires_at`) | `integrator-extension` |
+//! | `EXTENSION_TABLE_INDEX` | the table's index (`gsi1pk`/`gsi1sk`) for due jobs and run streams | `gsi1` |
+//! | `EXTENSION_KMS_KEY_ID` | KMS key (id, ARN or alias) secrets are encrypted with | `alias/integrator-extension` |
+//! | `EXTENSION_STACK_NAME` | stack name bound into every secret's encryption context | `local` |
+//! | `EXTENSION_QUEUE_URL` | SQS queue for accepted webhook events (the incoming queue) | none |
+//! | `EXTENSION_WORK_QUEUE_URL` | SQS work queue: deferred jobs, rate-limited retries, run streams | `EXTENSION_QUEUE_URL` |
+//! | `EXTENSION_RATE_LIMITS` | rate limits of queued invocations (see [`crate::jobs::limits`]) | none |
+//! | `EXTENSION_STREAM_RETRY_SECS` | back-off step between retries of a failed stream | `30` |
+//! | `EXTENSION_DEDUP_TTL_SECS` | how long a dedup key is remembered | 7 days |
+//! | `EXTENSION_IDEMPOTENCY_TTL_SECS` | how long a completed idempotency record is kept | 24 h |
+//! | `EXTENSION_SECRET_TTL_SECS` | how long a decrypted secret is cached (`0`: not cached) | `300` |
+//! | `EXTENSION_DEV_SECRETS_FILE` | the embedded backend's plaintext secrets file | `secrets.dev.json` |
+//! | `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` | incoming endpoints: a file path / JSON text (one of them) | the binary's defaults |
+//! | `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` | log level | `info` |
+//! | `AWS_LAMBDA_LOG_FORMAT` or `LOG_FORMAT` | `json` for JSON lines | text |
+//!
+//! A duration given in seconds accepts fractions; an invalid value is logged and the default
+//! used, except where a wrong value would change what is served (incoming endpoints,
+//! connector ids), which stops the process.
+
+use crate::incoming::IncomingConfig;
+use crate::jobs::limits::{RateLimit, parse_limits};
+use crate::store::{dedup, idempotency, secrets};
+use crate::time::parse_secs;
+use crate::transport::auth::TokenSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const TOKEN_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN";
+pub const TOKEN_SECRET_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET";
+pub const INCOMING_FILE_VAR: &str = "EXTENSION_INCOMING_CONFIG";
+pub const INCOMING_JSON_VAR: &str = "EXTENSION_INCOMING_ENDPOINTS";
+pub const INFLIGHT_VAR: &str = "EXTENSION_MAX_INFLIGHT_BYTES";
+pub const DEFAULT_PORT: u16 = 8080;
+/// The name of the table's secondary index (`gsi1pk` S hash, `gsi1sk` S range) used to find
+/// due jobs and the streams of a run.
+pub const DEFAULT_INDEX: &str = "gsi1";
+const STREAM_RETRY_VAR: &str = "EXTENSION_STREAM_RETRY_SECS";
+const DEFAULT_STREAM_RETRY: Duration = Duration::from_secs(30);
+
+/// Where the stores are served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// DynamoDB, KMS and SQS (on Lambda, or an emulator at `AWS_ENDPOINT_URL`).
+    Aws,
+    /// In-memory twins and the dev secrets file (local runs).
+    Embedded,
+}
+
+/// The log set-up (read before everything else, so the other settings can log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub level: String,
+    pub json: bool,
+}
+
+impl LogSettings {
+    pub fn from_env() -> Self {
+        Self::from_lookup(&env_lookup)
+    }
+
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Self {
+        let is_json = |name: &str| get(name).is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        Self {
+            level: get("AWS_LAMBDA_LOG_LEVEL")
+                .or_else(|| get("RUST_LOG"))
+                .unwrap_or_else(|| "info".into())
+                .to_lowercase(),
+            json: is_json("AWS_LAMBDA_LOG_FORMAT") || is_json("LOG_FORMAT"),
+        }
+    }
+}
+
+/// The names of the AWS resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsNames {
+    pub table: String,
+    pub table_index: String,
+    pub kms_key_id: String,
+    pub stack_name: String,
+    /// The incoming queue (accepted webhook events).
+    pub incoming_queue_url: Option<String>,
+    /// The work queue (deferred jobs, rate-limited retries, runs); falls back to the incoming
+    /// queue.
+    pub work_queue_url: Option<String>,
+}
+
+/// Every setting, typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Inside a Lambda execution environment (`AWS_LAMBDA_RUNTIME_API`).
+    pub on_lambda: bool,
+    pub backend: Backend,
+    pub aws: AwsNames,
+    pub diy: bool,
+    pub connector_ids: Vec<String>,
+    /// The time budget of a call without a Lambda deadline (`None`: the dispatcher's default).
+    pub timeout: Option<Duration>,
+    /// The system tokens from [`TOKEN_VAR`].
+    pub tokens: TokenSet,
+    /// The secret holding the system tokens ([`TOKEN_SECRET_VAR`]).
+    pub token_secret: Option<String>,
+    pub listen: SocketAddr,
+    /// The local server's in-flight byte budget (`None`: its default; `Some(0)`: unlimited).
+    pub inflight_bytes: Option<usize>,
+    pub rate_limits: Vec<RateLimit>,
+    pub stream_retry: Duration,
+    pub dedup_ttl: Duration,
+    pub idempotency_ttl: Duration,
+    pub secret_ttl: Duration,
+    pub dev_secrets_file: PathBuf,
+    /// Incoming endpoints configured by the environment (replacing the binary's defaults).
+    pub incoming: Option<IncomingConfig>,
+}
+
+/// A setting that cannot be served as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    /// The process's settings.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(&env_lookup)
+    }
+
+    /// The settings from `get` (trimmed, non-empty values), e.g. a map in tests.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let secs = |name: &str, default: Duration, zero_ok: bool| {
+            parse_secs(name, get(name).as_deref(), default, zero_ok).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "ignoring {name}; using the default of {} s", default.as_secs_f64());
+                default
+            })
+        };
+        let on_lambda = get("AWS_LAMBDA_RUNTIME_API").is_some();
+        let backend = match get("EXTENSION_BACKEND")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("aws") => Backend::Aws,
+            Some("embedded") => Backend::Embedded,
+            _ if on_lambda || get("AWS_ENDPOINT_URL").is_some() => Backend::Aws,
+            _ => Backend::Embedded,
+        };
+        let incoming_queue_url = get("EXTENSION_QUEUE_URL");
+        let aws = AwsNames {
+            table: get("EXTENSION_TABLE").unwrap_or_else(|| "integrator-extension".into()),
+            table_index: get("EXTENSION_TABLE_INDEX").unwrap_or_else(|| DEFAULT_INDEX.into()),
+            kms_key_id: get("EXTENSION_KMS_KEY_ID")
+                .unwrap_or_else(|| "alias/integrator-extension".into()),
+            stack_name: get("EXTENSION_STACK_NAME").unwrap_or_else(|| "local".into()),
+            work_queue_url: get("EXTENSION_WORK_QUEUE_URL").or_else(|| incoming_queue_url.clone()),
+            incoming_queue_url,
+        };
+        let rate_limits = match get("EXTENSION_RATE_LIMITS") {
+            Some(text) => parse_limits(&text).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "EXTENSION_RATE_LIMITS ignored");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let raw_tokens = get(TOKEN_VAR).unwrap_or_default();
+        for t in raw_tokens.split(|c: char| c == ',' || c.is_whitespace()) {
+            crate::telemetry::redact(t);
+        }
+        let listen = SocketAddr::new(
+            get("HOST")
+                .and_then(|h| h.parse::<IpAddr>().ok())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            get("PORT")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(DEFAULT_PORT),
+        );
+        let inflight_bytes = get(INFLIGHT_VAR).and_then(|v| match v.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                tracing::warn!("{INFLIGHT_VAR} is not a number of bytes: using the default");
+                None
+            }
+        });
+        let incoming = match (get(INCOMING_FILE_VAR), get(INCOMING_JSON_VAR)) {
+            (Some(_), Some(_)) => {
+                return Err(SettingsError(format!(
+                    "set only one of {INCOMING_FILE_VAR} and {INCOMING_JSON_VAR}"
+                )));
+            }
+            (Some(path), None) => Some(
+                IncomingConfig::from_file(std::path::Path::new(&path))
+                    .map_err(|e| SettingsError(e.to_string()))?,
+            ),
+            (None, Some(text)) => Some(
+                IncomingConfig::from_json(&text)
+                    .map_err(|e| SettingsError(format!("{INCOMING_JSON_VAR}: {}", e.0)))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(Self {
+            on_lambda,
+            backend,
+            aws,
+            diy: get("EXTENSION_DIY")
+                .is_none_or(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no")),
+            connector_ids: get("EXTENSION_CONNECTOR_IDS")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            timeout: get("EXTENSION_TIMEOUT_SECS")
+                .is_some()
+                .then(|| secs("EXTENSION_TIMEOUT_SECS", Duration::ZERO, false))
+                .filter(|d| !d.is_zero()),
+            tokens: TokenSet::parse(&raw_tokens),
+            token_secret: get(TOKEN_SECRET_VAR),
+            listen,
+            inflight_bytes,
+            rate_limits,
+            stream_retry: secs(STREAM_RETRY_VAR, DEFAULT_STREAM_RETRY, false),
+            dedup_ttl: secs(dedup::TTL_VAR, dedup::DEFAULT_TTL, false),
+            idempotency_ttl: secs(idempotency::TTL_VAR, idempotency::DEFAULT_TTL, false),
+            secret_ttl: secs(secrets::TTL_VAR, secrets::DEFAULT_TTL, true),
+            dev_secrets_file: PathBuf::from(
+                get(secrets::DEV_FILE_VAR).unwrap_or_else(|| secrets::DEFAULT_DEV_FILE.into()),
+            ),
+            incoming,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.on_lambda);
+        assert_eq!(s.backend, Backend::Embedded);
+        assert_eq!(s.aws.table, "integrator-extension");
+        assert_eq!(s.aws.table_index, DEFAULT_INDEX);
+        assert_eq!(s.aws.work_queue_url, None);
+        assert!(s.diy);
+        assert!(s.connector_ids.is_empty());
+        assert_eq!(s.timeout, None);
+        assert!(s.tokens.is_empty());
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.dedup_ttl, dedup::DEFAULT_TTL);
+        assert_eq!(s.secret_ttl, secrets::DEFAULT_TTL);
+        assert!(s.incoming.is_none());
+    }
+
+    #[test]
+    fn values_and_fallbacks() {
+        let s = settings(&[
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("EXTENSION_QUEUE_URL", " http://q "),
+            ("EXTENSION_DIY", "No"),
+            ("EXTENSION_CONNECTOR_IDS", "a, b,,"),
+            ("EXTENSION_TIMEOUT_SECS", "2.5"),
+            ("EXTENSION_SECRET_TTL_SECS", "0"),
+            ("EXTENSION_DEDUP_TTL_SECS", "0"),
+            ("PORT", "9000"),
+        ])
+        .unwrap();
+        assert!(s.on_lambda);
+        assert_eq!(s.backend, Backend::Aws);
+        assert_eq!(s.aws.work_queue_url.as_deref(), Some("http://q"));
+        assert!(!s.diy);
+        assert_eq!(s.connector_ids, ["a", "b"]);
+        assert_eq!(s.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(s.secret_ttl, Duration::ZERO);
+        assert_eq!(s.dedup_ttl, dedup::DEFAULT_TTL, "0 is not a dedup TTL");
+        assert_eq!(s.listen.port(), 9000);
+    }
+
+    #[test]
+    fn an_unusable_timeout_keeps_the_default_instead_of_panicking() {
+        for bad in ["inf", "-1", "0", "soon", "1e300"] {
+            let s = settings(&[("EXTENSION_TIMEOUT_SECS", bad)]).unwrap();
+            assert_eq!(s.timeout, None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn incoming_from_one_variable_only() {
+        let e = settings(&[
+            (INCOMING_FILE_VAR, "/x.json"),
+            (INCOMING_JSON_VAR, r#"{"endpoints":{}}"#),
+        ])
+        .unwrap_err();
+        assert!(e.0.contains("only one"), "{e}");
+        let e = settings(&[(INCOMING_JSON_VAR, "{")]).unwrap_err();
+        assert!(e.0.starts_with(INCOMING_JSON_VAR), "{e}");
+    }
+
+    #[test]
+    fn log_settings() {
+        let l = LogSettings::from_lookup(&|k| (k == "LOG_FORMAT").then(|| "JSON".to_owned()));
+        assert_eq!(
+            l,
+            LogSettings {
+                level: "info".into(),
+                json: true
+            }
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Wiring: the backend the settings select → the stores (AWS adapters or in-memory twins) →
+//! the services handed to functions, the incoming endpoints and the system tokens. No network
+//! call happens here: the SDK clients connect on first use.
+
+use super::settings::{Backend, Settings, TOKEN_VAR};
+use crate::aws;
+use crate::dispatch::Services;
+use crate::incoming::{IncomingApp, IncomingConfig, IncomingStores};
+use crate::jobs::deferred::{JobStore, MemoryJobs, Scheduler};
+use crate::jobs::limits::{CounterStore, MemoryCounters, RateLimiter};
+use crate::jobs::runs::{Integrations, MemoryRuns, RunStore, Runs};
+use crate::store::dedup::{Dedup, DedupStore, MemoryDedup};
+use crate::store::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotency};
+use crate::store::queue::{MemoryQueue, Queue};
+use crate::store::secrets::{LocalSecrets, SecretBackend, SecretError, SecretStore};
+use crate::time::{Clock, SystemClock};
+use crate::transport::auth::TokenSet;
+use crate::worker::local::LocalQueue;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What one process runs on.
+pub(crate) struct Wired {
+    pub services: Services,
+    /// Embedded backend: the in-process work queue, started once the extension is built.
+    pub local_queue: Option<Arc<LocalQueue>>,
+}
+
+/// The secret backend `settings` select: KMS + DynamoDB, or the dev-only plaintext file.
+pub(crate) async fn secret_backend(settings: &Settings) -> Arc<dyn SecretBackend> {
+    match settings.backend {
+        Backend::Aws => Arc::new(aws::secrets::KmsSecrets::new(
+            aws::sdk_config().await,
+            &settings.aws.table,
+            &settings.aws.kms_key_id,
+            &settings.aws.stack_name,
+        )),
+        Backend::Embedded => {
+            let local = LocalSecrets::new(settings.dev_secrets_file.clone());
+            if settings.on_lambda {
+                tracing::warn!(file = %local.path().display(), "secrets come from a plaintext dev file on Lambda: use EXTENSION_BACKEND=aws");
+            }
+            Arc::new(local)
+        }
+    }
+}
+
+/// The stores and engines of `settings`' backend, as services; runs for `integrations` when
+/// there is a work queue.
+pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>) -> Wired {
+    let names = &settings.aws;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let local_queue =
+        (settings.backend == Backend::Embedded).then(|| Arc::new(LocalQueue::default()));
+    let secrets = SecretStore::new(secret_backend(settings).await).with_ttl(settings.secret_ttl);
+
+    let dedup: Arc<dyn DedupStore>;
+    let idempotency: Arc<dyn IdempotencyStore>;
+    let jobs: Arc<dyn JobStore>;
+    let counters: Arc<dyn CounterStore>;
+    let run_store: Arc<dyn RunStore>;
+    let incoming_queue: Option<Arc<dyn Queue>>;
+    let work_queue: Option<Arc<dyn Queue>>;
+    match settings.backend {
+        Backend::Embedded => {
+            dedup = Arc::new(MemoryDedup::default());
+            idempotency = Arc::new(MemoryIdempotency::default());
+            jobs = Arc::new(MemoryJobs::default());
+            counters = Arc::new(MemoryCounters::default());
+            run_store = Arc::new(MemoryRuns::default());
+            incoming_queue = Some(Arc::new(MemoryQueue::default()));
+            work_queue = local_queue.clone().map(|q| q as Arc<dyn Queue>);
+        }
+        Backend::Aws => {
+            let cfg = aws::sdk_config().await;
+            let ddb = aws::dynamodb_client(cfg);
+            dedup = Arc::new(aws::dedup::DynamoDedup::from_client(
+                ddb.clone(),
+                &names.table,
+            ));
+            idempotency = Arc::new(aws::idempotency::DynamoIdempotency::from_client(
+                ddb.clone(),
+                &names.table,
+            ));
+            jobs = Arc::new(aws::jobs::DynamoJobs::from_client(
+                ddb.clone(),
+                &names.table,
+                &names.table_index,
+            ));
+            counters = Arc::new(aws::limits::DynamoCounters::from_client(
+                ddb.clone(),
+                &names.table,
+            ));
+            run_store = Arc::new(aws::runs::DynamoRuns::from_client(
+                ddb,
+                &names.table,
+                &names.table_index,
+            ));
+            let sqs = |url: &str| Arc::new(aws::queue::SqsQueue::new(cfg, url)) as Arc<dyn Queue>;
+            incoming_queue = names.incoming_queue_url.as_deref().map(sqs);
+            work_queue = names.work_queue_url.as_deref().map(sqs);
+        }
+    }
+
+    let scheduler = work_queue
+        .clone()
+        .map(|q| Arc::new(Scheduler::new(jobs, q, clock.clone())));
+    let limiter = Arc::new(RateLimiter::new(
+        counters,
+        clock.clone(),
+        settings.rate_limits.clone(),
+    ));
+    let runs = match (integrations, &work_queue) {
+        (None, _) => None,
+        (Some(_), None) => {
+            tracing::error!(
+                "runs disabled: EXTENSION_WORK_QUEUE_URL is not set, streams would have nowhere to go"
+            );
+            None
+        }
+        (Some(integrations), Some(queue)) => Some(Arc::new(
+            Runs::new(run_store, queue.clone(), integrations, clock)
+                .with_scheduler(scheduler.clone())
+                .with_limiter(Some(limiter.clone()))
+                .with_retry_delay(settings.stream_retry),
+        )),
+    };
+    let mut services = Services::new()
+        .with_secrets(Arc::new(secrets))
+        .with_dedup(Arc::new(Dedup::with_ttl(dedup, settings.dedup_ttl)))
+        .with_idempotency(Arc::new(Idempotency::with_ttl(
+            idempotency,
+            settings.idempotency_ttl,
+        )))
+        .with_limiter(limiter);
+    if let Some(q) = incoming_queue {
+        services = services.with_incoming_queue(q);
+    }
+    if let Some(s) = scheduler {
+        services = services.with_scheduler(s);
+    }
+    if let Some(r) = runs {
+        services = services.with_runs(r);
+    }
+    Wired {
+        services,
+        local_queue,
+    }
+}
+
+/// The incoming endpoints (the environment's configuration, else `defaults`) over the
+/// services' dedup store, incoming queue and secret store. `None` when they cannot be served
+/// and are not `required`.
+pub(crate) fn incoming_app(
+    settings: &Settings,
+    services: &Services,
+    defaults: IncomingConfig,
+    required: bool,
+) -> Result<Option<IncomingApp>, String> {
+    let config = settings.incoming.clone().unwrap_or(defaults);
+    let Ok(queue) = services.incoming_queue() else {
+        let problem = "EXTENSION_QUEUE_URL is not set: accepted events would have nowhere to go";
+        if required {
+            return Err(problem.into());
+        }
+        tracing::error!("incoming endpoints disabled: {problem}");
+        return Ok(None);
+    };
+    if settings.backend == Backend::Embedded {
+        tracing::warn!("incoming: accepted events stay in this process (in-memory queue)");
+    }
+    let (Ok(dedup), Ok(secrets)) = (services.dedup(), services.secrets()) else {
+        return Err("incoming endpoints need the dedup and secret stores".into());
+    };
+    let stores = IncomingStores::new(dedup, queue).with_resolver(secrets);
+    IncomingApp::new(config, stores)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// The system tokens: from the secret named by `INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET` when
+/// set (decrypted with KMS; a rotation takes effect at the next cold start), else from
+/// `INTEGRATOR_EXTENSION_SYSTEM_TOKEN`.
+pub(crate) async fn system_tokens(
+    settings: &Settings,
+    services: &Services,
+) -> Result<TokenSet, SecretError> {
+    use secrecy::ExposeSecret;
+    let tokens = match (&settings.token_secret, services.secrets()) {
+        (Some(name), Ok(store)) => {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let value = store.get(name, Some(deadline)).await?;
+            TokenSet::parse(value.expose_secret())
+        }
+        _ => settings.tokens.clone(),
+    };
+    if tokens.is_empty() {
+        tracing::warn!("{TOKEN_VAR} is not set: POST /function will answer 401");
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::dedup::{DedupKey, Sighting};
+
+    #[tokio::test]
+    async fn the_embedded_backend_is_in_memory() {
+        let settings = Settings::from_lookup(&|_| None).unwrap();
+        let wired = wire(&settings, None).await;
+        let d = wired.services.dedup().unwrap();
+        let k = DedupKey::from_caller("s", "k");
+        assert_eq!(d.check(&k).await.unwrap(), Sighting::New);
+        assert_eq!(d.check(&k).await.unwrap(), Sighting::Duplicate);
+        assert!(wired.services.incoming_queue().is_ok());
+        assert!(
+            wired.services.scheduler().is_ok(),
+            "the in-process work queue"
+        );
+        assert!(wired.services.runs().is_err(), "no integrations");
+        assert!(wired.local_queue.is_some());
+    }
+}

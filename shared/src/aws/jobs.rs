@@ -1,0 +1,197 @@
+//! DynamoDB job store (deferred invocations).
+
+use super::{describe_sdk_error, is_condition_failure};
+use crate::jobs::deferred::*;
+use crate::time::{EpochMillis, EpochSeconds};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use std::collections::HashMap;
+
+/// Job items in the extension table: `pk = job#<id>`, `version`, `state`, `due_at` (N, ms),
+/// `body`, `expires_at`; stored jobs also `gsi1pk = jobs#scheduled`, `gsi1sk` = the due time
+/// as 15 zero-padded digits, so the index lists them in due order. One `PutItem` to schedule,
+/// one `Query` + one conditional `UpdateItem` per job to tick, one `GetItem` + one
+/// `DeleteItem` per run.
+#[derive(Debug, Clone)]
+pub struct DynamoJobs {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    index: String,
+}
+
+fn store_err<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> JobError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    JobError::Store(describe_sdk_error(e))
+}
+
+fn due_sort_key(due: EpochMillis) -> String {
+    format!("{:015}", due.0)
+}
+
+impl DynamoJobs {
+    pub fn new(
+        cfg: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        index: impl Into<String>,
+    ) -> Self {
+        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table, index)
+    }
+    pub fn from_client(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        index: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            index: index.into(),
+        }
+    }
+    fn pk(id: &str) -> AttributeValue {
+        AttributeValue::S(format!("{PK_PREFIX}{id}"))
+    }
+    fn job_from(item: &HashMap<String, AttributeValue>) -> Option<Job> {
+        let s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        Some(Job {
+            id: s("pk")?.strip_prefix(PK_PREFIX)?.to_owned(),
+            version: s("version")?,
+            state: JobState::parse(&s("state")?)?,
+            due_at: EpochMillis(item.get("due_at")?.as_n().ok()?.parse().ok()?),
+            body: s("body")?,
+        })
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoJobs {
+    async fn put(&self, job: &Job, expires_at: EpochSeconds) -> Result<(), JobError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Self::pk(&job.id))
+            .item("version", AttributeValue::S(job.version.clone()))
+            .item("state", AttributeValue::S(job.state.as_str().into()))
+            .item("due_at", AttributeValue::N(job.due_at.0.to_string()))
+            .item("body", AttributeValue::S(job.body.clone()))
+            .item("expires_at", AttributeValue::N(expires_at.0.to_string()));
+        if job.state == JobState::Scheduled {
+            req = req
+                .item("gsi1pk", AttributeValue::S(DUE_PARTITION.into()))
+                .item("gsi1sk", AttributeValue::S(due_sort_key(job.due_at)));
+        }
+        req.send().await.map(|_| ()).map_err(|e| store_err(&e))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Job>, JobError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::pk(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(out.item().and_then(Self::job_from))
+    }
+
+    async fn delete(&self, id: &str, version: Option<&str>) -> Result<bool, JobError> {
+        let mut req = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", Self::pk(id))
+            .return_values(ReturnValue::AllOld);
+        if let Some(v) = version {
+            req = req
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::S(v.into()));
+        }
+        match req.send().await {
+            Ok(out) => Ok(out.attributes().is_some_and(|a| !a.is_empty())),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn due(&self, until: EpochMillis, limit: usize) -> Result<Vec<Job>, JobError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        // Bounded: at most `limit` jobs, at most 20 pages.
+        for _ in 0..20 {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(&self.index)
+                .key_condition_expression("gsi1pk = :p AND gsi1sk <= :until")
+                .expression_attribute_values(":p", AttributeValue::S(DUE_PARTITION.into()))
+                .expression_attribute_values(":until", AttributeValue::S(due_sort_key(until)))
+                .limit(i32::try_from(limit.saturating_sub(out.len()).min(100)).unwrap_or(100))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_err(&e))?;
+            out.extend(
+                page.items()
+                    .iter()
+                    .filter_map(Self::job_from)
+                    .filter(|j| j.state == JobState::Scheduled),
+            );
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() && out.len() < limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn claim(&self, id: &str, version: &str) -> Result<bool, JobError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::pk(id))
+            .update_expression("SET #s = :queued REMOVE gsi1pk, gsi1sk")
+            .condition_expression("#s = :scheduled AND version = :v")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
+            .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
+            .expression_attribute_values(":v", AttributeValue::S(version.into()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn unclaim(&self, job: &Job) -> Result<(), JobError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::pk(&job.id))
+            .update_expression("SET #s = :scheduled, gsi1pk = :p, gsi1sk = :sk")
+            .condition_expression("#s = :queued AND version = :v")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
+            .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
+            .expression_attribute_values(":v", AttributeValue::S(job.version.clone()))
+            .expression_attribute_values(":p", AttributeValue::S(DUE_PARTITION.into()))
+            .expression_attribute_values(":sk", AttributeValue::S(due_sort_key(job.due_at)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! DynamoDB run store (runs and their streams).
+
+use super::{describe_sdk_error, is_condition_failure};
+use crate::jobs::runs::*;
+use crate::time::EpochMillis;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Runs and streams in the extension table (see the module docs for the items).
+#[derive(Debug, Clone)]
+pub struct DynamoRuns {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    index: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn store_err<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> RunsError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    RunsError::Store(describe_sdk_error(e))
+}
+
+fn build_err(e: impl std::fmt::Display) -> RunsError {
+    RunsError::Store(format!("request could not be built: {e}"))
+}
+
+impl DynamoRuns {
+    pub fn new(
+        cfg: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        index: impl Into<String>,
+    ) -> Self {
+        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table, index)
+    }
+    pub fn from_client(
+        client: aws_sdk_dynamodb::Client,
+        table: impl Into<String>,
+        index: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            index: index.into(),
+        }
+    }
+    fn run_pk(id: &str) -> AttributeValue {
+        s(format!("run#{id}"))
+    }
+    fn stream_pk(run: &str, id: &str) -> AttributeValue {
+        s(format!("stream#{run}#{id}"))
+    }
+
+    fn put_stream(&self, st: &Stream) -> Result<TransactWriteItem, RunsError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", Self::stream_pk(&st.run_id, &st.id))
+            .item("run_id", s(&st.run_id))
+            .item("stream_id", s(&st.id))
+            .item("name", s(&st.spec.name))
+            .item("params", s(st.spec.params.to_string()))
+            .item("state", s(st.state.as_str()))
+            .item("attempt", n(st.attempt))
+            .item("retries", n(st.retries))
+            .item("lease_until", n(0))
+            .item("gsi1pk", s(format!("run#{}", st.run_id)))
+            .item("gsi1sk", s(&st.id))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One `TransactWriteItems`; false when one of its conditions failed (nothing written).
+    /// A transaction cancelled for another reason (typically `TransactionConflict`: two
+    /// streams of one run finishing at once both update the run item) is retried a few times
+    /// with a short back-off, then reported as an error (the message is redelivered).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, RunsError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        const ATTEMPTS: u32 = 5;
+        for attempt in 1..=ATTEMPTS {
+            let e = match self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            let reasons: Vec<String> = match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code().map(str::to_owned))
+                    .collect(),
+                _ => return Err(store_err(&e)),
+            };
+            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                return Ok(false);
+            }
+            if attempt == ATTEMPTS {
+                return Err(RunsError::Store(format!(
+                    "transaction cancelled {ATTEMPTS} times: {}",
+                    reasons.join(", ")
+                )));
+            }
+            tracing::debug!(attempt, reasons = %reasons.join(", "), "transaction cancelled; retrying");
+            tokio::time::sleep(std::time::Duration::from_millis(25 * u64::from(attempt))).await;
+        }
+        Ok(false)
+    }
+
+    fn stream_from(item: &HashMap<String, AttributeValue>) -> Option<Stream> {
+        let txt = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let num = |k: &str| -> Option<u64> { item.get(k)?.as_n().ok()?.parse().ok() };
+        Some(Stream {
+            run_id: txt("run_id")?,
+            id: txt("stream_id")?,
+            spec: StreamSpec {
+                name: txt("name").unwrap_or_default(),
+                params: txt("params")
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or(Value::Null),
+            },
+            state: StreamState::parse(&txt("state")?)?,
+            attempt: u32::try_from(num("attempt")?).ok()?,
+            retries: u32::try_from(num("retries").unwrap_or(0)).ok()?,
+            error: txt("error"),
+            lease_until: EpochMillis(num("lease_until").unwrap_or(0)),
+        })
+    }
+
+    fn run_from(item: &HashMap<String, AttributeValue>) -> Option<Run> {
+        let txt = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+        let num = |k: &str| -> Option<i64> { item.get(k)?.as_n().ok()?.parse().ok() };
+        Some(Run {
+            id: txt("pk")?.strip_prefix("run#")?.to_owned(),
+            integration: txt("integration")?,
+            onboarding: item
+                .get("onboarding")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+            params: txt("params")
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(Value::Null),
+            state: RunState::parse(&txt("state")?)?,
+            started_at: EpochMillis(u64::try_from(num("started_at")?).ok()?),
+            processed_at: num("processed_at")
+                .and_then(|v| u64::try_from(v).ok())
+                .map(EpochMillis),
+            error: txt("error"),
+            pending: num("pending").unwrap_or(0),
+            streams_total: num("streams_total").unwrap_or(0),
+            errored_streams: num("errored_streams").unwrap_or(0),
+            records: num("records").unwrap_or(0),
+        })
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoRuns {
+    async fn create_run(&self, run: &Run) -> Result<(), RunsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", Self::run_pk(&run.id))
+            .item("integration", s(&run.integration))
+            .item("onboarding", AttributeValue::Bool(run.onboarding))
+            .item("params", s(run.params.to_string()))
+            .item("state", s(run.state.as_str()))
+            .item("started_at", n(run.started_at.0))
+            .item("pending", n(0))
+            .item("streams_total", n(0))
+            .item("errored_streams", n(0))
+            .item("records", n(0))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| store_err(&e))
+    }
+
+    async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(out.item().and_then(Self::run_from))
+    }
+
+    async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError> {
+        let begin = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(id))
+            .update_expression("SET #s = :processing ADD pending :p, streams_total :p")
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":p", n(roots.len()))
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().update(begin).build()];
+        for r in roots {
+            items.push(self.put_stream(r)?);
+        }
+        self.transact(items).await
+    }
+
+    async fn claim_stream(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        attempt: u32,
+        now: EpochMillis,
+    ) -> Result<Option<Stream>, RunsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(run_id, stream_id))
+            .update_expression("SET #s = :processing, lease_until = :lease")
+            .condition_expression(
+                "attempt = :a AND (#s = :pending OR (#s = :processing AND lease_until < :now))",
+            )
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":a", n(attempt))
+            .expression_attribute_values(":now", n(now.0))
+            .expression_attribute_values(":lease", n(now.after(LEASE).0))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Ok(out.attributes().and_then(Self::stream_from)),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn finish_stream(&self, st: &Stream, finish: &Finish) -> Result<bool, RunsError> {
+        let (state, error, records, children): (_, _, u64, &[Stream]) = match finish {
+            Finish::Processed { records, children } => ("processed", None, *records, children),
+            Finish::Errored { error } => ("error", Some(error.as_str()), 0, &[]),
+        };
+        let mut end = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(&st.run_id, &st.id))
+            .condition_expression("#s = :processing AND attempt = :a")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":a", n(st.attempt))
+            .expression_attribute_values(":state", s(state));
+        end = match error {
+            Some(e) => end
+                .update_expression("SET #s = :state, #e = :error")
+                .expression_attribute_names("#e", "error")
+                .expression_attribute_values(":error", s(e)),
+            None => end.update_expression("SET #s = :state"),
+        };
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(end.build().map_err(build_err)?)
+                .build(),
+        ];
+        for c in children {
+            items.push(self.put_stream(c)?);
+        }
+        let counters = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(&st.run_id))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":p", n(children.len() as i64 - 1))
+            .expression_attribute_values(":t", n(children.len()));
+        let counters = if error.is_some() {
+            counters
+                .update_expression("ADD pending :p, streams_total :t, errored_streams :one")
+                .expression_attribute_values(":one", n(1))
+        } else {
+            counters
+                .update_expression("ADD pending :p, streams_total :t, records :r")
+                .expression_attribute_values(":r", n(records))
+        };
+        let counters = TransactWriteItem::builder()
+            .update(counters.build().map_err(build_err)?)
+            .build();
+        items.push(counters);
+        self.transact(items).await
+    }
+
+    async fn retry_stream(&self, st: &Stream, error: &str) -> Result<bool, RunsError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(&st.run_id, &st.id))
+            .update_expression("SET #s = :pending, #e = :error ADD attempt :one, retries :one")
+            .condition_expression("#s = :processing AND attempt = :a")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#e", "error")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":error", s(error))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":a", n(st.attempt))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+
+    async fn list_streams(&self, run_id: &str) -> Result<Vec<Stream>, RunsError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        // Bounded: 1,000 pages of up to 1 MB.
+        for _ in 0..1000 {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(&self.index)
+                .key_condition_expression("gsi1pk = :p")
+                .expression_attribute_values(":p", s(format!("run#{run_id}")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_err(&e))?;
+            out.extend(page.items().iter().filter_map(Self::stream_from));
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reopen_stream(&self, st: &Stream) -> Result<bool, RunsError> {
+        let reopen = Update::builder()
+            .table_name(&self.table)
+            .key("pk", Self::stream_pk(&st.run_id, &st.id))
+            .update_expression("SET #s = :pending, retries = :zero ADD attempt :one")
+            .condition_expression("#s = :was AND attempt = :a")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":was", s(st.state.as_str()))
+            .expression_attribute_values(":a", n(st.attempt))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(
+                ":zero",
+                n(if st.state == StreamState::Error {
+                    0
+                } else {
+                    st.retries
+                }),
+            )
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().update(reopen).build()];
+        if st.state == StreamState::Error {
+            let run = Update::builder()
+                .table_name(&self.table)
+                .key("pk", Self::run_pk(&st.run_id))
+                .update_expression(
+                    "SET #s = :processing REMOVE processed_at, #e ADD pending :one, errored_streams :minus",
+                )
+                .expression_attribute_names("#s", "state")
+                .expression_attribute_names("#e", "error")
+                .expression_attribute_values(":processing", s("processing"))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":minus", n(-1))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(run).build());
+        }
+        self.transact(items).await
+    }
+
+    async fn finish_run(&self, id: &str, now: EpochMillis) -> Result<Option<RunState>, RunsError> {
+        let Some(run) = self.get_run(id).await? else {
+            return Ok(None);
+        };
+        let Some((state, error)) = run.ending() else {
+            return Ok(None);
+        };
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", Self::run_pk(id))
+            .condition_expression("#s = :processing AND pending = :zero")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":state", s(state.as_str()))
+            .expression_attribute_values(":at", n(now.0));
+        req = match error {
+            Some(e) => req
+                .update_expression("SET #s = :state, processed_at = :at, #e = :error")
+                .expression_attribute_names("#e", "error")
+                .expression_attribute_values(":error", s(e)),
+            None => req.update_expression("SET #s = :state, processed_at = :at"),
+        };
+        match req.send().await {
+            Ok(_) => {
+                tracing::info!(run_id = id, state = state.as_str(), "run finished");
+                Ok(Some(state))
+            }
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(store_err(&e)),
+        }
+    }
+}

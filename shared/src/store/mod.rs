@@ -1,0 +1,14 @@
+//! The stores functions and the transports rely on, each as a trait with its logic and an
+//! in-memory twin; the AWS adapters that implement the traits are in [`crate::aws`].
+//!
+//! | store | trait | twin | on AWS |
+//! |---|---|---|---|
+//! | [`dedup`]: "seen before?" per key, with a TTL | [`DedupStore`](dedup::DedupStore) | [`MemoryDedup`](dedup::MemoryDedup) | DynamoDB |
+//! | [`idempotency`]: run once, replay the stored result | [`IdempotencyStore`](idempotency::IdempotencyStore) | [`MemoryIdempotency`](idempotency::MemoryIdempotency) | DynamoDB |
+//! | [`secrets`]: encrypted values, cached and redacted | [`SecretBackend`](secrets::SecretBackend) | [`LocalSecrets`](secrets::LocalSecrets) (dev file) | KMS + DynamoDB |
+//! | [`queue`]: outgoing messages | [`Queue`](queue::Queue) | [`MemoryQueue`](queue::MemoryQueue) | SQS |
+
+pub mod dedup;
+pub mod idempotency;
+pub mod queue;
+pub mod secrets;

@@ -1,0 +1,75 @@
+//! Queues: the incoming queue (accepted webhook events) and the work queue (deferred jobs,
+//! rate-limited retries, run streams). Amazon SQS on AWS ([`SqsQueue`](crate::aws::queue::SqsQueue)),
+//! [`MemoryQueue`] in tests, and locally the in-process work queue that delivers to the worker
+//! ([`crate::worker::local::LocalQueue`]).
+
+use async_trait::async_trait;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One message to enqueue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutMessage {
+    pub body: String,
+    /// Up to 15 minutes (SQS `DelaySeconds`; not allowed per message on FIFO queues).
+    pub delay: Option<Duration>,
+    /// FIFO queues: the message group.
+    pub group_id: Option<String>,
+    /// FIFO queues: the deduplication id.
+    pub dedup_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("queue unavailable: {0}")]
+pub struct QueueError(pub String);
+
+/// A message queue.
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    /// Send one message; returns the queue's message id.
+    async fn send(&self, message: OutMessage) -> Result<String, QueueError>;
+}
+
+/// In-memory twin for local runs and unit tests: keeps what was sent.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    sent: Mutex<Vec<OutMessage>>,
+}
+
+impl MemoryQueue {
+    /// Everything sent so far, oldest first.
+    pub fn sent(&self) -> Vec<OutMessage> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, message: OutMessage) -> Result<String, QueueError> {
+        let mut sent = self
+            .sent
+            .lock()
+            .map_err(|_| QueueError("in-memory queue poisoned".into()))?;
+        sent.push(message);
+        Ok(format!("local-{}", sent.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_queue_keeps_messages() {
+        let q = MemoryQueue::default();
+        let id = q
+            .send(OutMessage {
+                body: "{}".into(),
+                ..OutMessage::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(id, "local-1");
+        assert_eq!(q.sent().len(), 1);
+    }
+}
