@@ -31,8 +31,9 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`time`], [`codec`], [`telemetry`] | epoch times and clocks; canonical JSON, hex, ids; logs and redaction |
+//! | [`time`], [`telemetry`] | epoch times and clocks; logs and redaction |
 //! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
+//! | [`codec`] | canonical JSON (JavaScript's number format), hex, key hashes, ids |
 //! | [`store`], [`jobs`] | dedup, idempotency, secrets, queues; deferred jobs, rate limits, runs: logic, traits, in-memory twins |
 //! | [`dispatch`] | modules, registration, one call: validate → resolve → run isolated → check |
 //! | [`utilities`] | the built-in job and run functions |
