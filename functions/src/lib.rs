@@ -174,3 +174,8 @@ mod tests {
         assert!(text.contains("panicDemo was asked to panic"), "{text}");
     }
 }
+
+/// The README's Rust examples, compiled (and run) as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

@@ -18,7 +18,7 @@
 //! seconds or a number with `s`/`m`/`h`/`d`/`w`; `per` is `function` (default) or `key` (the
 //! envelope's top-level `key`, or the job's key).
 //!
-//! A [`GlobalLimit`] (runs and streams, after seed 001's `globalLimit`) counts stream
+//! A [`GlobalLimit`] (runs and streams, after crowd.dev's `globalLimit`) counts stream
 //! executions per integration per period, with `onboarding_factor` × the allowance for
 //! onboarding runs.
 
@@ -56,7 +56,7 @@ pub struct RateLimit {
     pub target: Target,
 }
 
-/// A per-integration allowance per period (seed 001's `globalLimit`,
+/// A per-integration allowance per period (crowd.dev's `globalLimit`,
 /// `limitResetFrequencySeconds`, `onboardingLimitModifierFactor`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GlobalLimit {

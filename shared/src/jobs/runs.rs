@@ -1,4 +1,4 @@
-//! Runs and streams: a long integration job split into resumable pieces (after seed 001's
+//! Runs and streams: a long integration job split into resumable pieces (after crowd.dev's
 //! integration framework).
 //!
 //! A **run** processes one integration (`onboarding`: everything; otherwise incremental). The

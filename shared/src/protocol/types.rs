@@ -1,4 +1,4 @@
-//! Typed options and results of every extension function (seed 004 and the 1.0 connector
+//! Typed options and results of every extension function (integrator.io's extension functions and its 1.0 connector
 //! functions).
 //!
 //! Every struct keeps what it does not model in `extra` (in arrival order), so nothing
