@@ -214,6 +214,9 @@ impl Extension {
         result
     }
 
+    /// One call, step by step: validate → resolve → run isolated → size check. (The result
+    /// contract of typed registrations is checked by the handler itself, as it turns the
+    /// function's typed answer into JSON: see [`kinds`].)
     async fn dispatch(
         &self,
         mut env: Envelope,
@@ -222,7 +225,23 @@ impl Extension {
         trace_id: Option<&str>,
         deadline: Option<Instant>,
     ) -> Result<Reply, Vec<WireError>> {
-        // 1. Validation: collect every envelope error, in the reference's order.
+        let (module, function, options) = self.validate(&mut env)?;
+        let (handler, namespace) = resolve(&module, &env, &function)?;
+        let inv = self.invocation(
+            &function,
+            namespace.as_deref(),
+            request_id,
+            trace_id,
+            deadline,
+            stack,
+        );
+        let reply = run_isolated(handler, inv, options).await?;
+        check_size(&env, reply)
+    }
+
+    /// 1. Validation: every envelope error, in the reference's order; the module, the function
+    ///    name and the options when there is none.
+    fn validate(&self, env: &mut Envelope) -> Result<(Arc<Module>, String, Value), Vec<WireError>> {
         let mut errors = Vec::new();
         let module = if truthy(env.diy.as_ref()) {
             if self.diy.is_none() {
@@ -269,74 +288,107 @@ impl Extension {
                 text::MISSING_OPTIONS,
             ));
         }
-        let (Some(module), Some(function), Some(options), true) =
-            (module, function, env.options.take(), errors.is_empty())
-        else {
-            return Err(errors);
-        };
+        match (module, function, env.options.take(), errors.is_empty()) {
+            (Some(module), Some(function), Some(options), true) => Ok((module, function, options)),
+            _ => Err(errors),
+        }
+    }
 
-        // 2. Resolve: namespace from `type` (1.0) or the top level (2.0); registered names only.
-        let type_name = env.type_name();
-        let namespace = type_name.as_deref().map(namespace_for_type);
-        let handler = module
-            .resolve(namespace, type_name.as_deref().unwrap_or(""), &function)
-            .map_err(|e| vec![e])?;
-
-        // 3. Run in its own task: a panic or an overrun becomes a 422, never a dead process.
+    /// The handler's context: the deadline (the platform's, else the configured timeout) less a
+    /// safety margin, and the services.
+    fn invocation(
+        &self,
+        function: &str,
+        namespace: Option<&str>,
+        request_id: &str,
+        trace_id: Option<&str>,
+        deadline: Option<Instant>,
+        stack: Stack,
+    ) -> Invocation {
         let now = Instant::now();
         let hard_deadline = deadline.unwrap_or(now + self.timeout);
         let remaining = hard_deadline.saturating_duration_since(now);
         // Answer before the platform kills us: keep a tenth of the time (at most 1 s) for
         // serializing and posting the error.
         let budget = remaining.saturating_sub((remaining / 10).min(Duration::from_secs(1)));
-        let inv = Invocation {
-            function: function.as_str().into(),
+        Invocation {
+            function: function.into(),
             namespace: namespace.map(Into::into),
             request_id: request_id.into(),
             trace_id: trace_id.map(Into::into),
             deadline: now + budget,
             stack,
             services: self.services.clone(),
-        };
-        let mut task = tokio::spawn(handler.call(inv, options));
-        let reply = match tokio::time::timeout(budget, &mut task).await {
-            Err(_) => {
-                task.abort();
-                tracing::warn!(function = %function, budget_ms = budget.as_millis() as u64, "function overran its deadline");
-                return Err(vec![WireError::message_first(
-                    format!(
-                        "Function {function} did not finish within its time budget of {:.3} s (the invocation deadline less a safety margin).",
-                        budget.as_secs_f64()
-                    ),
-                    "timeout",
-                )]);
-            }
-            Ok(Err(join)) => {
-                let detail = if join.is_panic() {
-                    crate::telemetry::panic_text(&*join.into_panic()).to_owned()
-                } else {
-                    "task cancelled".into()
-                };
-                tracing::error!(function = %function, panic = %detail, "function panicked");
-                return Err(vec![WireError::message_first(
-                    format!("Function {function} panicked: {detail}"),
-                    "Error",
-                )]);
-            }
-            Ok(Ok(r)) => r.map_err(|f| vec![WireError::from(f)])?,
-        };
-
-        // 4. Size rule: UTF-16 code units of the compact JSON; `size == limit` passes. A text
-        // never has more UTF-16 units than UTF-8 bytes, so the units are only counted when the
-        // byte length alone is over the limit.
-        let limit = env.response_limit();
-        let too_large = match &reply {
-            Reply::Nothing => limit.exceeded_by(0),
-            Reply::Json(s) => limit.exceeded_by(s.len()) && limit.exceeded_by(json::utf16_len(s)),
-        };
-        if too_large {
-            return Err(vec![WireError::response_too_large(&limit.as_sent)]);
         }
-        Ok(reply)
     }
+}
+
+/// A resolved function: its handler and the namespace it was found in.
+type Resolved = (Arc<dyn Handler>, Option<String>);
+
+/// 2. Resolve: the namespace from `type` (1.0) or the top level (2.0); registered names only.
+fn resolve(
+    module: &Module,
+    env: &Envelope,
+    function: &str,
+) -> Result<Resolved, Vec<WireError>> {
+    let type_name = env.type_name();
+    let namespace = type_name.as_deref().map(namespace_for_type);
+    let handler = module
+        .resolve(namespace, type_name.as_deref().unwrap_or(""), function)
+        .map_err(|e| vec![e])?;
+    Ok((handler, namespace.map(str::to_owned)))
+}
+
+/// 3. Run in its own task until the invocation's deadline: a panic or an overrun becomes a 422,
+///    never a dead process.
+async fn run_isolated(
+    handler: Arc<dyn Handler>,
+    inv: Invocation,
+    options: Value,
+) -> Result<Reply, Vec<WireError>> {
+    let function = inv.function.clone();
+    let budget = inv.remaining();
+    let mut task = tokio::spawn(handler.call(inv, options));
+    match tokio::time::timeout(budget, &mut task).await {
+        Err(_) => {
+            task.abort();
+            tracing::warn!(function = %function, budget_ms = budget.as_millis() as u64, "function overran its deadline");
+            Err(vec![WireError::message_first(
+                format!(
+                    "Function {function} did not finish within its time budget of {:.3} s (the invocation deadline less a safety margin).",
+                    budget.as_secs_f64()
+                ),
+                "timeout",
+            )])
+        }
+        Ok(Err(join)) => {
+            let detail = if join.is_panic() {
+                crate::telemetry::panic_text(&*join.into_panic()).to_owned()
+            } else {
+                "task cancelled".into()
+            };
+            tracing::error!(function = %function, panic = %detail, "function panicked");
+            Err(vec![WireError::message_first(
+                format!("Function {function} panicked: {detail}"),
+                "Error",
+            )])
+        }
+        Ok(Ok(r)) => r.map_err(|f| vec![WireError::from(f)]),
+    }
+}
+
+/// 4. Size rule: UTF-16 code units of the compact JSON; `size == limit` passes. A text never
+///    has more UTF-16 units than UTF-8 bytes, so the units are only counted when the byte length
+///    alone is over the limit.
+fn check_size(env: &Envelope, reply: Reply) -> Result<Reply, Vec<WireError>> {
+    let limit = env.response_limit();
+    let too_large = match &reply {
+        Reply::Nothing => limit.exceeded_by(0),
+        Reply::Json(s) => limit.exceeded_by(s.len()) && limit.exceeded_by(json::utf16_len(s)),
+    };
+    if too_large {
+        return Err(vec![WireError::response_too_large(&limit.as_sent)]);
+    }
+    Ok(reply)
 }

@@ -196,7 +196,15 @@ struct Endpoint {
     forward: Vec<HeaderName>,
 }
 
-/// The incoming-webhook application: the compiled endpoints plus their services.
+/// A request that passed every check: the queued message and its dedup key.
+struct Accepted<'a> {
+    endpoint: &'a Endpoint,
+    message: String,
+    key: Option<DedupKey>,
+    request_id: String,
+}
+
+/// The incoming-webhook application: the compiled endpoints plus their stores.
 pub struct IncomingApp {
     endpoints: BTreeMap<String, Endpoint>,
     queue: Arc<dyn Queue>,
@@ -604,9 +612,23 @@ impl IncomingApp {
     }
 
     /// Answer `POST /incoming/{name}` (the body limit has been applied by the router).
+    /// Answer `POST /incoming/{name}`: accept the request (endpoint, content type,
+    /// authentication, JSON, the queued message and its size), then deduplicate and enqueue it.
     pub async fn handle(&self, name: &str, req: HttpRequest) -> Response<Bytes> {
+        match self.accept(name, &req).await {
+            Ok(accepted) => self.enqueue(accepted).await,
+            Err(r) => r,
+        }
+    }
+
+    /// Steps 1–5 of the module docs: the message to queue, or the error answer.
+    async fn accept<'a>(
+        &'a self,
+        name: &str,
+        req: &HttpRequest,
+    ) -> Result<Accepted<'a>, Response<Bytes>> {
         let Some(ep) = self.endpoints.get(name) else {
-            return error(
+            return Err(error(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 if config::valid_name(name) {
@@ -614,22 +636,17 @@ impl IncomingApp {
                 } else {
                     Cow::Borrowed("No such incoming endpoint.")
                 },
-            );
+            ));
         };
-        if let Err(r) = check_content(&req.headers) {
-            return *r;
-        }
-        let auth = match self.authenticate(ep, &req).await {
+        check_content(&req.headers).map_err(|r| *r)?;
+        let auth = match self.authenticate(ep, req).await {
             Ok(a) => a,
             Err(r) => {
                 tracing::info!(endpoint = %ep.name, auth = ep.auth.kind(), status = %r.status(), "incoming: rejected");
-                return r;
+                return Err(r);
             }
         };
-        let object = match parse_object(&req.body) {
-            Ok(m) => m,
-            Err(r) => return *r,
-        };
+        let object = parse_object(&req.body).map_err(|r| *r)?;
         let body = Value::Object(object);
         let key = Self::dedup_key(ep, &req.headers, &body);
         let request_id = req.request_id.clone().unwrap_or_else(new_request_id);
@@ -655,15 +672,15 @@ impl IncomingApp {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "incoming: event not serializable");
-                return error(
+                return Err(error(
                     StatusCode::BAD_REQUEST,
                     "invalid_json",
                     "The event cannot be serialized.",
-                );
+                ));
             }
         };
         if message.len() > self.max_message_bytes {
-            return error(
+            return Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",
                 format!(
@@ -671,10 +688,25 @@ impl IncomingApp {
                     message.len(),
                     self.max_message_bytes
                 ),
-            );
+            ));
         }
+        Ok(Accepted {
+            endpoint: ep,
+            message,
+            key,
+            request_id,
+        })
+    }
 
-        // Dedup first (a duplicate must never reach the queue), then send.
+    /// Steps 6–7: dedup first (a duplicate must never reach the queue), then send; a failed
+    /// send releases the key so the sender's retry is accepted.
+    async fn enqueue(&self, accepted: Accepted<'_>) -> Response<Bytes> {
+        let Accepted {
+            endpoint: ep,
+            message,
+            key,
+            request_id,
+        } = accepted;
         if let Some(k) = &key {
             match ep.dedup.check(k).await {
                 Ok(Sighting::New) => {}

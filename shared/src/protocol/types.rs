@@ -1,5 +1,5 @@
-//! Typed options and results of every extension function (integrator.io's extension functions and its 1.0 connector
-//! functions).
+//! Typed options and results of every extension function integrator.io calls (the 2.0 functions
+//! and the 1.0 connector functions).
 //!
 //! Every struct keeps what it does not model in `extra` (in arrival order), so nothing
 //! integrator.io adds is lost, and every field tolerates `null` or absence. Structs are

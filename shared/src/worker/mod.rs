@@ -220,8 +220,16 @@ struct Record {
     body: Option<String>,
 }
 
+/// One batch, read: its records grouped (a FIFO group, or one record of a standard queue).
+struct Batch {
+    total: usize,
+    groups: Vec<(Option<String>, Vec<Record>)>,
+    /// Copies of a message id already in the batch (skipped).
+    duplicates: usize,
+}
+
 /// Process one SQS batch (see the module docs): the partial batch response, or an error that
-/// fails the invocation.
+/// fails the invocation. Read every record → run the groups → report.
 pub async fn handle_batch(
     ext: &Extension,
     payload: Value,
@@ -229,6 +237,56 @@ pub async fn handle_batch(
     deadline: Option<Instant>,
 ) -> Result<BatchResponse, BatchError> {
     let started = Instant::now();
+    let batch = read_batch(payload)?;
+    let group_count = batch.groups.len();
+    let fifo_groups = batch.groups.iter().filter(|(g, _)| g.is_some()).count();
+    let outcomes = run_groups(ext, batch.groups, request_id, deadline, started).await;
+    let count = |f: Outcome| outcomes.iter().filter(|(_, _, x)| *x == f).count();
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, _, f)| !f.ok())
+        .map(|(_, id, _)| id.clone())
+        .collect();
+    let all_failed = !outcomes.is_empty() && failures.len() == outcomes.len();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    macro_rules! batch_line {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                records = batch.total,
+                succeeded = count(Outcome::Succeeded),
+                replayed = count(Outcome::Replayed),
+                failed = count(Outcome::Failed),
+                skipped = count(Outcome::Skipped),
+                deferred = count(Outcome::Deferred),
+                stale = count(Outcome::Stale),
+                duplicates = batch.duplicates,
+                groups = group_count,
+                fifo_groups,
+                request_id,
+                duration_ms = format_args!("{elapsed_ms:.3}"),
+                $message
+            )
+        };
+    }
+    if all_failed {
+        batch_line!(
+            error,
+            "sqs batch: every message failed; failing the invocation"
+        );
+        return Err(BatchError::AllFailed { failed: failures });
+    }
+    batch_line!(info, "sqs batch");
+    Ok(BatchResponse {
+        batch_item_failures: failures
+            .into_iter()
+            .map(|item_identifier| ItemFailure { item_identifier })
+            .collect(),
+    })
+}
+
+/// Read every record first (a missing id fails the invocation before anything runs), skip
+/// repeated ids, and group the records.
+fn read_batch(payload: Value) -> Result<Batch, BatchError> {
     let raw = match payload {
         Value::Object(mut map) => match map.remove("Records") {
             Some(Value::Array(records)) => records,
@@ -237,12 +295,7 @@ pub async fn handle_batch(
         _ => return Err(BatchError::InvalidEvent("not a JSON object".into())),
     };
     let total = raw.len();
-
-    // Read every record first: a missing id fails the invocation before anything runs.
     let mut records = Vec::with_capacity(total);
-    let mut groups: Vec<(Option<String>, Vec<Record>)> = Vec::new();
-    let mut seen = HashSet::new();
-    let mut duplicates = 0usize;
     for (index, value) in raw.into_iter().enumerate() {
         let id_in_json = value
             .get("messageId")
@@ -262,6 +315,9 @@ pub async fn handle_batch(
         let group = message.attributes.get(GROUP_ATTRIBUTE).cloned();
         records.push((index, id, message.body, group));
     }
+    let mut groups: Vec<(Option<String>, Vec<Record>)> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut duplicates = 0usize;
     for (index, id, body, group) in records {
         if !seen.insert(id.clone()) {
             duplicates += 1;
@@ -277,9 +333,22 @@ pub async fn handle_batch(
             None => groups.push((None, vec![record])),
         }
     }
-    let group_count = groups.len();
-    let fifo_groups = groups.iter().filter(|(g, _)| g.is_some()).count();
+    Ok(Batch {
+        total,
+        groups,
+        duplicates,
+    })
+}
 
+/// Run the groups concurrently ([`MAX_CONCURRENCY`] at once), each group's records in order;
+/// the outcomes in batch order.
+async fn run_groups(
+    ext: &Extension,
+    groups: Vec<(Option<String>, Vec<Record>)>,
+    request_id: &str,
+    deadline: Option<Instant>,
+    started: Instant,
+) -> Vec<(usize, String, Outcome)> {
     let idem = ext.services().idempotency.clone();
     let hard_deadline = deadline.unwrap_or_else(|| Instant::now() + ext.timeout());
     let guard_deadline = hard_deadline.saturating_duration_since(started) >= 2 * MIN_START;
@@ -317,60 +386,7 @@ pub async fn handle_batch(
 
     let mut outcomes: Vec<(usize, String, Outcome)> = outcomes.into_iter().flatten().collect();
     outcomes.sort_by_key(|(index, _, _)| *index);
-    let count = |f: Outcome| outcomes.iter().filter(|(_, _, x)| *x == f).count();
-    let (succeeded, replayed, failed, skipped) = (
-        count(Outcome::Succeeded),
-        count(Outcome::Replayed),
-        count(Outcome::Failed),
-        count(Outcome::Skipped),
-    );
-    let (deferred, stale) = (count(Outcome::Deferred), count(Outcome::Stale));
-    let failures: Vec<String> = outcomes
-        .iter()
-        .filter(|(_, _, f)| !f.ok())
-        .map(|(_, id, _)| id.clone())
-        .collect();
-    let all_failed = !outcomes.is_empty() && failures.len() == outcomes.len();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    if all_failed {
-        tracing::error!(
-            records = total,
-            succeeded,
-            replayed,
-            failed,
-            skipped,
-            deferred,
-            stale,
-            duplicates,
-            groups = group_count,
-            fifo_groups,
-            request_id,
-            duration_ms = format_args!("{elapsed_ms:.3}"),
-            "sqs batch: every message failed; failing the invocation"
-        );
-        return Err(BatchError::AllFailed { failed: failures });
-    }
-    tracing::info!(
-        records = total,
-        succeeded,
-        replayed,
-        failed,
-        skipped,
-        deferred,
-        stale,
-        duplicates,
-        groups = group_count,
-        fifo_groups,
-        request_id,
-        duration_ms = format_args!("{elapsed_ms:.3}"),
-        "sqs batch"
-    );
-    Ok(BatchResponse {
-        batch_item_failures: failures
-            .into_iter()
-            .map(|item_identifier| ItemFailure { item_identifier })
-            .collect(),
-    })
+    outcomes
 }
 
 /// Run one record: a run/stream message goes to the run engine; an envelope (or a deferred
