@@ -327,11 +327,7 @@ impl Extension {
 type Resolved = (Arc<dyn Handler>, Option<String>);
 
 /// 2. Resolve: the namespace from `type` (1.0) or the top level (2.0); registered names only.
-fn resolve(
-    module: &Module,
-    env: &Envelope,
-    function: &str,
-) -> Result<Resolved, Vec<WireError>> {
+fn resolve(module: &Module, env: &Envelope, function: &str) -> Result<Resolved, Vec<WireError>> {
     let type_name = env.type_name();
     let namespace = type_name.as_deref().map(namespace_for_type);
     let handler = module
