@@ -266,7 +266,9 @@ async fn cold_init(a: &Args, dir: &Path) -> ColdInit {
         // The emulator's own time for the same 3 dedup checks, warm, from this process.
         use integrator_lambda::aws::dedup::DynamoDedup;
         use integrator_lambda::store::dedup::{Dedup, DedupKey};
-        let dedup = Dedup::new(std::sync::Arc::new(DynamoDedup::new(&cfg, &table)));
+        let dedup = Dedup::new(std::sync::Arc::new(DynamoDedup::new(
+            integrator_lambda::aws::Table::new(&cfg, &table),
+        )));
         let mut per_page = Vec::new();
         for round in 0..(a.starts + 1) {
             let t0 = Instant::now();
@@ -594,7 +596,9 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
     let mut rows = Vec::new();
 
     let table = create_table(&cfg, "bench-dedup").await;
-    let dedup = Dedup::new(Arc::new(DynamoDedup::new(&counted, &table)));
+    let dedup = Dedup::new(Arc::new(DynamoDedup::new(
+        integrator_lambda::aws::Table::new(&counted, &table),
+    )));
     let key = DedupKey::from_values("bench", &[Some(&serde_json::json!("order-1"))]);
     proxy.reset();
     dedup.check(&key).await.map_err(|e| e.to_string())?;
@@ -604,7 +608,9 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
     rows.push(("dedup check, duplicate".into(), describe(&proxy)));
 
     let table = create_table(&cfg, "bench-idem").await;
-    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(&counted, &table)));
+    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(
+        integrator_lambda::aws::Table::new(&counted, &table),
+    )));
     let key = IdempotencyKey::new("bench", &serde_json::json!({"order": 1}));
     let deadline = || EpochMillis::now().after(Duration::from_secs(30));
     proxy.reset();
@@ -658,7 +664,7 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
             Ok(serde_json::json!({"ok": true}))
         });
         let services = Services::new().with_idempotency(Arc::new(Idempotency::new(Arc::new(
-            DynamoIdempotency::new(&counted, &table),
+            DynamoIdempotency::new(integrator_lambda::aws::Table::new(&counted, &table)),
         ))));
         let ext = Extension::builder()
             .diy(m)
@@ -710,7 +716,9 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
         let queue = integration_tests::aws::create_queue(&cfg, "bench-jobs").await;
         let clock = Arc::new(ManualClock::at(EpochMillis::now().0));
         let scheduler = Scheduler::new(
-            Arc::new(DynamoJobs::new(&counted, &table, "gsi1")),
+            Arc::new(DynamoJobs::new(integrator_lambda::aws::Table::new(
+                &counted, &table,
+            ))),
             Arc::new(SqsQueue::new(&counted, &queue)),
             clock.clone(),
         );
@@ -741,7 +749,9 @@ async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
         scheduler.tick().await.map_err(|e| e.to_string())?;
         rows.push(("tick, nothing due".into(), describe(&proxy)));
         let limiter = RateLimiter::new(
-            Arc::new(DynamoCounters::new(&counted, &table)),
+            Arc::new(DynamoCounters::new(integrator_lambda::aws::Table::new(
+                &counted, &table,
+            ))),
             Arc::new(SystemClock),
             parse_limits(r#"[{"function":"noop","limit":5,"interval":60}]"#)
                 .map_err(|e| e.to_string())?,

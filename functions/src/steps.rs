@@ -41,14 +41,7 @@ pub async fn install_connector(
     inv: Invocation,
     options: ConnectorOptions,
 ) -> ExtResult<Option<StepResult>> {
-    let integration = require_integration(options.integration_id.as_deref())?;
-    tracing::info!(
-        request_id = inv.request_id(),
-        integration,
-        connector = options.connector_id.as_deref().unwrap_or(""),
-        "installing connector"
-    );
-    Ok(None)
+    lifecycle(&inv, &options, "installing connector")
 }
 
 /// `runInstallStep`: an install step. Do the step's work, then answer
@@ -79,12 +72,21 @@ pub async fn uninstall_connector(
     inv: Invocation,
     options: ConnectorOptions,
 ) -> ExtResult<Option<StepResult>> {
+    lifecycle(&inv, &options, "uninstalling connector")
+}
+
+/// The example's install and uninstall: check the integration id and log what happens.
+fn lifecycle(
+    inv: &Invocation,
+    options: &ConnectorOptions,
+    what: &str,
+) -> ExtResult<Option<StepResult>> {
     let integration = require_integration(options.integration_id.as_deref())?;
     tracing::info!(
         request_id = inv.request_id(),
         integration,
         connector = options.connector_id.as_deref().unwrap_or(""),
-        "uninstalling connector"
+        "{what}"
     );
     Ok(None)
 }

@@ -6,6 +6,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::aws::{create_table, moto_config, moto_endpoint, sdk_config_for};
 use integration_tests::counting_proxy::CountingProxy;
+use integrator_lambda::aws::Table;
 use integrator_lambda::aws::dedup::DynamoDedup;
 use integrator_lambda::store::dedup::{Dedup, DedupKey, Sighting, check_page};
 use serde_json::{Value, json};
@@ -21,7 +22,7 @@ fn now() -> u64 {
 }
 
 async fn dedup_on(cfg: &SdkConfig, table: &str) -> Dedup {
-    Dedup::new(Arc::new(DynamoDedup::new(cfg, table)))
+    Dedup::new(Arc::new(DynamoDedup::new(Table::new(cfg, table))))
 }
 
 async fn item(cfg: &SdkConfig, table: &str, key: &DedupKey) -> HashMap<String, AttributeValue> {
@@ -80,7 +81,7 @@ async fn a_duplicate_pushes_the_expiry_forward() {
     let cfg = moto_config().await;
     let table = create_table(&cfg, "dedup").await;
     let dedup = Dedup::with_ttl(
-        Arc::new(DynamoDedup::new(&cfg, &table)),
+        Arc::new(DynamoDedup::new(Table::new(&cfg, &table))),
         Duration::from_secs(60),
     );
     let key = DedupKey::from_caller("scope", "evt-1");

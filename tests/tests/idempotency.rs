@@ -7,6 +7,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::aws::{create_table, moto_config, moto_endpoint, sdk_config_for};
 use integration_tests::counting_proxy::CountingProxy;
+use integrator_lambda::aws::Table;
 use integrator_lambda::aws::idempotency::DynamoIdempotency;
 use integrator_lambda::store::idempotency::{
     Idempotency, IdempotencyError, IdempotencyKey, MAX_STORED_RESULT_BYTES, Outcome, RunError,
@@ -32,7 +33,7 @@ fn deadline() -> EpochMillis {
 async fn setup() -> (SdkConfig, String, Idempotency) {
     let cfg = moto_config().await;
     let table = create_table(&cfg, "idem").await;
-    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(&cfg, &table)));
+    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(Table::new(&cfg, &table))));
     (cfg, table, idem)
 }
 
@@ -77,7 +78,9 @@ async fn a_first_run_is_two_requests_and_a_replay_is_one() {
     let table = create_table(&cfg, "idem").await;
     let proxy = CountingProxy::start(&moto_endpoint()).await.expect("proxy");
     let counted = sdk_config_for(&proxy.endpoint()).await;
-    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(&counted, &table)));
+    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(Table::new(
+        &counted, &table,
+    ))));
     let key = IdempotencyKey::new("queue:orders", &json!({"order": 1}));
 
     let first = idem
@@ -118,7 +121,7 @@ async fn without_all_old_a_consistent_get_reads_the_existing_record() {
     let proxy = CountingProxy::start(&moto_endpoint()).await.expect("proxy");
     let counted = sdk_config_for(&proxy.endpoint()).await;
     let idem = Idempotency::new(Arc::new(
-        DynamoIdempotency::new(&counted, &table).with_return_old_on_failure(false),
+        DynamoIdempotency::new(Table::new(&counted, &table)).with_return_old_on_failure(false),
     ));
     let key = IdempotencyKey::new("s", &json!({"n": 1}));
     idem.run(&key, deadline(), || ok("1")).await.unwrap();
@@ -241,7 +244,9 @@ async fn a_failing_handler_releases_the_lock_and_a_retry_runs() {
     let table = create_table(&cfg, "idem").await;
     let proxy = CountingProxy::start(&moto_endpoint()).await.expect("proxy");
     let counted = sdk_config_for(&proxy.endpoint()).await;
-    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(&counted, &table)));
+    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(Table::new(
+        &counted, &table,
+    ))));
     let key = IdempotencyKey::new("s", &json!({"n": 1}));
     let failed = idem
         .run(&key, deadline(), || async {
@@ -387,7 +392,7 @@ async fn concurrent_runs_of_one_request_run_the_work_once() {
         .expect("proxy");
     let counted = sdk_config_for(&proxy.endpoint()).await;
     let idem = Arc::new(Idempotency::new(Arc::new(DynamoIdempotency::new(
-        &counted, &table,
+        Table::new(&counted, &table),
     ))));
     let key = IdempotencyKey::new("s", &json!({"race": true}));
     let runs = Arc::new(AtomicUsize::new(0));

@@ -6,6 +6,7 @@
 use integration_tests::aws::{self, moto_config, moto_endpoint};
 use integration_tests::counting_proxy::CountingProxy;
 use integrator_lambda::Module;
+use integrator_lambda::aws::Table;
 use integrator_lambda::aws::idempotency::DynamoIdempotency;
 use integrator_lambda::aws::jobs::DynamoJobs;
 use integrator_lambda::aws::limits::DynamoCounters;
@@ -51,7 +52,7 @@ async fn env(prefix: &str) -> Env {
 impl Env {
     fn scheduler(&self, clock: Arc<dyn Clock>) -> Arc<Scheduler> {
         Arc::new(Scheduler::new(
-            Arc::new(DynamoJobs::new(&self.cfg, &self.table, "gsi1")),
+            Arc::new(DynamoJobs::new(Table::new(&self.cfg, &self.table))),
             Arc::new(SqsQueue::new(&self.cfg, &self.queue_url)),
             clock,
         ))
@@ -59,8 +60,7 @@ impl Env {
 
     fn idempotency(&self) -> Arc<Idempotency> {
         Arc::new(Idempotency::new(Arc::new(DynamoIdempotency::new(
-            &self.cfg,
-            &self.table,
+            Table::new(&self.cfg, &self.table),
         ))))
     }
 
@@ -357,7 +357,7 @@ async fn a_rate_limit_holds_under_32_concurrent_invocations() {
     // One second before the minute ends, so the deferral's SQS delay is 1 s.
     let clock = Arc::new(ManualClock::at(MONDAY + 10 * H + 59_000));
     let limiter = Arc::new(RateLimiter::new(
-        Arc::new(DynamoCounters::new(&via_proxy, &e.table)),
+        Arc::new(DynamoCounters::new(Table::new(&via_proxy, &e.table))),
         clock.clone(),
         parse_limits(r#"[{"function":"countMe","limit":5,"interval":"1m"}]"#).expect("limits"),
     ));
@@ -387,7 +387,7 @@ async fn a_rate_limit_holds_under_32_concurrent_invocations() {
     // dropped, none coalesced); in the next minute the limit again lets exactly 3 through.
     let counter = Arc::new(AtomicUsize::new(0));
     let limiter = Arc::new(RateLimiter::new(
-        Arc::new(DynamoCounters::new(&via_proxy, &e.table)),
+        Arc::new(DynamoCounters::new(Table::new(&via_proxy, &e.table))),
         clock.clone(),
         parse_limits(r#"[{"function":"countMe","limit":3,"interval":"1m","per":"key"}]"#)
             .expect("limits"),
@@ -494,7 +494,7 @@ impl IntegrationService for Flaky {
 fn runs_for(e: &Env, integrations: Integrations) -> Arc<Runs> {
     Arc::new(
         Runs::new(
-            Arc::new(DynamoRuns::new(&e.cfg, &e.table, "gsi1")),
+            Arc::new(DynamoRuns::new(Table::new(&e.cfg, &e.table))),
             Arc::new(SqsQueue::new(&e.cfg, &e.queue_url)),
             integrations,
             Arc::new(integrator_lambda::time::SystemClock),

@@ -8,6 +8,7 @@ use integration_tests::aws::{self, moto_config, moto_endpoint, unique};
 use integration_tests::counting_proxy::CountingProxy;
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
 use integration_tests::{process, repo_root};
+use integrator_lambda::aws::Table;
 use integrator_lambda::aws::idempotency::DynamoIdempotency;
 use integrator_lambda::store::idempotency::{IdempotencyKey, IdempotencyStore, LockToken};
 use integrator_lambda::time::{EpochMillis, EpochSeconds};
@@ -294,7 +295,7 @@ async fn a_redelivered_message_does_not_run_twice() {
         &held,
         &serde_json::from_str(&held_body).expect("body"),
     );
-    DynamoIdempotency::new(&cfg, &table)
+    DynamoIdempotency::new(Table::new(&cfg, &table))
         .acquire(
             &held_key,
             &LockToken::generate(),

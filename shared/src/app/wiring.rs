@@ -73,29 +73,12 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
         }
         Backend::Aws => {
             let cfg = aws::sdk_config().await;
-            let ddb = aws::dynamodb_client(cfg);
-            dedup = Arc::new(aws::dedup::DynamoDedup::from_client(
-                ddb.clone(),
-                &names.table,
-            ));
-            idempotency = Arc::new(aws::idempotency::DynamoIdempotency::from_client(
-                ddb.clone(),
-                &names.table,
-            ));
-            jobs = Arc::new(aws::jobs::DynamoJobs::from_client(
-                ddb.clone(),
-                &names.table,
-                &names.table_index,
-            ));
-            counters = Arc::new(aws::limits::DynamoCounters::from_client(
-                ddb.clone(),
-                &names.table,
-            ));
-            run_store = Arc::new(aws::runs::DynamoRuns::from_client(
-                ddb,
-                &names.table,
-                &names.table_index,
-            ));
+            let table = aws::Table::new(cfg, &names.table).with_index(&names.table_index);
+            dedup = Arc::new(aws::dedup::DynamoDedup::new(table.clone()));
+            idempotency = Arc::new(aws::idempotency::DynamoIdempotency::new(table.clone()));
+            jobs = Arc::new(aws::jobs::DynamoJobs::new(table.clone()));
+            counters = Arc::new(aws::limits::DynamoCounters::new(table.clone()));
+            run_store = Arc::new(aws::runs::DynamoRuns::new(table));
             let sqs = |url: &str| Arc::new(aws::queue::SqsQueue::new(cfg, url)) as Arc<dyn Queue>;
             incoming_queue = names.incoming_queue_url.as_deref().map(sqs);
             work_queue = names.work_queue_url.as_deref().map(sqs);

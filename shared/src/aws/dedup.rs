@@ -32,6 +32,7 @@
 //! `sightings` carry over from its previous life (the answer, `New`, is still right).
 //!
 
+use super::Table;
 use crate::store::dedup::{DedupKey, DedupStore, PK_PREFIX, Sighting, StoreError, alive};
 use crate::time::EpochSeconds;
 use async_trait::async_trait;
@@ -41,22 +42,16 @@ use std::time::Duration;
 /// DynamoDB store: one `UpdateItem` per check (see the module docs).
 #[derive(Debug, Clone)]
 pub struct DynamoDedup {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoDedup {
-    pub fn new(cfg: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table)
-    }
-    pub fn from_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    /// The store in `table`.
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
     pub fn table(&self) -> &str {
-        &self.table
+        &self.table.name
     }
     /// The partition key of `key`'s item: `dedup#<key hex>`.
     pub fn pk(key: &DedupKey) -> String {
@@ -69,10 +64,8 @@ impl DedupStore for DynamoDedup {
     async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
         let now = EpochSeconds::now().0;
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(Self::pk(key)))
+            .table
+            .update(AttributeValue::S(Self::pk(key)))
             .update_expression(
                 "SET expires_at = :exp, last_seen = :now, \
                  first_seen = if_not_exists(first_seen, :now) ADD sightings :one",
@@ -105,10 +98,8 @@ impl DedupStore for DynamoDedup {
 
     /// One `DeleteItem`.
     async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(Self::pk(key)))
+        self.table
+            .delete(AttributeValue::S(Self::pk(key)))
             .send()
             .await
             .map(|_| ())

@@ -1,6 +1,7 @@
 //! DynamoDB idempotency store: one item per request in the extension table (the layout and the
 //! requests are described in [`crate::store::idempotency`]).
 
+use super::Table;
 use crate::store::idempotency::*;
 use crate::time::Now;
 use async_trait::async_trait;
@@ -12,8 +13,7 @@ use std::fmt;
 /// DynamoDB store (see [`crate::store::idempotency`] for the layout and the requests).
 #[derive(Debug, Clone)]
 pub struct DynamoIdempotency {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
     return_old: bool,
 }
 
@@ -21,13 +21,10 @@ const PUT_CONDITION: &str = "attribute_not_exists(pk) OR expires_at < :now_s \
      OR (#status = :inprogress AND in_progress_expires_at < :now_ms)";
 
 impl DynamoIdempotency {
-    pub fn new(cfg: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table)
-    }
-    pub fn from_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+    /// The store in `table`.
+    pub fn new(table: Table) -> Self {
         Self {
-            client,
-            table: table.into(),
+            table,
             return_old: true,
         }
     }
@@ -39,7 +36,7 @@ impl DynamoIdempotency {
         self
     }
     pub fn table(&self) -> &str {
-        &self.table
+        &self.table.name
     }
 
     fn store_error<E, R>(e: &SdkError<E, R>) -> IdempotencyError
@@ -98,9 +95,8 @@ impl IdempotencyStore for DynamoIdempotency {
         use aws_sdk_dynamodb::operation::put_item::PutItemError;
         let now = Now::read();
         let mut put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
+            .table
+            .put()
             .item("pk", AttributeValue::S(key.pk()))
             .item(
                 "status",
@@ -160,10 +156,8 @@ impl IdempotencyStore for DynamoIdempotency {
     ) -> Result<(), IdempotencyError> {
         use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.pk()))
+            .table
+            .update(AttributeValue::S(key.pk()))
             .condition_expression("lock_id = :mine")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#data", "data")
@@ -208,10 +202,8 @@ impl IdempotencyStore for DynamoIdempotency {
     ) -> Result<(), IdempotencyError> {
         use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
         let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.pk()))
+            .table
+            .delete(AttributeValue::S(key.pk()))
             .condition_expression("lock_id = :mine")
             .expression_attribute_values(":mine", AttributeValue::S(lock.as_str().into()))
             .send()
@@ -234,18 +226,11 @@ impl IdempotencyStore for DynamoIdempotency {
         &self,
         key: &IdempotencyKey,
     ) -> Result<Option<IdempotencyRecord>, IdempotencyError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.pk()))
-            .consistent_read(true)
-            .send()
+        let item = self
+            .table
+            .get(AttributeValue::S(key.pk()))
             .await
             .map_err(|e| Self::store_error(&e))?;
-        out.item()
-            .filter(|i| !i.is_empty())
-            .map(parse_record)
-            .transpose()
+        item.as_ref().map(parse_record).transpose()
     }
 }

@@ -1,6 +1,6 @@
 //! DynamoDB job store (deferred invocations).
 
-use super::{describe_sdk_error, is_condition_failure};
+use super::{Table, applied, describe_sdk_error, is_condition_failure};
 use crate::jobs::deferred::*;
 use crate::time::{EpochMillis, EpochSeconds};
 use async_trait::async_trait;
@@ -14,9 +14,7 @@ use std::collections::HashMap;
 /// `DeleteItem` per run.
 #[derive(Debug, Clone)]
 pub struct DynamoJobs {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-    index: String,
+    table: Table,
 }
 
 fn store_err<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> JobError
@@ -32,23 +30,9 @@ fn due_sort_key(due: EpochMillis) -> String {
 }
 
 impl DynamoJobs {
-    pub fn new(
-        cfg: &aws_config::SdkConfig,
-        table: impl Into<String>,
-        index: impl Into<String>,
-    ) -> Self {
-        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table, index)
-    }
-    pub fn from_client(
-        client: aws_sdk_dynamodb::Client,
-        table: impl Into<String>,
-        index: impl Into<String>,
-    ) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            index: index.into(),
-        }
+    /// The store in `table` (and its index).
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
     fn pk(id: &str) -> AttributeValue {
         AttributeValue::S(format!("{PK_PREFIX}{id}"))
@@ -69,9 +53,8 @@ impl DynamoJobs {
 impl JobStore for DynamoJobs {
     async fn put(&self, job: &Job, expires_at: EpochSeconds) -> Result<(), JobError> {
         let mut req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
+            .table
+            .put()
             .item("pk", Self::pk(&job.id))
             .item("version", AttributeValue::S(job.version.clone()))
             .item("state", AttributeValue::S(job.state.as_str().into()))
@@ -87,24 +70,14 @@ impl JobStore for DynamoJobs {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Job>, JobError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", Self::pk(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_err(&e))?;
-        Ok(out.item().and_then(Self::job_from))
+        let got = self.table.get_as(Self::pk(id), Self::job_from).await;
+        got.map_err(|e| store_err(&e))
     }
 
     async fn delete(&self, id: &str, version: Option<&str>) -> Result<bool, JobError> {
         let mut req = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", Self::pk(id))
+            .table
+            .delete(Self::pk(id))
             .return_values(ReturnValue::AllOld);
         if let Some(v) = version {
             req = req
@@ -119,44 +92,21 @@ impl JobStore for DynamoJobs {
     }
 
     async fn due(&self, until: EpochMillis, limit: usize) -> Result<Vec<Job>, JobError> {
-        let mut out = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
         // Bounded: at most `limit` jobs, at most 20 pages.
-        for _ in 0..20 {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(&self.index)
-                .key_condition_expression("gsi1pk = :p AND gsi1sk <= :until")
-                .expression_attribute_values(":p", AttributeValue::S(DUE_PARTITION.into()))
-                .expression_attribute_values(":until", AttributeValue::S(due_sort_key(until)))
-                .limit(i32::try_from(limit.saturating_sub(out.len()).min(100)).unwrap_or(100))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_err(&e))?;
-            out.extend(
-                page.items()
-                    .iter()
-                    .filter_map(Self::job_from)
-                    .filter(|j| j.state == JobState::Scheduled),
-            );
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() && out.len() < limit => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+        let scheduled = |item: &HashMap<String, AttributeValue>| {
+            Self::job_from(item).filter(|j| j.state == JobState::Scheduled)
+        };
+        let until = due_sort_key(until);
+        self.table
+            .query_index(DUE_PARTITION, Some(&until), limit, 20, scheduled)
+            .await
+            .map_err(|e| store_err(&e))
     }
 
     async fn claim(&self, id: &str, version: &str) -> Result<bool, JobError> {
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Self::pk(id))
+            .table
+            .update(Self::pk(id))
             .update_expression("SET #s = :queued REMOVE gsi1pk, gsi1sk")
             .condition_expression("#s = :scheduled AND version = :v")
             .expression_attribute_names("#s", "state")
@@ -165,19 +115,13 @@ impl JobStore for DynamoJobs {
             .expression_attribute_values(":v", AttributeValue::S(version.into()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_err(&e)),
-        }
+        applied(r).map_err(|e| store_err(&e))
     }
 
     async fn unclaim(&self, job: &Job) -> Result<(), JobError> {
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Self::pk(&job.id))
+            .table
+            .update(Self::pk(&job.id))
             .update_expression("SET #s = :scheduled, gsi1pk = :p, gsi1sk = :sk")
             .condition_expression("#s = :queued AND version = :v")
             .expression_attribute_names("#s", "state")

@@ -1,6 +1,6 @@
 //! DynamoDB rate counters.
 
-use super::{describe_sdk_error, is_condition_failure};
+use super::{Table, describe_sdk_error, is_condition_failure};
 use crate::jobs::limits::*;
 use crate::time::EpochSeconds;
 use async_trait::async_trait;
@@ -9,19 +9,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 /// Counter items in the extension table: one conditional `UpdateItem` per admission.
 #[derive(Debug, Clone)]
 pub struct DynamoCounters {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    table: Table,
 }
 
 impl DynamoCounters {
-    pub fn new(cfg: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table)
-    }
-    pub fn from_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    /// The store in `table`.
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
 }
 
@@ -34,10 +28,8 @@ impl CounterStore for DynamoCounters {
         expires_at: EpochSeconds,
     ) -> Result<Option<u64>, LimitError> {
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(bucket.to_owned()))
+            .table
+            .update(AttributeValue::S(bucket.to_owned()))
             .update_expression("ADD hits :one SET expires_at = :exp")
             .condition_expression("attribute_not_exists(hits) OR hits < :limit")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))

@@ -49,10 +49,148 @@ pub async fn sdk_config() -> &'static SdkConfig {
     SDK_CONFIG.get_or_init(|| config_loader().load()).await
 }
 
-/// A DynamoDB client over `cfg` (one per process, shared by the table's adapters).
-pub fn dynamodb_client(cfg: &SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(cfg)
+/// The extension table as the DynamoDB adapters address it: a client (shared by every adapter
+/// of a process), the table's name and its secondary index (`gsi1pk`/`gsi1sk`).
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub(crate) client: aws_sdk_dynamodb::Client,
+    pub(crate) name: String,
+    pub(crate) index: String,
 }
+
+impl Table {
+    /// The table `name` with a client over `cfg`, index `gsi1`.
+    pub fn new(cfg: &SdkConfig, name: impl Into<String>) -> Self {
+        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), name)
+    }
+    /// The table `name` reached with `client`.
+    pub fn from_client(client: aws_sdk_dynamodb::Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+            index: "gsi1".into(),
+        }
+    }
+    /// The same table with another index name.
+    pub fn with_index(mut self, index: impl Into<String>) -> Self {
+        self.index = index.into();
+        self
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One consistent `GetItem` of the item with partition key `pk`: its attributes, or `None`
+    /// when there is no such item.
+    pub(crate) async fn get(
+        &self,
+        pk: aws_sdk_dynamodb::types::AttributeValue,
+    ) -> Result<Option<Item>, GetItemFailure> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.name)
+            .key("pk", pk)
+            .consistent_read(true)
+            .send()
+            .await?;
+        Ok(out.item.filter(|i| !i.is_empty()))
+    }
+
+    /// An `UpdateItem` of the item `pk`.
+    pub(crate) fn update(
+        &self,
+        pk: aws_sdk_dynamodb::types::AttributeValue,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.name)
+            .key("pk", pk)
+    }
+
+    /// A `DeleteItem` of the item `pk`.
+    pub(crate) fn delete(
+        &self,
+        pk: aws_sdk_dynamodb::types::AttributeValue,
+    ) -> aws_sdk_dynamodb::operation::delete_item::builders::DeleteItemFluentBuilder {
+        self.client
+            .delete_item()
+            .table_name(&self.name)
+            .key("pk", pk)
+    }
+
+    /// A `PutItem` into the table.
+    pub(crate) fn put(
+        &self,
+    ) -> aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder {
+        self.client.put_item().table_name(&self.name)
+    }
+
+    /// [`Table::get`], the item read with `parse`.
+    pub(crate) async fn get_as<T>(
+        &self,
+        pk: aws_sdk_dynamodb::types::AttributeValue,
+        parse: impl Fn(&Item) -> Option<T>,
+    ) -> Result<Option<T>, GetItemFailure> {
+        Ok(self.get(pk).await?.as_ref().and_then(parse))
+    }
+}
+
+impl Table {
+    /// The items of the index partition `gsi1pk = partition` (and `gsi1sk <= until` when
+    /// given), in sort-key order, that `keep` turns into values: at most `limit` values, read
+    /// in at most `max_pages` pages.
+    pub(crate) async fn query_index<T>(
+        &self,
+        partition: &str,
+        until: Option<&str>,
+        limit: usize,
+        max_pages: usize,
+        keep: impl Fn(&Item) -> Option<T>,
+    ) -> Result<Vec<T>, QueryFailure> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        for _ in 0..max_pages {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.name)
+                .index_name(&self.index)
+                .expression_attribute_values(":p", AttributeValue::S(partition.into()))
+                .limit(i32::try_from(limit.saturating_sub(out.len()).min(100)).unwrap_or(100))
+                .set_exclusive_start_key(start.take());
+            q = match until {
+                Some(u) => q
+                    .key_condition_expression("gsi1pk = :p AND gsi1sk <= :until")
+                    .expression_attribute_values(":until", AttributeValue::S(u.into())),
+                None => q.key_condition_expression("gsi1pk = :p"),
+            };
+            let page = q.send().await?;
+            out.extend(page.items().iter().filter_map(&keep));
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() && out.len() < limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
+/// Why a `Query` failed.
+pub(crate) type QueryFailure = aws_sdk_dynamodb::error::SdkError<
+    aws_sdk_dynamodb::operation::query::QueryError,
+    aws_sdk_dynamodb::config::http::HttpResponse,
+>;
+
+/// A DynamoDB item.
+pub(crate) type Item = std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+/// Why a `GetItem` failed.
+pub(crate) type GetItemFailure = aws_sdk_dynamodb::error::SdkError<
+    aws_sdk_dynamodb::operation::get_item::GetItemError,
+    aws_sdk_dynamodb::config::http::HttpResponse,
+>;
 
 /// A short description of an SDK error: the service's code and message, or the transport error.
 pub fn describe_sdk_error<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
@@ -72,6 +210,21 @@ where
         SdkError::TimeoutError(_) => "request timed out".into(),
         SdkError::DispatchFailure(d) => format!("could not reach the service: {d:?}"),
         other => format!("{other:?}"),
+    }
+}
+
+/// A conditional write's outcome: `Ok(true)` when it was applied, `Ok(false)` when its condition
+/// did not hold, the error otherwise.
+pub(crate) fn applied<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<bool, aws_sdk_dynamodb::error::SdkError<E, R>>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

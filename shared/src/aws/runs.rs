@@ -1,6 +1,6 @@
 //! DynamoDB run store (runs and their streams).
 
-use super::{describe_sdk_error, is_condition_failure};
+use super::{Table, applied, describe_sdk_error, is_condition_failure};
 use crate::jobs::runs::*;
 use crate::time::EpochMillis;
 use async_trait::async_trait;
@@ -11,9 +11,7 @@ use std::collections::HashMap;
 /// Runs and streams in the extension table (see the module docs for the items).
 #[derive(Debug, Clone)]
 pub struct DynamoRuns {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-    index: String,
+    table: Table,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -36,23 +34,9 @@ fn build_err(e: impl std::fmt::Display) -> RunsError {
 }
 
 impl DynamoRuns {
-    pub fn new(
-        cfg: &aws_config::SdkConfig,
-        table: impl Into<String>,
-        index: impl Into<String>,
-    ) -> Self {
-        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), table, index)
-    }
-    pub fn from_client(
-        client: aws_sdk_dynamodb::Client,
-        table: impl Into<String>,
-        index: impl Into<String>,
-    ) -> Self {
-        Self {
-            client,
-            table: table.into(),
-            index: index.into(),
-        }
+    /// The store in `table` (and its index).
+    pub fn new(table: Table) -> Self {
+        Self { table }
     }
     fn run_pk(id: &str) -> AttributeValue {
         s(format!("run#{id}"))
@@ -63,7 +47,7 @@ impl DynamoRuns {
 
     fn put_stream(&self, st: &Stream) -> Result<TransactWriteItem, RunsError> {
         let put = Put::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .item("pk", Self::stream_pk(&st.run_id, &st.id))
             .item("run_id", s(&st.run_id))
             .item("stream_id", s(&st.id))
@@ -90,6 +74,7 @@ impl DynamoRuns {
         const ATTEMPTS: u32 = 5;
         for attempt in 1..=ATTEMPTS {
             let e = match self
+                .table
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
@@ -173,9 +158,8 @@ impl DynamoRuns {
 #[async_trait]
 impl RunStore for DynamoRuns {
     async fn create_run(&self, run: &Run) -> Result<(), RunsError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
+        self.table
+            .put()
             .item("pk", Self::run_pk(&run.id))
             .item("integration", s(&run.integration))
             .item("onboarding", AttributeValue::Bool(run.onboarding))
@@ -194,21 +178,13 @@ impl RunStore for DynamoRuns {
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", Self::run_pk(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| store_err(&e))?;
-        Ok(out.item().and_then(Self::run_from))
+        let got = self.table.get_as(Self::run_pk(id), Self::run_from).await;
+        got.map_err(|e| store_err(&e))
     }
 
     async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError> {
         let begin = Update::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key("pk", Self::run_pk(id))
             .update_expression("SET #s = :processing ADD pending :p, streams_total :p")
             .condition_expression("#s = :pending")
@@ -233,10 +209,8 @@ impl RunStore for DynamoRuns {
         now: EpochMillis,
     ) -> Result<Option<Stream>, RunsError> {
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Self::stream_pk(run_id, stream_id))
+            .table
+            .update(Self::stream_pk(run_id, stream_id))
             .update_expression("SET #s = :processing, lease_until = :lease")
             .condition_expression(
                 "attempt = :a AND (#s = :pending OR (#s = :processing AND lease_until < :now))",
@@ -263,7 +237,7 @@ impl RunStore for DynamoRuns {
             Finish::Errored { error } => ("error", Some(error.as_str()), 0, &[]),
         };
         let mut end = Update::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key("pk", Self::stream_pk(&st.run_id, &st.id))
             .condition_expression("#s = :processing AND attempt = :a")
             .expression_attribute_names("#s", "state")
@@ -286,7 +260,7 @@ impl RunStore for DynamoRuns {
             items.push(self.put_stream(c)?);
         }
         let counters = Update::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key("pk", Self::run_pk(&st.run_id))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":p", n(children.len() as i64 - 1))
@@ -309,10 +283,8 @@ impl RunStore for DynamoRuns {
 
     async fn retry_stream(&self, st: &Stream, error: &str) -> Result<bool, RunsError> {
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Self::stream_pk(&st.run_id, &st.id))
+            .table
+            .update(Self::stream_pk(&st.run_id, &st.id))
             .update_expression("SET #s = :pending, #e = :error ADD attempt :one, retries :one")
             .condition_expression("#s = :processing AND attempt = :a")
             .expression_attribute_names("#s", "state")
@@ -324,41 +296,26 @@ impl RunStore for DynamoRuns {
             .expression_attribute_values(":a", n(st.attempt))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_err(&e)),
-        }
+        applied(r).map_err(|e| store_err(&e))
     }
 
     async fn list_streams(&self, run_id: &str) -> Result<Vec<Stream>, RunsError> {
-        let mut out = Vec::new();
-        let mut start = None;
         // Bounded: 1,000 pages of up to 1 MB.
-        for _ in 0..1000 {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(&self.index)
-                .key_condition_expression("gsi1pk = :p")
-                .expression_attribute_values(":p", s(format!("run#{run_id}")))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| store_err(&e))?;
-            out.extend(page.items().iter().filter_map(Self::stream_from));
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        Ok(out)
+        self.table
+            .query_index(
+                &format!("run#{run_id}"),
+                None,
+                usize::MAX,
+                1000,
+                Self::stream_from,
+            )
+            .await
+            .map_err(|e| store_err(&e))
     }
 
     async fn reopen_stream(&self, st: &Stream) -> Result<bool, RunsError> {
         let reopen = Update::builder()
-            .table_name(&self.table)
+            .table_name(&self.table.name)
             .key("pk", Self::stream_pk(&st.run_id, &st.id))
             .update_expression("SET #s = :pending, retries = :zero ADD attempt :one")
             .condition_expression("#s = :was AND attempt = :a")
@@ -380,7 +337,7 @@ impl RunStore for DynamoRuns {
         let mut items = vec![TransactWriteItem::builder().update(reopen).build()];
         if st.state == StreamState::Error {
             let run = Update::builder()
-                .table_name(&self.table)
+                .table_name(&self.table.name)
                 .key("pk", Self::run_pk(&st.run_id))
                 .update_expression(
                     "SET #s = :processing REMOVE processed_at, #e ADD pending :one, errored_streams :minus",
@@ -405,10 +362,8 @@ impl RunStore for DynamoRuns {
             return Ok(None);
         };
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", Self::run_pk(id))
+            .table
+            .update(Self::run_pk(id))
             .condition_expression("#s = :processing AND pending = :zero")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":processing", s("processing"))

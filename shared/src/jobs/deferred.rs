@@ -334,22 +334,14 @@ impl Scheduler {
         };
         let expires = EpochSeconds(due_at.0 / 1000).after(RETENTION);
         self.store.put(&job, expires).await?;
-        if via == Via::Queue {
-            let sent = self
-                .queue
-                .send(OutMessage {
-                    body: job.body.clone(),
-                    delay: (!wait.is_zero()).then_some(wait),
-                    ..OutMessage::default()
-                })
-                .await;
-            if let Err(e) = sent {
-                // Not queued: take the item back so nothing claims a job that is nowhere.
-                if let Err(d) = self.store.delete(&job.id, Some(&job.version)).await {
-                    tracing::error!(job_id = %job.id, error = %d, "could not remove a job whose send failed; it will expire");
-                }
-                return Err(JobError::Queue(e.0));
+        if via == Via::Queue
+            && let Err(e) = self.send(&job, wait).await
+        {
+            // Not queued: take the item back so nothing claims a job that is nowhere.
+            if let Err(d) = self.store.delete(&job.id, Some(&job.version)).await {
+                tracing::error!(job_id = %job.id, error = %d, "could not remove a job whose send failed; it will expire");
             }
+            return Err(JobError::Queue(e.0));
         }
         tracing::info!(job_id = %job.id, version = %job.version, due_at = job.due_at.0, via = ?via, "job scheduled");
         Ok(Scheduled {
@@ -358,6 +350,21 @@ impl Scheduler {
             due_at,
             via,
         })
+    }
+
+    /// Send `job`'s message to the work queue, visible after `wait`.
+    async fn send(
+        &self,
+        job: &Job,
+        wait: Duration,
+    ) -> Result<String, crate::store::queue::QueueError> {
+        self.queue
+            .send(OutMessage {
+                body: job.body.clone(),
+                delay: (!wait.is_zero()).then_some(wait),
+                ..OutMessage::default()
+            })
+            .await
     }
 
     /// Cancel the job with this id; whether there was one.
@@ -381,15 +388,7 @@ impl Scheduler {
                     return Ok(false);
                 }
                 let wait = Duration::from_millis(job.due_at.0.saturating_sub(now.0));
-                let sent = self
-                    .queue
-                    .send(OutMessage {
-                        body: job.body.clone(),
-                        delay: (!wait.is_zero()).then_some(wait),
-                        ..OutMessage::default()
-                    })
-                    .await;
-                match sent {
+                match self.send(&job, wait).await {
                     Ok(_) => Ok(true),
                     Err(e) => {
                         tracing::warn!(job_id = %job.id, error = %e, "tick: send failed; job put back for the next tick");
