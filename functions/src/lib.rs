@@ -24,7 +24,7 @@
 //! | [`integrations`] | `worker` (and `serve`) | runs and streams: the `paged-numbers` integration |
 //! | `integrator_lambda::utilities()` | `worker`, `tick` (and `serve`) | `scheduleInvocation`, `cancelInvocation`, `tick`, `startRun`, `continueRun`, `runStatus` |
 //!
-//! To add a function: write `async fn f(inv: Invocation, options: <Kind>Options) ->
+//! To add a function: write `async fn f(inv: Invocation, options: <Point>Options) ->
 //! ExtResult<<Result>>` in the module of its extension point, register it in that module's
 //! `module()`, and add a unit test calling it directly with [`Invocation::for_test`].
 //!

@@ -33,10 +33,10 @@
 //! |---|---|
 //! | [`time`], [`telemetry`] | epoch times and clocks; logs and redaction |
 //! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
-//! | [`codec`] | canonical JSON (JavaScript's number format), hex, key hashes, ids |
+//! | `codec` | canonical JSON (JavaScript's number format), hex, key hashes, ids |
 //! | [`store`], [`jobs`] | dedup, idempotency, secrets, queues; deferred jobs, rate limits, runs: logic, traits, in-memory twins |
 //! | [`dispatch`] | modules, registration, one call: validate → resolve → run isolated → check |
-//! | [`utilities`] | the built-in job and run functions |
+//! | `utilities` | the built-in job and run functions |
 //! | [`transport`] | Lambda runtime, HTTP routes, local server, token rules |
 //! | [`worker`], [`incoming`] | SQS batches; webhooks (mounted on the transports) |
 //! | [`aws`] | the DynamoDB, KMS and SQS adapters: the only place the AWS SDK is named |
@@ -44,7 +44,7 @@
 
 pub mod app;
 pub mod aws;
-pub mod codec;
+mod codec;
 pub mod dispatch;
 pub mod incoming;
 pub mod jobs;
@@ -53,7 +53,7 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 pub mod transport;
-pub mod utilities;
+mod utilities;
 pub mod worker;
 
 /// The global allocator with feature `mimalloc` (off by default): JSON pages are many small
@@ -63,7 +63,9 @@ pub mod worker;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// What a function author needs, in one place.
+// What a function author needs, in one place. The modules above are the building blocks for
+// embedding (the integration tests and benchmarks use them); `codec` and `utilities` are
+// internal.
 pub use app::{App, run, serve};
 pub use dispatch::{ExtError, ExtResult, Extension, Invocation, Module, Reply, Services, Stack};
 pub use protocol::types;

@@ -154,7 +154,7 @@ fn serve_refuses_to_start_with_an_invalid_configuration() {
 // ---------------------------------------------------------------------------------------------
 // The shared router, in-process.
 
-struct Local {
+struct LocalServer {
     rt: tokio::runtime::Runtime,
     addr: String,
 }
@@ -168,7 +168,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Serve `incoming` (plus an empty `/function` module) with the shared router on 127.0.0.1:0.
-fn local(rt: tokio::runtime::Runtime, incoming: IncomingApp, body_limit: usize) -> Local {
+fn local(rt: tokio::runtime::Runtime, incoming: IncomingApp, body_limit: usize) -> LocalServer {
     let ext = Extension::builder()
         .diy(Module::new())
         .build()
@@ -182,7 +182,7 @@ fn local(rt: tokio::runtime::Runtime, incoming: IncomingApp, body_limit: usize) 
         use integrator_lambda::transport::server;
         server::serve_router(listener, server::router(app), std::future::pending()).await;
     });
-    Local { rt, addr }
+    LocalServer { rt, addr }
 }
 
 fn endpoints() -> IncomingConfig {

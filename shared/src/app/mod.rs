@@ -1,5 +1,5 @@
 //! The startup module: the one place a process is put together. It reads the [`settings`]
-//! once, [wires](wiring) the stores of the selected backend into the services, mounts the
+//! once, wires the stores of the selected backend into the services, mounts the
 //! incoming endpoints and the queue worker on the transports, and runs.
 //!
 //! Two ways to start:

@@ -124,8 +124,10 @@ pub struct Settings {
     pub idempotency_ttl: Duration,
     pub secret_ttl: Duration,
     pub dev_secrets_file: PathBuf,
-    /// Incoming endpoints configured by the environment (replacing the binary's defaults).
-    pub incoming: Option<IncomingConfig>,
+    /// Incoming endpoints configured by the environment (a file path, JSON text), read by
+    /// the binaries that serve them ([`Settings::incoming_config`]).
+    pub incoming_file: Option<String>,
+    pub incoming_json: Option<String>,
 }
 
 /// A setting that cannot be served as given.
@@ -205,22 +207,6 @@ impl Settings {
                 None
             }
         });
-        let incoming = match (get(INCOMING_FILE_VAR), get(INCOMING_JSON_VAR)) {
-            (Some(_), Some(_)) => {
-                return Err(SettingsError(format!(
-                    "set only one of {INCOMING_FILE_VAR} and {INCOMING_JSON_VAR}"
-                )));
-            }
-            (Some(path), None) => Some(
-                IncomingConfig::from_file(std::path::Path::new(&path))
-                    .map_err(|e| SettingsError(e.to_string()))?,
-            ),
-            (None, Some(text)) => Some(
-                IncomingConfig::from_json(&text)
-                    .map_err(|e| SettingsError(format!("{INCOMING_JSON_VAR}: {}", e.0)))?,
-            ),
-            (None, None) => None,
-        };
         Ok(Self {
             on_lambda,
             backend,
@@ -250,8 +236,27 @@ impl Settings {
             dev_secrets_file: PathBuf::from(
                 get(secrets::DEV_FILE_VAR).unwrap_or_else(|| secrets::DEFAULT_DEV_FILE.into()),
             ),
-            incoming,
+            incoming_file: get(INCOMING_FILE_VAR),
+            incoming_json: get(INCOMING_JSON_VAR),
         })
+    }
+
+    /// The incoming endpoints the environment configures (replacing the binary's defaults):
+    /// from [`INCOMING_FILE_VAR`] (a file) or [`INCOMING_JSON_VAR`] (JSON text); setting both
+    /// is an error (which one wins would be a guess).
+    pub fn incoming_config(&self) -> Result<Option<IncomingConfig>, SettingsError> {
+        match (&self.incoming_file, &self.incoming_json) {
+            (Some(_), Some(_)) => Err(SettingsError(format!(
+                "set only one of {INCOMING_FILE_VAR} and {INCOMING_JSON_VAR}"
+            ))),
+            (Some(path), None) => IncomingConfig::from_file(std::path::Path::new(path))
+                .map(Some)
+                .map_err(|e| SettingsError(e.to_string())),
+            (None, Some(text)) => IncomingConfig::from_json(text)
+                .map(Some)
+                .map_err(|e| SettingsError(format!("{INCOMING_JSON_VAR}: {}", e.0))),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -283,7 +288,7 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(s.dedup_ttl, dedup::DEFAULT_TTL);
         assert_eq!(s.secret_ttl, secrets::DEFAULT_TTL);
-        assert!(s.incoming.is_none());
+        assert!(s.incoming_config().unwrap().is_none());
     }
 
     #[test]
@@ -320,13 +325,15 @@ mod tests {
 
     #[test]
     fn incoming_from_one_variable_only() {
-        let e = settings(&[
+        let both = settings(&[
             (INCOMING_FILE_VAR, "/x.json"),
             (INCOMING_JSON_VAR, r#"{"endpoints":{}}"#),
         ])
-        .unwrap_err();
+        .unwrap();
+        let e = both.incoming_config().unwrap_err();
         assert!(e.0.contains("only one"), "{e}");
-        let e = settings(&[(INCOMING_JSON_VAR, "{")]).unwrap_err();
+        let bad = settings(&[(INCOMING_JSON_VAR, "{")]).unwrap();
+        let e = bad.incoming_config().unwrap_err();
         assert!(e.0.starts_with(INCOMING_JSON_VAR), "{e}");
     }
 

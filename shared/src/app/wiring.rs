@@ -140,7 +140,10 @@ pub(crate) fn incoming_app(
     defaults: IncomingConfig,
     required: bool,
 ) -> Result<Option<IncomingApp>, String> {
-    let config = settings.incoming.clone().unwrap_or(defaults);
+    let config = settings
+        .incoming_config()
+        .map_err(|e| e.to_string())?
+        .unwrap_or(defaults);
     let Ok(queue) = services.incoming_queue() else {
         let problem = "EXTENSION_QUEUE_URL is not set: accepted events would have nowhere to go";
         if required {

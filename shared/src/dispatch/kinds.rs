@@ -14,7 +14,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 
 /// One extension-function kind.
-pub trait Kind: Send + Sync + 'static {
+pub trait FunctionKind: Send + Sync + 'static {
     type Options: DeserializeOwned + Send + 'static;
     type Output: IntoReply;
     /// The function kind as integrator.io documents it (`preMap`, `export`, …).
@@ -40,7 +40,7 @@ macro_rules! kind {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
-        impl Kind for $name {
+        impl FunctionKind for $name {
             type Options = $opts;
             type Output = $out;
             const NAME: &'static str = $label;
@@ -121,7 +121,7 @@ impl<K, F> TypedFn<K, F> {
 
 impl<K, F, Fut> Handler for TypedFn<K, F>
 where
-    K: Kind,
+    K: FunctionKind,
     F: Fn(Invocation, K::Options) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
 {

@@ -67,7 +67,7 @@ impl ExtensionBuilder {
         self.timeout = Some(t);
         self
     }
-    /// Services handed to every function ([`Invocation::service`]).
+    /// Services handed to every function ([`Invocation::services`]).
     pub fn services(mut self, services: impl Into<Arc<Services>>) -> Self {
         self.services = Some(services.into());
         self

@@ -1,7 +1,7 @@
 //! Modules: named functions at the top level (framework 2.0) and in namespaces (1.0).
 
 use super::handler::{ExtResult, Handler, IntoReply, Invocation, RawFn};
-use super::kinds::{self, Kind, TypedFn};
+use super::kinds::{self, FunctionKind, TypedFn};
 use crate::protocol::WireError;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -27,8 +27,8 @@ macro_rules! typed_registrations {
         $(#[$doc])*
         pub fn $method<F, Fut>(&mut self, name: &str, f: F) -> &mut Self
         where
-            F: Fn(Invocation, <$kind as Kind>::Options) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = ExtResult<<$kind as Kind>::Output>> + Send + 'static,
+            F: Fn(Invocation, <$kind as FunctionKind>::Options) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = ExtResult<<$kind as FunctionKind>::Output>> + Send + 'static,
         {
             self.register::<$kind, F, Fut>(name, f)
         }
@@ -43,7 +43,7 @@ impl Module {
     /// Register a typed function of kind `K` in its namespaces and (for 2.0) the top level.
     pub fn register<K, F, Fut>(&mut self, name: &str, f: F) -> &mut Self
     where
-        K: Kind,
+        K: FunctionKind,
         F: Fn(Invocation, K::Options) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
     {

@@ -171,7 +171,7 @@ pub fn parse_limits(text: &str) -> Result<Vec<RateLimit>, LimitError> {
         .collect()
 }
 
-/// The limiter service (`inv.service::<RateLimiter>()`; used by the worker).
+/// The limiter service (used by the worker).
 #[derive(Clone)]
 pub struct RateLimiter {
     store: Arc<dyn CounterStore>,

@@ -151,7 +151,7 @@ fn validation_hash(payload: &Value) -> String {
 pub struct LockToken(String);
 
 impl LockToken {
-    /// A fresh random token ([`crate::codec::random_id`]).
+    /// A fresh random token (128 random bits as hex).
     pub fn generate() -> Self {
         Self(crate::codec::random_id())
     }
@@ -475,7 +475,7 @@ impl Idempotency {
 // In-memory twin
 
 /// In-memory twin for local runs and unit tests (one process only), with the same semantics
-/// as [`DynamoIdempotency`].
+/// as [`DynamoIdempotency`](crate::aws::idempotency::DynamoIdempotency).
 #[derive(Debug, Default)]
 pub struct MemoryIdempotency {
     records: Mutex<HashMap<String, IdempotencyRecord>>,
