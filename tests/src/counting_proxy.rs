@@ -1,4 +1,16 @@
-//! A tiny counting HTTP/1.1 reverse proxy, to measure AWS requests at the emulator boundary.
+//! A tiny counting, fault-injecting HTTP/1.1 reverse proxy at the emulator boundary: it measures
+//! AWS requests and, on request, breaks them.
+//!
+//! # Faults
+//!
+//! [`CountingProxy::inject`] adds a [`Rule`]: requests whose operation matches (`X-Amz-Target`
+//! suffix such as `SendMessage` or `UpdateItem`, or a query-protocol `Action=`) are answered
+//! with a [`Fault`] instead of being forwarded — an HTTP 500, a throttling error, a reset
+//! connection, a stall longer than any client timeout, the reply lost after the emulator
+//! applied the request, or a callback (e.g. killing the function process: a crash point).
+//! A rule hits the `skip`+1-th matching request and the `times` after it, or a seeded
+//! pseudo-random share of them ([`Rule::with_probability`]): the same seed and the same request
+//! order give the same faults.
 //!
 //! Point an SDK client at [`CountingProxy::endpoint`]; every request is read whole (head and
 //! `Content-Length` or chunked body), counted by its `X-Amz-Target` header (e.g.
@@ -29,11 +41,142 @@ use tokio::task::JoinHandle;
 
 type Counts = Arc<Mutex<HashMap<String, u64>>>;
 type Serial = Arc<tokio::sync::Mutex<()>>;
+type Rules = Arc<Mutex<Vec<RuleState>>>;
+
+/// What a matching request gets instead of its answer.
+#[derive(Clone)]
+pub enum Fault {
+    /// HTTP 500 with an `InternalFailure` error body (retryable for the SDK).
+    Http500,
+    /// HTTP 400 with this AWS error code (`ThrottlingException`,
+    /// `ProvisionedThroughputExceededException`, …).
+    Error(&'static str),
+    /// The connection is reset before anything is answered (the request never arrives).
+    Reset,
+    /// The request is forwarded and applied, then the connection is reset: the client cannot
+    /// tell whether it happened.
+    LostReply,
+    /// Nothing is answered for this long, then the connection is closed.
+    Stall(std::time::Duration),
+    /// Run this (e.g. kill the function process), then stall until the client gives up.
+    Call(Arc<dyn Fn() + Send + Sync>),
+}
+
+impl std::fmt::Debug for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Http500 => write!(f, "http-500"),
+            Fault::Error(code) => write!(f, "{code}"),
+            Fault::Reset => write!(f, "reset"),
+            Fault::LostReply => write!(f, "lost-reply"),
+            Fault::Stall(d) => write!(f, "stall-{}ms", d.as_millis()),
+            Fault::Call(_) => write!(f, "crash-point"),
+        }
+    }
+}
+
+impl Fault {
+    /// A short name for reports.
+    pub fn kind(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// When a fault applies.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// The operation (`SendMessage`, `UpdateItem`…); `*` for every request.
+    pub op: String,
+    pub fault: Fault,
+    /// Matching requests let through before the first fault.
+    pub skip: u64,
+    /// Faults in all (after `skip`); 0 for no limit.
+    pub times: u64,
+    /// A share in 0..=1 of the matching requests (after `skip`), drawn from a generator seeded
+    /// with `seed`; 1 hits every one.
+    pub probability: f64,
+    pub seed: u64,
+}
+
+impl Rule {
+    /// `fault` on the first request for `op`, once.
+    pub fn once(op: &str, fault: Fault) -> Self {
+        Self {
+            op: op.into(),
+            fault,
+            skip: 0,
+            times: 1,
+            probability: 1.0,
+            seed: 0,
+        }
+    }
+    /// `fault` on every request for `op`.
+    pub fn always(op: &str, fault: Fault) -> Self {
+        Self {
+            times: 0,
+            ..Self::once(op, fault)
+        }
+    }
+    /// Let `n` matching requests through first.
+    pub fn after(mut self, n: u64) -> Self {
+        self.skip = n;
+        self
+    }
+    /// At most `n` faults.
+    pub fn times(mut self, n: u64) -> Self {
+        self.times = n;
+        self
+    }
+    /// A seeded share of the matching requests.
+    pub fn with_probability(mut self, p: f64, seed: u64) -> Self {
+        self.probability = p;
+        self.seed = seed;
+        self
+    }
+}
+
+struct RuleState {
+    rule: Rule,
+    seen: u64,
+    hit: u64,
+    rng: u64,
+}
+
+impl RuleState {
+    /// Whether this request gets the fault (and count it).
+    fn fires(&mut self, op: &str) -> bool {
+        if !matches_op(&self.rule.op, op) {
+            return false;
+        }
+        self.seen += 1;
+        if self.seen <= self.rule.skip || (self.rule.times > 0 && self.hit >= self.rule.times) {
+            return false;
+        }
+        if self.rule.probability < 1.0 {
+            // xorshift64*: deterministic for a seed and a request order.
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let x = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+            if (x as f64) / ((1u64 << 53) as f64) >= self.rule.probability {
+                return false;
+            }
+        }
+        self.hit += 1;
+        true
+    }
+}
+
+fn matches_op(pattern: &str, op: &str) -> bool {
+    pattern == "*" || op == pattern || op.ends_with(&format!(".{pattern}"))
+}
 
 /// A running proxy; stops when dropped.
 pub struct CountingProxy {
     addr: SocketAddr,
     counts: Counts,
+    rules: Rules,
+    faults: Counts,
     task: JoinHandle<()>,
 }
 
@@ -57,25 +200,64 @@ impl CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let counts: Counts = Arc::default();
+        let rules: Rules = Arc::default();
+        let faults: Counts = Arc::default();
         let task = tokio::spawn({
             let counts = counts.clone();
+            let rules = rules.clone();
+            let faults = faults.clone();
             async move {
                 loop {
                     let Ok((client, _)) = listener.accept().await else {
                         continue;
                     };
-                    let counts = counts.clone();
+                    let shared = Shared {
+                        counts: counts.clone(),
+                        rules: rules.clone(),
+                        faults: faults.clone(),
+                        serial: serial.clone(),
+                    };
                     let upstream = upstream.clone();
-                    let serial = serial.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve(client, &upstream, &counts, serial.as_ref()).await {
+                        if let Err(e) = serve(client, &upstream, &shared).await {
                             eprintln!("counting proxy: {e}");
                         }
                     });
                 }
             }
         });
-        Ok(Self { addr, counts, task })
+        Ok(Self {
+            addr,
+            counts,
+            rules,
+            faults,
+            task,
+        })
+    }
+
+    /// Add a fault rule (rules are tried in the order added; the first that fires wins).
+    pub fn inject(&self, rule: Rule) {
+        if let Ok(mut r) = self.rules.lock() {
+            let rng = rule.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            r.push(RuleState {
+                rule,
+                seen: 0,
+                hit: 0,
+                rng,
+            });
+        }
+    }
+
+    /// Remove every fault rule.
+    pub fn clear_faults(&self) {
+        if let Ok(mut r) = self.rules.lock() {
+            r.clear();
+        }
+    }
+
+    /// Faults injected so far, by kind.
+    pub fn faults(&self) -> HashMap<String, u64> {
+        self.faults.lock().map(|c| c.clone()).unwrap_or_default()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -325,22 +507,95 @@ async fn forward(upstream: &str, head: &Head, body: &[u8]) -> io::Result<Vec<u8>
     Ok(response)
 }
 
-async fn serve(
-    client: TcpStream,
-    upstream: &str,
-    counts: &Counts,
-    serial: Option<&Serial>,
-) -> io::Result<()> {
+/// What every connection of one proxy shares.
+struct Shared {
+    counts: Counts,
+    rules: Rules,
+    faults: Counts,
+    serial: Option<Serial>,
+}
+
+/// The operation of a request: its `X-Amz-Target`, else a query-protocol `Action=`, else `-`.
+fn operation(head: &Head, body: &[u8]) -> String {
+    if let Some(t) = head.get("x-amz-target") {
+        return t.to_owned();
+    }
+    let query = head.start.split_whitespace().nth(1).unwrap_or_default();
+    let form = std::str::from_utf8(body).unwrap_or_default();
+    query
+        .split(['?', '&'])
+        .chain(form.split('&'))
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .unwrap_or("-")
+        .to_owned()
+}
+
+/// An AWS JSON-protocol error answer.
+fn error_response(status: u16, reason: &str, code: &str) -> Vec<u8> {
+    let body = format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#);
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.0\r\nx-amzn-ErrorType: {code}\r\nx-amzn-query-error: {code};Sender\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Reset `client` (RST, not FIN) and end the connection.
+fn reset(client: TcpStream) -> io::Result<()> {
+    client.set_zero_linger()?;
+    drop(client);
+    Ok(())
+}
+
+async fn serve(client: TcpStream, upstream: &str, shared: &Shared) -> io::Result<()> {
     let mut pending = Vec::new();
     while let Some((head, body)) = read_message(&client, &mut pending, false).await? {
-        let target = head.get("x-amz-target").unwrap_or("-").to_owned();
-        if let Ok(mut c) = counts.lock() {
-            *c.entry(target).or_insert(0) += 1;
+        let target = operation(&head, &body);
+        if let Ok(mut c) = shared.counts.lock() {
+            *c.entry(target.clone()).or_insert(0) += 1;
+        }
+        let fault = shared.rules.lock().ok().and_then(|mut rules| {
+            rules
+                .iter_mut()
+                .find_map(|r| r.fires(&target).then(|| r.rule.fault.clone()))
+        });
+        if let Some(fault) = fault {
+            if let Ok(mut f) = shared.faults.lock() {
+                *f.entry(fault.kind()).or_insert(0) += 1;
+            }
+            match fault {
+                Fault::Http500 => {
+                    write_all(
+                        &client,
+                        &error_response(500, "Internal Server Error", "InternalFailure"),
+                    )
+                    .await?;
+                    continue;
+                }
+                Fault::Error(code) => {
+                    write_all(&client, &error_response(400, "Bad Request", code)).await?;
+                    continue;
+                }
+                Fault::Reset => return reset(client),
+                Fault::LostReply => {
+                    let _ = forward(upstream, &head, &body).await;
+                    return reset(client);
+                }
+                Fault::Stall(d) => {
+                    tokio::time::sleep(d).await;
+                    return Ok(());
+                }
+                Fault::Call(f) => {
+                    f();
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    return Ok(());
+                }
+            }
         }
         let close = head
             .get("connection")
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        let turn = match serial {
+        let turn = match &shared.serial {
             Some(s) => Some(s.lock().await),
             None => None,
         };
@@ -376,5 +631,30 @@ mod tests {
         assert_eq!(body, b"Wikipedia");
         assert_eq!(&full[used..], b"NEXT");
         assert!(dechunk(&full[..10]).unwrap().is_none());
+    }
+
+    #[test]
+    fn rules_fire_by_count_and_by_seeded_share() {
+        let mut r = RuleState {
+            rule: Rule::once("SendMessage", Fault::Reset).after(2),
+            seen: 0,
+            hit: 0,
+            rng: 1,
+        };
+        let fired: Vec<bool> = (0..5).map(|_| r.fires("AmazonSQS.SendMessage")).collect();
+        assert_eq!(fired, [false, false, true, false, false]);
+        assert!(!r.fires("DynamoDB_20120810.UpdateItem"));
+        let share = |seed| {
+            let rule = Rule::always("*", Fault::Http500).with_probability(0.1, seed);
+            let mut st = RuleState {
+                rng: rule.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+                rule,
+                seen: 0,
+                hit: 0,
+            };
+            (0..10_000).filter(|_| st.fires("x")).count()
+        };
+        assert_eq!(share(7), share(7), "deterministic for a seed");
+        assert!((800..1200).contains(&share(7)), "{}", share(7));
     }
 }

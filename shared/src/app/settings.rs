@@ -24,6 +24,8 @@
 //! | `EXTENSION_IDEMPOTENCY_TTL_SECS` | how long a completed idempotency record is kept | 24 h |
 //! | `EXTENSION_SECRET_TTL_SECS` | how long a decrypted secret is cached (`0`: not cached) | `300` |
 //! | `EXTENSION_DEV_SECRETS_FILE` | the embedded backend's plaintext secrets file | `secrets.dev.json` |
+//! | `EXTENSION_INCOMING_TIMEOUT_SECS` | time budget of an incoming webhook request off Lambda (on a Function URL: the Lambda deadline) | `10` |
+//! | `EXTENSION_DEDUP_LEASE_SECS` | how long an incoming event's dedup key stays pending while it is queued | `30` |
 //! | `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` | incoming endpoints: a file path / JSON text (one of them) | the binary's defaults |
 //! | `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` | log level | `info` |
 //! | `AWS_LAMBDA_LOG_FORMAT` or `LOG_FORMAT` | `json` for JSON lines | text |
@@ -128,6 +130,10 @@ pub struct Settings {
     /// the binaries that serve them ([`Settings::incoming_config`]).
     pub incoming_file: Option<String>,
     pub incoming_json: Option<String>,
+    /// Time budget of an incoming request without a platform deadline.
+    pub incoming_timeout: Duration,
+    /// How long an incoming event's dedup key stays pending (at least the time budget + 5 s).
+    pub dedup_lease: Duration,
 }
 
 /// A setting that cannot be served as given.
@@ -207,6 +213,11 @@ impl Settings {
                 None
             }
         });
+        let incoming_timeout = secs(
+            "EXTENSION_INCOMING_TIMEOUT_SECS",
+            crate::incoming::DEFAULT_TIMEOUT,
+            false,
+        );
         Ok(Self {
             on_lambda,
             backend,
@@ -238,6 +249,13 @@ impl Settings {
             ),
             incoming_file: get(INCOMING_FILE_VAR),
             incoming_json: get(INCOMING_JSON_VAR),
+            incoming_timeout,
+            dedup_lease: secs(
+                "EXTENSION_DEDUP_LEASE_SECS",
+                crate::incoming::DEFAULT_LEASE,
+                false,
+            )
+            .max(incoming_timeout + Duration::from_secs(5)),
         })
     }
 

@@ -160,7 +160,12 @@ pub(crate) fn incoming_app(
     };
     let stores = IncomingStores::new(dedup, queue).with_resolver(secrets);
     IncomingApp::new(config, stores)
-        .map(Some)
+        .map(|app| {
+            Some(
+                app.with_timeout(settings.incoming_timeout)
+                    .with_lease(settings.dedup_lease),
+            )
+        })
         .map_err(|e| e.to_string())
 }
 

@@ -33,10 +33,11 @@
 //!
 
 use super::Table;
-use crate::store::dedup::{DedupKey, DedupStore, PK_PREFIX, Sighting, StoreError, alive};
+use crate::store::dedup::{Claim, DedupKey, DedupStore, PK_PREFIX, Sighting, StoreError, alive};
 use crate::time::EpochSeconds;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::time::Duration;
 
 /// DynamoDB store: one `UpdateItem` per check (see the module docs).
@@ -102,6 +103,114 @@ impl DedupStore for DynamoDedup {
             .delete(AttributeValue::S(Self::pk(key)))
             .send()
             .await
+            .map(|_| ())
+            .map_err(|e| StoreError(super::describe_sdk_error(&e)))
+    }
+
+    /// One conditional `UpdateItem` (`attribute_not_exists(pk) OR expires_at <= :now`) that
+    /// sets the lease and the claim token; when the condition fails, the item it returns (or a
+    /// consistent `GetItem` on emulators that return none) says `InFlight` (it has a `claim`)
+    /// or `Duplicate`; a duplicate's expiry is then pushed forward like any sighting.
+    async fn claim(
+        &self,
+        key: &DedupKey,
+        lease: Duration,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+        let now = EpochSeconds::now().0;
+        let token = crate::codec::random_id();
+        let until = now.saturating_add(lease.as_secs().max(1));
+        let r = self
+            .table
+            .update(AttributeValue::S(Self::pk(key)))
+            .update_expression(
+                "SET expires_at = :until, #c = :token, last_seen = :now, \
+                 first_seen = if_not_exists(first_seen, :now) ADD sightings :one",
+            )
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_names("#c", "claim")
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .expression_attribute_values(":token", AttributeValue::S(token.clone()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match r {
+            Ok(_) => return Ok(Claim::Claimed(token)),
+            Err(SdkError::ServiceError(se)) => match se.err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    failed.item().filter(|i| !i.is_empty()).cloned()
+                }
+                _ => {
+                    return Err(StoreError(super::describe_sdk_error(
+                        &SdkError::ServiceError(se),
+                    )));
+                }
+            },
+            Err(e) => return Err(StoreError(super::describe_sdk_error(&e))),
+        };
+        let old = match old {
+            Some(o) => Some(o),
+            None => self
+                .table
+                .get(AttributeValue::S(Self::pk(key)))
+                .await
+                .map_err(|e| StoreError(super::describe_sdk_error(&e)))?,
+        };
+        match old {
+            Some(o) if o.contains_key("claim") => Ok(Claim::InFlight),
+            Some(_) => {
+                // A confirmed key: count the sighting and push its expiry forward (best effort:
+                // the answer is already known).
+                if let Err(e) = self.check(key, ttl).await {
+                    tracing::warn!(error = %e, "dedup: could not refresh a duplicate's expiry");
+                }
+                Ok(Claim::Duplicate)
+            }
+            // Gone between the two requests (expired and reaped): free again.
+            None => Box::pin(self.claim(key, lease, ttl)).await,
+        }
+    }
+
+    /// `UpdateItem`: the TTL from now, the claim removed; only while the claim is `token`'s.
+    async fn confirm(&self, key: &DedupKey, token: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = EpochSeconds::now().0;
+        let r = self
+            .table
+            .update(AttributeValue::S(Self::pk(key)))
+            .update_expression("SET expires_at = :exp REMOVE #c")
+            .condition_expression("#c = :token")
+            .expression_attribute_names("#c", "claim")
+            .expression_attribute_values(
+                ":exp",
+                AttributeValue::N(now.saturating_add(ttl.as_secs()).to_string()),
+            )
+            .expression_attribute_values(":token", AttributeValue::S(token.into()))
+            .send()
+            .await;
+        match super::applied(r) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::warn!(dedup_key = %key.as_str(), "dedup: the claim was taken over before it was confirmed (its lease ran out)");
+                Ok(())
+            }
+            Err(e) => Err(StoreError(super::describe_sdk_error(&e))),
+        }
+    }
+
+    /// `DeleteItem`, only while the claim is `token`'s.
+    async fn release(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
+        let r = self
+            .table
+            .delete(AttributeValue::S(Self::pk(key)))
+            .condition_expression("#c = :token")
+            .expression_attribute_names("#c", "claim")
+            .expression_attribute_values(":token", AttributeValue::S(token.into()))
+            .send()
+            .await;
+        super::applied(r)
             .map(|_| ())
             .map_err(|e| StoreError(super::describe_sdk_error(&e)))
     }

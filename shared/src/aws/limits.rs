@@ -50,4 +50,20 @@ impl CounterStore for DynamoCounters {
             Err(e) => Err(LimitError::Store(describe_sdk_error(&e))),
         }
     }
+
+    /// One conditional `UpdateItem`: `hits - 1` while above 0.
+    async fn release(&self, bucket: &str) -> Result<(), LimitError> {
+        let r = self
+            .table
+            .update(AttributeValue::S(bucket.to_owned()))
+            .update_expression("ADD hits :minus")
+            .condition_expression("hits > :zero")
+            .expression_attribute_values(":minus", AttributeValue::N("-1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await;
+        super::applied(r)
+            .map(|_| ())
+            .map_err(|e| LimitError::Store(describe_sdk_error(&e)))
+    }
 }

@@ -21,6 +21,7 @@ pub mod runs;
 pub mod secrets;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use std::time::Duration;
 use tokio::sync::OnceCell;
 
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
@@ -36,11 +37,32 @@ pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
         .build_https()
 }
 
-/// The SDK's default configuration chain with [`http_client`] as its HTTP client. Every
-/// `SdkConfig` in this workspace must come from here: the SDK is built without a default
-/// client, so a config without one fails at the first request.
+/// Time limits of every AWS request (a stalled DynamoDB, KMS or SQS call must not hold an
+/// invocation until Lambda kills it): connect, read (time to the first response byte), one
+/// attempt, and the whole operation with the SDK's retries (3 attempts, exponential back-off).
+/// Callers bound their calls by the invocation's deadline on top of these.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(4);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+
+/// The timeouts above as an SDK configuration.
+pub fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// The SDK's default configuration chain with [`http_client`] as its HTTP client and
+/// [`timeouts`]. Every `SdkConfig` in this workspace must come from here: the SDK is built
+/// without a default client, so a config without one fails at the first request.
 pub fn config_loader() -> aws_config::ConfigLoader {
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client())
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .timeout_config(timeouts())
 }
 
 /// The shared SDK configuration, loaded on first use (not at cold start): region, credentials

@@ -58,7 +58,7 @@ pub use config::{
 };
 pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
 
-use crate::store::dedup::{Dedup, DedupKey, MemoryDedup, Sighting};
+use crate::store::dedup::{Claim, Dedup, DedupKey, MemoryDedup};
 use crate::store::queue::{MemoryQueue, OutMessage, Queue};
 
 use crate::transport::http::{HttpRequest, json_response, new_request_id};
@@ -80,6 +80,12 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// `Retry-After` on 503 answers.
 const RETRY_AFTER_SECS: &str = "5";
+/// How long a claimed dedup key stays pending by default (above any request's time budget).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The time budget of a request without a platform deadline.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time kept back from the send for the bookkeeping write that follows it (confirm or release).
+const BOOKKEEPING: Duration = Duration::from_secs(2);
 
 /// Why a request failed authentication. The messages are fixed texts: they never echo the
 /// token, the signature or the secret.
@@ -211,6 +217,8 @@ pub struct IncomingApp {
     resolver: Option<Arc<dyn SecretResolver>>,
     max_message_bytes: usize,
     secret_ttl: Duration,
+    lease: Duration,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for IncomingApp {
@@ -284,6 +292,19 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 use crate::transport::http::error_response as error;
+
+/// 503 while another request holds the event's dedup key (retry after its lease).
+fn in_flight(lease: Duration) -> Response<Bytes> {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "in_progress",
+        "The same event is being accepted by another request; retry later.",
+    );
+    if let Ok(v) = HeaderValue::from_str(&lease.as_secs().max(1).to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
 
 fn unavailable(what: &str) -> Response<Bytes> {
     let mut r = error(
@@ -375,17 +396,6 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Box<Response<Bytes>>>
 
 pub use crate::time::rfc3339_millis;
 
-/// Release a key whose event could not be queued, so that the sender's retry is not taken for
-/// a duplicate.
-async fn release(dedup: &Dedup, key: &DedupKey, endpoint: &str) {
-    if let Err(e) = dedup.forget(key).await {
-        tracing::error!(
-            endpoint = %endpoint, dedup_key = %key.as_str(), error = %e,
-            "incoming: could not release the dedup key; a retry within its TTL will be answered 204"
-        );
-    }
-}
-
 impl IncomingApp {
     /// Compile `config` (inline and file secrets are read and checked now; named ones need a
     /// resolver in `stores` and are looked up on first use).
@@ -465,6 +475,8 @@ impl IncomingApp {
             resolver,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             secret_ttl: DEFAULT_SECRET_TTL,
+            lease: DEFAULT_LEASE,
+            timeout: DEFAULT_TIMEOUT,
         })
     }
 
@@ -476,6 +488,21 @@ impl IncomingApp {
     }
 
     /// How long a resolved named secret is reused (default [`DEFAULT_SECRET_TTL`]).
+    /// How long a claimed dedup key stays pending while its event is being queued (default
+    /// [`DEFAULT_LEASE`]): a sender's retry within it is answered 503, after it (the first
+    /// attempt died) the key is free again. Kept above the request's time budget.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The time budget of a request without a platform deadline (default
+    /// [`DEFAULT_TIMEOUT`]; on a Function URL, the Lambda deadline).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     pub fn with_secret_ttl(mut self, ttl: Duration) -> Self {
         self.secret_ttl = ttl;
         self
@@ -615,8 +642,11 @@ impl IncomingApp {
     /// Answer `POST /incoming/{name}`: accept the request (endpoint, content type,
     /// authentication, JSON, the queued message and its size), then deduplicate and enqueue it.
     pub async fn handle(&self, name: &str, req: HttpRequest) -> Response<Bytes> {
+        let deadline = req
+            .deadline
+            .unwrap_or_else(|| Instant::now() + self.timeout);
         match self.accept(name, &req).await {
-            Ok(accepted) => self.enqueue(accepted).await,
+            Ok(accepted) => self.enqueue(accepted, deadline).await,
             Err(r) => r,
         }
     }
@@ -700,37 +730,46 @@ impl IncomingApp {
 
     /// Steps 6–7: dedup first (a duplicate must never reach the queue), then send; a failed
     /// send releases the key so the sender's retry is accepted.
-    async fn enqueue(&self, accepted: Accepted<'_>) -> Response<Bytes> {
+    async fn enqueue(&self, accepted: Accepted<'_>, deadline: Instant) -> Response<Bytes> {
         let Accepted {
             endpoint: ep,
             message,
             key,
             request_id,
         } = accepted;
-        if let Some(k) = &key {
-            match ep.dedup.check(k).await {
-                Ok(Sighting::New) => {}
-                Ok(Sighting::Duplicate) => {
+        let send_by = deadline
+            .checked_sub(BOOKKEEPING)
+            .filter(|d| *d > Instant::now())
+            .unwrap_or(deadline);
+        let claim = match &key {
+            None => None,
+            Some(k) => match within(send_by, ep.dedup.claim(k, self.lease)).await {
+                Ok(Claim::Claimed(token)) => Some((k, token)),
+                Ok(Claim::Duplicate) => {
                     tracing::info!(endpoint = %ep.name, dedup_key = %k.as_str(), request_id = %request_id, "incoming: duplicate");
                     let mut r = Response::new(Bytes::new());
                     *r.status_mut() = StatusCode::NO_CONTENT;
                     return r;
                 }
+                Ok(Claim::InFlight) => {
+                    tracing::info!(endpoint = %ep.name, dedup_key = %k.as_str(), request_id = %request_id, "incoming: the same event is being queued by another request");
+                    return in_flight(self.lease);
+                }
                 Err(e) => {
                     tracing::warn!(endpoint = %ep.name, error = %e, "incoming: dedup store failed");
                     return unavailable("dedup store unavailable");
                 }
-            }
-        }
-        let sent = self
-            .queue
-            .send(OutMessage {
-                body: message,
-                ..OutMessage::default()
-            })
-            .await;
-        match sent {
+            },
+        };
+        let send = self.queue.send(OutMessage {
+            body: message,
+            ..OutMessage::default()
+        });
+        match within(send_by, send).await {
             Ok(id) => {
+                if let Some((k, token)) = &claim {
+                    confirm(&ep.dedup, k, token, deadline, &ep.name).await;
+                }
                 tracing::info!(endpoint = %ep.name, message_id = %id, request_id = %request_id, dedup = key.is_some(), "incoming: accepted");
                 let answer = json!({
                     "status": "accepted",
@@ -741,12 +780,54 @@ impl IncomingApp {
             }
             Err(e) => {
                 tracing::warn!(endpoint = %ep.name, error = %e, request_id = %request_id, "incoming: queue send failed");
-                if let Some(k) = &key {
-                    release(&ep.dedup, k, &ep.name).await;
+                if let Some((k, token)) = &claim {
+                    release(&ep.dedup, k, token, deadline, &ep.name).await;
                 }
                 unavailable("queue unavailable")
             }
         }
+    }
+}
+
+/// `work`, given up at `deadline` (a stalled store or queue must not hold the request).
+async fn within<T, E: std::fmt::Display>(
+    deadline: Instant,
+    work: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout_at(deadline.into(), work).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("timed out".into()),
+    }
+}
+
+/// The event is queued: mark its key as done (a few attempts within the deadline). If that
+/// fails, the key stays pending until its lease ends, and a retry after that queues the event
+/// again (the consumer sees the same `dedupKey`).
+async fn confirm(dedup: &Dedup, key: &DedupKey, token: &str, deadline: Instant, endpoint: &str) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        match within(deadline, dedup.confirm(key, token)).await {
+            Ok(()) => return,
+            Err(e) => last = e,
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    tracing::error!(
+        endpoint = %endpoint, dedup_key = %key.as_str(), error = %last,
+        "incoming: event queued, but its dedup key could not be confirmed; a retry after the lease may queue it again"
+    );
+}
+
+/// The event could not be queued: free its key at once, so the sender's retry is accepted. If
+/// that fails too, the retry is accepted once the lease ends.
+async fn release(dedup: &Dedup, key: &DedupKey, token: &str, deadline: Instant, endpoint: &str) {
+    if let Err(e) = within(deadline, dedup.release(key, token)).await {
+        tracing::error!(
+            endpoint = %endpoint, dedup_key = %key.as_str(), error = %e,
+            "incoming: could not release the dedup key; a retry is accepted once its lease ends"
+        );
     }
 }
 

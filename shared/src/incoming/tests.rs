@@ -1,7 +1,7 @@
 //! Unit tests of the request pipeline with in-memory (and deliberately failing) services.
 
 use super::*;
-use crate::store::dedup::{DedupStore, StoreError};
+use crate::store::dedup::{DedupStore, Sighting, StoreError};
 use crate::store::queue::{Queue, QueueError};
 use async_trait::async_trait;
 use http::Method;

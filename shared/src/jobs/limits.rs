@@ -97,6 +97,9 @@ pub trait CounterStore: Send + Sync + 'static {
         limit: u64,
         expires_at: EpochSeconds,
     ) -> Result<Option<u64>, LimitError>;
+
+    /// Give back one slot of `bucket` (an admission that a later limit refused). Never below 0.
+    async fn release(&self, bucket: &str) -> Result<(), LimitError>;
 }
 
 /// Parse an interval: whole seconds, or a number with `s`, `m`, `h`, `d` or `w`.
@@ -220,33 +223,37 @@ impl RateLimiter {
         self.limits.iter().any(|l| l.function == function)
     }
 
+    /// One slot of `bucket` in the current window: the window's bucket name when taken, or
+    /// the refusal.
     async fn acquire(
         &self,
         bucket: String,
         limit: u64,
         interval: Duration,
-    ) -> Result<Admission, LimitError> {
+    ) -> Result<Result<String, Admission>, LimitError> {
         let now = self.clock.now();
         let (index, next) = window_of(now, interval);
         let bucket = format!("{bucket}#{}#{index}", interval.as_secs());
         let expires = EpochSeconds(next.0 / 1000).after(interval);
         Ok(match self.store.acquire(&bucket, limit, expires).await? {
-            Some(_) => Admission::Allowed,
-            None => Admission::Limited {
+            Some(_) => Ok(bucket),
+            None => Err(Admission::Limited {
                 retry_at: next,
                 limit,
-            },
+            }),
         })
     }
 
     /// Admit one invocation of `function` with the caller's `key_hash` (for per-key limits;
     /// an invocation without a key counts under the key `*`). Every limit of the function
-    /// is checked in turn; the first that is full decides.
+    /// is checked in turn; the first that is full decides, and the slots already taken from
+    /// the limits before it are given back (a refused invocation uses no allowance).
     pub async fn admit(
         &self,
         function: &str,
         key_hash: Option<&str>,
     ) -> Result<Admission, LimitError> {
+        let mut taken: Vec<String> = Vec::new();
         for l in self.limits.iter().filter(|l| l.function == function) {
             let key = match l.target {
                 Target::Function => "*",
@@ -254,12 +261,28 @@ impl RateLimiter {
             };
             let verdict = self
                 .acquire(format!("rate#{function}#{key}"), l.limit, l.interval)
-                .await?;
-            if verdict != Admission::Allowed {
-                return Ok(verdict);
+                .await;
+            match verdict {
+                Ok(Ok(bucket)) => taken.push(bucket),
+                Ok(Err(refused)) => {
+                    self.give_back(&taken).await;
+                    return Ok(refused);
+                }
+                Err(e) => {
+                    self.give_back(&taken).await;
+                    return Err(e);
+                }
             }
         }
         Ok(Admission::Allowed)
+    }
+
+    async fn give_back(&self, buckets: &[String]) {
+        for b in buckets {
+            if let Err(e) = self.store.release(b).await {
+                tracing::warn!(bucket = %b, error = %e, "could not give back a rate-limit slot; the window admits one fewer");
+            }
+        }
     }
 
     /// Admit one stream execution of `integration` under its global limit.
@@ -275,12 +298,14 @@ impl RateLimiter {
         } else {
             "incremental"
         };
-        self.acquire(
-            format!("rate#global#{integration}#{kind}"),
-            allowance,
-            limit.reset,
-        )
-        .await
+        let verdict = self
+            .acquire(
+                format!("rate#global#{integration}#{kind}"),
+                allowance,
+                limit.reset,
+            )
+            .await?;
+        Ok(verdict.map_or_else(|refused| refused, |_| Admission::Allowed))
     }
 }
 
@@ -311,6 +336,17 @@ impl CounterStore for MemoryCounters {
         }
         *n += 1;
         Ok(Some(*n))
+    }
+
+    async fn release(&self, bucket: &str) -> Result<(), LimitError> {
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| LimitError::Store("in-memory counters poisoned".into()))?;
+        if let Some(n) = counts.get_mut(bucket) {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
     }
 }
 

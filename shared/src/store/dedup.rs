@@ -17,7 +17,7 @@
 //! bounded parallelism and keeps the page's order.
 
 use async_trait::async_trait;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -89,7 +89,7 @@ impl Sighting {
 }
 
 /// A store failure (never the key's inputs, which may be personal data).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("dedup store unavailable: {0}")]
 pub struct StoreError(pub String);
 
@@ -133,6 +133,51 @@ pub trait DedupStore: Send + Sync + 'static {
     async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
         self.check(key, Duration::ZERO).await.map(|_| ())
     }
+
+    /// Claim `key` for `lease` before the work it guards (two-state keys: *pending* while the
+    /// work runs, *done* once [`confirm`](Self::confirm)ed). [`Claim::Claimed`] when nobody
+    /// holds it (new, expired, or an earlier claim whose lease ran out: its holder died);
+    /// [`Claim::Duplicate`] when it was confirmed within its TTL; [`Claim::InFlight`] while
+    /// another claim holds it. One conditional write; concurrent claims of a free key yield
+    /// exactly one `Claimed`. A duplicate's expiry moves to `ttl` from now, as with any
+    /// sighting. The default (stores without leases) is a plain [`check`](Self::check).
+    async fn claim(
+        &self,
+        key: &DedupKey,
+        lease: Duration,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        let _ = ttl;
+        Ok(match self.check(key, lease).await? {
+            Sighting::New => Claim::Claimed(String::new()),
+            Sighting::Duplicate => Claim::Duplicate,
+        })
+    }
+
+    /// The work guarded by the claim `token` is done: keep `key` as seen for `ttl`. A holder
+    /// whose lease ran out and was taken over confirms nothing.
+    async fn confirm(&self, key: &DedupKey, token: &str, ttl: Duration) -> Result<(), StoreError> {
+        let _ = token;
+        self.check(key, ttl).await.map(|_| ())
+    }
+
+    /// The work guarded by the claim `token` failed: free `key` at once, so a retry is new.
+    /// Only the holder's own claim is removed.
+    async fn release(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
+        let _ = token;
+        self.forget(key).await
+    }
+}
+
+/// The answer to [`DedupStore::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours until the lease ends: do the work, then confirm (or release) with this token.
+    Claimed(String),
+    /// Done before, within the TTL.
+    Duplicate,
+    /// Another claim holds it; try again after its lease.
+    InFlight,
 }
 
 /// Whether an item expiring at `expires_at` (epoch seconds) still counts at `now`: an item
@@ -174,6 +219,18 @@ impl Dedup {
     /// See [`DedupStore::forget`].
     pub async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
         self.store.forget(key).await
+    }
+    /// See [`DedupStore::claim`].
+    pub async fn claim(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
+        self.store.claim(key, lease, self.ttl).await
+    }
+    /// See [`DedupStore::confirm`] (for this service's TTL).
+    pub async fn confirm(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
+        self.store.confirm(key, token, self.ttl).await
+    }
+    /// See [`DedupStore::release`].
+    pub async fn release(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
+        self.store.release(key, token).await
     }
 }
 
@@ -265,14 +322,30 @@ pub async fn check_keys(
         .map(|(k, _)| k.clone())
         .collect();
     let (store, ttl) = (dedup.store.clone(), dedup.ttl);
-    let checked: Vec<Sighting> = stream::iter(to_check)
+    let results: Vec<(DedupKey, Result<Sighting, StoreError>)> = stream::iter(to_check)
         .map(move |k| {
             let store = store.clone();
-            async move { store.check(&k, ttl).await }
+            async move {
+                let r = store.check(&k, ttl).await;
+                (k, r)
+            }
         })
         .buffered(concurrency.max(1))
-        .try_collect()
-        .await?;
+        .collect()
+        .await;
+    // All or nothing: when one check fails, the keys this call marked as new are forgotten
+    // again, so a retry of the page finds them new (none is marked without its page).
+    if let Some(e) = results.iter().find_map(|(_, r)| r.as_ref().err()).cloned() {
+        for (k, r) in &results {
+            if matches!(r, Ok(Sighting::New))
+                && let Err(f) = dedup.store.forget(k).await
+            {
+                tracing::error!(dedup_key = %k.as_str(), error = %f, "could not forget a key of a failed page; a retry within its TTL will see it as a duplicate");
+            }
+        }
+        return Err(e);
+    }
+    let checked: Vec<Sighting> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
     let mut checked = checked.into_iter();
     Ok(repeated
         .into_iter()
@@ -335,28 +408,82 @@ pub async fn check_page(
 // ---------------------------------------------------------------------------------------------
 // Stores
 
+/// key → (expiry in epoch seconds, the claim token while pending)
+type MemoryKeys = HashMap<String, (u64, Option<String>)>;
+
 /// In-memory twin for local runs and unit tests (one process only).
 #[derive(Debug, Default)]
 pub struct MemoryDedup {
-    /// key → expiry (epoch seconds)
-    keys: Mutex<HashMap<String, u64>>,
+    keys: Mutex<MemoryKeys>,
+}
+
+impl MemoryDedup {
+    fn keys(&self) -> Result<std::sync::MutexGuard<'_, MemoryKeys>, StoreError> {
+        self.keys
+            .lock()
+            .map_err(|_| StoreError("in-memory store poisoned".into()))
+    }
 }
 
 #[async_trait]
 impl DedupStore for MemoryDedup {
     async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
         let now = EpochSeconds::now().0;
-        let mut keys = self
-            .keys
-            .lock()
-            .map_err(|_| StoreError("in-memory store poisoned".into()))?;
-        let previous = keys.insert(key.0.clone(), now.saturating_add(ttl.as_secs()));
+        let previous = self
+            .keys()?
+            .insert(key.0.clone(), (now.saturating_add(ttl.as_secs()), None));
         Ok(match previous {
-            Some(exp) if alive(exp, now) => Sighting::Duplicate,
+            Some((exp, _)) if alive(exp, now) => Sighting::Duplicate,
             _ => Sighting::New,
         })
     }
+
+    async fn claim(
+        &self,
+        key: &DedupKey,
+        lease: Duration,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
+        let now = EpochSeconds::now().0;
+        let mut keys = self.keys()?;
+        match keys.get(&key.0) {
+            Some((exp, None)) if alive(*exp, now) => {
+                keys.insert(key.0.clone(), (now.saturating_add(ttl.as_secs()), None));
+                Ok(Claim::Duplicate)
+            }
+            Some((exp, Some(_))) if alive(*exp, now) => Ok(Claim::InFlight),
+            _ => {
+                let token = crate::codec::random_id();
+                let until = now.saturating_add(lease.as_secs().max(1));
+                keys.insert(key.0.clone(), (until, Some(token.clone())));
+                Ok(Claim::Claimed(token))
+            }
+        }
+    }
+
+    async fn confirm(&self, key: &DedupKey, token: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = EpochSeconds::now().0;
+        let mut keys = self.keys()?;
+        if let Some(entry) = keys.get_mut(&key.0)
+            && entry.1.as_deref() == Some(token)
+        {
+            *entry = (now.saturating_add(ttl.as_secs()), None);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
+        let mut keys = self.keys()?;
+        if keys
+            .get(&key.0)
+            .is_some_and(|e| e.1.as_deref() == Some(token))
+        {
+            keys.remove(&key.0);
+        }
+        Ok(())
+    }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,13 +598,85 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn claims_are_pending_until_confirmed_and_free_again_when_released() {
+        let d = memory();
+        let k = DedupKey::from_caller("s", "k");
+        let lease = Duration::from_secs(30);
+        let Claim::Claimed(t) = d.claim(&k, lease).await.unwrap() else {
+            panic!("a new key is claimed")
+        };
+        assert_eq!(d.claim(&k, lease).await.unwrap(), Claim::InFlight);
+        d.release(&k, "someone else").await.unwrap();
+        assert_eq!(
+            d.claim(&k, lease).await.unwrap(),
+            Claim::InFlight,
+            "not theirs to free"
+        );
+        d.release(&k, &t).await.unwrap();
+        let Claim::Claimed(t2) = d.claim(&k, lease).await.unwrap() else {
+            panic!("released, so free again")
+        };
+        d.confirm(&k, &t2).await.unwrap();
+        assert_eq!(d.claim(&k, lease).await.unwrap(), Claim::Duplicate);
+        assert_eq!(d.check(&k).await.unwrap(), Sighting::Duplicate);
+    }
+
+    #[tokio::test]
+    async fn a_claim_whose_lease_ran_out_is_taken_over() {
+        let s = MemoryDedup::default();
+        let k = DedupKey::from_caller("s", "k");
+        s.keys.lock().unwrap().insert(
+            k.as_str().to_owned(),
+            (EpochSeconds::now().0 - 1, Some("dead holder".into())),
+        );
+        let claim = s
+            .claim(&k, Duration::from_secs(5), DEFAULT_TTL)
+            .await
+            .unwrap();
+        assert!(matches!(claim, Claim::Claimed(_)), "{claim:?}");
+        s.confirm(&k, "dead holder", DEFAULT_TTL).await.unwrap();
+        assert_eq!(
+            s.claim(&k, Duration::from_secs(5), DEFAULT_TTL)
+                .await
+                .unwrap(),
+            Claim::InFlight,
+            "the late holder's confirm changed nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_page_leaves_no_key_marked() {
+        // The third check fails: the first two keys, marked new, are forgotten again.
+        struct FailsThird(MemoryDedup, std::sync::atomic::AtomicUsize);
+        #[async_trait]
+        impl DedupStore for FailsThird {
+            async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
+                if self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
+                    return Err(StoreError("injected".into()));
+                }
+                self.0.check(key, ttl).await
+            }
+            async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
+                self.0.forget(key).await
+            }
+        }
+        let store = Arc::new(FailsThird(MemoryDedup::default(), Default::default()));
+        let d = Dedup::new(store.clone());
+        let page: Vec<Value> = (0..4).map(|i| json!({"id": i})).collect();
+        let fields = vec!["id".to_owned()];
+        assert!(check_page(&d, "s", &page, &fields, 1).await.is_err());
+        let retry = check_page(&d, "s", &page, &fields, 1).await.unwrap();
+        assert_eq!(retry, vec![Sighting::New; 4], "the retried page is all new");
+    }
+
+    #[tokio::test]
     async fn an_expired_key_is_new_again() {
         let s = MemoryDedup::default();
         let k = DedupKey::from_caller("s", "k");
         s.keys
             .lock()
             .unwrap()
-            .insert(k.as_str().to_owned(), EpochSeconds::now().0 - 10);
+            .insert(k.as_str().to_owned(), (EpochSeconds::now().0 - 10, None));
         assert_eq!(s.check(&k, DEFAULT_TTL).await.unwrap(), Sighting::New);
         assert_eq!(s.check(&k, DEFAULT_TTL).await.unwrap(), Sighting::Duplicate);
     }

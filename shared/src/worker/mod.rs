@@ -87,6 +87,21 @@ use tracing::Instrument;
 pub const IDEMPOTENCY_SCOPE: &str = "sqs";
 /// Idempotency scope of deferred jobs (the key is the job id and version).
 pub const JOB_IDEMPOTENCY_SCOPE: &str = "job";
+/// Scope of the job ids of messages deferred by a rate limit (the key is the message id).
+const RATE_LIMIT_SCOPE: &str = "rate-deferred";
+/// The recorded result of a message deferred to a later window (not JSON, so no function's
+/// result can look like it).
+const DEFERRED: &str = "\u{0}deferred";
+/// Time kept from a call for the bookkeeping writes after it (the idempotency record).
+const BOOKKEEPING: Duration = Duration::from_millis(1500);
+
+/// The call's deadline: the invocation's, less [`BOOKKEEPING`] when there is time for it.
+fn call_deadline(deadline: Option<Instant>, hard_deadline: Instant) -> Option<Instant> {
+    let reserved = hard_deadline.checked_sub(BOOKKEEPING)?;
+    (reserved > Instant::now() + BOOKKEEPING)
+        .then_some(reserved)
+        .or(deadline)
+}
 /// Message groups (or standard-queue records) processed at once.
 pub const MAX_CONCURRENCY: usize = 16;
 /// A record is not started with less time than this left before the invocation deadline.
@@ -446,24 +461,33 @@ async fn run_record(
             }
         }
     }
-    if let Some(outcome) = rate_limit(services, scheduler.as_deref(), job.as_ref(), &body).await {
-        return outcome;
-    }
     let call = |body: Value| async move {
         let req = CallRequest {
             envelope: Envelope::from_body(body),
             stack: Stack::Queue,
             request_id: request_id.to_owned(),
             trace_id: None,
-            deadline,
+            deadline: call_deadline(deadline, hard_deadline),
         };
         ext.call(req)
             .await
             .map(|reply| reply.into_lambda())
             .map_err(|errors| lambda_message(&errors))
     };
+    // The rate limits are applied inside the idempotent section: a redelivered message that
+    // already ran (or was already deferred) is answered from its record and never admitted,
+    // deferred or run again.
+    let (job_ref, scheduler_ref) = (job.as_ref(), scheduler.as_deref());
+    let admit_then_call = |body: Value| async move {
+        match rate_limit(services, scheduler_ref, job_ref, &record.id, &body).await {
+            Some(Outcome::Deferred) => Ok(DEFERRED.to_owned()),
+            Some(_) => Err("over the rate limit and not deferred".to_owned()),
+            None => call(body).await,
+        }
+    };
     let outcome = match idem {
-        None => match call(body).await {
+        None => match admit_then_call(body).await {
+            Ok(r) if r == DEFERRED => Outcome::Deferred,
             Ok(_) => Outcome::Succeeded,
             Err(_) => Outcome::Failed,
         },
@@ -479,13 +503,14 @@ async fn run_record(
                 None => IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, &record.id, &body),
             };
             let lock_until = EpochMillis::from_deadline(hard_deadline);
-            match idem.run(&key, lock_until, || call(body)).await {
+            match idem.run(&key, lock_until, || admit_then_call(body)).await {
                 Ok(outcome) if outcome.is_replayed() => {
                     tracing::info!(
                         "message already processed by an earlier delivery; not run again"
                     );
                     Outcome::Replayed
                 }
+                Ok(outcome) if outcome.as_str() == DEFERRED => Outcome::Deferred,
                 Ok(_) => Outcome::Succeeded,
                 // The call's own 422 was logged by `Extension::call`.
                 Err(RunError::Handler(_)) => Outcome::Failed,
@@ -506,7 +531,7 @@ async fn run_record(
             }
         }
     };
-    if outcome.ok()
+    if outcome == Outcome::Succeeded
         && let (Some(job), Some(s)) = (&job, &scheduler)
         && let Err(e) = s.complete(job).await
     {
@@ -522,6 +547,7 @@ async fn rate_limit(
     services: &crate::dispatch::Services,
     scheduler: Option<&Scheduler>,
     job: Option<&JobRef>,
+    message_id: &str,
     body: &Value,
 ) -> Option<Outcome> {
     let limiter = services.limiter.clone()?;
@@ -560,10 +586,13 @@ async fn rate_limit(
     let wait = Duration::from_millis(retry_at.0.saturating_sub(s.clock().now().0));
     // A deferred job keeps its id (this message is its current version); any other message
     // becomes a job of its own, so over-limit invocations are each run later, none coalesced.
+    // Its id comes from the message id: deferring the same message twice (a redelivery whose
+    // first deferral was not recorded) replaces one job instead of making two.
     let mut req = ScheduleRequest::new(envelope, None).delay(wait);
-    if let Some(j) = job {
-        req.job_id = j.id.clone();
-    }
+    req.job_id = match job {
+        Some(j) => j.id.clone(),
+        None => crate::codec::key_hash(RATE_LIMIT_SCOPE, &Value::String(message_id.to_owned())),
+    };
     match s.schedule(req).await {
         Ok(r) => {
             tracing::warn!(function, limit, job_id = %r.job_id, retry_in_ms = wait.as_millis() as u64, "over the rate limit: deferred to the next window");
