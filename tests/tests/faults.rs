@@ -1,0 +1,276 @@
+//! Faults injected between our code and the AWS emulator (moto), at the worst moment, through
+//! the fault proxy (`integration_tests::counting_proxy`): a stalled or reset `SendMessage`, a
+//! throttled `UpdateItem`, the process killed while its send is in flight. After the retry or
+//! the redelivery, each test checks the invariant the README promises for that path.
+
+use integration_tests::counting_proxy::{CountingProxy, Fault, Rule};
+use integration_tests::http_client::{RawResponse, send};
+use integration_tests::{aws, process};
+use integrator_lambda::Module;
+use integrator_lambda::aws::Table;
+use integrator_lambda::aws::dedup::DynamoDedup;
+use integrator_lambda::aws::queue::SqsQueue;
+use integrator_lambda::dispatch::Extension;
+use integrator_lambda::incoming::{IncomingApp, IncomingConfig, IncomingStores};
+use integrator_lambda::store::dedup::{Dedup, Sighting, check_page};
+use integrator_lambda::transport::auth::TokenSet;
+use integrator_lambda::transport::http::HttpApp;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn post(addr: &str, body: &str) -> Result<RawResponse, String> {
+    send(addr, "POST", "/incoming/demo", &[JSON], body.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// The messages in `url` (a few receives; the test queues are small).
+async fn drain_queue(cfg: &aws_config::SdkConfig, url: &str) -> Vec<Value> {
+    let sqs = aws_sdk_sqs::Client::new(cfg);
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let r = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in r.messages() {
+            out.push(serde_json::from_str(m.body().unwrap_or("")).expect("json body"));
+        }
+    }
+    out
+}
+
+/// `demo` (dedup on the whole body) served in-process over the fault proxy: DynamoDB dedup
+/// keys and an SQS queue on the emulator, a 3 s request budget, a 10 s lease.
+struct Incoming {
+    rt: tokio::runtime::Runtime,
+    addr: String,
+    proxy: CountingProxy,
+    cfg: aws_config::SdkConfig,
+    url: String,
+}
+
+fn incoming_over_proxy() -> Incoming {
+    let rt = runtime();
+    let (proxy, cfg, via, table, url) = rt.block_on(async {
+        let cfg = aws::moto_config().await;
+        let table = aws::create_table(&cfg, "faults-in").await;
+        let url = aws::create_queue(&cfg, "faults-in").await;
+        let proxy = CountingProxy::start(&aws::moto_endpoint())
+            .await
+            .expect("proxy");
+        let via = aws::sdk_config_for(&proxy.endpoint()).await;
+        (proxy, cfg, via, table, url)
+    });
+    let stores = IncomingStores::new(
+        Arc::new(Dedup::new(Arc::new(DynamoDedup::new(Table::new(
+            &via, &table,
+        ))))),
+        Arc::new(SqsQueue::new(&via, url.clone())),
+    );
+    let config = IncomingConfig::from_json(r#"{"demo": {"dedup": "body"}}"#).expect("config");
+    let app = IncomingApp::new(config, stores)
+        .expect("app")
+        .with_timeout(Duration::from_secs(3))
+        .with_lease(Duration::from_secs(10));
+    let ext = Extension::builder()
+        .diy(Module::new())
+        .build()
+        .expect("extension");
+    let http = HttpApp::new(ext, TokenSet::default(), 1 << 20).with_mount(Arc::new(app));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    rt.spawn(async move {
+        use integrator_lambda::transport::server;
+        server::serve_router(listener, server::router(http), std::future::pending()).await;
+    });
+    Incoming {
+        rt,
+        addr,
+        proxy,
+        cfg,
+        url,
+    }
+}
+
+/// A `SendMessage` that stalls past every timeout: the request is answered 503 within its
+/// budget (not held until the platform kills it), the key is released, and the sender's retry
+/// is accepted — not answered 204 for an event that is in no queue. Exactly one message.
+#[test]
+fn a_stalled_send_is_a_503_and_the_retry_is_queued_exactly_once() {
+    let s = incoming_over_proxy();
+    s.proxy.inject(Rule::once(
+        "SendMessage",
+        Fault::Stall(Duration::from_secs(20)),
+    ));
+    let body = r#"{"order":"A-1"}"#;
+    let started = Instant::now();
+    let first = post(&s.addr, body).expect("answered");
+    assert_eq!(first.status, 503, "{}", first.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered within the request budget, took {:?}",
+        started.elapsed()
+    );
+    let retry = post(&s.addr, body).expect("answered");
+    assert_eq!(retry.status, 200, "the retry is accepted: {}", retry.text());
+    assert_eq!(post(&s.addr, body).expect("answered").status, 204);
+    let messages = s.rt.block_on(drain_queue(&s.cfg, &s.url));
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["event"], json!({"order": "A-1"}));
+    println!("faults injected: {:?}", s.proxy.faults());
+}
+
+/// A reset `SendMessage` and a throttled one (the SDK retries within its budget): still one
+/// 200 per event and one message each.
+#[test]
+fn resets_and_throttling_on_send_lose_nothing() {
+    let s = incoming_over_proxy();
+    s.proxy
+        .inject(Rule::always("SendMessage", Fault::Reset).times(1));
+    s.proxy.inject(
+        Rule::always("SendMessage", Fault::Error("ThrottlingException"))
+            .after(1)
+            .times(1),
+    );
+    let mut accepted = 0;
+    for i in 0..3 {
+        let body = format!(r#"{{"n":{i}}}"#);
+        // A sender retries a 503 (a few times, bounded).
+        for _ in 0..5 {
+            let r = post(&s.addr, &body).expect("answered");
+            if r.status == 200 {
+                accepted += 1;
+                break;
+            }
+            assert_eq!(r.status, 503, "{}", r.text());
+        }
+    }
+    assert_eq!(accepted, 3);
+    let messages = s.rt.block_on(drain_queue(&s.cfg, &s.url));
+    assert_eq!(messages.len(), 3, "{messages:?}");
+}
+
+/// The `incoming` binary is killed while its `SendMessage` is in flight (a crash between the
+/// dedup claim and the send). After a restart, the sender's retry is not swallowed as a
+/// duplicate: answered 503 while the dead request's lease lasts, then accepted, queued once.
+#[test]
+fn a_crash_between_claim_and_send_does_not_swallow_the_retry() {
+    let rt = runtime();
+    let (proxy, cfg, table, url) = rt.block_on(async {
+        let cfg = aws::moto_config().await;
+        let table = aws::create_table(&cfg, "faults-crash").await;
+        let url = aws::create_queue(&cfg, "faults-crash").await;
+        let proxy = CountingProxy::start(&aws::moto_endpoint())
+            .await
+            .expect("proxy");
+        (proxy, cfg, table, url)
+    });
+    let endpoint = proxy.endpoint();
+    let env = [
+        ("PORT", "0"),
+        ("EXTENSION_BACKEND", "aws"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("EXTENSION_TABLE", table.as_str()),
+        ("EXTENSION_QUEUE_URL", url.as_str()),
+        ("EXTENSION_INCOMING_TIMEOUT_SECS", "2"),
+        // The shortest lease allowed: the request budget + 5 s.
+        ("EXTENSION_DEDUP_LEASE_SECS", "1"),
+    ];
+    let bin = process::bin("incoming");
+    let pid = Arc::new(AtomicU32::new(0));
+    proxy.inject(Rule::once(
+        "SendMessage",
+        Fault::Call(Arc::new({
+            let pid = pid.clone();
+            move || {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.load(Ordering::SeqCst).to_string()])
+                    .status();
+            }
+        })),
+    ));
+    let (first, addr) = process::server(&bin, &[], &env);
+    pid.store(first.id(), Ordering::SeqCst);
+    let body = r#"{"order":"crash-1"}"#;
+    assert!(
+        post(&addr, body).is_err(),
+        "the process died before answering"
+    );
+    drop(first);
+
+    let (_second, addr) = process::server(&bin, &[], &env);
+    let r = post(&addr, body).expect("answered");
+    assert_eq!(r.status, 503, "the dead request's lease holds: {}", r.text());
+    assert_eq!(r.json()["errors"][0]["code"], "in_progress");
+    // After the lease (7 s from the claim), the retry is accepted.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let r = post(&addr, body).expect("answered");
+        if r.status != 503 || Instant::now() > deadline {
+            break r.status;
+        }
+    };
+    assert_eq!(status, 200);
+    assert_eq!(post(&addr, body).expect("answered").status, 204);
+    let messages = rt.block_on(drain_queue(&cfg, &url));
+    assert_eq!(messages.len(), 1, "{messages:?}");
+}
+
+/// A page whose third dedup check fails (throttled past the SDK's retries): the call fails,
+/// and the two keys it had already marked are forgotten, so integrator.io's retry of the page
+/// finds every record new — none is dropped as a duplicate of a page that never went through.
+#[test]
+fn a_page_whose_check_fails_marks_nothing() {
+    let rt = runtime();
+    rt.block_on(async {
+        let cfg = aws::moto_config().await;
+        let table = aws::create_table(&cfg, "faults-page").await;
+        let proxy = CountingProxy::start(&aws::moto_endpoint())
+            .await
+            .expect("proxy");
+        let via = aws::sdk_config_for(&proxy.endpoint()).await;
+        let dedup = Dedup::new(Arc::new(DynamoDedup::new(Table::new(&via, &table))));
+        proxy.inject(
+            Rule::always(
+                "UpdateItem",
+                Fault::Error("ProvisionedThroughputExceededException"),
+            )
+            .after(2)
+            .times(3),
+        );
+        let page: Vec<Value> = (0..5).map(|i| json!({"id": i})).collect();
+        let fields = vec!["id".to_owned()];
+        let err = check_page(&dedup, "export-1", &page, &fields, 1).await;
+        assert!(err.is_err(), "{err:?}");
+        let retry = check_page(&dedup, "export-1", &page, &fields, 1)
+            .await
+            .expect("retry");
+        assert_eq!(retry, vec![Sighting::New; 5]);
+        println!(
+            "requests {:?}, faults {:?}",
+            proxy.counts(),
+            proxy.faults()
+        );
+    });
+}
