@@ -617,3 +617,52 @@ async fn continue_run_finishes_a_stuck_run() {
     // "not begun" (false), not as a store error.
     assert!(!runs.store().begin_run(&run.id, &[]).await.expect("begin"));
 }
+
+/// A message that already ran is redelivered (SQS delivers at least once) while its
+/// function's limit is used up: it is answered from its idempotency record — not admitted,
+/// not deferred, not run again. A message deferred by the limit and then redelivered is not
+/// deferred twice: one job, one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_message_is_neither_admitted_nor_deferred_again() {
+    let e = env("jobs-redeliver").await;
+    // One second before the window ends, so a deferral's SQS delay is 1 s.
+    let clock = Arc::new(ManualClock::at(MONDAY + 10 * H + 59_000));
+    let limiter = Arc::new(RateLimiter::new(
+        Arc::new(DynamoCounters::new(Table::new(&e.cfg, &e.table))),
+        clock.clone(),
+        parse_limits(r#"[{"function":"countMe","limit":1,"interval":"1m"}]"#).expect("limits"),
+    ));
+    let counter = Arc::new(AtomicUsize::new(0));
+    let services = Services::new()
+        .with_limiter(limiter)
+        .with_scheduler(e.scheduler(clock.clone()))
+        .with_idempotency(e.idempotency());
+    let ext = extension(counting_module(counter.clone()), services);
+    let body = json!({"diy": true, "function": "countMe", "options": {"n": 1}}).to_string();
+    let deliver = |id: &'static str| {
+        let event = sqs_event([(id, body.as_str())].into_iter());
+        let ext = &ext;
+        async move {
+            worker::handle_batch(ext, event, "t", None)
+                .await
+                .map(|r| r.to_json())
+                .unwrap_or_else(|e| e.to_string())
+        }
+    };
+    let ok = r#"{"batchItemFailures":[]}"#;
+    assert_eq!(deliver("m-1").await, ok);
+    assert_eq!(counter.load(Ordering::SeqCst), 1, "m-1 ran");
+    assert_eq!(deliver("m-1").await, ok, "redelivered");
+    assert_eq!(counter.load(Ordering::SeqCst), 1, "not run again");
+
+    assert_eq!(deliver("m-2").await, ok, "over the limit: deferred");
+    assert_eq!(deliver("m-2").await, ok, "redelivered");
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let queued = e.receive().await;
+    assert_eq!(
+        queued.len(),
+        1,
+        "only m-2's one deferral (m-1 was not deferred, m-2 not twice): {queued:?}"
+    );
+}

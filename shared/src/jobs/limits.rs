@@ -354,6 +354,33 @@ impl CounterStore for MemoryCounters {
 mod tests {
     use super::*;
     use crate::time::ManualClock;
+
+    #[tokio::test]
+    async fn a_refusal_gives_back_the_slots_taken_before_it() {
+        // Function-wide 2/min first, then 1/min per key: the second call for key A takes a
+        // function-wide slot, is refused by its key's limit, and gives that slot back, so a
+        // call for key B still fits in the function-wide limit.
+        let limits = parse_limits(
+            r#"[{"function":"f","limit":2,"interval":"1m"},
+                {"function":"f","limit":1,"interval":"1m","per":"key"}]"#,
+        )
+        .unwrap();
+        let l = RateLimiter::new(
+            Arc::new(MemoryCounters::default()),
+            Arc::new(ManualClock::at(600_000)),
+            limits,
+        );
+        assert_eq!(l.admit("f", Some("A")).await.unwrap(), Admission::Allowed);
+        assert!(matches!(
+            l.admit("f", Some("A")).await.unwrap(),
+            Admission::Limited { limit: 1, .. }
+        ));
+        assert_eq!(l.admit("f", Some("B")).await.unwrap(), Admission::Allowed);
+        assert!(matches!(
+            l.admit("f", Some("C")).await.unwrap(),
+            Admission::Limited { limit: 2, .. }
+        ));
+    }
     use serde_json::json;
 
     #[test]
