@@ -220,7 +220,12 @@ fn a_crash_between_claim_and_send_does_not_swallow_the_retry() {
 
     let (_second, addr) = process::server(&bin, &[], &env);
     let r = post(&addr, body).expect("answered");
-    assert_eq!(r.status, 503, "the dead request's lease holds: {}", r.text());
+    assert_eq!(
+        r.status,
+        503,
+        "the dead request's lease holds: {}",
+        r.text()
+    );
     assert_eq!(r.json()["errors"][0]["code"], "in_progress");
     // After the lease (7 s from the claim), the retry is accepted.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -267,10 +272,55 @@ fn a_page_whose_check_fails_marks_nothing() {
             .await
             .expect("retry");
         assert_eq!(retry, vec![Sighting::New; 5]);
-        println!(
-            "requests {:?}, faults {:?}",
-            proxy.counts(),
-            proxy.faults()
+        println!("requests {:?}, faults {:?}", proxy.counts(), proxy.faults());
+    });
+}
+
+/// The tick is cut off while its `SendMessage` stalls (as when its process dies between the
+/// claim and the send). The job is not orphaned: the first tick after its lease sends it,
+/// exactly once, against DynamoDB and SQS on the emulator.
+#[test]
+fn a_tick_cut_off_mid_send_leaves_the_job_to_a_later_tick() {
+    use integrator_lambda::aws::jobs::DynamoJobs;
+    use integrator_lambda::jobs::deferred::{SEND_LEASE, ScheduleRequest, Scheduler, Via};
+    use integrator_lambda::time::{EpochMillis, ManualClock};
+    let rt = runtime();
+    rt.block_on(async {
+        let cfg = aws::moto_config().await;
+        let table = aws::create_table(&cfg, "faults-tick").await;
+        let url = aws::create_queue(&cfg, "faults-tick").await;
+        let proxy = CountingProxy::start(&aws::moto_endpoint())
+            .await
+            .expect("proxy");
+        let via = aws::sdk_config_for(&proxy.endpoint()).await;
+        let clock = Arc::new(ManualClock::at(EpochMillis::now().0));
+        let s = Scheduler::new(
+            Arc::new(DynamoJobs::new(Table::new(&via, &table))),
+            Arc::new(SqsQueue::new(&via, url.clone())),
+            clock.clone(),
         );
+        let envelope = json!({"diy": true, "function": "f", "options": {}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let r = s
+            .schedule(ScheduleRequest::new(envelope, None).delay(Duration::from_secs(1200)))
+            .await
+            .expect("schedule");
+        assert_eq!(r.via, Via::Table);
+        clock.advance(Duration::from_secs(1200));
+        proxy.inject(Rule::once(
+            "SendMessage",
+            Fault::Stall(Duration::from_secs(20)),
+        ));
+        let cut = tokio::time::timeout(Duration::from_secs(1), s.tick()).await;
+        assert!(cut.is_err(), "cut off mid-send");
+        assert_eq!(s.tick().await.expect("tick").enqueued, 0, "lease holds");
+        clock.advance(SEND_LEASE);
+        let after = s.tick().await.expect("tick");
+        assert_eq!(after.enqueued, 1, "{after:?}");
+        let messages = drain_queue(&cfg, &url).await;
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert_eq!(messages[0]["_job"]["id"], r.job_id.as_str());
     });
 }

@@ -45,6 +45,11 @@ impl DynamoJobs {
             state: JobState::parse(&s("state")?)?,
             due_at: EpochMillis(item.get("due_at")?.as_n().ok()?.parse().ok()?),
             body: s("body")?,
+            lease_until: item
+                .get("lease_until")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .map(EpochMillis),
         })
     }
 }
@@ -61,10 +66,13 @@ impl JobStore for DynamoJobs {
             .item("due_at", AttributeValue::N(job.due_at.0.to_string()))
             .item("body", AttributeValue::S(job.body.clone()))
             .item("expires_at", AttributeValue::N(expires_at.0.to_string()));
-        if job.state == JobState::Scheduled {
+        if let Some(l) = job.lease_until {
+            req = req.item("lease_until", AttributeValue::N(l.0.to_string()));
+        }
+        if matches!(job.state, JobState::Scheduled | JobState::Sending) {
             req = req
                 .item("gsi1pk", AttributeValue::S(DUE_PARTITION.into()))
-                .item("gsi1sk", AttributeValue::S(due_sort_key(job.due_at)));
+                .item("gsi1sk", AttributeValue::S(due_sort_key(job.index_time())));
         }
         req.send().await.map(|_| ()).map_err(|e| store_err(&e))
     }
@@ -94,7 +102,8 @@ impl JobStore for DynamoJobs {
     async fn due(&self, until: EpochMillis, limit: usize) -> Result<Vec<Job>, JobError> {
         // Bounded: at most `limit` jobs, at most 20 pages.
         let scheduled = |item: &HashMap<String, AttributeValue>| {
-            Self::job_from(item).filter(|j| j.state == JobState::Scheduled)
+            Self::job_from(item)
+                .filter(|j| matches!(j.state, JobState::Scheduled | JobState::Sending))
         };
         let until = due_sort_key(until);
         self.table
@@ -103,39 +112,79 @@ impl JobStore for DynamoJobs {
             .map_err(|e| store_err(&e))
     }
 
-    async fn claim(&self, id: &str, version: &str) -> Result<bool, JobError> {
+    async fn claim(
+        &self,
+        id: &str,
+        version: &str,
+        now: EpochMillis,
+        lease_until: EpochMillis,
+    ) -> Result<bool, JobError> {
         let r = self
             .table
             .update(Self::pk(id))
-            .update_expression("SET #s = :queued REMOVE gsi1pk, gsi1sk")
-            .condition_expression("#s = :scheduled AND version = :v")
+            .update_expression("SET #s = :sending, lease_until = :lease, gsi1sk = :sk")
+            .condition_expression(
+                "version = :v AND (#s = :scheduled OR (#s = :sending AND lease_until <= :now))",
+            )
             .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
-            .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
+            .expression_attribute_values(":sending", s(JobState::Sending))
+            .expression_attribute_values(":scheduled", s(JobState::Scheduled))
             .expression_attribute_values(":v", AttributeValue::S(version.into()))
+            .expression_attribute_values(":now", AttributeValue::N(now.0.to_string()))
+            .expression_attribute_values(":lease", AttributeValue::N(lease_until.0.to_string()))
+            .expression_attribute_values(":sk", AttributeValue::S(due_sort_key(lease_until)))
             .send()
             .await;
         applied(r).map_err(|e| store_err(&e))
+    }
+
+    async fn sent(&self, id: &str, version: &str) -> Result<(), JobError> {
+        let r = self
+            .table
+            .update(Self::pk(id))
+            .update_expression("SET #s = :queued REMOVE gsi1pk, gsi1sk, lease_until")
+            .condition_expression("#s = :sending AND version = :v")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":queued", s(JobState::Queued))
+            .expression_attribute_values(":sending", s(JobState::Sending))
+            .expression_attribute_values(":v", AttributeValue::S(version.into()))
+            .send()
+            .await;
+        applied(r).map(|_| ()).map_err(|e| store_err(&e))
     }
 
     async fn unclaim(&self, job: &Job) -> Result<(), JobError> {
         let r = self
             .table
             .update(Self::pk(&job.id))
-            .update_expression("SET #s = :scheduled, gsi1pk = :p, gsi1sk = :sk")
-            .condition_expression("#s = :queued AND version = :v")
+            .update_expression("SET #s = :scheduled, gsi1sk = :sk REMOVE lease_until")
+            .condition_expression("#s = :sending AND version = :v")
             .expression_attribute_names("#s", "state")
-            .expression_attribute_values(":queued", AttributeValue::S("queued".into()))
-            .expression_attribute_values(":scheduled", AttributeValue::S("scheduled".into()))
+            .expression_attribute_values(":sending", s(JobState::Sending))
+            .expression_attribute_values(":scheduled", s(JobState::Scheduled))
             .expression_attribute_values(":v", AttributeValue::S(job.version.clone()))
-            .expression_attribute_values(":p", AttributeValue::S(DUE_PARTITION.into()))
             .expression_attribute_values(":sk", AttributeValue::S(due_sort_key(job.due_at)))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(store_err(&e)),
-        }
+        applied(r).map(|_| ()).map_err(|e| store_err(&e))
     }
+
+    async fn fail(&self, id: &str, version: &str) -> Result<(), JobError> {
+        let r = self
+            .table
+            .update(Self::pk(id))
+            .update_expression("SET #s = :failed REMOVE gsi1pk, gsi1sk, lease_until")
+            .condition_expression("version = :v")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":failed", s(JobState::Failed))
+            .expression_attribute_values(":v", AttributeValue::S(version.into()))
+            .send()
+            .await;
+        applied(r).map(|_| ()).map_err(|e| store_err(&e))
+    }
+}
+
+/// A job state as an attribute value.
+fn s(state: JobState) -> AttributeValue {
+    AttributeValue::S(state.as_str().into())
 }

@@ -16,9 +16,18 @@
 //!   item (state `queued`) is written first so that a replace or cancel can still win. Any other
 //!   job is stored (state `scheduled`, in the sparse index partition `jobs#scheduled` sorted by
 //!   due time) and the `tick` function, run every minute, moves the jobs due within the next
-//!   [`LOOKAHEAD`] into the queue. Moving is a conditional state change
-//!   (`scheduled` + version → `queued`), so two ticks never enqueue one job twice; if the send
-//!   fails the job is put back (`queued` → `scheduled`) for the next tick.
+//!   [`LOOKAHEAD`] into the queue.
+//! - **Sending under a lease.** A job is sent only while its item says `sending` with a lease
+//!   ([`SEND_LEASE`]): the tick's claim is a conditional state change (`scheduled`, or
+//!   `sending` whose lease ran out, + version → `sending` until now + lease), so two ticks
+//!   never send one job at once; a direct job is written `sending` before its send. After the
+//!   send the item becomes `queued` (out of the index). If the sender dies between the claim and
+//!   the send, the item stays in the index under its lease, and the first tick after the lease
+//!   sends it: no job is orphaned. If it dies between the send and the `queued` write, that
+//!   tick sends it again, and the worker runs the version once (idempotent by id + version).
+//!   A failed send puts the job back (`scheduled`); a job that can never be sent (its message
+//!   over [`MAX_MESSAGE_BYTES`]) is refused when scheduled, and marked `failed` (terminal, out
+//!   of the index) if found by a tick.
 //! - **Running.** The queued message is the envelope plus `"_job": {"id", "version"}`. The
 //!   worker runs it only if the job item still has that version (a replaced or cancelled job is
 //!   acknowledged without running), under the idempotency key `job` + id + version (a
@@ -44,6 +53,10 @@ pub const MAX_DIRECT_DELAY: Duration = Duration::from_secs(900);
 pub const LOOKAHEAD: Duration = Duration::from_secs(60);
 /// Jobs moved by one tick at most (the rest wait for the next one).
 pub const TICK_BATCH: usize = 500;
+/// How long a sender holds a job: longer than any send (the SDK gives up on one after 12 s).
+pub const SEND_LEASE: Duration = Duration::from_secs(60);
+/// The largest message SQS takes (256 KiB): a job whose message is larger is refused.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// Concurrent claims during a tick.
 const TICK_CONCURRENCY: usize = 16;
 /// How long a job item outlives its due time.
@@ -88,21 +101,29 @@ impl JobError {
 pub enum JobState {
     /// Stored, waiting for a tick.
     Scheduled,
-    /// In the work queue (or on its way).
+    /// Being sent, under a lease: a tick after the lease sends it (again).
+    Sending,
+    /// In the work queue.
     Queued,
+    /// Can never be sent (terminal).
+    Failed,
 }
 
 impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Scheduled => "scheduled",
+            JobState::Sending => "sending",
             JobState::Queued => "queued",
+            JobState::Failed => "failed",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "scheduled" => Some(JobState::Scheduled),
+            "sending" => Some(JobState::Sending),
             "queued" => Some(JobState::Queued),
+            "failed" => Some(JobState::Failed),
             _ => None,
         }
     }
@@ -117,6 +138,19 @@ pub struct Job {
     pub due_at: EpochMillis,
     /// The message body to enqueue (envelope + `_job`).
     pub body: String,
+    /// While `sending`: when the lease ends.
+    pub lease_until: Option<EpochMillis>,
+}
+
+impl Job {
+    /// Where the job sorts in the index of due jobs: its lease's end while `sending`, else its
+    /// due time.
+    pub fn index_time(&self) -> EpochMillis {
+        match (self.state, self.lease_until) {
+            (JobState::Sending, Some(l)) => l,
+            _ => self.due_at,
+        }
+    }
 }
 
 /// The job store.
@@ -128,12 +162,24 @@ pub trait JobStore: Send + Sync + 'static {
     async fn get(&self, id: &str) -> Result<Option<Job>, JobError>;
     /// Delete the job (only `version` when given); whether something was deleted.
     async fn delete(&self, id: &str, version: Option<&str>) -> Result<bool, JobError>;
-    /// Scheduled jobs due at or before `until`, earliest first, at most `limit`.
+    /// Jobs in the index (`scheduled`, or `sending`) whose [`Job::index_time`] is at or
+    /// before `until`, earliest first, at most `limit`.
     async fn due(&self, until: EpochMillis, limit: usize) -> Result<Vec<Job>, JobError>;
-    /// `scheduled` + `version` → `queued`; false when the job changed or is already queued.
-    async fn claim(&self, id: &str, version: &str) -> Result<bool, JobError>;
-    /// `queued` + `version` → `scheduled` (after a failed send).
+    /// `scheduled` (or `sending` with a lease ended by `now`) + `version` → `sending` until
+    /// `lease_until`; false when the job changed or another sender holds it.
+    async fn claim(
+        &self,
+        id: &str,
+        version: &str,
+        now: EpochMillis,
+        lease_until: EpochMillis,
+    ) -> Result<bool, JobError>;
+    /// `sending` + `version` → `queued` (out of the index), after the send.
+    async fn sent(&self, id: &str, version: &str) -> Result<(), JobError>;
+    /// `sending` + `version` → `scheduled` (after a failed send).
     async fn unclaim(&self, job: &Job) -> Result<(), JobError>;
+    /// `version` → `failed` (out of the index): the job can never be sent.
+    async fn fail(&self, id: &str, version: &str) -> Result<(), JobError>;
 }
 
 /// A schedule request (see the module docs for the JSON form).
@@ -322,26 +368,35 @@ impl Scheduler {
         } else {
             Via::Table
         };
+        let body = Value::Object(body).to_string();
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(JobError::Invalid(format!(
+                "the job's message is {} bytes; the work queue takes at most {MAX_MESSAGE_BYTES}",
+                body.len()
+            )));
+        }
         let job = Job {
             id: req.job_id,
             version,
             state: match via {
-                Via::Queue => JobState::Queued,
+                Via::Queue => JobState::Sending,
                 Via::Table => JobState::Scheduled,
             },
             due_at,
-            body: Value::Object(body).to_string(),
+            body,
+            lease_until: (via == Via::Queue).then(|| now.after(SEND_LEASE)),
         };
         let expires = EpochSeconds(due_at.0 / 1000).after(RETENTION);
         self.store.put(&job, expires).await?;
-        if via == Via::Queue
-            && let Err(e) = self.send(&job, wait).await
-        {
-            // Not queued: take the item back so nothing claims a job that is nowhere.
-            if let Err(d) = self.store.delete(&job.id, Some(&job.version)).await {
-                tracing::error!(job_id = %job.id, error = %d, "could not remove a job whose send failed; it will expire");
+        if via == Via::Queue {
+            if let Err(e) = self.send(&job, wait).await {
+                // Not queued: take the item back so nothing claims a job that is nowhere.
+                if let Err(d) = self.store.delete(&job.id, Some(&job.version)).await {
+                    tracing::error!(job_id = %job.id, error = %d, "could not remove a job whose send failed; a tick sends it after its lease");
+                }
+                return Err(JobError::Queue(e.0));
             }
-            return Err(JobError::Queue(e.0));
+            self.mark_sent(&job).await;
         }
         tracing::info!(job_id = %job.id, version = %job.version, due_at = job.due_at.0, via = ?via, "job scheduled");
         Ok(Scheduled {
@@ -350,6 +405,14 @@ impl Scheduler {
             due_at,
             via,
         })
+    }
+
+    /// The job's message is in the queue: mark it `queued`. If that write fails, the first
+    /// tick after the lease sends it again (the worker runs a version once).
+    async fn mark_sent(&self, job: &Job) {
+        if let Err(e) = self.store.sent(&job.id, &job.version).await {
+            tracing::warn!(job_id = %job.id, error = %e, "job sent, but not marked queued; a tick after its lease sends it again");
+        }
     }
 
     /// Send `job`'s message to the work queue, visible after `wait`.
@@ -382,14 +445,28 @@ impl Scheduler {
             due: due.len(),
             ..TickReport::default()
         };
+        let lease_until = now.after(SEND_LEASE);
         let outcomes: Vec<Result<bool, JobError>> = futures_util::stream::iter(due)
+            .filter(|job| {
+                // A lease still running: its sender is (maybe) at work.
+                let leased = job.state == JobState::Sending && job.index_time() > now;
+                std::future::ready(!leased)
+            })
             .map(|job| async move {
-                if !self.store.claim(&job.id, &job.version).await? {
+                if !self.store.claim(&job.id, &job.version, now, lease_until).await? {
                     return Ok(false);
+                }
+                if job.body.len() > MAX_MESSAGE_BYTES {
+                    tracing::error!(job_id = %job.id, bytes = job.body.len(), "tick: the job's message is larger than the work queue takes; marked failed");
+                    self.store.fail(&job.id, &job.version).await?;
+                    return Err(JobError::Invalid("message too large".into()));
                 }
                 let wait = Duration::from_millis(job.due_at.0.saturating_sub(now.0));
                 match self.send(&job, wait).await {
-                    Ok(_) => Ok(true),
+                    Ok(_) => {
+                        self.mark_sent(&job).await;
+                        Ok(true)
+                    }
                     Err(e) => {
                         tracing::warn!(job_id = %job.id, error = %e, "tick: send failed; job put back for the next tick");
                         self.store.unclaim(&job).await?;
@@ -476,28 +553,71 @@ impl JobStore for MemoryJobs {
         let jobs = self.lock()?;
         let sorted: BTreeMap<(u64, &str), &Job> = jobs
             .values()
-            .filter(|j| j.state == JobState::Scheduled && j.due_at <= until)
-            .map(|j| ((j.due_at.0, j.id.as_str()), j))
+            .filter(|j| matches!(j.state, JobState::Scheduled | JobState::Sending))
+            .filter(|j| j.index_time() <= until)
+            .map(|j| ((j.index_time().0, j.id.as_str()), j))
             .collect();
         Ok(sorted.into_values().take(limit).cloned().collect())
     }
-    async fn claim(&self, id: &str, version: &str) -> Result<bool, JobError> {
+    async fn claim(
+        &self,
+        id: &str,
+        version: &str,
+        now: EpochMillis,
+        lease_until: EpochMillis,
+    ) -> Result<bool, JobError> {
         let mut jobs = self.lock()?;
         match jobs.get_mut(id) {
-            Some(j) if j.version == version && j.state == JobState::Scheduled => {
-                j.state = JobState::Queued;
+            Some(j)
+                if j.version == version
+                    && (j.state == JobState::Scheduled
+                        || (j.state == JobState::Sending && j.index_time() <= now)) =>
+            {
+                j.state = JobState::Sending;
+                j.lease_until = Some(lease_until);
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
+    async fn sent(&self, id: &str, version: &str) -> Result<(), JobError> {
+        self.set_state(id, version, JobState::Sending, JobState::Queued)
+    }
     async fn unclaim(&self, job: &Job) -> Result<(), JobError> {
+        self.set_state(
+            &job.id,
+            &job.version,
+            JobState::Sending,
+            JobState::Scheduled,
+        )
+    }
+    async fn fail(&self, id: &str, version: &str) -> Result<(), JobError> {
         let mut jobs = self.lock()?;
-        if let Some(j) = jobs.get_mut(&job.id)
-            && j.version == job.version
-            && j.state == JobState::Queued
+        if let Some(j) = jobs.get_mut(id)
+            && j.version == version
         {
-            j.state = JobState::Scheduled;
+            j.state = JobState::Failed;
+            j.lease_until = None;
+        }
+        Ok(())
+    }
+}
+
+impl MemoryJobs {
+    fn set_state(
+        &self,
+        id: &str,
+        version: &str,
+        from: JobState,
+        to: JobState,
+    ) -> Result<(), JobError> {
+        let mut jobs = self.lock()?;
+        if let Some(j) = jobs.get_mut(id)
+            && j.version == version
+            && j.state == from
+        {
+            j.state = to;
+            j.lease_until = None;
         }
         Ok(())
     }
@@ -533,6 +653,91 @@ mod tests {
 
     fn request(v: Value) -> ScheduleRequest {
         ScheduleRequest::from_json(&v).unwrap()
+    }
+
+    /// A queue whose sends never finish while `stalled` (a sender that dies mid-send).
+    #[derive(Default)]
+    struct StallingQueue {
+        stalled: std::sync::atomic::AtomicBool,
+        inner: MemoryQueue,
+    }
+
+    #[async_trait]
+    impl Queue for StallingQueue {
+        async fn send(&self, m: OutMessage) -> Result<String, crate::store::queue::QueueError> {
+            if self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.send(m).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tick_that_dies_mid_send_leaves_the_job_to_the_next_tick_after_its_lease() {
+        let store = Arc::new(MemoryJobs::default());
+        let queue = Arc::new(StallingQueue::default());
+        let clock = Arc::new(ManualClock::at(MONDAY));
+        let s = Scheduler::new(store.clone(), queue.clone(), clock.clone());
+        let twenty_min = json!({"envelope": {"diy": true, "function": "f"}, "delay": 1_200_000});
+        let r = s.schedule(request(twenty_min)).await.unwrap();
+        assert_eq!(r.via, Via::Table);
+        clock.advance(Duration::from_secs(20 * 60));
+        queue
+            .stalled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        // The tick is cut off while its send is in flight (as when its process dies).
+        let cut = tokio::time::timeout(Duration::from_millis(50), s.tick()).await;
+        assert!(cut.is_err());
+        queue
+            .stalled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let during = s.tick().await.unwrap();
+        assert_eq!(during.enqueued, 0, "the lease still holds: {during:?}");
+        clock.advance(SEND_LEASE);
+        let after = s.tick().await.unwrap();
+        assert_eq!(after.enqueued, 1, "{after:?}");
+        assert_eq!(queue.inner.sent().len(), 1);
+        assert_eq!(
+            store.get(&r.job_id).await.unwrap().unwrap().state,
+            JobState::Queued
+        );
+        assert_eq!(
+            s.tick().await.unwrap().due,
+            0,
+            "queued jobs leave the index"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_job_too_large_to_send_is_refused_or_failed_not_retried() {
+        let (s, store, queue, clock) = fixture(MONDAY);
+        let big = "x".repeat(MAX_MESSAGE_BYTES + 1);
+        let e = s
+            .schedule(request(
+                json!({"envelope": {"diy": true, "function": "f", "options": {"big": big}}}),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_schedule");
+        // One stored before the check existed: the tick marks it failed, once.
+        let job = Job {
+            id: "old".into(),
+            version: "v".into(),
+            state: JobState::Scheduled,
+            due_at: EpochMillis(MONDAY),
+            body: big,
+            lease_until: None,
+        };
+        store.put(&job, EpochSeconds(0)).await.unwrap();
+        let first = s.tick().await.unwrap();
+        assert_eq!((first.due, first.failed), (1, 1), "{first:?}");
+        clock.advance(Duration::from_secs(120));
+        assert_eq!(s.tick().await.unwrap().due, 0, "not retried every minute");
+        assert_eq!(
+            store.get("old").await.unwrap().unwrap().state,
+            JobState::Failed
+        );
+        assert!(queue.sent().is_empty());
     }
 
     #[tokio::test]
