@@ -324,3 +324,68 @@ fn a_tick_cut_off_mid_send_leaves_the_job_to_a_later_tick() {
         assert_eq!(messages[0]["_job"]["id"], r.job_id.as_str());
     });
 }
+
+/// The idempotency record's completing write stalls after the function ran: the SDK's attempt
+/// timeout gives up on it and its retry completes the record within the invocation's
+/// deadline, so the redelivery replays instead of running the function a second time.
+#[test]
+fn a_stalled_completion_still_completes_before_the_deadline() {
+    use integrator_lambda::aws::idempotency::DynamoIdempotency;
+    use integrator_lambda::dispatch::Services;
+    use integrator_lambda::store::idempotency::Idempotency;
+    use std::sync::atomic::AtomicUsize;
+    let rt = runtime();
+    rt.block_on(async {
+        let cfg = aws::moto_config().await;
+        let table = aws::create_table(&cfg, "faults-idem").await;
+        let proxy = CountingProxy::start(&aws::moto_endpoint())
+            .await
+            .expect("proxy");
+        let via = aws::sdk_config_for(&proxy.endpoint()).await;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut m = Module::new();
+        m.raw("count", {
+            let runs = runs.clone();
+            move |_inv, _o: Value| {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, integrator_lambda::ExtError>(json!({"ok": true}))
+                }
+            }
+        });
+        let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(Table::new(&via, &table))));
+        let ext = Extension::builder()
+            .diy(m)
+            .services(Services::new().with_idempotency(Arc::new(idem)))
+            .build()
+            .expect("extension");
+        let event = json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "r", "eventSource": "aws:sqs",
+            "body": r#"{"diy":true,"function":"count","options":{}}"#,
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {}
+        }]});
+        proxy.inject(Rule::once(
+            "UpdateItem",
+            Fault::Stall(Duration::from_secs(40)),
+        ));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(15);
+        let first =
+            integrator_lambda::worker::handle_batch(&ext, event.clone(), "t", Some(deadline))
+                .await
+                .expect("batch");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "within the deadline: {:?}",
+            started.elapsed()
+        );
+        assert!(first.batch_item_failures.is_empty());
+        let again = integrator_lambda::worker::handle_batch(&ext, event, "t", None)
+            .await
+            .expect("batch");
+        assert!(again.batch_item_failures.is_empty());
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "replayed, not run again");
+        println!("requests {:?}, faults {:?}", proxy.counts(), proxy.faults());
+    });
+}

@@ -26,6 +26,15 @@
 //! (`pending += children − 1`). A run finishes (conditional on `pending = 0`) when its last
 //! stream does: `processed`, or `error` when some stream errored.
 //!
+//! **Committed, then sent.** Every state change is committed before the messages it calls for
+//! are sent (a claim needs the stream's item). If a send fails, or the process dies in
+//! between, the message being handled is not acknowledged, and its redelivery finds its work
+//! committed and sends what is missing: a run's start re-sends its `pending` root streams, a
+//! processed (or errored) stream re-sends its own `pending` follow-ups (their ids are
+//! deterministic), a stream retried at `attempt + 1` re-sends that attempt. A message sent
+//! twice is harmless (claims are by attempt), so a run never stalls on a lost send; such a
+//! re-sent message goes out without its original delay.
+//!
 //! **Failures.** A failed stream goes back to `pending` with `attempt + 1` and is re-enqueued
 //! after a back-off, up to [`IntegrationService::max_retries`] retries; then it is `error`
 //! (counted in `errored_streams`). **Continue** ([`Runs::continue_run`]) re-enqueues a stuck
@@ -526,7 +535,11 @@ impl Runs {
         };
         if run.state != RunState::Pending {
             tracing::info!(run_id, state = run.state.as_str(), "run already started");
-            return Ok(());
+            // A redelivered start: its roots are committed; send those still waiting.
+            let roots: Vec<String> = (0..MAX_STREAMS_PER_STEP)
+                .map(|i| child_id(run_id, &i.to_string()))
+                .collect();
+            return self.resend_pending(run_id, |s| roots.contains(&s.id)).await;
         }
         let (ctx, service) = self.context(&run)?;
         let specs = match service.get_streams(&ctx).await {
@@ -603,7 +616,7 @@ impl Runs {
                 attempt,
                 "stream not claimable (done, newer attempt or running); message ignored"
             );
-            return Ok(());
+            return self.repair(run_id, stream_id, attempt).await;
         };
         let outcome = match service.process_stream(&ctx, &stream.spec).await {
             Ok(result) => match service
@@ -677,6 +690,44 @@ impl Runs {
             self.store
                 .finish_run(&stream.run_id, self.clock.now())
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// A message whose work is already committed (a redelivery): send the messages that work
+    /// called for and that may have been lost (see the module docs).
+    async fn repair(&self, run_id: &str, stream_id: &str, attempt: u32) -> Result<(), RunsError> {
+        let streams = self.store.list_streams(run_id).await?;
+        let Some(me) = streams.iter().find(|s| s.id == stream_id) else {
+            return Ok(());
+        };
+        match me.state {
+            // Its retry was committed; that attempt's message may be lost.
+            StreamState::Pending if me.attempt == attempt.saturating_add(1) => {
+                self.send(Self::stream_message(me), Duration::ZERO).await
+            }
+            StreamState::Processed | StreamState::Error if me.attempt == attempt => {
+                let mut mine: Vec<String> = (0..MAX_STREAMS_PER_STEP)
+                    .map(|i| child_id(stream_id, &i.to_string()))
+                    .collect();
+                mine.push(child_id(stream_id, "next"));
+                self.resend_pending(run_id, |s| mine.contains(&s.id)).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Send the message of every `pending` stream of the run that `which` selects.
+    async fn resend_pending(
+        &self,
+        run_id: &str,
+        which: impl Fn(&Stream) -> bool,
+    ) -> Result<(), RunsError> {
+        for s in self.store.list_streams(run_id).await? {
+            if s.state == StreamState::Pending && which(&s) {
+                tracing::info!(run_id, stream_id = %s.id, attempt = s.attempt, "stream message re-sent (its first send may have been lost)");
+                self.send(Self::stream_message(&s), Duration::ZERO).await?;
+            }
         }
         Ok(())
     }
@@ -932,6 +983,70 @@ mod tests {
             }
             done = sent.len();
         }
+    }
+
+    /// A queue whose next `n` sends fail.
+    #[derive(Default)]
+    struct FlakyQueue {
+        fail_next: std::sync::atomic::AtomicUsize,
+        inner: MemoryQueue,
+    }
+
+    #[async_trait]
+    impl Queue for FlakyQueue {
+        async fn send(&self, m: OutMessage) -> Result<String, crate::store::queue::QueueError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self
+                .fail_next
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(crate::store::queue::QueueError("injected".into()));
+            }
+            self.inner.send(m).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_send_after_a_commit_is_repaired_by_the_redelivery() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let queue = Arc::new(FlakyQueue::default());
+        let runs = Runs::new(
+            Arc::new(MemoryRuns::default()),
+            queue.clone(),
+            Integrations::new().with(Pages),
+            Arc::new(SystemClock),
+        )
+        .with_retry_delay(Duration::ZERO);
+        let run = runs
+            .start_run("pages", true, json!({"sources": ["a", "b"]}))
+            .await
+            .unwrap();
+        let start: Value = serde_json::from_str(&queue.inner.sent()[0].body).unwrap();
+        // The roots are committed, then their sends fail: the start message is not acked…
+        queue.fail_next.store(1, SeqCst);
+        assert!(runs.handle(&start).await.is_err());
+        // …and its redelivery sends the roots still waiting.
+        runs.handle(&start).await.unwrap();
+        // Every follow-up send fails once: each stream message is redelivered.
+        let mut done = 1;
+        for _ in 0..40 {
+            let sent = queue.inner.sent();
+            if done == sent.len() {
+                break;
+            }
+            for m in &sent[done..] {
+                let body: Value = serde_json::from_str(&m.body).unwrap();
+                queue.fail_next.store(1, SeqCst);
+                if runs.handle(&body).await.is_err() {
+                    runs.handle(&body).await.unwrap();
+                }
+            }
+            done = sent.len();
+        }
+        let r = runs.store().get_run(&run.id).await.unwrap().unwrap();
+        assert_eq!(r.state, RunState::Processed, "{r:?}");
+        assert_eq!(r.pending, 0);
     }
 
     #[tokio::test]
