@@ -13,11 +13,12 @@ TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template events-check \
-        invoke build deploy tools clean bench run-integration continue-run run-status
+        invoke build deploy tools clean bench soak run-integration continue-run run-status
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
+	@echo "make soak                  1,000 messages and webhooks under injected faults and kills → docs/RELIABILITY.md"
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke via cargo lambda"
 	@echo "make secret NAME=x         store a secret read from stdin (KMS on AWS, dev file locally)"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
@@ -67,6 +68,13 @@ export MOTO_PORT ?= 5055
 cargo-test: $(TOOLS)
 	bash scripts/moto.sh start; trap 'bash scripts/moto.sh stop' EXIT; \
 	  MOTO_ENDPOINT=http://127.0.0.1:$(MOTO_PORT) cargo test --workspace
+
+# The full soak (not part of `make test`, which runs a reduced one): 1,000 SQS messages and
+# 1,000 webhooks under injected faults and kills; writes its figures into docs/RELIABILITY.md.
+soak: $(TOOLS) build-bins
+	bash scripts/moto.sh start; trap 'bash scripts/moto.sh stop' EXIT; \
+	  MOTO_ENDPOINT=http://127.0.0.1:$(MOTO_PORT) SOAK_MESSAGES=$(or $(SOAK_MESSAGES),1000) \
+	  SOAK_REPORT=docs/RELIABILITY.md cargo test -p integration-tests --test soak -- --nocapture
 
 lint-template: $(TOOLS)
 	cfn-lint template.yaml
