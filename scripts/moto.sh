@@ -7,7 +7,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${MOTO_PORT:-5055}"
-RUN="$ROOT/target/moto"
+RUN="$ROOT/target/moto/$PORT"
 mkdir -p "$RUN"
 case "${1:-}" in
   start)

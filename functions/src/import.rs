@@ -62,7 +62,7 @@ pub async fn upsert_records(
         .enumerate()
         .map(|(index, record)| target_id(index, record))
         .collect();
-    let dedup = inv.dedup().ok();
+    let dedup = inv.dedup().ok().map(|d| d.for_call(inv.deadline()));
     let scope = options
         .import_id
         .as_deref()

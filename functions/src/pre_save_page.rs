@@ -159,7 +159,7 @@ pub async fn drop_duplicates(
     options: PreSavePageOptions,
 ) -> ExtResult<PreSavePageResult> {
     let settings = DedupSettings::from_settings(options.settings.as_ref())?;
-    let dedup = inv.dedup()?;
+    let dedup = inv.dedup()?.for_call(inv.deadline());
     let owner = match (&options.export_id, &options.flow_id) {
         (Some(id), _) if !id.is_empty() => format!("export:{id}"),
         (_, Some(id)) if !id.is_empty() => format!("flow:{id}"),

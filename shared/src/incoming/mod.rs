@@ -31,19 +31,24 @@
 //!
 //! ## Dedup and failures: the order of operations
 //!
-//! The [`DedupStore`](crate::store::dedup::DedupStore) has a single operation, `check`, which
-//! records the sighting as it answers. The handler therefore checks **before** sending (so a
-//! duplicate never reaches the queue) and, when the send then fails, *releases* the key by
-//! checking it again with a zero TTL, which moves its expiry to the current second; the 503 is
-//! sent once that second is over (at most ~1 s later, on this failure path only), so the
-//! sender's retry is accepted as new instead of being swallowed as a duplicate.
+//! A dedup key has two states in the [`DedupStore`](crate::store::dedup::DedupStore):
+//! *pending* (claimed, with a short lease) and *done*. For one request, within its time budget
+//! (the Lambda deadline on a Function URL, else [`DEFAULT_TIMEOUT`]):
 //!
-//! Residual windows, documented rather than hidden: if the release itself fails (the store is
-//! down too), or the process dies between the check and the send (e.g. a Lambda timeout), the
-//! key stays marked and a retry within the TTL gets 204. A concurrent duplicate arriving while
-//! the first copy is between check and send gets 204 even if that send then fails (the first
-//! copy's sender still gets the 503 and retries). An explicit `forget(key)` on the store would
-//! replace the zero-TTL sighting and the wait.
+//! 1. **claim** the key (one conditional write): free → ours; done within its TTL → **204**;
+//!    pending under another request's lease → **503** `in_progress` with `Retry-After`;
+//! 2. **send** the event to the incoming queue, given up before the budget ends (a reserve is
+//!    kept for step 3);
+//! 3. sent → **confirm** the key (done, for its TTL) and answer **200**; not sent (error or
+//!    timeout) → **release** the key (only our own claim) and answer **503**.
+//!
+//! So a webhook the sender did not see accepted can always be sent again and is accepted:
+//! after a failed send at once, after a crash (between the claim and the send) once the lease
+//! ends ([`DEFAULT_LEASE`], `EXTENSION_DEDUP_LEASE_SECS`). A webhook answered 200 is in the
+//! queue. The queue is at least once: if SQS took a message but its reply was lost, the SDK
+//! sends it again and a standard queue keeps both copies; and if the confirm write fails after
+//! a send, a retry after the lease queues the event again. Every copy carries the same
+//! `dedupKey`, which is what consumers deduplicate on.
 
 pub mod config;
 pub mod flatten;

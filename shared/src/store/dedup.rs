@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::codec::hex;
 use crate::time::EpochSeconds;
@@ -187,11 +187,14 @@ pub(crate) fn alive(expires_at: u64, now: u64) -> bool {
     expires_at > now
 }
 
-/// The dedup service handed to functions (`inv.dedup()?`): a store plus the TTL.
+/// The dedup service handed to functions (`inv.dedup()?`): a store plus the TTL (and, for one
+/// call, the time its page checks must end by: [`Dedup::for_call`]).
 #[derive(Clone)]
 pub struct Dedup {
     pub store: Arc<dyn DedupStore>,
     pub ttl: Duration,
+    /// Page checks still running at this instant fail (and their keys are rolled back).
+    pub checks_end_by: Option<Instant>,
 }
 
 impl std::fmt::Debug for Dedup {
@@ -204,14 +207,26 @@ impl std::fmt::Debug for Dedup {
 
 impl Dedup {
     pub fn new(store: Arc<dyn DedupStore>) -> Self {
-        Self {
-            store,
-            ttl: DEFAULT_TTL,
-        }
+        Self::with_ttl(store, DEFAULT_TTL)
     }
     /// A store with a TTL other than [`DEFAULT_TTL`].
     pub fn with_ttl(store: Arc<dyn DedupStore>, ttl: Duration) -> Self {
-        Self { store, ttl }
+        Self {
+            store,
+            ttl,
+            checks_end_by: None,
+        }
+    }
+    /// The service for one call due at `deadline`: its page checks end a margin before it
+    /// (a fifth of the time left, at most 1 s), so a check that runs late fails the page and
+    /// its keys are forgotten again instead of being cut off while marked.
+    pub fn for_call(&self, deadline: Instant) -> Self {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let margin = (left / 5).min(Duration::from_secs(1));
+        Self {
+            checks_end_by: deadline.checked_sub(margin),
+            ..self.clone()
+        }
     }
     pub async fn check(&self, key: &DedupKey) -> Result<Sighting, StoreError> {
         self.store.check(key, self.ttl).await
@@ -321,12 +336,19 @@ pub async fn check_keys(
         .filter(|(_, r)| !**r)
         .map(|(k, _)| k.clone())
         .collect();
-    let (store, ttl) = (dedup.store.clone(), dedup.ttl);
+    let (store, ttl, end_by) = (dedup.store.clone(), dedup.ttl, dedup.checks_end_by);
     let results: Vec<(DedupKey, Result<Sighting, StoreError>)> = stream::iter(to_check)
         .map(move |k| {
             let store = store.clone();
             async move {
-                let r = store.check(&k, ttl).await;
+                let r = match end_by {
+                    None => store.check(&k, ttl).await,
+                    Some(at) => tokio::time::timeout_at(at.into(), store.check(&k, ttl))
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(StoreError("the page's checks ran out of time".into()))
+                        }),
+                };
                 (k, r)
             }
         })
@@ -667,6 +689,35 @@ mod tests {
         assert!(check_page(&d, "s", &page, &fields, 1).await.is_err());
         let retry = check_page(&d, "s", &page, &fields, 1).await.unwrap();
         assert_eq!(retry, vec![Sighting::New; 4], "the retried page is all new");
+    }
+
+    #[tokio::test]
+    async fn a_page_that_runs_out_of_time_marks_nothing() {
+        // The fourth check never answers: past the call's deadline the page fails and the
+        // three keys already marked are forgotten.
+        struct HangsFourth(MemoryDedup, std::sync::atomic::AtomicUsize);
+        #[async_trait]
+        impl DedupStore for HangsFourth {
+            async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
+                if self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 3 {
+                    std::future::pending::<()>().await;
+                }
+                self.0.check(key, ttl).await
+            }
+            async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
+                self.0.forget(key).await
+            }
+        }
+        let d = Dedup::new(Arc::new(HangsFourth(
+            MemoryDedup::default(),
+            Default::default(),
+        )));
+        let page: Vec<Value> = (0..5).map(|i| json!({"id": i})).collect();
+        let fields = vec!["id".to_owned()];
+        let call = d.for_call(Instant::now() + Duration::from_millis(200));
+        assert!(check_page(&call, "s", &page, &fields, 1).await.is_err());
+        let retry = check_page(&d, "s", &page, &fields, 1).await.unwrap();
+        assert_eq!(retry, vec![Sighting::New; 5]);
     }
 
     #[tokio::test]
