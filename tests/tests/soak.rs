@@ -33,6 +33,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// Pollers at once (Lambda runs several batches of one queue concurrently).
+const CONSUMERS: usize = 6;
+/// The worker's invocation deadline (its Lambda timeout), and the queue's visibility timeout
+/// (above it, as AWS advises).
+const DEADLINE: Duration = Duration::from_secs(8);
+const VISIBILITY_SECS: i32 = 10;
+
 fn messages() -> usize {
     std::env::var("SOAK_MESSAGES")
         .ok()
@@ -148,7 +155,7 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
     let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(Table::new(&via, &table))));
     let ext = Extension::builder()
         .diy(m)
-        .timeout(Duration::from_secs(3))
+        .timeout(DEADLINE)
         .services(Services::new().with_idempotency(Arc::new(idem)))
         .build()
         .expect("extension");
@@ -175,81 +182,111 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
         batch.send().await.expect("send batch");
     }
 
-    let mut batches = 0usize;
-    let mut empty = 0;
-    let mut killed: std::collections::HashSet<String> = Default::default();
-    let give_up = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < give_up {
-        let got = receive(&sqs, &url, 4).await;
-        if got.is_empty() {
-            empty += 1;
-            if empty >= 12 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
-        }
-        empty = 0;
-        books.receives += got.len();
-        batches += 1;
-        let records: Vec<Value> = got
-            .iter()
-            .map(|m| {
-                json!({
-                    "messageId": m.message_id().unwrap_or_default(),
-                    "receiptHandle": m.receipt_handle().unwrap_or_default(),
-                    "body": m.body().unwrap_or_default(),
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {}, "eventSource": "aws:sqs",
-                })
-            })
-            .collect();
-        let event = json!({ "Records": records });
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let run = integrator_lambda::worker::handle_batch(&ext, event, "soak", Some(deadline));
-        // Kills: batches 1, 3 and 5, then every 8th, cut off at a moment drawn from the batch
-        // number (before, during or after the calls and the idempotency writes).
-        let answer = if (batches <= 5 && batches % 2 == 1) || batches.is_multiple_of(8) {
-            books.kills += 1;
-            let cut = Duration::from_millis(5 + (batches as u64 * 37) % 200);
-            tokio::time::timeout(cut, run).await.ok()
-        } else {
-            Some(run.await)
-        };
-        let failed: Vec<String> = match answer {
-            None => {
-                // Killed: nothing deleted, nothing reported.
-                for m in &got {
-                    let body: Value =
-                        serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
-                    killed.insert(body["options"]["n"].to_string());
-                }
-                continue;
-            }
-            Some(Ok(r)) => r
-                .batch_item_failures
-                .into_iter()
-                .map(|f| f.item_identifier)
-                .collect(),
-            Some(Err(_)) => got
-                .iter()
-                .map(|m| m.message_id().unwrap_or_default().to_owned())
-                .collect(),
-        };
-        for m in &got {
-            if !failed
-                .iter()
-                .any(|f| f == m.message_id().unwrap_or_default())
-            {
-                let _ = sqs
-                    .delete_message()
-                    .queue_url(&url)
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await;
-            }
-        }
+    // The event source mapping: CONSUMERS pollers at once, each receive → run → delete.
+    #[derive(Default)]
+    struct Shared {
+        batches: usize,
+        kills: usize,
+        receives: usize,
+        killed: std::collections::HashSet<String>,
     }
+    let shared: Arc<Mutex<Shared>> = Arc::default();
+    let ext = Arc::new(ext);
+    let give_up = Instant::now() + Duration::from_secs(1500);
+    let mut consumers = Vec::new();
+    for _ in 0..CONSUMERS {
+        let (sqs, url, ext, shared) = (sqs.clone(), url.clone(), ext.clone(), shared.clone());
+        consumers.push(tokio::spawn(async move {
+            let mut empty = 0;
+            while Instant::now() < give_up {
+                let got = receive(&sqs, &url, VISIBILITY_SECS).await;
+                if got.is_empty() {
+                    empty += 1;
+                    // Idle for longer than the visibility timeout: everything is done.
+                    if empty >= 2 * VISIBILITY_SECS {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                empty = 0;
+                let batch = {
+                    let mut sh = shared.lock().expect("books");
+                    sh.receives += got.len();
+                    sh.batches += 1;
+                    sh.batches
+                };
+                let records: Vec<Value> = got
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "messageId": m.message_id().unwrap_or_default(),
+                            "receiptHandle": m.receipt_handle().unwrap_or_default(),
+                            "body": m.body().unwrap_or_default(),
+                            "attributes": {"ApproximateReceiveCount": "1"},
+                            "messageAttributes": {}, "eventSource": "aws:sqs",
+                        })
+                    })
+                    .collect();
+                let event = json!({ "Records": records });
+                let deadline = Instant::now() + DEADLINE;
+                let run = integrator_lambda::worker::handle_batch(&ext, event, "soak", Some(deadline));
+                // Kills: batches 1, 3 and 5, then every 8th, cut off at a moment drawn from
+                // the batch number (before, during or after the calls and the idempotency
+                // writes).
+                let answer = if (batch <= 5 && batch % 2 == 1) || batch.is_multiple_of(8) {
+                    let cut = Duration::from_millis(5 + (batch as u64 * 37) % 200);
+                    tokio::time::timeout(cut, run).await.ok()
+                } else {
+                    Some(run.await)
+                };
+                let failed: Vec<String> = match answer {
+                    None => {
+                        // Killed: nothing deleted, nothing reported.
+                        let mut sh = shared.lock().expect("books");
+                        sh.kills += 1;
+                        for m in &got {
+                            let body: Value =
+                                serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+                            sh.killed.insert(body["options"]["n"].to_string());
+                        }
+                        continue;
+                    }
+                    Some(Ok(r)) => r
+                        .batch_item_failures
+                        .into_iter()
+                        .map(|f| f.item_identifier)
+                        .collect(),
+                    Some(Err(_)) => got
+                        .iter()
+                        .map(|m| m.message_id().unwrap_or_default().to_owned())
+                        .collect(),
+                };
+                for m in &got {
+                    if !failed
+                        .iter()
+                        .any(|f| f == m.message_id().unwrap_or_default())
+                    {
+                        let _ = sqs
+                            .delete_message()
+                            .queue_url(&url)
+                            .receipt_handle(m.receipt_handle().unwrap_or_default())
+                            .send()
+                            .await;
+                    }
+                }
+            }
+        }));
+    }
+    for c in consumers {
+        c.await.expect("consumer");
+    }
+    let killed = {
+        let sh = shared.lock().expect("books");
+        books.kills = sh.kills;
+        books.receives = sh.receives;
+        sh.killed.clone()
+    };
     let mut dead = Vec::new();
     for _ in 0..20 {
         let got = receive(&sqs, &dlq, 30).await;
