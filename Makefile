@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
-	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke via cargo lambda"
+	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x         store a secret read from stdin (KMS on AWS, dev file locally)"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
@@ -76,23 +76,18 @@ events-check:
 	@for f in $$(find events -name '*.json' | sort); do python3 -m json.tool "$$f" >/dev/null || { echo "bad JSON: $$f"; exit 1; }; done
 	@echo "events: $$(find events -name '*.json' | wc -l) JSON files parse"
 
-# One local Lambda invoke through cargo lambda's Runtime API emulator (bound to 127.0.0.1):
+# One local Lambda invoke under AWS's own Runtime Interface Emulator (aws-lambda-rie from the
+# aws-sam-cli wheel in .venv; no Docker), bound to 127.0.0.1; prints the log lines and the answer:
 #   make invoke FN=pre-map EVENT=events/pre-map/invoke.json
 #   make invoke FN=pre-map EVENT=events/pre-map/function-url.json
-# (cargo-lambda 1.9's emulator base64-encodes --client-context, which Lambda does not, so the
-# direct-invoke shape with a client context is exercised by the tests' Runtime API instead.)
+#   make invoke FN=pre-map EVENT=events/pre-map/options.json CLIENT_CONTEXT=events/pre-map/client-context.json
+# (with Docker, the same event runs in SAM's container: sam build && sam local invoke PreMapFunction -e <event>)
 FN ?= pre-map
 EVENT ?= events/$(FN)/invoke.json
-WATCH_PORT ?= 9000
-WATCH_LOG ?= $(TMPDIR)/cargo-lambda-watch.log
-TMPDIR ?= /tmp
+CLIENT_CONTEXT ?=
 invoke: $(TOOLS)
 	cargo build --bin $(FN)
-	@cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT) \
-	    --env-var INTEGRATOR_EXTENSION_SYSTEM_TOKEN=$(TOKEN) >$(WATCH_LOG) 2>&1 & \
-	  pid=$$!; trap 'kill $$pid 2>/dev/null || true' EXIT; \
-	  for i in $$(seq 100); do curl -s -o /dev/null http://127.0.0.1:$(WATCH_PORT)/ && break; sleep 0.1; done; \
-	  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT) --data-file $(EVENT) $(FN); echo
+	@bash scripts/invoke.sh '$(FN)' '$(EVENT)' '$(CLIENT_CONTEXT)'
 
 # Store a secret: the value is read from stdin, encrypted with KMS (encryption context: stack +
 # name) and written to the table; it is never printed. Locally (no AWS) it goes to the git-ignored

@@ -11,6 +11,21 @@ use std::time::Duration;
 pub struct Proc(Child);
 
 impl Proc {
+    /// Start `cmd`; the child is killed (and reaped) when the returned value is dropped.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Proc> {
+        cmd.spawn().map(Proc)
+    }
+    /// Wait up to `timeout` for the child to exit by itself.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if self.exited() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.exited()
+    }
     pub fn id(&self) -> u32 {
         self.0.id()
     }
