@@ -2,7 +2,7 @@
 //! test (killed on drop).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -71,6 +71,27 @@ fn stderr_target() -> Stdio {
 
 /// Start a Lambda bootstrap against a Runtime API at `api` (`host:port`).
 pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = lambda_command(path, api, env);
+    cmd.stderr(stderr_target());
+    Proc(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),
+    )
+}
+
+/// [`lambda`], with the binary's log lines (stderr) written to `log`.
+pub fn lambda_logged(path: &PathBuf, api: &str, env: &[(&str, &str)], log: &Path) -> Proc {
+    let file = std::fs::File::create(log)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let mut cmd = lambda_command(path, api, env);
+    cmd.stderr(file);
+    Proc(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),
+    )
+}
+
+fn lambda_command(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(path);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -85,15 +106,11 @@ pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
         // AWS_ENDPOINT_URL.
         .env("EXTENSION_BACKEND", "embedded")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr_target());
+        .stdout(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Proc(
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),
-    )
+    cmd
 }
 
 /// Start an HTTP server binary that prints `listening on http://ADDR` and return it with the
