@@ -79,12 +79,16 @@ pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
     )
 }
 
-/// [`lambda`], with the binary's log lines (stderr) written to `log`.
+/// [`lambda`], with the binary's output (log lines on stderr, metrics on stdout) written to
+/// `log`.
 pub fn lambda_logged(path: &PathBuf, api: &str, env: &[(&str, &str)], log: &Path) -> Proc {
     let file = std::fs::File::create(log)
         .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let out = file
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot share {}: {e}", log.display()));
     let mut cmd = lambda_command(path, api, env);
-    cmd.stderr(file);
+    cmd.stderr(file).stdout(out);
     Proc(
         cmd.spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),

@@ -27,6 +27,9 @@
 //! | `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` | incoming endpoints: a file path / JSON text (one of them) | the binary's defaults |
 //! | `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` | log level | `info` |
 //! | `AWS_LAMBDA_LOG_FORMAT` or `LOG_FORMAT` | `json` for JSON lines | text |
+//! | `EXTENSION_METRICS` | `on`/`off`: CloudWatch EMF metrics on stdout ([`crate::metrics`]) | `on` on Lambda, else `off` |
+//! | `EXTENSION_METRICS_NAMESPACE` | their CloudWatch namespace | `IntegratorExtensions` |
+//! | `AWS_LAMBDA_FUNCTION_NAME` | the metrics' `Service` dimension | `local` |
 //!
 //! A duration given in seconds accepts fractions; an invalid value is logged and the default
 //! used, except where a wrong value would change what is served (incoming endpoints,
@@ -128,6 +131,7 @@ pub struct Settings {
     /// the binaries that serve them ([`Settings::incoming_config`]).
     pub incoming_file: Option<String>,
     pub incoming_json: Option<String>,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// A setting that cannot be served as given.
@@ -238,6 +242,21 @@ impl Settings {
             ),
             incoming_file: get(INCOMING_FILE_VAR),
             incoming_json: get(INCOMING_JSON_VAR),
+            metrics: crate::metrics::MetricsConfig {
+                enabled: match get("EXTENSION_METRICS").as_deref().map(str::to_lowercase) {
+                    Some(v) if matches!(v.as_str(), "on" | "true" | "1") => true,
+                    Some(v) if matches!(v.as_str(), "off" | "false" | "0") => false,
+                    Some(v) => {
+                        tracing::warn!(value = %v, "EXTENSION_METRICS is not on/off; using the default");
+                        on_lambda
+                    }
+                    None => on_lambda,
+                },
+                namespace: get("EXTENSION_METRICS_NAMESPACE")
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
+                service: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "local".into()),
+            },
         })
     }
 

@@ -178,6 +178,9 @@ impl Extension {
         let type_name = req.envelope.type_name();
         let connector = req.envelope.connector_key();
         let ids = LogIds::from_options(req.envelope.options.as_ref());
+        let records_in = crate::metrics::enabled()
+            .then(|| crate::metrics::records_in(req.envelope.options.as_ref()))
+            .flatten();
         // The transport's trace id, else the one the Lambda runtime gave the invocation.
         let trace_id: Option<Arc<str>> = req
             .trace_id
@@ -235,6 +238,19 @@ impl Extension {
             error = first_error,
             "extension call"
         );
+        if crate::metrics::enabled() {
+            let text = result.as_ref().ok().map(Reply::lambda_text);
+            crate::metrics::call(crate::metrics::CallFigures {
+                function: &function,
+                extension_point: type_name.as_deref().unwrap_or("function"),
+                stack: &format!("{:?}", req.stack),
+                status,
+                duration_ms: elapsed_ms,
+                records_in,
+                records_out: text.and_then(crate::metrics::records_out),
+                response_bytes: text.map_or(0, str::len),
+            });
+        }
         result
     }
 

@@ -271,6 +271,15 @@ pub async fn handle_batch(
             )
         };
     }
+    crate::metrics::batch(&[
+        ("BatchRecords", batch.total),
+        ("BatchSucceeded", count(Outcome::Succeeded)),
+        ("BatchFailed", count(Outcome::Failed)),
+        ("BatchSkipped", count(Outcome::Skipped)),
+        ("BatchReplayed", count(Outcome::Replayed)),
+        ("BatchDeferred", count(Outcome::Deferred)),
+        ("BatchStale", count(Outcome::Stale)),
+    ]);
     if all_failed {
         batch_line!(
             error,
