@@ -12,7 +12,7 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template events-check \
+.PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
         invoke build deploy tools clean bench run-integration continue-run run-status
 
 help:
@@ -22,7 +22,7 @@ help:
 	@echo "make secret NAME=x         store a secret read from stdin (KMS on AWS, dev file locally)"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
-	@echo "make build | deploy        sam build (arm64, cargo-lambda) | sam deploy --guided"
+	@echo "make build | deploy STAGE=dev|prod   sam build (arm64, cargo-lambda) | sam deploy --config-env STAGE"
 
 # Runs and streams: against `make serve` (URL, TOKEN), or the deployed worker with STACK=name.
 run-integration:
@@ -48,7 +48,7 @@ $(TOOLS): scripts/tools.sh
 
 tools: $(TOOLS)
 
-test: $(TOOLS) fmt-check clippy build-bins cargo-test lint-template events-check
+test: $(TOOLS) fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -71,6 +71,13 @@ cargo-test: $(TOOLS)
 lint-template: $(TOOLS)
 	cfn-lint template.yaml
 	@echo "cfn-lint: template.yaml clean"
+	@if [[ -x $(VENV)/bin/sam ]]; then \
+	  SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 sam validate --lint -t template.yaml >/dev/null && \
+	  echo "sam validate --lint: template.yaml valid"; fi
+
+# The CI/CD example (.github/workflows/): YAML + GitHub's workflow schema + our rules.
+lint-workflows: $(TOOLS)
+	$(VENV)/bin/python scripts/lint-workflows.py
 
 events-check:
 	@for f in $$(find events -name '*.json' | sort); do python3 -m json.tool "$$f" >/dev/null || { echo "bad JSON: $$f"; exit 1; }; done
@@ -101,8 +108,15 @@ secret:
 build:
 	sam build --template-file template.yaml
 
-deploy: build
-	sam deploy --guided
+# Stages (samconfig.toml): make deploy STAGE=dev | STAGE=prod [PARAMS='SystemToken=... AlarmEmail=...']
+# (the first deploy of a stack without PARAMS: `sam deploy --guided --config-env dev`).
+STAGE ?= dev
+PARAMS ?=
+SAM_DEPLOY_FLAGS ?=
+deploy:
+	@case '$(STAGE)' in dev|prod) ;; *) echo "STAGE must be dev or prod"; exit 2;; esac
+	$(MAKE) build
+	sam deploy --config-env '$(STAGE)' $(SAM_DEPLOY_FLAGS) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
 clean:
 	cargo clean
