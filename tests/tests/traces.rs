@@ -10,6 +10,7 @@ use integrator_lambda::aws::queue::SqsQueue;
 use integrator_lambda::store::queue::{OutMessage, Queue};
 use integrator_lambda::telemetry::with_trace_id;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What the tests' Runtime API sends as `Lambda-Runtime-Trace-Id`.
@@ -33,18 +34,24 @@ fn read_log(path: &std::path::Path) -> Vec<Value> {
     json_lines(&std::fs::read_to_string(path).unwrap_or_default())
 }
 
-#[tokio::test]
-async fn the_function_s_own_log_line_carries_the_call_s_ids_and_runtime_trace_id() {
+/// `bin_name` under the tests' Runtime API, JSON logs to `target/traces/<bin_name>.log`.
+async fn start_json_logged(bin_name: &str) -> (RuntimeApi, process::Proc, PathBuf) {
     let dir = repo_root().join("target/traces");
     std::fs::create_dir_all(&dir).expect("target/traces");
-    let log = dir.join("post-aggregate.log");
+    let log = dir.join(format!("{bin_name}.log"));
     let api = RuntimeApi::start().await.expect("runtime api");
-    let _f = process::lambda_logged(
-        &bin("post-aggregate"),
+    let proc = process::lambda_logged(
+        &bin(bin_name),
         &api.address(),
         &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
         &log,
     );
+    (api, proc, log)
+}
+
+#[tokio::test]
+async fn the_function_s_own_log_line_carries_the_call_s_ids_and_runtime_trace_id() {
+    let (api, _f, log) = start_json_logged("post-aggregate").await;
     let events = repo_root().join("events/post-aggregate");
     let options = std::fs::read(events.join("options.json")).expect("options");
     let cc = std::fs::read_to_string(events.join("client-context.json")).expect("cc");
@@ -80,16 +87,7 @@ async fn the_function_s_own_log_line_carries_the_call_s_ids_and_runtime_trace_id
 
 #[tokio::test]
 async fn a_queued_message_s_aws_trace_header_is_its_call_s_trace_id() {
-    let dir = repo_root().join("target/traces");
-    std::fs::create_dir_all(&dir).expect("target/traces");
-    let log = dir.join("worker.log");
-    let api = RuntimeApi::start().await.expect("runtime api");
-    let _f = process::lambda_logged(
-        &bin("worker"),
-        &api.address(),
-        &[("AWS_LAMBDA_LOG_FORMAT", "JSON")],
-        &log,
-    );
+    let (api, _f, log) = start_json_logged("worker").await;
     let sender = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     let event = serde_json::json!({"Records": [{
         "messageId": "7a1c0000-0000-4000-8000-000000000001",
@@ -119,23 +117,19 @@ async fn messages_sent_during_a_call_carry_its_trace_header_on_sqs() {
     let url = aws::create_queue(&cfg, "traces").await;
     let queue = SqsQueue::new(&cfg, url.clone());
     let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    with_trace_id(Some(trace.into()), async {
-        queue
-            .send(OutMessage {
-                body: r#"{"n":1}"#.into(),
+    let send = |n: u8| {
+        let queue = queue.clone();
+        async move {
+            let body = format!(r#"{{"n":{n}}}"#);
+            let m = OutMessage {
+                body,
                 ..OutMessage::default()
-            })
-            .await
-            .expect("send traced");
-    })
-    .await;
-    queue
-        .send(OutMessage {
-            body: r#"{"n":2}"#.into(),
-            ..OutMessage::default()
-        })
-        .await
-        .expect("send untraced");
+            };
+            queue.send(m).await.expect("send")
+        }
+    };
+    with_trace_id(Some(trace.into()), send(1)).await;
+    send(2).await;
     let sqs = aws_sdk_sqs::Client::new(&cfg);
     let mut seen = Vec::new();
     for _ in 0..5 {
