@@ -12,18 +12,18 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template events-check \
+.PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
         invoke build deploy tools clean bench soak run-integration continue-run run-status
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
 	@echo "make soak                  1,000 messages and webhooks under injected faults and kills → docs/RELIABILITY.md"
-	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke via cargo lambda"
+	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x         store a secret read from stdin (KMS on AWS, dev file locally)"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
-	@echo "make build | deploy        sam build (arm64, cargo-lambda) | sam deploy --guided"
+	@echo "make build | deploy STAGE=dev|prod   sam build (arm64, cargo-lambda) | sam deploy --config-env STAGE"
 
 # Runs and streams: against `make serve` (URL, TOKEN), or the deployed worker with STACK=name.
 run-integration:
@@ -49,7 +49,7 @@ $(TOOLS): scripts/tools.sh
 
 tools: $(TOOLS)
 
-test: $(TOOLS) fmt-check clippy build-bins cargo-test lint-template events-check
+test: $(TOOLS) fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -79,28 +79,30 @@ soak: $(TOOLS) build-bins
 lint-template: $(TOOLS)
 	cfn-lint template.yaml
 	@echo "cfn-lint: template.yaml clean"
+	@if [[ -x $(VENV)/bin/sam ]]; then \
+	  SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 sam validate --lint -t template.yaml >/dev/null && \
+	  echo "sam validate --lint: template.yaml valid"; fi
+
+# The CI/CD example (.github/workflows/): YAML + GitHub's workflow schema + our rules.
+lint-workflows: $(TOOLS)
+	$(VENV)/bin/python scripts/lint-workflows.py
 
 events-check:
 	@for f in $$(find events -name '*.json' | sort); do python3 -m json.tool "$$f" >/dev/null || { echo "bad JSON: $$f"; exit 1; }; done
 	@echo "events: $$(find events -name '*.json' | wc -l) JSON files parse"
 
-# One local Lambda invoke through cargo lambda's Runtime API emulator (bound to 127.0.0.1):
+# One local Lambda invoke under AWS's own Runtime Interface Emulator (aws-lambda-rie from the
+# aws-sam-cli wheel in .venv; no Docker), bound to 127.0.0.1; prints the log lines and the answer:
 #   make invoke FN=pre-map EVENT=events/pre-map/invoke.json
 #   make invoke FN=pre-map EVENT=events/pre-map/function-url.json
-# (cargo-lambda 1.9's emulator base64-encodes --client-context, which Lambda does not, so the
-# direct-invoke shape with a client context is exercised by the tests' Runtime API instead.)
+#   make invoke FN=pre-map EVENT=events/pre-map/options.json CLIENT_CONTEXT=events/pre-map/client-context.json
+# (with Docker, the same event runs in SAM's container: sam build && sam local invoke PreMapFunction -e <event>)
 FN ?= pre-map
 EVENT ?= events/$(FN)/invoke.json
-WATCH_PORT ?= 9000
-WATCH_LOG ?= $(TMPDIR)/cargo-lambda-watch.log
-TMPDIR ?= /tmp
+CLIENT_CONTEXT ?=
 invoke: $(TOOLS)
 	cargo build --bin $(FN)
-	@cargo lambda watch --ignore-changes --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT) \
-	    --env-var INTEGRATOR_EXTENSION_SYSTEM_TOKEN=$(TOKEN) >$(WATCH_LOG) 2>&1 & \
-	  pid=$$!; trap 'kill $$pid 2>/dev/null || true' EXIT; \
-	  for i in $$(seq 100); do curl -s -o /dev/null http://127.0.0.1:$(WATCH_PORT)/ && break; sleep 0.1; done; \
-	  cargo lambda invoke --invoke-address 127.0.0.1 --invoke-port $(WATCH_PORT) --data-file $(EVENT) $(FN); echo
+	@bash scripts/invoke.sh '$(FN)' '$(EVENT)' '$(CLIENT_CONTEXT)'
 
 # Store a secret: the value is read from stdin, encrypted with KMS (encryption context: stack +
 # name) and written to the table; it is never printed. Locally (no AWS) it goes to the git-ignored
@@ -114,8 +116,15 @@ secret:
 build:
 	sam build --template-file template.yaml
 
-deploy: build
-	sam deploy --guided
+# Stages (samconfig.toml): make deploy STAGE=dev | STAGE=prod [PARAMS='SystemToken=... AlarmEmail=...']
+# (the first deploy of a stack without PARAMS: `sam deploy --guided --config-env dev`).
+STAGE ?= dev
+PARAMS ?=
+SAM_DEPLOY_FLAGS ?=
+deploy:
+	@case '$(STAGE)' in dev|prod) ;; *) echo "STAGE must be dev or prod"; exit 2;; esac
+	$(MAKE) build
+	sam deploy --config-env '$(STAGE)' $(SAM_DEPLOY_FLAGS) $(if $(PARAMS),--parameter-overrides $(PARAMS))
 
 clean:
 	cargo clean

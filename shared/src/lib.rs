@@ -31,7 +31,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`time`], [`telemetry`] | epoch times and clocks; logs and redaction |
+//! | [`time`], [`telemetry`], [`metrics`] | epoch times and clocks; logs and redaction; CloudWatch EMF metrics |
 //! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
 //! | `codec` | canonical JSON (JavaScript's number format), hex, key hashes, ids |
 //! | [`store`], [`jobs`] | dedup, idempotency, secrets, queues; deferred jobs, rate limits, runs: logic, traits, in-memory twins |
@@ -48,6 +48,7 @@ mod codec;
 pub mod dispatch;
 pub mod incoming;
 pub mod jobs;
+pub mod metrics;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;

@@ -256,7 +256,9 @@ where
             builder
                 .json()
                 .flatten_event(true)
-                .with_current_span(false)
+                // The call's span (request, trace, flow… ids) on every line as `span`.
+                .with_current_span(true)
+                .with_span_list(false)
                 .without_time()
                 .finish()
                 .with(filter),
@@ -282,6 +284,23 @@ pub fn init(json: bool, level: &str) {
     }
 }
 
+tokio::task_local! {
+    /// The X-Ray trace header of the call this task works for (see [`with_trace_id`]).
+    static TRACE_ID: Option<Arc<str>>;
+}
+
+/// Run `f` with `trace_id` as the current call's trace header: what [`current_trace_id`] gives
+/// inside it (the SQS adapter forwards it as `AWSTraceHeader`). A task spawned inside does not
+/// inherit it; the dispatcher scopes the function's task again.
+pub async fn with_trace_id<F: std::future::Future>(trace_id: Option<Arc<str>>, f: F) -> F::Output {
+    TRACE_ID.scope(trace_id, f).await
+}
+
+/// The current call's trace header, if any (see [`with_trace_id`]).
+pub fn current_trace_id() -> Option<Arc<str>> {
+    TRACE_ID.try_with(Clone::clone).ok().flatten()
+}
+
 /// The message of a panic payload (`&str` or `String`), as the panic hook and the dispatcher
 /// report it.
 pub fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
@@ -294,6 +313,14 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn trace_id_is_scoped_to_the_call() {
+        assert_eq!(current_trace_id(), None);
+        let inside = with_trace_id(Some("Root=1-a".into()), async { current_trace_id() }).await;
+        assert_eq!(inside.as_deref(), Some("Root=1-a"));
+        assert_eq!(current_trace_id(), None);
+    }
 
     #[test]
     fn short_values_are_ignored() {

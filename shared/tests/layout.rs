@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["time", "telemetry"],
+    &["time", "telemetry", "metrics"],
     &["protocol"],
     &["codec"],
     &["store", "jobs"],

@@ -6,6 +6,7 @@ pub mod counting_proxy;
 pub mod http_client;
 pub mod process;
 pub mod reference;
+pub mod rie;
 pub mod runtime_api;
 
 /// The repository root (for `events/` and `tests/fixtures/`).

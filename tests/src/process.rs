@@ -2,7 +2,7 @@
 //! test (killed on drop).
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -11,6 +11,21 @@ use std::time::Duration;
 pub struct Proc(Child);
 
 impl Proc {
+    /// Start `cmd`; the child is killed (and reaped) when the returned value is dropped.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Proc> {
+        cmd.spawn().map(Proc)
+    }
+    /// Wait up to `timeout` for the child to exit by itself.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if self.exited() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.exited()
+    }
     pub fn id(&self) -> u32 {
         self.0.id()
     }
@@ -56,6 +71,31 @@ fn stderr_target() -> Stdio {
 
 /// Start a Lambda bootstrap against a Runtime API at `api` (`host:port`).
 pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = lambda_command(path, api, env);
+    cmd.stderr(stderr_target());
+    Proc(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),
+    )
+}
+
+/// [`lambda`], with the binary's output (log lines on stderr, metrics on stdout) written to
+/// `log`.
+pub fn lambda_logged(path: &PathBuf, api: &str, env: &[(&str, &str)], log: &Path) -> Proc {
+    let file = std::fs::File::create(log)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let out = file
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot share {}: {e}", log.display()));
+    let mut cmd = lambda_command(path, api, env);
+    cmd.stderr(file).stdout(out);
+    Proc(
+        cmd.spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),
+    )
+}
+
+fn lambda_command(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(path);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -70,15 +110,11 @@ pub fn lambda(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Proc {
         // AWS_ENDPOINT_URL.
         .env("EXTENSION_BACKEND", "embedded")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr_target());
+        .stdout(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    Proc(
-        cmd.spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display())),
-    )
+    cmd
 }
 
 /// Start an HTTP server binary that prints `listening on http://ADDR` and return it with the

@@ -230,7 +230,8 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                     .collect();
                 let event = json!({ "Records": records });
                 let deadline = Instant::now() + DEADLINE;
-                let run = integrator_lambda::worker::handle_batch(&ext, event, "soak", Some(deadline));
+                let run =
+                    integrator_lambda::worker::handle_batch(&ext, event, "soak", Some(deadline));
                 // Kills: batches 1, 3 and 5, then every 8th, cut off at a moment drawn from
                 // the batch number (before, during or after the calls and the idempotency
                 // writes).

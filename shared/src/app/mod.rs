@@ -151,6 +151,7 @@ fn start(app: App, local_addr: Option<SocketAddr>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    crate::metrics::configure(settings.metrics.clone());
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

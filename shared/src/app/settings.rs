@@ -29,6 +29,9 @@
 //! | `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` | incoming endpoints: a file path / JSON text (one of them) | the binary's defaults |
 //! | `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` | log level | `info` |
 //! | `AWS_LAMBDA_LOG_FORMAT` or `LOG_FORMAT` | `json` for JSON lines | text |
+//! | `EXTENSION_METRICS` | `on`/`off`: CloudWatch EMF metrics on stdout ([`crate::metrics`]) | `on` on Lambda, else `off` |
+//! | `EXTENSION_METRICS_NAMESPACE` | their CloudWatch namespace | `IntegratorExtensions` |
+//! | `AWS_LAMBDA_FUNCTION_NAME` | the metrics' `Service` dimension | `local` |
 //!
 //! A duration given in seconds accepts fractions; an invalid value is logged and the default
 //! used, except where a wrong value would change what is served (incoming endpoints,
@@ -134,6 +137,7 @@ pub struct Settings {
     pub incoming_timeout: Duration,
     /// How long an incoming event's dedup key stays pending (at least the time budget + 5 s).
     pub dedup_lease: Duration,
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 /// A setting that cannot be served as given.
@@ -256,6 +260,21 @@ impl Settings {
                 false,
             )
             .max(incoming_timeout + Duration::from_secs(5)),
+            metrics: crate::metrics::MetricsConfig {
+                enabled: match get("EXTENSION_METRICS").as_deref().map(str::to_lowercase) {
+                    Some(v) if matches!(v.as_str(), "on" | "true" | "1") => true,
+                    Some(v) if matches!(v.as_str(), "off" | "false" | "0") => false,
+                    Some(v) => {
+                        tracing::warn!(value = %v, "EXTENSION_METRICS is not on/off; using the default");
+                        on_lambda
+                    }
+                    None => on_lambda,
+                },
+                namespace: get("EXTENSION_METRICS_NAMESPACE")
+                    .filter(|n| !n.trim().is_empty())
+                    .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
+                service: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "local".into()),
+            },
         })
     }
 

@@ -2,6 +2,7 @@
 
 use crate::store::queue::{OutMessage, Queue, QueueError};
 use async_trait::async_trait;
+use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
 
 /// Amazon SQS. Standard or FIFO: `group_id`/`dedup_id` are passed through as given (FIFO
 /// queues require a group id; standard queues reject a deduplication id).
@@ -38,9 +39,20 @@ impl Queue for SqsQueue {
         let delay = message
             .delay
             .map(|d| d.as_secs().min(MAX_DELAY_SECS) as i32);
-        let out = self
-            .client
-            .send_message()
+        let mut request = self.client.send_message();
+        // The sender's trace continues in the consumer (X-Ray links the two).
+        if let Some(trace) = message.trace_header() {
+            let value = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace)
+                .build()
+                .map_err(|e| QueueError(e.to_string()))?;
+            request = request.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                value,
+            );
+        }
+        let out = request
             .queue_url(&self.queue_url)
             .message_body(message.body)
             .set_delay_seconds(delay)

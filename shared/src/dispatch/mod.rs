@@ -17,6 +17,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Default time budget when the platform gives no deadline (local server, tests): Lambda's
 /// recommended 300 s timeout for extension functions.
@@ -177,15 +178,41 @@ impl Extension {
         let type_name = req.envelope.type_name();
         let connector = req.envelope.connector_key();
         let ids = LogIds::from_options(req.envelope.options.as_ref());
-        let result = self
-            .dispatch(
+        let records_in = crate::metrics::enabled()
+            .then(|| crate::metrics::records_in(req.envelope.options.as_ref()))
+            .flatten();
+        // The transport's trace id, else the one the Lambda runtime gave the invocation.
+        let trace_id: Option<Arc<str>> = req
+            .trace_id
+            .as_deref()
+            .map(Into::into)
+            .or_else(crate::telemetry::current_trace_id);
+        // Every line logged during the call (the function's own included: its task is
+        // instrumented with this span too) carries these ids.
+        let span = tracing::info_span!(
+            "call",
+            request_id = %req.request_id,
+            trace_id = trace_id.as_deref().unwrap_or(""),
+            function = %function,
+            stack = ?req.stack,
+            flow = ids.flow.as_deref().unwrap_or(""),
+            export = ids.export.as_deref().unwrap_or(""),
+            import = ids.import.as_deref().unwrap_or(""),
+            connection = ids.connection.as_deref().unwrap_or(""),
+        );
+        let result = crate::telemetry::with_trace_id(
+            trace_id.clone(),
+            self.dispatch(
                 req.envelope,
                 req.stack,
                 &req.request_id,
-                req.trace_id.as_deref(),
+                trace_id.as_deref(),
                 req.deadline,
-            )
-            .await;
+            ),
+        )
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let status = if result.is_ok() { 200 } else { 422 };
         let first_error = result
@@ -204,13 +231,26 @@ impl Extension {
             import = ids.import.as_deref().unwrap_or(""),
             connection = ids.connection.as_deref().unwrap_or(""),
             request_id = %req.request_id,
-            trace_id = req.trace_id.as_deref().unwrap_or(""),
+            trace_id = trace_id.as_deref().unwrap_or(""),
             stack = ?req.stack,
             duration_ms = format_args!("{elapsed_ms:.3}"),
             status,
             error = first_error,
             "extension call"
         );
+        if crate::metrics::enabled() {
+            let text = result.as_ref().ok().map(Reply::lambda_text);
+            crate::metrics::call(crate::metrics::CallFigures {
+                function: &function,
+                extension_point: type_name.as_deref().unwrap_or("function"),
+                stack: &format!("{:?}", req.stack),
+                status,
+                duration_ms: elapsed_ms,
+                records_in,
+                records_out: text.and_then(crate::metrics::records_out),
+                response_bytes: text.map_or(0, str::len),
+            });
+        }
         result
     }
 
@@ -345,7 +385,10 @@ async fn run_isolated(
 ) -> Result<Reply, Vec<WireError>> {
     let function = inv.function.clone();
     let budget = inv.remaining();
-    let mut task = tokio::spawn(handler.call(inv, options));
+    // The function's task keeps the call's span and trace id (a spawned task inherits neither).
+    let trace_id = inv.trace_id.clone();
+    let call = crate::telemetry::with_trace_id(trace_id, handler.call(inv, options));
+    let mut task = tokio::spawn(call.in_current_span());
     match tokio::time::timeout(budget, &mut task).await {
         Err(_) => {
             task.abort();

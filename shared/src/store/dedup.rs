@@ -229,7 +229,10 @@ impl Dedup {
         }
     }
     pub async fn check(&self, key: &DedupKey) -> Result<Sighting, StoreError> {
-        self.store.check(key, self.ttl).await
+        let sighting = self.store.check(key, self.ttl).await?;
+        let new = usize::from(sighting == Sighting::New);
+        crate::metrics::dedup(new, 1 - new);
+        Ok(sighting)
     }
     /// See [`DedupStore::forget`].
     pub async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
@@ -369,7 +372,7 @@ pub async fn check_keys(
     }
     let checked: Vec<Sighting> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
     let mut checked = checked.into_iter();
-    Ok(repeated
+    let sightings: Vec<Sighting> = repeated
         .into_iter()
         .map(|r| {
             if r {
@@ -378,7 +381,10 @@ pub async fn check_keys(
                 checked.next().unwrap_or(Sighting::Duplicate)
             }
         })
-        .collect())
+        .collect();
+    let new = sightings.iter().filter(|s| **s == Sighting::New).count();
+    crate::metrics::dedup(new, sightings.len() - new);
+    Ok(sightings)
 }
 
 /// Which records of a page were seen before: each record `key_of` gives a key for is checked

@@ -17,6 +17,21 @@ pub struct OutMessage {
     pub group_id: Option<String>,
     /// FIFO queues: the deduplication id.
     pub dedup_id: Option<String>,
+    /// The X-Ray trace header to send as the `AWSTraceHeader` system attribute; `None` means
+    /// the current call's ([`crate::telemetry::current_trace_id`]), if any.
+    pub trace_header: Option<String>,
+}
+
+/// The SQS system attribute that carries the X-Ray trace header from sender to consumer.
+pub const TRACE_ATTRIBUTE: &str = "AWSTraceHeader";
+
+impl OutMessage {
+    /// The trace header to send: the message's own, else the current call's.
+    pub fn trace_header(&self) -> Option<String> {
+        self.trace_header
+            .clone()
+            .or_else(|| crate::telemetry::current_trace_id().map(|t| t.to_string()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

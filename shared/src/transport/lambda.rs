@@ -159,7 +159,7 @@ pub async fn handle(app: LambdaApp, event: LambdaEvent<Value>) -> HandlerResult 
         envelope,
         stack,
         request_id: context.request_id.clone(),
-        trace_id: None,
+        trace_id: context.xray_trace_id.clone(),
         deadline,
     };
     match app.http.extension.call(call).await {
@@ -220,8 +220,12 @@ async fn handle_http(
 
 /// Run the Lambda runtime loop with `app`.
 pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
-    let service =
-        lambda_runtime::service_fn(move |event: LambdaEvent<Value>| handle(app.clone(), event));
+    // The runtime's trace id (`Lambda-Runtime-Trace-Id`) is the invocation's: logged with every
+    // call and forwarded on the messages it sends.
+    let service = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
+        let trace_id = event.context.xray_trace_id.as_deref().map(Into::into);
+        crate::telemetry::with_trace_id(trace_id, handle(app.clone(), event))
+    });
     lambda_runtime::Runtime::new(service)
         .layer(lambda_runtime::layers::TracingLayer::new())
         .layer(ClientContextLayer)

@@ -108,6 +108,7 @@ pub const MAX_CONCURRENCY: usize = 16;
 pub const MIN_START: Duration = Duration::from_millis(500);
 /// The SQS attribute naming a FIFO message's group.
 pub const GROUP_ATTRIBUTE: &str = "MessageGroupId";
+use crate::store::queue::TRACE_ATTRIBUTE;
 
 /// Is `payload` an SQS event (a non-empty `Records` array, every record from `aws:sqs`)?
 pub fn is_sqs_event(payload: &Value) -> bool {
@@ -233,6 +234,8 @@ struct Record {
     index: usize,
     id: String,
     body: Option<String>,
+    /// The sender's X-Ray trace header (the `AWSTraceHeader` system attribute).
+    trace: Option<String>,
 }
 
 /// One batch, read: its records grouped (a FIFO group, or one record of a standard queue).
@@ -283,6 +286,15 @@ pub async fn handle_batch(
             )
         };
     }
+    crate::metrics::batch(&[
+        ("BatchRecords", batch.total),
+        ("BatchSucceeded", count(Outcome::Succeeded)),
+        ("BatchFailed", count(Outcome::Failed)),
+        ("BatchSkipped", count(Outcome::Skipped)),
+        ("BatchReplayed", count(Outcome::Replayed)),
+        ("BatchDeferred", count(Outcome::Deferred)),
+        ("BatchStale", count(Outcome::Stale)),
+    ]);
     if all_failed {
         batch_line!(
             error,
@@ -328,18 +340,24 @@ fn read_batch(payload: Value) -> Result<Batch, BatchError> {
             return Err(e);
         };
         let group = message.attributes.get(GROUP_ATTRIBUTE).cloned();
-        records.push((index, id, message.body, group));
+        let trace = message.attributes.get(TRACE_ATTRIBUTE).cloned();
+        records.push((index, id, message.body, group, trace));
     }
     let mut groups: Vec<(Option<String>, Vec<Record>)> = Vec::new();
     let mut seen = HashSet::new();
     let mut duplicates = 0usize;
-    for (index, id, body, group) in records {
+    for (index, id, body, group, trace) in records {
         if !seen.insert(id.clone()) {
             duplicates += 1;
             tracing::warn!(message_id = %id, "message delivered twice in one batch; the copy is skipped");
             continue;
         }
-        let record = Record { index, id, body };
+        let record = Record {
+            index,
+            id,
+            body,
+            trace,
+        };
         match &group {
             Some(g) => match groups.iter_mut().find(|(k, _)| k.as_deref() == Some(g)) {
                 Some((_, list)) => list.push(record),
@@ -466,7 +484,7 @@ async fn run_record(
             envelope: Envelope::from_body(body),
             stack: Stack::Queue,
             request_id: request_id.to_owned(),
-            trace_id: None,
+            trace_id: record.trace.clone(),
             deadline: call_deadline(deadline, hard_deadline),
         };
         ext.call(req)

@@ -1,0 +1,251 @@
+//! Metrics in CloudWatch's Embedded Metric Format (EMF): one JSON line on stdout per record,
+//! which CloudWatch Logs turns into metrics (no API call, no agent). A line is written whole,
+//! synchronously, before the call that produced it answers, so nothing is buffered and nothing
+//! is lost when the execution environment is frozen or shut down.
+//!
+//! Namespace `EXTENSION_METRICS_NAMESPACE` (default [`DEFAULT_NAMESPACE`]); on by default on
+//! Lambda, off locally (`EXTENSION_METRICS=on|off`), both read in `app/settings.rs`.
+//!
+//! | record | dimensions | metrics |
+//! |---|---|---|
+//! | each call ([`call`]) | `Service`, `Function`, `ExtensionPoint`, `Stack`, `Status`; and `Service` alone | `Calls`, `Errors`, `Duration` (ms), `RecordsIn`, `RecordsOut`, `ResponseBytes`, `ColdStart` |
+//! | each dedup check ([`dedup`]) | `Service` | `DedupNew`, `DedupDuplicate` |
+//! | each SQS batch ([`batch`]) | `Service` | `BatchRecords`, `BatchSucceeded`, `BatchFailed`, `BatchSkipped`, `BatchReplayed`, `BatchDeferred`, `BatchStale` |
+//!
+//! `Service` is the Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`, or `local`).
+
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub const DEFAULT_NAMESPACE: &str = "IntegratorExtensions";
+
+/// Where metrics go and whether they are written at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub namespace: String,
+    /// The `Service` dimension: the Lambda function's name.
+    pub service: String,
+}
+
+static CONFIG: OnceLock<MetricsConfig> = OnceLock::new();
+static WARM: AtomicBool = AtomicBool::new(false);
+
+/// Set once at start-up (later calls are ignored); until then nothing is written.
+pub fn configure(config: MetricsConfig) {
+    let _ = CONFIG.set(config);
+}
+
+fn config() -> Option<&'static MetricsConfig> {
+    CONFIG.get().filter(|c| c.enabled)
+}
+
+/// Is any metric written? (Callers skip work, e.g. counting records, when not.)
+pub fn enabled() -> bool {
+    config().is_some()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Bytes,
+}
+
+impl Unit {
+    fn name(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Bytes => "Bytes",
+        }
+    }
+}
+
+/// One EMF record: dimension sets, dimension values and metric values.
+#[derive(Debug, Default)]
+pub struct Record {
+    dimension_sets: Vec<Vec<&'static str>>,
+    dimensions: Vec<(&'static str, String)>,
+    metrics: Vec<(&'static str, f64, Unit)>,
+}
+
+impl Record {
+    pub fn dimension(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.dimensions.push((name, value.into()));
+        self
+    }
+    /// A dimension set: the names of dimensions CloudWatch aggregates these metrics by.
+    pub fn dimension_set(mut self, names: &[&'static str]) -> Self {
+        self.dimension_sets.push(names.to_vec());
+        self
+    }
+    pub fn metric(mut self, name: &'static str, value: f64, unit: Unit) -> Self {
+        self.metrics.push((name, value, unit));
+        self
+    }
+
+    /// The EMF JSON line (without newline).
+    pub fn to_line(&self, namespace: &str, timestamp_ms: u64) -> String {
+        let mut root = Map::new();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": self.dimension_sets,
+                    "Metrics": self.metrics.iter()
+                        .map(|(n, _, u)| json!({"Name": n, "Unit": u.name()}))
+                        .collect::<Vec<_>>(),
+                }],
+            }),
+        );
+        for (k, v) in &self.dimensions {
+            root.insert((*k).into(), Value::String(v.clone()));
+        }
+        for (k, v, _) in &self.metrics {
+            root.insert((*k).into(), json!(v));
+        }
+        Value::Object(root).to_string()
+    }
+
+    /// Write the line to stdout now (when metrics are on), with the `Service` dimension.
+    pub fn emit(self) {
+        let Some(c) = config() else {
+            return;
+        };
+        let record = self.dimension("Service", c.service.clone());
+        let line = record.to_line(&c.namespace, crate::time::since_epoch().as_millis() as u64);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+/// The figures of one call.
+#[derive(Debug, Default)]
+pub struct CallFigures<'a> {
+    pub function: &'a str,
+    pub extension_point: &'a str,
+    pub stack: &'a str,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub records_in: Option<usize>,
+    pub records_out: Option<usize>,
+    pub response_bytes: usize,
+}
+
+/// The per-call record; the first call of the process also counts a cold start.
+pub fn call(f: CallFigures<'_>) {
+    if !enabled() {
+        return;
+    }
+    let cold = !WARM.swap(true, Ordering::Relaxed);
+    let count = |n: Option<usize>| n.unwrap_or(0) as f64;
+    Record::default()
+        .dimension_set(&["Service", "Function", "ExtensionPoint", "Stack", "Status"])
+        .dimension_set(&["Service"])
+        .dimension("Function", f.function)
+        .dimension("ExtensionPoint", f.extension_point)
+        .dimension("Stack", f.stack)
+        .dimension("Status", f.status.to_string())
+        .metric("Calls", 1.0, Unit::Count)
+        .metric("Errors", f64::from(u8::from(f.status >= 400)), Unit::Count)
+        .metric("Duration", f.duration_ms, Unit::Milliseconds)
+        .metric("RecordsIn", count(f.records_in), Unit::Count)
+        .metric("RecordsOut", count(f.records_out), Unit::Count)
+        .metric("ResponseBytes", f.response_bytes as f64, Unit::Bytes)
+        .metric("ColdStart", f64::from(u8::from(cold)), Unit::Count)
+        .emit();
+}
+
+/// Dedup checks (one key, or a page of them): how many were new, how many duplicates.
+pub fn dedup(new: usize, duplicate: usize) {
+    Record::default()
+        .dimension_set(&["Service"])
+        .metric("DedupNew", new as f64, Unit::Count)
+        .metric("DedupDuplicate", duplicate as f64, Unit::Count)
+        .emit();
+}
+
+/// One SQS batch's outcomes, as `(metric name, count)`.
+pub fn batch(outcomes: &[(&'static str, usize)]) {
+    outcomes
+        .iter()
+        .fold(
+            Record::default().dimension_set(&["Service"]),
+            |r, (name, n)| r.metric(name, *n as f64, Unit::Count),
+        )
+        .emit();
+}
+
+/// The records of a page: the length of the first array among integrator.io's page fields.
+pub fn records_in(options: Option<&Value>) -> Option<usize> {
+    let o = options?.as_object()?;
+    ["data", "postMapData", "responseData", "postResponseMapData"]
+        .iter()
+        .find_map(|k| o.get(*k).and_then(Value::as_array).map(Vec::len))
+}
+
+/// The records of an answer: a top-level array's length, or an export's `data` length.
+pub fn records_out(text: &str) -> Option<usize> {
+    use serde::de::IgnoredAny;
+    #[derive(serde::Deserialize)]
+    struct Page {
+        data: Vec<IgnoredAny>,
+    }
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => serde_json::from_str::<Vec<IgnoredAny>>(text)
+            .ok()
+            .map(|v| v.len()),
+        Some(b'{') => serde_json::from_str::<Page>(text)
+            .ok()
+            .map(|p| p.data.len()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_a_valid_emf_line() {
+        let line = Record::default()
+            .dimension_set(&["Service", "Function"])
+            .dimension("Service", "pre-map")
+            .dimension("Function", "flattenRecords")
+            .metric("Calls", 1.0, Unit::Count)
+            .metric("Duration", 2.5, Unit::Milliseconds)
+            .to_line("NS", 1_700_000_000_000);
+        let v: Value = serde_json::from_str(&line).expect("json");
+        let cw = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(v["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert_eq!(cw["Namespace"], "NS");
+        assert_eq!(cw["Dimensions"], json!([["Service", "Function"]]));
+        assert_eq!(
+            cw["Metrics"][1],
+            json!({"Name": "Duration", "Unit": "Milliseconds"})
+        );
+        // Every dimension and metric named in _aws has its value at the top level.
+        assert_eq!(v["Service"], "pre-map");
+        assert_eq!(v["Function"], "flattenRecords");
+        assert_eq!(v["Calls"], 1.0);
+        assert_eq!(v["Duration"], 2.5);
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn records_are_counted_in_pages_and_answers() {
+        assert_eq!(records_in(Some(&json!({"data": [1, 2, 3]}))), Some(3));
+        assert_eq!(records_in(Some(&json!({"postMapData": [1]}))), Some(1));
+        assert_eq!(records_in(Some(&json!({"x": 1}))), None);
+        assert_eq!(records_out(r#"[{"data":{}},{"errors":[]}]"#), Some(2));
+        assert_eq!(records_out(r#"{"data":[1,2],"lastPage":true}"#), Some(2));
+        assert_eq!(records_out(r#"{"statusCode":200}"#), None);
+        assert_eq!(records_out("null"), None);
+    }
+}
