@@ -240,7 +240,13 @@ impl Dedup {
     }
     /// See [`DedupStore::claim`].
     pub async fn claim(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
-        self.store.claim(key, lease, self.ttl).await
+        let claim = self.store.claim(key, lease, self.ttl).await?;
+        match claim {
+            Claim::Claimed(_) => crate::metrics::dedup(1, 0),
+            Claim::Duplicate => crate::metrics::dedup(0, 1),
+            Claim::InFlight => {}
+        }
+        Ok(claim)
     }
     /// See [`DedupStore::confirm`] (for this service's TTL).
     pub async fn confirm(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
