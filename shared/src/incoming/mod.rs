@@ -285,6 +285,15 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 
 use crate::transport::http::error_response as error;
 
+/// The 413 for a message over the queue's limit (`size`: its size in bytes, or a lower bound).
+fn queue_too_large(size: String, limit: usize) -> Response<Bytes> {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        format!("The event is too large to queue ({size} bytes; the limit is {limit})."),
+    )
+}
+
 fn unavailable(what: &str) -> Response<Bytes> {
     let mut r = error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -358,11 +367,29 @@ fn check_content(headers: &HeaderMap) -> Result<(), Box<Response<Bytes>>> {
 }
 
 /// The body as a JSON object.
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Box<Response<Bytes>>> {
+fn parse_object(body: &[u8], limit: usize) -> Result<Map<String, Value>, Box<Response<Bytes>>> {
     let bad =
         |msg: Cow<'static, str>| Box::new(error(StatusCode::BAD_REQUEST, "invalid_json", msg));
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("The request body is empty: send a JSON object.".into()));
+    }
+    // Measured before it is parsed: parsing into values costs a fixed factor of the body, and
+    // only a body whose flattened form fits the queue is worth it (see `flatten::measure`).
+    let top_is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    match flatten::measure(body, limit) {
+        Err(flatten::Measure::TooLarge(e)) if top_is_object => {
+            return Err(Box::new(queue_too_large(
+                format!("more than {}", e.limit),
+                e.limit,
+            )));
+        }
+        Err(flatten::Measure::Json(e)) => {
+            return Err(bad(
+                format!("The request body is not valid JSON: {e}").into()
+            ));
+        }
+        _ if !top_is_object => return Err(bad("The request body must be a JSON object.".into())),
+        _ => {}
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
@@ -646,7 +673,7 @@ impl IncomingApp {
                 return Err(r);
             }
         };
-        let object = parse_object(&req.body).map_err(|r| *r)?;
+        let object = parse_object(&req.body, self.max_message_bytes).map_err(|r| *r)?;
         let body = Value::Object(object);
         let key = Self::dedup_key(ep, &req.headers, &body);
         let request_id = req.request_id.clone().unwrap_or_else(new_request_id);
@@ -659,6 +686,10 @@ impl IncomingApp {
                     .map(|v| (h.as_str().to_owned(), Value::String(v)))
             })
             .collect();
+        // Flattening can multiply a body (a long key over a long array repeats the key for
+        // every element): it stops at the queue's limit, before anything is built past it.
+        let event = flatten::flatten_within(&body, self.max_message_bytes)
+            .map_err(|e| queue_too_large(format!("more than {}", e.limit), e.limit))?;
         let message = json!({
             "endpoint": ep.name,
             "receivedAt": rfc3339_millis(SystemTime::now()),
@@ -666,7 +697,7 @@ impl IncomingApp {
             "dedupKey": key.as_ref().map(DedupKey::as_str),
             "auth": auth,
             "headers": headers,
-            "event": flatten::flatten(&body),
+            "event": event,
         });
         let message = match crate::protocol::json::to_string(&message) {
             Ok(m) => m,
@@ -680,14 +711,9 @@ impl IncomingApp {
             }
         };
         if message.len() > self.max_message_bytes {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                format!(
-                    "The event is too large to queue ({} bytes; the limit is {}).",
-                    message.len(),
-                    self.max_message_bytes
-                ),
+            return Err(queue_too_large(
+                message.len().to_string(),
+                self.max_message_bytes,
             ));
         }
         Ok(Accepted {

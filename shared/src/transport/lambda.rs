@@ -18,10 +18,10 @@ use super::http::{HttpApp, HttpRequest};
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::Envelope;
 use crate::protocol::error::lambda_message;
-use lambda_http::request::LambdaRequest;
-use lambda_http::{Adapter, Body};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Adapter, Body};
 use lambda_runtime::{Diagnostic, LambdaEvent, Service};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -288,7 +288,10 @@ async fn answer(
     );
     // Functions run isolated in dispatch; this catches a panic in the transport itself, so the
     // invocation is answered and the loop goes on (what `lambda_runtime`'s loop also does).
-    match AssertUnwindSafe(handled.instrument(span)).catch_unwind().await {
+    match AssertUnwindSafe(handled.instrument(span))
+        .catch_unwind()
+        .await
+    {
         Ok(result) => result,
         Err(_) => Err(Diagnostic {
             error_type: "Runtime.Panic".into(),
