@@ -337,7 +337,11 @@ fn resolve(module: &Module, env: &Envelope, function: &str) -> Result<Resolved, 
 }
 
 /// 3. Run in its own task until the invocation's deadline: a panic or an overrun becomes a 422,
-///    never a dead process.
+///    never a dead process. A function that blocks its thread (CPU-bound, or a blocking call)
+///    past the deadline still gets its 422 in time: the timer runs on another worker thread of
+///    the multi-threaded runtime (at least two, see `app`). Rust cannot pre-empt a thread, so
+///    the aborted task keeps that worker busy until the function next yields or returns; the
+///    other workers go on serving (on Lambda, the next invocation).
 async fn run_isolated(
     handler: Arc<dyn Handler>,
     inv: Invocation,
@@ -345,7 +349,10 @@ async fn run_isolated(
 ) -> Result<Reply, Vec<WireError>> {
     let function = inv.function.clone();
     let budget = inv.remaining();
-    let mut task = tokio::spawn(handler.call(inv, options));
+    // `Handler::call` deserializes the options and calls the function (whose code up to its
+    // first await may be synchronous) before it returns the future: all of it runs inside the
+    // task, so a panic there is caught and its time counts against the deadline.
+    let mut task = tokio::spawn(async move { handler.call(inv, options).await });
     match tokio::time::timeout(budget, &mut task).await {
         Err(_) => {
             task.abort();
@@ -387,4 +394,104 @@ fn check_size(env: &Envelope, reply: Reply) -> Result<Reply, Vec<WireError>> {
         return Err(vec![WireError::response_too_large(&limit.as_sent)]);
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::envelope::Envelope;
+    use serde_json::json;
+    use std::future::Ready;
+
+    fn call(function: &str, deadline: Duration) -> CallRequest {
+        CallRequest {
+            envelope: Envelope::from_body(
+                json!({"diy": true, "function": function, "options": {"n": 1}}),
+            ),
+            stack: Stack::LambdaEnvelope,
+            request_id: "r".into(),
+            trace_id: None,
+            deadline: Some(Instant::now() + deadline),
+        }
+    }
+
+    fn sync_panic(_inv: Invocation, _v: Value) -> Ready<ExtResult<Value>> {
+        panic!("synchronous part panicked")
+    }
+
+    fn sync_spin(_inv: Invocation, _v: Value) -> Ready<ExtResult<Value>> {
+        std::thread::sleep(Duration::from_millis(1500));
+        std::future::ready(Ok(json!("late")))
+    }
+
+    async fn async_spin(_inv: Invocation, _v: Value) -> ExtResult<Value> {
+        // CPU-bound: never yields.
+        std::thread::sleep(Duration::from_millis(1500));
+        Ok(json!("late"))
+    }
+
+    fn extension() -> Extension {
+        let mut m = Module::new();
+        m.raw("syncPanic", sync_panic)
+            .raw("syncSpin", sync_spin)
+            .raw("asyncSpin", async_spin);
+        m.pre_map("typed", |_inv, o: crate::types::PreMapOptions| async move {
+            Ok(o.data
+                .into_iter()
+                .map(crate::types::RecordResult::keep)
+                .collect::<Vec<_>>())
+        });
+        Extension::builder().diy(m).build().expect("extension")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_a_functions_synchronous_part_is_a_422() {
+        let ext = extension();
+        let errors = ext
+            .call(call("syncPanic", Duration::from_secs(5)))
+            .await
+            .expect_err("422");
+        assert_eq!(
+            errors[0].message,
+            "Function syncPanic panicked: synchronous part panicked"
+        );
+    }
+
+    /// One blocked function at a time: each holds its worker until it returns (see
+    /// `run_isolated`), so each case gets a fresh runtime.
+    async fn answered_in_time(function: &str) {
+        let ext = extension();
+        let started = Instant::now();
+        let errors = ext
+            .call(call(function, Duration::from_millis(300)))
+            .await
+            .expect_err("422");
+        assert_eq!(errors[0].code, "timeout", "{function}");
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{function}: answered after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_function_blocking_before_its_first_await_is_answered_in_time() {
+        answered_in_time("syncSpin").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cpu_bound_async_function_is_answered_in_time() {
+        answered_in_time("asyncSpin").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn options_that_do_not_fit_the_kind_are_a_422_inside_the_guard() {
+        let ext = extension();
+        let mut req = call("typed", Duration::from_secs(5));
+        req.envelope = Envelope::from_body(
+            json!({"diy": true, "type": "hook", "function": "typed", "options": {"data": 5}}),
+        );
+        let errors = ext.call(req).await.expect_err("422");
+        assert!(!errors.is_empty());
+    }
 }
