@@ -186,6 +186,9 @@ impl Extension {
                 req.deadline,
             )
             .await;
+        // A 422 carries messages built from outside data (a panic's text, serde's description
+        // of the options, the function's own words): registered secrets never leave in them.
+        let result = result.map_err(redact_errors);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let status = if result.is_ok() { 200 } else { 422 };
         let first_error = result
@@ -323,6 +326,16 @@ impl Extension {
     }
 }
 
+/// `errors` with every registered secret replaced in their messages.
+fn redact_errors(mut errors: Vec<WireError>) -> Vec<WireError> {
+    for e in &mut errors {
+        if let std::borrow::Cow::Owned(clean) = crate::telemetry::redact_text(&e.message) {
+            e.message = clean.into();
+        }
+    }
+    errors
+}
+
 /// A resolved function: its handler and the namespace it was found in.
 type Resolved = (Arc<dyn Handler>, Option<String>);
 
@@ -419,6 +432,10 @@ mod tests {
         panic!("synchronous part panicked")
     }
 
+    fn leaky_panic(_inv: Invocation, _v: Value) -> Ready<ExtResult<Value>> {
+        panic!("cannot connect with password hunter2-Xk8q")
+    }
+
     fn sync_spin(_inv: Invocation, _v: Value) -> Ready<ExtResult<Value>> {
         std::thread::sleep(Duration::from_millis(1500));
         std::future::ready(Ok(json!("late")))
@@ -433,6 +450,7 @@ mod tests {
     fn extension() -> Extension {
         let mut m = Module::new();
         m.raw("syncPanic", sync_panic)
+            .raw("leakyPanic", leaky_panic)
             .raw("syncSpin", sync_spin)
             .raw("asyncSpin", async_spin);
         m.pre_map("typed", |_inv, o: crate::types::PreMapOptions| async move {
@@ -482,6 +500,26 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_cpu_bound_async_function_is_answered_in_time() {
         answered_in_time("asyncSpin").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn registered_secrets_never_reach_a_422_body() {
+        crate::telemetry::redact("hunter2-Xk8q");
+        crate::telemetry::redact("opt-secret-Pw3z");
+        let ext = extension();
+        let errors = ext
+            .call(call("leakyPanic", Duration::from_secs(5)))
+            .await
+            .expect_err("422");
+        assert!(!errors[0].message.contains("hunter2-Xk8q"), "{errors:?}");
+        assert!(errors[0].message.contains(crate::telemetry::REDACTED));
+        // serde's description of options that do not fit quotes the value.
+        let mut req = call("typed", Duration::from_secs(5));
+        req.envelope = Envelope::from_body(json!({"diy": true, "type": "hook",
+            "function": "typed", "options": {"data": "opt-secret-Pw3z"}}));
+        let errors = ext.call(req).await.expect_err("422");
+        let all = format!("{errors:?}");
+        assert!(!all.contains("opt-secret-Pw3z"), "{all}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
