@@ -228,13 +228,19 @@ enum Material {
 }
 
 fn material(v: &SecretValue) -> Result<Material, String> {
-    match v {
-        SecretValue::Inline(s) => Ok(Material::Now(s.clone())),
+    let now = match v {
+        SecretValue::Inline(s) => s.clone(),
         SecretValue::File(p) => std::fs::read_to_string(p)
-            .map(|s| Material::Now(s.into()))
-            .map_err(|e| format!("cannot read {}: {e}", p.display())),
-        SecretValue::Named(n) => Ok(Material::Later(n.clone())),
-    }
+            .map(secrecy::SecretString::from)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        // Resolved through the secret store, which registers what it fetches.
+        SecretValue::Named(n) => return Ok(Material::Later(n.clone())),
+    };
+    // Inline and file secrets never reach a log either (as read, and without the file's
+    // trailing newline).
+    crate::telemetry::redact(now.expose_secret());
+    crate::telemetry::redact(now.expose_secret().trim());
+    Ok(Material::Now(now))
 }
 
 fn compile_key<K>(

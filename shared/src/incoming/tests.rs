@@ -610,3 +610,24 @@ fn secret_looking_headers_are_never_forwarded() {
         assert!(!is_secret_header(h), "{h}");
     }
 }
+
+#[test]
+fn inline_and_file_webhook_secrets_are_registered_for_redaction() {
+    let dir = std::env::temp_dir().join(format!("incoming-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hook.secret");
+    std::fs::write(&file, "file-hook-secret-Lq2v\n").unwrap();
+    let cfg = IncomingConfig::from_json(&format!(
+        r#"{{"inline": {{"auth": {{"type": "hmac", "secret": "inline-hook-secret-Tb6n"}}}},
+            "file": {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": {{"file": {:?}}}}}}}}}"#,
+        file.display().to_string()
+    ))
+    .unwrap();
+    let _app = IncomingApp::new(cfg, IncomingStores::embedded()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for s in ["inline-hook-secret-Tb6n", "file-hook-secret-Lq2v"] {
+        let text = format!("key was {s} here");
+        let line = crate::telemetry::redact_text(&text);
+        assert!(!line.contains(s), "{line}");
+    }
+}
