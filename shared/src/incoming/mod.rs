@@ -98,6 +98,8 @@ pub enum AuthFailure {
     BadTimestamp,
     StaleTimestamp,
     BadSignature,
+    /// The exact signed message (`webhook-id` and `webhook-timestamp`) was accepted before.
+    Replayed,
 }
 
 impl AuthFailure {
@@ -120,6 +122,9 @@ impl AuthFailure {
             Self::BadTimestamp => "The webhook-timestamp header is not a Unix time.".into(),
             Self::StaleTimestamp => "The webhook-timestamp is outside the accepted window.".into(),
             Self::BadSignature => "No webhook signature matches.".into(),
+            Self::Replayed => {
+                "This signed message was already received (a sender's retry is signed anew).".into()
+            }
         }
     }
 }
@@ -575,6 +580,39 @@ impl IncomingApp {
         }
     }
 
+    /// A valid signature is good for the whole tolerance window, so the exact signed message
+    /// (`webhook-id` + `webhook-timestamp`; a sender's retry has a new timestamp and signature)
+    /// is remembered in the dedup store for that window, both directions, and refused the
+    /// second time.
+    async fn refuse_replay(
+        &self,
+        ep: &Endpoint,
+        headers: &HeaderMap,
+        tolerance: Duration,
+    ) -> Result<(), Response<Bytes>> {
+        let id = header_text(headers, signature::ID_HEADER).unwrap_or_default();
+        let ts = header_text(headers, signature::TIMESTAMP_HEADER).unwrap_or_default();
+        let key = DedupKey::from_caller(
+            &format!("{}\u{1e}hmac-replay", ep.scope),
+            &format!("{id}\u{1e}{ts}"),
+        );
+        let window = tolerance
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(1));
+        let seen = Dedup::with_ttl(ep.dedup.store.clone(), window);
+        match seen.check(&key).await {
+            Ok(Sighting::New) => Ok(()),
+            Ok(Sighting::Duplicate) => {
+                tracing::warn!(endpoint = %ep.name, "incoming: replayed webhook signature refused");
+                Err(unauthorized(&ep.auth, AuthFailure::Replayed))
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %ep.name, error = %e, "incoming: replay store failed");
+                Err(unavailable("dedup store unavailable"))
+            }
+        }
+    }
+
     /// Authenticate; on success, what the queued event says about the caller.
     async fn authenticate(
         &self,
@@ -588,6 +626,7 @@ impl IncomingApp {
                 let now = crate::time::EpochSeconds::now().0;
                 signature::verify(&req.headers, &req.body, &key, *tolerance, now)
                     .map_err(|f| unauthorized(&ep.auth, f))?;
+                self.refuse_replay(ep, &req.headers, *tolerance).await?;
                 Ok(json!({"type": "hmac"}))
             }
             Auth::Jwt { config, key } => {

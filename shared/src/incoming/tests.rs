@@ -345,11 +345,11 @@ async fn hmac_endpoints_verify_standard_webhooks_signatures() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    // The sender's retry (same webhook-id) is a duplicate.
+    // The sender's retry (same webhook-id, signed anew at a later time) is a duplicate.
     let (s, _) = post_owned(
         &h.app,
         "hmac",
-        &hmac_headers(body, HMAC_SECRET, now()),
+        &hmac_headers(body, HMAC_SECRET, now() + 1),
         body,
     )
     .await;
@@ -630,4 +630,18 @@ fn inline_and_file_webhook_secrets_are_registered_for_redaction() {
         let line = crate::telemetry::redact_text(&text);
         assert!(!line.contains(s), "{line}");
     }
+}
+
+#[tokio::test]
+async fn a_replayed_hmac_signature_is_refused_within_the_tolerance_window() {
+    let h = harness();
+    let body = r#"{"type": "order.created", "id": 2}"#;
+    let signed = hmac_headers(body, HMAC_SECRET, now());
+    let (s, v) = post_owned(&h.app, "hmac", &signed, body).await;
+    assert_eq!(s, 200, "{v}");
+    // The very same signed request again (captured and replayed): refused, not queued.
+    let (s, v) = post_owned(&h.app, "hmac", &signed, body).await;
+    assert_error(s, &v, 401, "unauthorized");
+    assert!(v.to_string().contains("already received"), "{v}");
+    assert_eq!(sent(&h.queue).len(), 1);
 }
