@@ -43,9 +43,10 @@
 //!   them); any other string is used as the key's bytes.
 //!
 //! `dedup` objects: `fields` (dotted paths into the *original* body, `a.b.0.c`), `headers`
-//! (header names), at most five in all; or `"wholeBody": true`; plus `callerHeader` (a header
-//! that, when present, is the dedup key and overrides the selection; default `x-dedup-key`,
-//! `null` to ignore callers' keys) and `ttlSecs` (how long after its last sighting a key
+//! (header names), at most five in all; or `"wholeBody": true`; plus `callerHeader` (opt-in: a
+//! header that, when present, is the dedup key and overrides the selection, e.g.
+//! `"x-dedup-key"`; off by default, because a caller who chooses keys can burn them in advance;
+//! `"dedup": "header"` is `{"callerHeader": "x-dedup-key"}`) and `ttlSecs` (how long after its last sighting a key
 //! keeps rejecting duplicates; default 7 days).
 //!
 //! Secrets (`S` above) are one of:
@@ -304,7 +305,9 @@ impl Default for DedupConfig {
             whole_body: false,
             fields: Vec::new(),
             headers: Vec::new(),
-            caller_header: Some(DEFAULT_CALLER_HEADER.to_owned()),
+            // Opt-in: a caller-chosen key lets whoever can call the endpoint burn keys in
+            // advance (send `x-dedup-key: K` first, and the real event with K is dropped).
+            caller_header: None,
             ttl_secs: None,
         }
     }
@@ -327,7 +330,10 @@ impl DedupConfig {
     }
     /// `"dedup": "header"`: only the caller's header (requests without it are not deduplicated).
     pub fn caller_header_only() -> Self {
-        Self::default()
+        Self {
+            caller_header: Some(DEFAULT_CALLER_HEADER.to_owned()),
+            ..Self::default()
+        }
     }
 }
 
@@ -340,14 +346,10 @@ struct DedupObject {
     fields: Vec<String>,
     #[serde(default)]
     headers: Vec<String>,
-    #[serde(default = "default_caller_header")]
+    #[serde(default)]
     caller_header: Option<String>,
     #[serde(default)]
     ttl_secs: Option<u64>,
-}
-
-fn default_caller_header() -> Option<String> {
-    Some(DEFAULT_CALLER_HEADER.to_owned())
 }
 
 impl<'de> Deserialize<'de> for DedupConfig {

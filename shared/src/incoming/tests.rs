@@ -20,6 +20,7 @@ fn config() -> IncomingConfig {
           "fields":  {{"dedup": {{"fields": ["order.id", "lines.0.sku"], "headers": ["x-shop"]}},
                       "forwardHeaders": ["x-shop", "authorization", "x-api-key", "webhook-signature"]}},
           "caller":  {{"dedup": "header"}},
+          "optin":   {{"dedup": {{"fields": ["order.id"], "callerHeader": "x-dedup-key"}}}},
           "hmac":    {{"auth": {{"type": "hmac", "secret": "{HMAC_SECRET}"}}, "dedup": {{"headers": ["webhook-id"]}}}},
           "jwt":     {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "{JWT_SECRET}", "audience": "ext"}}}},
           "named":   {{"auth": {{"type": "hmac", "secret": {{"secret": "named-hook"}}}}}},
@@ -189,6 +190,7 @@ async fn dedup_on_selected_fields_and_headers() {
 async fn the_caller_header_overrides_the_selection() {
     let h = harness();
     let k = ("x-dedup-key", "evt-42");
+    // Not opted in: a caller's key is ignored (a caller cannot burn keys in advance).
     assert_eq!(
         post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 1}}"#)
             .await
@@ -197,6 +199,19 @@ async fn the_caller_header_overrides_the_selection() {
     );
     assert_eq!(
         post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 2}}"#)
+            .await
+            .0,
+        200
+    );
+    // Opted in (`callerHeader`): the caller's key overrides the selection.
+    assert_eq!(
+        post(&h.app, "optin", &[JSON, k], r#"{"order": {"id": 1}}"#)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        post(&h.app, "optin", &[JSON, k], r#"{"order": {"id": 2}}"#)
             .await
             .0,
         204
