@@ -283,7 +283,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 /// Which requests count as the same event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The default selects nothing and takes no caller key (opt-in: a caller-chosen key lets
+/// whoever can call the endpoint burn keys in advance).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DedupConfig {
     /// Hash the whole body (canonical JSON: key order and whitespace do not matter).
     pub whole_body: bool,
@@ -299,19 +301,6 @@ pub struct DedupConfig {
     pub ttl_secs: Option<u64>,
 }
 
-impl Default for DedupConfig {
-    fn default() -> Self {
-        Self {
-            whole_body: false,
-            fields: Vec::new(),
-            headers: Vec::new(),
-            // Opt-in: a caller-chosen key lets whoever can call the endpoint burn keys in
-            // advance (send `x-dedup-key: K` first, and the real event with K is dropped).
-            caller_header: None,
-            ttl_secs: None,
-        }
-    }
-}
 
 impl DedupConfig {
     /// `"dedup": "body"`.
