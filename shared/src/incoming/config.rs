@@ -301,7 +301,6 @@ pub struct DedupConfig {
     pub ttl_secs: Option<u64>,
 }
 
-
 impl DedupConfig {
     /// `"dedup": "body"`.
     pub fn whole_body() -> Self {
