@@ -34,7 +34,8 @@
 //! - `{"type": "jwt", "algorithm": "HS256", "secret": S}` or `{"type": "jwt", "algorithm":
 //!   "RS256", "publicKey": S}` (a PEM public key), plus optional `audience` and `issuer` (a
 //!   string or a list; checked and required when set) and `leewaySecs` (clock skew allowed on
-//!   `exp`, default 60). The algorithm is pinned: a token signed with any other algorithm
+//!   `exp`, default 60) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
+//!   default 3600; `null` for no limit). The algorithm is pinned: a token signed with any other algorithm
 //!   (including `none`) is refused; `exp` is required. The token is read from
 //!   `Authorization: Bearer …`.
 //! - `{"type": "hmac", "secret": S}` plus optional `toleranceSecs` (default 300): Standard
@@ -215,10 +216,21 @@ pub struct JwtConfig {
     pub issuer: Vec<String>,
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// The longest a token may be valid: `exp` at most this far from now (and from `iat` when
+    /// present). A stolen long-lived token is then useless soon. `null`: no limit.
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_secs: Option<u64>,
 }
 
 fn default_leeway() -> u64 {
     DEFAULT_JWT_LEEWAY_SECS
+}
+
+/// Default [`JwtConfig::max_lifetime_secs`]: one hour.
+pub const DEFAULT_JWT_MAX_LIFETIME_SECS: u64 = 3600;
+
+fn default_max_lifetime() -> Option<u64> {
+    Some(DEFAULT_JWT_MAX_LIFETIME_SECS)
 }
 
 impl JwtConfig {
@@ -231,6 +243,7 @@ impl JwtConfig {
             audience: Vec::new(),
             issuer: Vec::new(),
             leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
+            max_lifetime_secs: default_max_lifetime(),
         }
     }
     /// RS256 with a PEM `public_key`, no audience or issuer check.
@@ -242,6 +255,7 @@ impl JwtConfig {
             audience: Vec::new(),
             issuer: Vec::new(),
             leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
+            max_lifetime_secs: default_max_lifetime(),
         }
     }
 }

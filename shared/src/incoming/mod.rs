@@ -100,6 +100,8 @@ pub enum AuthFailure {
     BadSignature,
     /// The exact signed message (`webhook-id` and `webhook-timestamp`) was accepted before.
     Replayed,
+    /// The token is valid for longer than the endpoint's `maxLifetimeSecs`.
+    TokenLifetimeTooLong,
 }
 
 impl AuthFailure {
@@ -122,6 +124,9 @@ impl AuthFailure {
             Self::BadTimestamp => "The webhook-timestamp header is not a Unix time.".into(),
             Self::StaleTimestamp => "The webhook-timestamp is outside the accepted window.".into(),
             Self::BadSignature => "No webhook signature matches.".into(),
+            Self::TokenLifetimeTooLong => {
+                "The token is valid for longer than this endpoint accepts.".into()
+            }
             Self::Replayed => {
                 "This signed message was already received (a sender's retry is signed anew).".into()
             }
