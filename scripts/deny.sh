@@ -4,11 +4,9 @@
 # git-ignored .tools/cargo-deny and reused after that. Advisories are not checked: the RustSec
 # database is fetched from GitHub, which this project's machines cannot reach.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-VERSION="0.20.2"
-DIR="$ROOT/.tools/cargo-deny"
-BIN="$DIR/bin/cargo-deny"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD" VERSION="0.20.2"
+DIR="$ROOT/.tools/cargo-deny" && BIN="$DIR/bin/cargo-deny"
 if ! [[ -x "$BIN" ]] || [[ "$("$BIN" --version 2>/dev/null)" != "cargo-deny $VERSION" ]]; then
     echo "deny.sh: installing cargo-deny $VERSION into .tools/cargo-deny" >&2
     mkdir -p "$ROOT/.tools"

@@ -190,32 +190,20 @@ async fn dedup_on_selected_fields_and_headers() {
 async fn the_caller_header_overrides_the_selection() {
     let h = harness();
     let k = ("x-dedup-key", "evt-42");
-    // Not opted in: a caller's key is ignored (a caller cannot burn keys in advance).
-    assert_eq!(
-        post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 1}}"#)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 2}}"#)
-            .await
-            .0,
-        200
-    );
-    // Opted in (`callerHeader`): the caller's key overrides the selection.
-    assert_eq!(
-        post(&h.app, "optin", &[JSON, k], r#"{"order": {"id": 1}}"#)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        post(&h.app, "optin", &[JSON, k], r#"{"order": {"id": 2}}"#)
-            .await
-            .0,
-        204
-    );
+    // Not opted in ("fields"): a caller's key is ignored, so a caller cannot burn keys in
+    // advance. Opted in ("optin", `callerHeader`): the caller's key overrides the selection.
+    for (endpoint, second) in [("fields", 200), ("optin", 204)] {
+        for (body, want) in [
+            (r#"{"order": {"id": 1}}"#, 200),
+            (r#"{"order": {"id": 2}}"#, second),
+        ] {
+            assert_eq!(
+                post(&h.app, endpoint, &[JSON, k], body).await.0,
+                want,
+                "{endpoint}"
+            );
+        }
+    }
     // "dedup": "header": only requests with the header are deduplicated.
     assert_eq!(
         post(&h.app, "caller", &[JSON, k], r#"{"x": 1}"#).await.0,
