@@ -440,3 +440,66 @@ mod tests {
         assert_eq!(canonical(&x).to_string(), canonical(&y).to_string());
     }
 }
+
+/// Property tests (proptest, from crates.io; `cargo fuzz` is not set up here): the measuring
+/// walk over outside bytes agrees with flattening the parsed value, on generated documents.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((".{0,8}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn measure_agrees_with_flatten_within(v in json(), limit in 0usize..600) {
+            let text = serde_json::to_string(&v).unwrap();
+            prop_assert_eq!(
+                measure(text.as_bytes(), limit).is_ok(),
+                flatten_within(&v, limit).is_ok()
+            );
+        }
+
+        #[test]
+        fn the_bound_never_refuses_what_fits(v in json()) {
+            let flat = flatten(&v);
+            // Colliding keys count twice (see `flatten_within`): collision-free documents only.
+            prop_assume!(count_entries(&v) == flat.len());
+            let exact = serde_json::to_string(&flat).unwrap().len();
+            prop_assert!(flatten_within(&v, exact).is_ok());
+        }
+
+        #[test]
+        fn measure_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256), limit in 0usize..1000) {
+            let _ = measure(&bytes, limit);
+        }
+    }
+
+    /// How many entries flattening produces (collisions included).
+    fn count_entries(v: &Value) -> usize {
+        match v {
+            Value::Object(m) if !m.is_empty() => m.values().map(count_entries).sum(),
+            Value::Array(a) if !a.is_empty() => a.iter().map(count_entries).sum(),
+            _ => 1,
+        }
+    }
+}
