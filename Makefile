@@ -13,7 +13,7 @@ TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
-        invoke build deploy tools clean bench soak run-integration continue-run run-status
+        invoke build deploy tools clean bench soak run-integration continue-run run-status deny
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
@@ -49,7 +49,7 @@ $(TOOLS): scripts/tools.sh
 
 tools: $(TOOLS)
 
-test: $(TOOLS) fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check
+test: $(TOOLS) fmt-check clippy deny build-bins cargo-test lint-template lint-workflows events-check
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -57,6 +57,10 @@ fmt-check:
 
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# Dependency policy (deny.toml): licenses, duplicate versions and banned crates, sources.
+deny:
+	bash scripts/deny.sh
 
 # Integration tests start the real binaries, so build them first (same profile: no rebuild).
 build-bins:

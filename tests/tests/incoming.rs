@@ -52,11 +52,16 @@ fn assert_json_error(r: &RawResponse, status: u16, code: &str) {
 }
 
 fn signed(body: &str, secret: &str, id: &str) -> Vec<(String, String)> {
-    let key = signature::key_from_secret(secret).expect("key");
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_secs();
+    signed_at(body, secret, id, now)
+}
+
+/// Signed as at `now` (a sender's retry is signed anew, with its own timestamp).
+fn signed_at(body: &str, secret: &str, id: &str, now: u64) -> Vec<(String, String)> {
+    let key = signature::key_from_secret(secret).expect("key");
     vec![
         ("content-type".into(), "application/json".into()),
         ("webhook-id".into(), id.into()),
@@ -119,9 +124,20 @@ fn serve_takes_its_endpoints_from_the_environment() {
     assert_json_error(&post(&addr, "hooks", &[JSON], body), 401, "unauthorized");
     let h = signed(body, HOOK_SECRET, "msg_1");
     assert_eq!(post(&addr, "hooks", &borrowed(&h), body).status, 200);
-    // The sender's retry of the same message (same webhook-id) is a duplicate.
-    let h = signed(body, HOOK_SECRET, "msg_1");
-    assert_eq!(post(&addr, "hooks", &borrowed(&h), body).status, 204);
+    // The sender's retry of the same message (same webhook-id, signed anew) is a duplicate;
+    // the very same signed request again is a replay (401).
+    let retry_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 1;
+    let retry = signed_at(body, HOOK_SECRET, "msg_1", retry_at);
+    assert_eq!(post(&addr, "hooks", &borrowed(&retry), body).status, 204);
+    assert_json_error(
+        &post(&addr, "hooks", &borrowed(&retry), body),
+        401,
+        "unauthorized",
+    );
     let wrong = signed(body, "whsec_c2VjcmV0LW51bWJlci10d28=", "msg_2");
     assert_json_error(
         &post(&addr, "hooks", &borrowed(&wrong), body),

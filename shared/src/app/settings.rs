@@ -199,9 +199,6 @@ impl Settings {
             None => Vec::new(),
         };
         let raw_tokens = get(TOKEN_VAR).unwrap_or_default();
-        for t in raw_tokens.split(|c: char| c == ',' || c.is_whitespace()) {
-            crate::telemetry::redact(t);
-        }
         let listen = SocketAddr::new(
             get("HOST")
                 .and_then(|h| h.parse::<IpAddr>().ok())
@@ -239,7 +236,7 @@ impl Settings {
                 .is_some()
                 .then(|| secs("EXTENSION_TIMEOUT_SECS", Duration::ZERO, false))
                 .filter(|d| !d.is_zero()),
-            tokens: TokenSet::parse(&raw_tokens),
+            tokens: TokenSet::parse_redacted(&raw_tokens),
             token_secret: get(TOKEN_SECRET_VAR),
             listen,
             inflight_bytes,

@@ -181,7 +181,8 @@ pub(crate) async fn system_tokens(
         (Some(name), Ok(store)) => {
             let deadline = Instant::now() + Duration::from_secs(10);
             let value = store.get(name, Some(deadline)).await?;
-            TokenSet::parse(value.expose_secret())
+            // The store registered the whole value; each token is registered too.
+            TokenSet::parse_redacted(value.expose_secret())
         }
         _ => settings.tokens.clone(),
     };
@@ -195,6 +196,28 @@ pub(crate) async fn system_tokens(
 mod tests {
     use super::*;
     use crate::store::dedup::{DedupKey, Sighting};
+
+    #[tokio::test]
+    async fn system_tokens_from_a_secret_are_redacted_one_by_one() {
+        use crate::store::secrets::{LocalSecrets, SecretStore};
+        let dir = std::env::temp_dir().join(format!("wiring-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secrets.json");
+        std::fs::write(&file, r#"{"sys":"first-token-Qm7x9, second-token-Zr4k2"}"#).unwrap();
+        let settings = Settings::from_lookup(&|k| {
+            (k == crate::app::settings::TOKEN_SECRET_VAR).then(|| "sys".to_owned())
+        })
+        .unwrap();
+        let store = Arc::new(SecretStore::new(Arc::new(LocalSecrets::new(&file))));
+        let services = Services::new().with_secrets(store);
+        let tokens = system_tokens(&settings, &services).await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(tokens.accepts("second-token-Zr4k2"));
+        let line = crate::telemetry::redact_text("presented second-token-Zr4k2 alone");
+        assert!(!line.contains("second-token-Zr4k2"), "{line}");
+        let line = crate::telemetry::redact_text("presented first-token-Qm7x9 alone");
+        assert!(!line.contains("first-token-Qm7x9"), "{line}");
+    }
 
     #[tokio::test]
     async fn the_embedded_backend_is_in_memory() {

@@ -213,6 +213,9 @@ impl Extension {
         .instrument(span.clone())
         .await;
         let _entered = span.enter();
+        // A 422 carries messages built from outside data (a panic's text, serde's description
+        // of the options, the function's own words): registered secrets never leave in them.
+        let result = result.map_err(redact_errors);
         let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let status = if result.is_ok() { 200 } else { 422 };
         let first_error = result
@@ -363,6 +366,16 @@ impl Extension {
     }
 }
 
+/// `errors` with every registered secret replaced in their messages.
+fn redact_errors(mut errors: Vec<WireError>) -> Vec<WireError> {
+    for e in &mut errors {
+        if let std::borrow::Cow::Owned(clean) = crate::telemetry::redact_text(&e.message) {
+            e.message = clean.into();
+        }
+    }
+    errors
+}
+
 /// A resolved function: its handler and the namespace it was found in.
 type Resolved = (Arc<dyn Handler>, Option<String>);
 
@@ -377,7 +390,11 @@ fn resolve(module: &Module, env: &Envelope, function: &str) -> Result<Resolved, 
 }
 
 /// 3. Run in its own task until the invocation's deadline: a panic or an overrun becomes a 422,
-///    never a dead process.
+///    never a dead process. A function that blocks its thread (CPU-bound, or a blocking call)
+///    past the deadline still gets its 422 in time: the timer runs on another worker thread of
+///    the multi-threaded runtime (at least two, see `app`). Rust cannot pre-empt a thread, so
+///    the aborted task keeps that worker busy until the function next yields or returns; the
+///    other workers go on serving (on Lambda, the next invocation).
 async fn run_isolated(
     handler: Arc<dyn Handler>,
     inv: Invocation,
@@ -385,9 +402,13 @@ async fn run_isolated(
 ) -> Result<Reply, Vec<WireError>> {
     let function = inv.function.clone();
     let budget = inv.remaining();
-    // The function's task keeps the call's span and trace id (a spawned task inherits neither).
+    // `Handler::call` deserializes the options and calls the function (whose code up to its
+    // first await may be synchronous) before it returns the future: all of it runs inside the
+    // task, so a panic there is caught and its time counts against the deadline. The task
+    // keeps the call's span and trace id (a spawned task inherits neither).
     let trace_id = inv.trace_id.clone();
-    let call = crate::telemetry::with_trace_id(trace_id, handler.call(inv, options));
+    let call =
+        crate::telemetry::with_trace_id(trace_id, async move { handler.call(inv, options).await });
     let mut task = tokio::spawn(call.in_current_span());
     match tokio::time::timeout(budget, &mut task).await {
         Err(_) => {
@@ -430,4 +451,129 @@ fn check_size(env: &Envelope, reply: Reply) -> Result<Reply, Vec<WireError>> {
         return Err(vec![WireError::response_too_large(&limit.as_sent)]);
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::envelope::Envelope;
+    use serde_json::json;
+    use std::future::Ready;
+
+    fn call(function: &str, deadline: Duration) -> CallRequest {
+        CallRequest {
+            envelope: Envelope::from_body(
+                json!({"diy": true, "function": function, "options": {"n": 1}}),
+            ),
+            stack: Stack::LambdaEnvelope,
+            request_id: "r".into(),
+            trace_id: None,
+            deadline: Some(Instant::now() + deadline),
+        }
+    }
+
+    fn sync_panic(_inv: Invocation, _v: Value) -> Ready<ExtResult<Value>> {
+        panic!("synchronous part panicked")
+    }
+
+    fn leaky_panic(_inv: Invocation, _v: Value) -> Ready<ExtResult<Value>> {
+        panic!("cannot connect with password hunter2-Xk8q")
+    }
+
+    fn sync_spin(_inv: Invocation, _v: Value) -> Ready<ExtResult<Value>> {
+        std::thread::sleep(Duration::from_millis(1500));
+        std::future::ready(Ok(json!("late")))
+    }
+
+    async fn async_spin(_inv: Invocation, _v: Value) -> ExtResult<Value> {
+        // CPU-bound: never yields.
+        std::thread::sleep(Duration::from_millis(1500));
+        Ok(json!("late"))
+    }
+
+    fn extension() -> Extension {
+        let mut m = Module::new();
+        m.raw("syncPanic", sync_panic)
+            .raw("leakyPanic", leaky_panic)
+            .raw("syncSpin", sync_spin)
+            .raw("asyncSpin", async_spin);
+        m.pre_map("typed", |_inv, o: crate::types::PreMapOptions| async move {
+            Ok(o.data
+                .into_iter()
+                .map(crate::types::RecordResult::keep)
+                .collect::<Vec<_>>())
+        });
+        Extension::builder().diy(m).build().expect("extension")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_in_a_functions_synchronous_part_is_a_422() {
+        let ext = extension();
+        let errors = ext
+            .call(call("syncPanic", Duration::from_secs(5)))
+            .await
+            .expect_err("422");
+        assert_eq!(
+            errors[0].message,
+            "Function syncPanic panicked: synchronous part panicked"
+        );
+    }
+
+    /// One blocked function at a time: each holds its worker until it returns (see
+    /// `run_isolated`), so each case gets a fresh runtime.
+    async fn answered_in_time(function: &str) {
+        let ext = extension();
+        let started = Instant::now();
+        let errors = ext
+            .call(call(function, Duration::from_millis(300)))
+            .await
+            .expect_err("422");
+        assert_eq!(errors[0].code, "timeout", "{function}");
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{function}: answered after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_function_blocking_before_its_first_await_is_answered_in_time() {
+        answered_in_time("syncSpin").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cpu_bound_async_function_is_answered_in_time() {
+        answered_in_time("asyncSpin").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn registered_secrets_never_reach_a_422_body() {
+        crate::telemetry::redact("hunter2-Xk8q");
+        crate::telemetry::redact("opt-secret-Pw3z");
+        let ext = extension();
+        let errors = ext
+            .call(call("leakyPanic", Duration::from_secs(5)))
+            .await
+            .expect_err("422");
+        assert!(!errors[0].message.contains("hunter2-Xk8q"), "{errors:?}");
+        assert!(errors[0].message.contains(crate::telemetry::REDACTED));
+        // serde's description of options that do not fit quotes the value.
+        let mut req = call("typed", Duration::from_secs(5));
+        req.envelope = Envelope::from_body(json!({"diy": true, "type": "hook",
+            "function": "typed", "options": {"data": "opt-secret-Pw3z"}}));
+        let errors = ext.call(req).await.expect_err("422");
+        let all = format!("{errors:?}");
+        assert!(!all.contains("opt-secret-Pw3z"), "{all}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn options_that_do_not_fit_the_kind_are_a_422_inside_the_guard() {
+        let ext = extension();
+        let mut req = call("typed", Duration::from_secs(5));
+        req.envelope = Envelope::from_body(
+            json!({"diy": true, "type": "hook", "function": "typed", "options": {"data": 5}}),
+        );
+        let errors = ext.call(req).await.expect_err("422");
+        assert!(!errors.is_empty());
+    }
 }

@@ -34,7 +34,8 @@
 //! - `{"type": "jwt", "algorithm": "HS256", "secret": S}` or `{"type": "jwt", "algorithm":
 //!   "RS256", "publicKey": S}` (a PEM public key), plus optional `audience` and `issuer` (a
 //!   string or a list; checked and required when set) and `leewaySecs` (clock skew allowed on
-//!   `exp`, default 60). The algorithm is pinned: a token signed with any other algorithm
+//!   `exp`, default 60) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
+//!   default 3600; `null` for no limit). The algorithm is pinned: a token signed with any other algorithm
 //!   (including `none`) is refused; `exp` is required. The token is read from
 //!   `Authorization: Bearer …`.
 //! - `{"type": "hmac", "secret": S}` plus optional `toleranceSecs` (default 300): Standard
@@ -43,9 +44,10 @@
 //!   them); any other string is used as the key's bytes.
 //!
 //! `dedup` objects: `fields` (dotted paths into the *original* body, `a.b.0.c`), `headers`
-//! (header names), at most five in all; or `"wholeBody": true`; plus `callerHeader` (a header
-//! that, when present, is the dedup key and overrides the selection; default `x-dedup-key`,
-//! `null` to ignore callers' keys) and `ttlSecs` (how long after its last sighting a key
+//! (header names), at most five in all; or `"wholeBody": true`; plus `callerHeader` (opt-in: a
+//! header that, when present, is the dedup key and overrides the selection, e.g.
+//! `"x-dedup-key"`; off by default, because a caller who chooses keys can burn them in advance;
+//! `"dedup": "header"` is `{"callerHeader": "x-dedup-key"}`) and `ttlSecs` (how long after its last sighting a key
 //! keeps rejecting duplicates; default 7 days).
 //!
 //! Secrets (`S` above) are one of:
@@ -214,10 +216,21 @@ pub struct JwtConfig {
     pub issuer: Vec<String>,
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// The longest a token may be valid: `exp` at most this far from now (and from `iat` when
+    /// present). A stolen long-lived token is then useless soon. `null`: no limit.
+    #[serde(default = "default_max_lifetime")]
+    pub max_lifetime_secs: Option<u64>,
 }
 
 fn default_leeway() -> u64 {
     DEFAULT_JWT_LEEWAY_SECS
+}
+
+/// Default [`JwtConfig::max_lifetime_secs`]: one hour.
+pub const DEFAULT_JWT_MAX_LIFETIME_SECS: u64 = 3600;
+
+fn default_max_lifetime() -> Option<u64> {
+    Some(DEFAULT_JWT_MAX_LIFETIME_SECS)
 }
 
 impl JwtConfig {
@@ -230,6 +243,7 @@ impl JwtConfig {
             audience: Vec::new(),
             issuer: Vec::new(),
             leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
+            max_lifetime_secs: default_max_lifetime(),
         }
     }
     /// RS256 with a PEM `public_key`, no audience or issuer check.
@@ -241,6 +255,7 @@ impl JwtConfig {
             audience: Vec::new(),
             issuer: Vec::new(),
             leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
+            max_lifetime_secs: default_max_lifetime(),
         }
     }
 }
@@ -282,7 +297,9 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 /// Which requests count as the same event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The default selects nothing and takes no caller key (opt-in: a caller-chosen key lets
+/// whoever can call the endpoint burn keys in advance).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DedupConfig {
     /// Hash the whole body (canonical JSON: key order and whitespace do not matter).
     pub whole_body: bool,
@@ -296,18 +313,6 @@ pub struct DedupConfig {
     ///
     /// [`Dedup`]: crate::store::dedup::Dedup
     pub ttl_secs: Option<u64>,
-}
-
-impl Default for DedupConfig {
-    fn default() -> Self {
-        Self {
-            whole_body: false,
-            fields: Vec::new(),
-            headers: Vec::new(),
-            caller_header: Some(DEFAULT_CALLER_HEADER.to_owned()),
-            ttl_secs: None,
-        }
-    }
 }
 
 impl DedupConfig {
@@ -327,7 +332,10 @@ impl DedupConfig {
     }
     /// `"dedup": "header"`: only the caller's header (requests without it are not deduplicated).
     pub fn caller_header_only() -> Self {
-        Self::default()
+        Self {
+            caller_header: Some(DEFAULT_CALLER_HEADER.to_owned()),
+            ..Self::default()
+        }
     }
 }
 
@@ -340,14 +348,10 @@ struct DedupObject {
     fields: Vec<String>,
     #[serde(default)]
     headers: Vec<String>,
-    #[serde(default = "default_caller_header")]
+    #[serde(default)]
     caller_header: Option<String>,
     #[serde(default)]
     ttl_secs: Option<u64>,
-}
-
-fn default_caller_header() -> Option<String> {
-    Some(DEFAULT_CALLER_HEADER.to_owned())
 }
 
 impl<'de> Deserialize<'de> for DedupConfig {

@@ -7,55 +7,278 @@
 
 use serde_json::{Map, Value};
 
+/// Flattening stopped: the flattened map's JSON text would exceed `limit` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the flattened event exceeds {limit} bytes")]
+pub struct TooLarge {
+    pub limit: usize,
+}
+
 /// Flatten a JSON object to dotted keys (an empty object gives an empty map). A top-level array
-/// is flattened from its indexes; a scalar is returned under the key `""`.
+/// is flattened from its indexes; a scalar is returned under the key `""`. Unbounded: for
+/// trusted values only; outside input goes through [`flatten_within`].
 pub fn flatten(value: &Value) -> Map<String, Value> {
-    let mut out = Map::new();
-    if !children(value, &mut String::new(), &mut out) {
-        out.insert(String::new(), value.clone());
+    match flatten_within(value, usize::MAX) {
+        Ok(map) => map,
+        // A budget of usize::MAX cannot be exceeded (sizes saturate).
+        Err(_) => Map::new(),
     }
-    out
+}
+
+/// [`flatten`], stopping at the first entry that takes the output's JSON text past `limit`
+/// bytes. Each entry is weighed as it is produced by a lower bound of its JSON text (key and
+/// quotes, colon, value, comma; the braces less one comma), so nothing that would fit is refused
+/// (a key produced twice, see the module docs, counts twice), and the work and memory
+/// spent on an input that does not fit are bounded by `limit` (plus one key), not by how much
+/// flattening amplifies it: `{"<1,000-char key>": [0, 0, …]}` repeats the key for every element.
+pub fn flatten_within(value: &Value, limit: usize) -> Result<Map<String, Value>, TooLarge> {
+    let mut out = Flat {
+        map: Map::new(),
+        size: 1,
+        limit,
+    };
+    if !children(value, &mut String::new(), &mut out)? {
+        out.insert(String::new(), value)?;
+    }
+    Ok(out.map)
+}
+
+/// The output being built and its weight so far.
+struct Flat {
+    map: Map<String, Value>,
+    size: usize,
+    limit: usize,
+}
+
+impl Flat {
+    fn insert(&mut self, key: String, value: &Value) -> Result<(), TooLarge> {
+        // "key":value, — escaping only lengthens the key, so this is a lower bound.
+        let weight = key
+            .len()
+            .saturating_add(4)
+            .saturating_add(scalar_weight(value));
+        self.size = self.size.saturating_add(weight);
+        if self.size > self.limit {
+            return Err(TooLarge { limit: self.limit });
+        }
+        self.map.insert(key, value.clone());
+        Ok(())
+    }
+}
+
+/// A lower bound of the JSON text of a leaf (a scalar, or an empty object or array).
+fn scalar_weight(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(true) => 4,
+        Value::Bool(false) => 5,
+        Value::Number(_) => 1,
+        Value::String(s) => s.len().saturating_add(2),
+        Value::Array(_) | Value::Object(_) => 2,
+    }
 }
 
 /// Flatten the children of a non-empty object or array into `out`; `false` for a leaf.
-fn children(value: &Value, prefix: &mut String, out: &mut Map<String, Value>) -> bool {
+fn children(value: &Value, prefix: &mut String, out: &mut Flat) -> Result<bool, TooLarge> {
     match value {
         Value::Object(m) => {
             for (key, child) in m {
-                descend(prefix, key, |p| walk(child, p, out));
+                descend(prefix, key, |p| walk(child, p, out))?;
             }
-            true
+            Ok(true)
         }
         Value::Array(a) => {
             for (i, child) in a.iter().enumerate() {
-                descend(prefix, &i.to_string(), |p| walk(child, p, out));
+                descend(prefix, &i.to_string(), |p| walk(child, p, out))?;
             }
-            true
+            Ok(true)
         }
-        _ => false,
+        _ => Ok(false),
     }
 }
 
-fn walk(value: &Value, prefix: &mut String, out: &mut Map<String, Value>) {
+fn walk(value: &Value, prefix: &mut String, out: &mut Flat) -> Result<(), TooLarge> {
     let empty = match value {
         Value::Object(m) => m.is_empty(),
         Value::Array(a) => a.is_empty(),
         _ => true,
     };
-    if empty || !children(value, prefix, out) {
-        out.insert(prefix.clone(), value.clone());
+    if empty || !children(value, prefix, out)? {
+        out.insert(prefix.clone(), value)?;
+    }
+    Ok(())
+}
+
+/// Why [`measure`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Measure {
+    #[error(transparent)]
+    TooLarge(TooLarge),
+    #[error("{0}")]
+    Json(serde_json::Error),
+}
+
+/// Check, straight from the JSON text and without building it, that the flattened form of
+/// `body` fits in `limit` bytes (the same lower bound as [`flatten_within`]). Memory: the
+/// nesting depth (serde_json stops at 128) and one key at a time; no value is built. This runs
+/// before the body is parsed into values, because parsing alone costs a fixed factor of the
+/// input (16× for `[0,0,…]`) and flattening much more.
+pub fn measure(body: &[u8], limit: usize) -> Result<(), Measure> {
+    let mut state = SizeState {
+        size: 1,
+        limit,
+        exceeded: false,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let seed = Sizer {
+        prefix: 0,
+        top: true,
+        state: &mut state,
+    };
+    let result = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|()| de.end());
+    match result {
+        _ if state.exceeded => Err(Measure::TooLarge(TooLarge { limit })),
+        Ok(()) => Ok(()),
+        Err(e) => Err(Measure::Json(e)),
+    }
+}
+
+struct SizeState {
+    size: usize,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl SizeState {
+    /// One flattened entry: a key of `key_len` bytes and a leaf of `leaf` bytes.
+    fn entry<E: serde::de::Error>(&mut self, key_len: usize, leaf: usize) -> Result<(), E> {
+        self.size = self
+            .size
+            .saturating_add(key_len.saturating_add(4).saturating_add(leaf));
+        if self.size > self.limit {
+            self.exceeded = true;
+            return Err(E::custom("the flattened event is too large"));
+        }
+        Ok(())
+    }
+}
+
+/// Weighs the value it is given as flattened under a key of `prefix` bytes.
+struct Sizer<'s> {
+    prefix: usize,
+    top: bool,
+    state: &'s mut SizeState,
+}
+
+impl Sizer<'_> {
+    /// The length of `prefix.child` (no dot under the empty prefix).
+    fn child(&self, child_len: usize) -> usize {
+        let dot = usize::from(self.prefix > 0);
+        self.prefix.saturating_add(dot).saturating_add(child_len)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Sizer<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// The decimal length of an array index.
+fn digits(i: usize) -> usize {
+    i.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Reads an object key and returns its length.
+struct KeyLen;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyLen {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeyLen {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<usize, E> {
+        Ok(v.len())
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Sizer<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.state.entry(self.prefix, if v { 4 } else { 5 })
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+        self.state.entry(self.prefix, 1)
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+        self.state.entry(self.prefix, 1)
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+        self.state.entry(self.prefix, 1)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.state.entry(self.prefix, v.len().saturating_add(2))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.state.entry(self.prefix, 4)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        loop {
+            let prefix = self.child(digits(i));
+            let seed = Sizer {
+                prefix,
+                top: false,
+                state: &mut *self.state,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                break;
+            }
+            i += 1;
+        }
+        if i == 0 && !self.top {
+            self.state.entry(self.prefix, 2)?;
+        }
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut n = 0usize;
+        while let Some(key_len) = map.next_key_seed(KeyLen)? {
+            let prefix = self.child(key_len);
+            map.next_value_seed(Sizer {
+                prefix,
+                top: false,
+                state: &mut *self.state,
+            })?;
+            n += 1;
+        }
+        if n == 0 && !self.top {
+            self.state.entry(self.prefix, 2)?;
+        }
+        Ok(())
     }
 }
 
 /// Run `f` with `key` appended to `prefix` (dot-separated), then restore `prefix`.
-fn descend(prefix: &mut String, key: &str, f: impl FnOnce(&mut String)) {
+fn descend<T>(prefix: &mut String, key: &str, f: impl FnOnce(&mut String) -> T) -> T {
     let len = prefix.len();
     if len > 0 {
         prefix.push('.');
     }
     prefix.push_str(key);
-    f(prefix);
+    let r = f(prefix);
     prefix.truncate(len);
+    r
 }
 
 /// The value at a dotted `path` (`a.b.0.c`) inside `value`: object keys by name, array elements
@@ -132,6 +355,80 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_is_a_lower_bound_of_the_json_text() {
+        let samples = [
+            json!({"a": {"b": [{"c": 1}, {"c": [true, null, false]}]}, "s": "x\"y", "e": {}}),
+            json!([1, [2, [3, []]]]),
+            json!("scalar"),
+            json!({"k\u{1}": "\u{e9}\n", "n": -1.5e300}),
+        ];
+        for v in samples {
+            let full = flatten(&v);
+            let text = serde_json::to_string(&full).unwrap();
+            // Exactly the text's length fits; a byte less may not, never more than the text.
+            assert_eq!(flatten_within(&v, text.len()), Ok(full), "{v}");
+        }
+    }
+
+    #[test]
+    fn stops_at_the_first_entry_past_the_limit() {
+        // 1,000-char key, 100,000 elements: unbounded this is ~100 MB of keys.
+        let key = "k".repeat(1000);
+        let v = json!({ key: vec![0; 100_000] });
+        let limit = 256 * 1024;
+        assert_eq!(flatten_within(&v, limit), Err(TooLarge { limit }));
+        // The first entry that does not fit stops it: a 300-entry object is refused at 10 KB.
+        let small = json!({ "k".repeat(1000): vec![0; 300] });
+        assert_eq!(
+            flatten_within(&small, 10_000),
+            Err(TooLarge { limit: 10_000 })
+        );
+        assert_eq!(flatten_within(&small, usize::MAX).map(|m| m.len()), Ok(300));
+    }
+
+    #[test]
+    fn measure_agrees_with_flatten_within() {
+        let samples = [
+            r#"{"a": {"b": [{"c": 1}, {"c": [true, null, false]}]}, "s": "x\"y", "e": {}, "l": []}"#,
+            r#"[1, [2, [3, []]], {}]"#,
+            r#""scalar""#,
+            r#"{}"#,
+            r#"{"":{"":[{"":1}]}}"#,
+            r#"{"k\u0001": "\u00e9\n", "n": -1.5e300, "big": 123456789012345678901234567890}"#,
+            r#"[0,1,2,3,4,5,6,7,8,9,10,11]"#,
+        ];
+        for text in samples {
+            let v: Value = serde_json::from_str(text).unwrap();
+            let exact = serde_json::to_string(&flatten(&v)).unwrap().len();
+            for limit in [0, 1, 2, 5, 10, 20, 40, 80, exact] {
+                assert_eq!(
+                    measure(text.as_bytes(), limit).is_ok(),
+                    flatten_within(&v, limit).is_ok(),
+                    "{text} at {limit}"
+                );
+            }
+            assert!(measure(text.as_bytes(), exact).is_ok(), "{text}");
+        }
+        assert!(matches!(
+            measure(b"{\"a\":[0,0", 1000),
+            Err(Measure::Json(_))
+        ));
+        assert!(matches!(measure(b"{} x", 1000), Err(Measure::Json(_))));
+    }
+
+    #[test]
+    fn measure_stops_at_the_limit_without_building_values() {
+        let mut body = format!("{{\"{}\":[", "k".repeat(1000));
+        body.push_str(&vec!["0"; 1_000_000].join(","));
+        body.push_str("]}");
+        let limit = 256 * 1024;
+        assert!(matches!(
+            measure(body.as_bytes(), limit),
+            Err(Measure::TooLarge(TooLarge { limit: 262_144 }))
+        ));
+    }
+
+    #[test]
     fn paths_and_canonical_form() {
         let v = json!({"a": {"b": [{"c": 1}]}});
         assert_eq!(get_path(&v, "a.b.0.c"), Some(&json!(1)));
@@ -141,5 +438,68 @@ mod tests {
         let y: Value = serde_json::from_str(r#"{"a": {"c": 3, "d": 2}, "b": 1}"#).unwrap();
         assert_ne!(x.to_string(), y.to_string());
         assert_eq!(canonical(&x).to_string(), canonical(&y).to_string());
+    }
+}
+
+/// Property tests (proptest, from crates.io; `cargo fuzz` is not set up here): the measuring
+/// walk over outside bytes agrees with flattening the parsed value, on generated documents.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec((".{0,8}", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn measure_agrees_with_flatten_within(v in json(), limit in 0usize..600) {
+            let text = serde_json::to_string(&v).unwrap();
+            prop_assert_eq!(
+                measure(text.as_bytes(), limit).is_ok(),
+                flatten_within(&v, limit).is_ok()
+            );
+        }
+
+        #[test]
+        fn the_bound_never_refuses_what_fits(v in json()) {
+            let flat = flatten(&v);
+            // Colliding keys count twice (see `flatten_within`): collision-free documents only.
+            prop_assume!(count_entries(&v) == flat.len());
+            let exact = serde_json::to_string(&flat).unwrap().len();
+            prop_assert!(flatten_within(&v, exact).is_ok());
+        }
+
+        #[test]
+        fn measure_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256), limit in 0usize..1000) {
+            let _ = measure(&bytes, limit);
+        }
+    }
+
+    /// How many entries flattening produces (collisions included).
+    fn count_entries(v: &Value) -> usize {
+        match v {
+            Value::Object(m) if !m.is_empty() => m.values().map(count_entries).sum(),
+            Value::Array(a) if !a.is_empty() => a.iter().map(count_entries).sum(),
+            _ => 1,
+        }
     }
 }

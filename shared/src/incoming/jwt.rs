@@ -23,6 +23,7 @@ pub struct JwtVerifier {
     algorithm: Algorithm,
     key: DecodingKey,
     validation: Validation,
+    max_lifetime: Option<u64>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -73,6 +74,9 @@ impl JwtVerifier {
             algorithm,
             key,
             validation,
+            max_lifetime: config
+                .max_lifetime_secs
+                .map(|m| m.saturating_add(config.leeway_secs)),
         })
     }
 
@@ -90,7 +94,7 @@ impl JwtVerifier {
             Some(_) => {}
         }
         match jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation) {
-            Ok(data) => Ok(data.claims),
+            Ok(data) => self.lifetime_ok(data.claims),
             Err(e) => Err(match e.kind() {
                 ErrorKind::InvalidSignature => AuthFailure::BadTokenSignature,
                 ErrorKind::ExpiredSignature => AuthFailure::TokenExpired,
@@ -109,6 +113,25 @@ impl JwtVerifier {
                 _ => AuthFailure::MalformedToken,
             }),
         }
+    }
+}
+
+impl JwtVerifier {
+    /// `exp` at most the maximum lifetime (plus the leeway) from now, and from `iat` when the
+    /// token has one.
+    fn lifetime_ok(&self, claims: Map<String, Value>) -> Result<Map<String, Value>, AuthFailure> {
+        let Some(max) = self.max_lifetime else {
+            return Ok(claims);
+        };
+        let num = |c: &str| claims.get(c).and_then(Value::as_f64);
+        // `exp` is required and numeric (checked by the validation above).
+        let exp = num("exp").unwrap_or(f64::INFINITY);
+        let now = crate::time::EpochSeconds::now().0 as f64;
+        let from = num("iat").map_or(now, |iat| iat.min(now));
+        if exp - from > max as f64 {
+            return Err(AuthFailure::TokenLifetimeTooLong);
+        }
+        Ok(claims)
     }
 }
 
@@ -202,6 +225,24 @@ mod tests {
         // Within the 60 s leeway it is still accepted.
         let t = hs(&json!({"exp": now() - 30}), SECRET);
         assert!(v.verify(&t).is_ok());
+    }
+
+    #[test]
+    fn a_token_valid_for_longer_than_the_maximum_lifetime_is_refused() {
+        let v = hs_verifier(&[], &[]);
+        // Default one hour: 30 days ahead is refused, even though it is signed.
+        let t = hs(&json!({"exp": now() + 30 * 86_400}), SECRET);
+        assert_eq!(v.verify(&t), Err(AuthFailure::TokenLifetimeTooLong));
+        // An old iat with a near exp is a long lifetime too.
+        let t = hs(&json!({"iat": now() - 86_400, "exp": now() + 60}), SECRET);
+        assert_eq!(v.verify(&t), Err(AuthFailure::TokenLifetimeTooLong));
+        let t = hs(&json!({"iat": now(), "exp": now() + 3000}), SECRET);
+        assert!(v.verify(&t).is_ok());
+        // `maxLifetimeSecs: null` lifts the limit.
+        let mut c = JwtConfig::hs256(SecretValue::inline(SECRET));
+        c.max_lifetime_secs = None;
+        let t = hs(&json!({"exp": now() + 30 * 86_400}), SECRET);
+        assert!(JwtVerifier::new(&c, SECRET).unwrap().verify(&t).is_ok());
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub use config::{
 };
 pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
 
-use crate::store::dedup::{Claim, Dedup, DedupKey, MemoryDedup};
+use crate::store::dedup::{Claim, Dedup, DedupKey, MemoryDedup, Sighting};
 use crate::store::queue::{MemoryQueue, OutMessage, Queue};
 
 use crate::transport::http::{HttpRequest, json_response, new_request_id};
@@ -109,6 +109,10 @@ pub enum AuthFailure {
     BadTimestamp,
     StaleTimestamp,
     BadSignature,
+    /// The exact signed message (`webhook-id` and `webhook-timestamp`) was accepted before.
+    Replayed,
+    /// The token is valid for longer than the endpoint's `maxLifetimeSecs`.
+    TokenLifetimeTooLong,
 }
 
 impl AuthFailure {
@@ -131,6 +135,12 @@ impl AuthFailure {
             Self::BadTimestamp => "The webhook-timestamp header is not a Unix time.".into(),
             Self::StaleTimestamp => "The webhook-timestamp is outside the accepted window.".into(),
             Self::BadSignature => "No webhook signature matches.".into(),
+            Self::TokenLifetimeTooLong => {
+                "The token is valid for longer than this endpoint accepts.".into()
+            }
+            Self::Replayed => {
+                "This signed message was already received (a sender's retry is signed anew).".into()
+            }
         }
     }
 }
@@ -241,13 +251,19 @@ enum Material {
 }
 
 fn material(v: &SecretValue) -> Result<Material, String> {
-    match v {
-        SecretValue::Inline(s) => Ok(Material::Now(s.clone())),
+    let now = match v {
+        SecretValue::Inline(s) => s.clone(),
         SecretValue::File(p) => std::fs::read_to_string(p)
-            .map(|s| Material::Now(s.into()))
-            .map_err(|e| format!("cannot read {}: {e}", p.display())),
-        SecretValue::Named(n) => Ok(Material::Later(n.clone())),
-    }
+            .map(secrecy::SecretString::from)
+            .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        // Resolved through the secret store, which registers what it fetches.
+        SecretValue::Named(n) => return Ok(Material::Later(n.clone())),
+    };
+    // Inline and file secrets never reach a log either (as read, and without the file's
+    // trailing newline).
+    crate::telemetry::redact(now.expose_secret());
+    crate::telemetry::redact(now.expose_secret().trim());
+    Ok(Material::Now(now))
 }
 
 fn compile_key<K>(
@@ -309,6 +325,15 @@ fn in_flight(lease: Duration) -> Response<Bytes> {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
+}
+
+/// The 413 for a message over the queue's limit (`size`: its size in bytes, or a lower bound).
+fn queue_too_large(size: String, limit: usize) -> Response<Bytes> {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+        format!("The event is too large to queue ({size} bytes; the limit is {limit})."),
+    )
 }
 
 fn unavailable(what: &str) -> Response<Bytes> {
@@ -384,11 +409,29 @@ fn check_content(headers: &HeaderMap) -> Result<(), Box<Response<Bytes>>> {
 }
 
 /// The body as a JSON object.
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Box<Response<Bytes>>> {
+fn parse_object(body: &[u8], limit: usize) -> Result<Map<String, Value>, Box<Response<Bytes>>> {
     let bad =
         |msg: Cow<'static, str>| Box::new(error(StatusCode::BAD_REQUEST, "invalid_json", msg));
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(bad("The request body is empty: send a JSON object.".into()));
+    }
+    // Measured before it is parsed: parsing into values costs a fixed factor of the body, and
+    // only a body whose flattened form fits the queue is worth it (see `flatten::measure`).
+    let top_is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    match flatten::measure(body, limit) {
+        Err(flatten::Measure::TooLarge(e)) if top_is_object => {
+            return Err(Box::new(queue_too_large(
+                format!("more than {}", e.limit),
+                e.limit,
+            )));
+        }
+        Err(flatten::Measure::Json(e)) => {
+            return Err(bad(
+                format!("The request body is not valid JSON: {e}").into()
+            ));
+        }
+        _ if !top_is_object => return Err(bad("The request body must be a JSON object.".into())),
+        _ => {}
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(m)) => Ok(m),
@@ -574,6 +617,39 @@ impl IncomingApp {
         }
     }
 
+    /// A valid signature is good for the whole tolerance window, so the exact signed message
+    /// (`webhook-id` + `webhook-timestamp`; a sender's retry has a new timestamp and signature)
+    /// is remembered in the dedup store for that window, both directions, and refused the
+    /// second time.
+    async fn refuse_replay(
+        &self,
+        ep: &Endpoint,
+        headers: &HeaderMap,
+        tolerance: Duration,
+    ) -> Result<(), Response<Bytes>> {
+        let id = header_text(headers, signature::ID_HEADER).unwrap_or_default();
+        let ts = header_text(headers, signature::TIMESTAMP_HEADER).unwrap_or_default();
+        let key = DedupKey::from_caller(
+            &format!("{}\u{1e}hmac-replay", ep.scope),
+            &format!("{id}\u{1e}{ts}"),
+        );
+        let window = tolerance
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(1));
+        let seen = Dedup::with_ttl(ep.dedup.store.clone(), window);
+        match seen.check(&key).await {
+            Ok(Sighting::New) => Ok(()),
+            Ok(Sighting::Duplicate) => {
+                tracing::warn!(endpoint = %ep.name, "incoming: replayed webhook signature refused");
+                Err(unauthorized(&ep.auth, AuthFailure::Replayed))
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %ep.name, error = %e, "incoming: replay store failed");
+                Err(unavailable("dedup store unavailable"))
+            }
+        }
+    }
+
     /// Authenticate; on success, what the queued event says about the caller.
     async fn authenticate(
         &self,
@@ -587,6 +663,7 @@ impl IncomingApp {
                 let now = crate::time::EpochSeconds::now().0;
                 signature::verify(&req.headers, &req.body, &key, *tolerance, now)
                     .map_err(|f| unauthorized(&ep.auth, f))?;
+                self.refuse_replay(ep, &req.headers, *tolerance).await?;
                 Ok(json!({"type": "hmac"}))
             }
             Auth::Jwt { config, key } => {
@@ -681,7 +758,7 @@ impl IncomingApp {
                 return Err(r);
             }
         };
-        let object = parse_object(&req.body).map_err(|r| *r)?;
+        let object = parse_object(&req.body, self.max_message_bytes).map_err(|r| *r)?;
         let body = Value::Object(object);
         let key = Self::dedup_key(ep, &req.headers, &body);
         let request_id = req.request_id.clone().unwrap_or_else(new_request_id);
@@ -694,6 +771,10 @@ impl IncomingApp {
                     .map(|v| (h.as_str().to_owned(), Value::String(v)))
             })
             .collect();
+        // Flattening can multiply a body (a long key over a long array repeats the key for
+        // every element): it stops at the queue's limit, before anything is built past it.
+        let event = flatten::flatten_within(&body, self.max_message_bytes)
+            .map_err(|e| queue_too_large(format!("more than {}", e.limit), e.limit))?;
         let message = json!({
             "endpoint": ep.name,
             "receivedAt": rfc3339_millis(SystemTime::now()),
@@ -701,7 +782,7 @@ impl IncomingApp {
             "dedupKey": key.as_ref().map(DedupKey::as_str),
             "auth": auth,
             "headers": headers,
-            "event": flatten::flatten(&body),
+            "event": event,
         });
         let message = match crate::protocol::json::to_string(&message) {
             Ok(m) => m,
@@ -715,14 +796,9 @@ impl IncomingApp {
             }
         };
         if message.len() > self.max_message_bytes {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request_too_large",
-                format!(
-                    "The event is too large to queue ({} bytes; the limit is {}).",
-                    message.len(),
-                    self.max_message_bytes
-                ),
+            return Err(queue_too_large(
+                message.len().to_string(),
+                self.max_message_bytes,
             ));
         }
         Ok(Accepted {

@@ -20,6 +20,7 @@ fn config() -> IncomingConfig {
           "fields":  {{"dedup": {{"fields": ["order.id", "lines.0.sku"], "headers": ["x-shop"]}},
                       "forwardHeaders": ["x-shop", "authorization", "x-api-key", "webhook-signature"]}},
           "caller":  {{"dedup": "header"}},
+          "optin":   {{"dedup": {{"fields": ["order.id"], "callerHeader": "x-dedup-key"}}}},
           "hmac":    {{"auth": {{"type": "hmac", "secret": "{HMAC_SECRET}"}}, "dedup": {{"headers": ["webhook-id"]}}}},
           "jwt":     {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "{JWT_SECRET}", "audience": "ext"}}}},
           "named":   {{"auth": {{"type": "hmac", "secret": {{"secret": "named-hook"}}}}}},
@@ -189,18 +190,20 @@ async fn dedup_on_selected_fields_and_headers() {
 async fn the_caller_header_overrides_the_selection() {
     let h = harness();
     let k = ("x-dedup-key", "evt-42");
-    assert_eq!(
-        post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 1}}"#)
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        post(&h.app, "fields", &[JSON, k], r#"{"order": {"id": 2}}"#)
-            .await
-            .0,
-        204
-    );
+    // Not opted in ("fields"): a caller's key is ignored, so a caller cannot burn keys in
+    // advance. Opted in ("optin", `callerHeader`): the caller's key overrides the selection.
+    for (endpoint, second) in [("fields", 200), ("optin", 204)] {
+        for (body, want) in [
+            (r#"{"order": {"id": 1}}"#, 200),
+            (r#"{"order": {"id": 2}}"#, second),
+        ] {
+            assert_eq!(
+                post(&h.app, endpoint, &[JSON, k], body).await.0,
+                want,
+                "{endpoint}"
+            );
+        }
+    }
     // "dedup": "header": only requests with the header are deduplicated.
     assert_eq!(
         post(&h.app, "caller", &[JSON, k], r#"{"x": 1}"#).await.0,
@@ -345,11 +348,11 @@ async fn hmac_endpoints_verify_standard_webhooks_signatures() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
-    // The sender's retry (same webhook-id) is a duplicate.
+    // The sender's retry (same webhook-id, signed anew at a later time) is a duplicate.
     let (s, _) = post_owned(
         &h.app,
         "hmac",
-        &hmac_headers(body, HMAC_SECRET, now()),
+        &hmac_headers(body, HMAC_SECRET, now() + 1),
         body,
     )
     .await;
@@ -609,4 +612,39 @@ fn secret_looking_headers_are_never_forwarded() {
     ] {
         assert!(!is_secret_header(h), "{h}");
     }
+}
+
+#[test]
+fn inline_and_file_webhook_secrets_are_registered_for_redaction() {
+    let dir = std::env::temp_dir().join(format!("incoming-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hook.secret");
+    std::fs::write(&file, "file-hook-secret-Lq2v\n").unwrap();
+    let cfg = IncomingConfig::from_json(&format!(
+        r#"{{"inline": {{"auth": {{"type": "hmac", "secret": "inline-hook-secret-Tb6n"}}}},
+            "file": {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": {{"file": {:?}}}}}}}}}"#,
+        file.display().to_string()
+    ))
+    .unwrap();
+    let _app = IncomingApp::new(cfg, IncomingStores::embedded()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    for s in ["inline-hook-secret-Tb6n", "file-hook-secret-Lq2v"] {
+        let text = format!("key was {s} here");
+        let line = crate::telemetry::redact_text(&text);
+        assert!(!line.contains(s), "{line}");
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_hmac_signature_is_refused_within_the_tolerance_window() {
+    let h = harness();
+    let body = r#"{"type": "order.created", "id": 2}"#;
+    let signed = hmac_headers(body, HMAC_SECRET, now());
+    let (s, v) = post_owned(&h.app, "hmac", &signed, body).await;
+    assert_eq!(s, 200, "{v}");
+    // The very same signed request again (captured and replayed): refused, not queued.
+    let (s, v) = post_owned(&h.app, "hmac", &signed, body).await;
+    assert_error(s, &v, 401, "unauthorized");
+    assert!(v.to_string().contains("already received"), "{v}");
+    assert_eq!(sent(&h.queue).len(), 1);
 }

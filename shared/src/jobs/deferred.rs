@@ -49,6 +49,9 @@ use std::time::Duration;
 
 /// The longest delay sent to SQS directly (`DelaySeconds` maximum).
 pub const MAX_DIRECT_DELAY: Duration = Duration::from_secs(900);
+/// The longest delay a job may ask for (a year): past it a delay is a mistake (or an attempt to
+/// push the due time out of any representable date), answered as an invalid schedule.
+pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// A tick enqueues the jobs due before now + this (with the remaining delay).
 pub const LOOKAHEAD: Duration = Duration::from_secs(60);
 /// Jobs moved by one tick at most (the rest wait for the next one).
@@ -238,9 +241,16 @@ impl ScheduleRequest {
         };
         let delay = match obj.get("delay") {
             None | Some(Value::Null) => Duration::ZERO,
-            Some(d) => d.as_u64().map(Duration::from_millis).ok_or_else(|| {
-                JobError::Invalid("delay must be a whole number of milliseconds, ≥ 0".into())
-            })?,
+            Some(d) => d
+                .as_u64()
+                .map(Duration::from_millis)
+                .filter(|d| *d <= MAX_DELAY)
+                .ok_or_else(|| {
+                    JobError::Invalid(format!(
+                        "delay must be a whole number of milliseconds, ≥ 0 and at most {} (a year)",
+                        MAX_DELAY.as_millis()
+                    ))
+                })?,
         };
         let window = match obj.get("window") {
             None | Some(Value::Null) => None,
@@ -829,6 +839,18 @@ mod tests {
             (json!({"envelope": 1}), "envelope must be an object"),
             (json!({"envelope": {"diy": true}}), "envelope.function"),
             (json!({"envelope": {"function": "f"}, "delay": -1}), "delay"),
+            (
+                json!({"envelope": {"function": "f"}, "delay": 1.5}),
+                "delay",
+            ),
+            (
+                json!({"envelope": {"function": "f"}, "delay": u64::MAX}),
+                "at most",
+            ),
+            (
+                json!({"envelope": {"function": "f"}, "delay": 31_708_800_001u64}),
+                "at most",
+            ),
             (
                 json!({"envelope": {"function": "f"}, "window": {"day": "nope"}}),
                 "unknown day",

@@ -41,7 +41,16 @@ impl TokenSet {
 
     /// Parse a configuration value holding one or more tokens separated by commas or whitespace.
     pub fn parse(list: &str) -> Self {
-        Self::new(list.split(|c: char| c == ',' || c.is_whitespace()))
+        Self::new(split_tokens(list))
+    }
+
+    /// [`parse`](Self::parse), registering every token for log redaction one by one (the list
+    /// as a whole never appears in a log; each token may).
+    pub fn parse_redacted(list: &str) -> Self {
+        for t in split_tokens(list) {
+            crate::telemetry::redact(t);
+        }
+        Self::parse(list)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -61,6 +70,13 @@ impl TokenSet {
         }
         bool::from(ok)
     }
+}
+
+/// The tokens of a configuration value: separated by commas or whitespace, empty ones skipped.
+pub fn split_tokens(list: &str) -> impl Iterator<Item = &str> {
+    list.split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
 }
 
 /// Where a token was found, following the reference server's rules.

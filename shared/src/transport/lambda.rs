@@ -1,10 +1,11 @@
 //! The Lambda transport on the official `lambda_runtime`.
 //!
 //! integrator.io's Lambda stack sends the envelope as the invocation's client context. The
-//! runtime's own `ClientContext` type keeps only `client`/`custom`/`environment` and drops
-//! `diy`, `function` and `type`, so [`ClientContextLayer`] (a `Runtime::layer` over
-//! `LambdaInvocation`) reads the raw `Lambda-Runtime-Client-Context` header and hands it to the
-//! handler through a task-local.
+//! runtime's own `ClientContext` type keeps only `client`/`custom`/`environment` (string maps)
+//! and fails on anything else, before any layer could help, ending the process; so [`run`] is
+//! our own loop on `lambda_runtime`'s Runtime API client: it takes the raw
+//! `Lambda-Runtime-Client-Context` header out of each invocation ([`Invocation`]) and hands it to
+//! the handler through a task-local.
 //!
 //! One binary answers every event kind:
 //! - client context present → integrator.io direct Invoke (payload = options);
@@ -17,64 +18,89 @@ use super::http::{HttpApp, HttpRequest};
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::Envelope;
 use crate::protocol::error::lambda_message;
+use futures_util::FutureExt;
+use http_body_util::BodyExt;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body};
-use lambda_runtime::{Diagnostic, LambdaEvent, LambdaInvocation, Service};
+use lambda_runtime::{Diagnostic, LambdaEvent, Service};
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Header the Runtime API uses for the client context (plain JSON, not base64).
+pub const CLIENT_CONTEXT_HEADER: &str = "lambda-runtime-client-context";
+const REQUEST_ID_HEADER: &str = "lambda-runtime-aws-request-id";
+const DEADLINE_HEADER: &str = "lambda-runtime-deadline-ms";
+const INVOCATION_ID_HEADER: &str = "lambda-runtime-invocation-id";
+const NEXT_PATH: &str = "/2018-06-01/runtime/invocation/next";
 
 tokio::task_local! {
     static CLIENT_CONTEXT: Option<String>;
 }
 
-/// Header the Runtime API uses for the client context (plain JSON, not base64).
-pub const CLIENT_CONTEXT_HEADER: &str = "lambda-runtime-client-context";
-
-/// A `Runtime::layer` that exposes the raw client-context header to the handler.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ClientContextLayer;
-
-impl<S> tower::Layer<S> for ClientContextLayer {
-    type Service = ClientContextService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ClientContextService { inner }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ClientContextService<S> {
-    inner: S,
-}
-
-impl<S> Service<LambdaInvocation> for ClientContextService<S>
-where
-    S: Service<LambdaInvocation, Response = (), Error = lambda_runtime::Error>,
-{
-    type Response = ();
-    type Error = lambda_runtime::Error;
-    type Future = tokio::task::futures::TaskLocalFuture<Option<String>, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: LambdaInvocation) -> Self::Future {
-        let raw = req
-            .parts
-            .headers
-            .get(CLIENT_CONTEXT_HEADER)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-            .filter(|s| !s.trim().is_empty());
-        CLIENT_CONTEXT.scope(raw, self.inner.call(req))
-    }
-}
-
-/// The raw client context of the current invocation, if the layer saw one.
+/// The raw client context of the current invocation, if it carried one.
 pub fn current_client_context() -> Option<String> {
     CLIENT_CONTEXT.try_with(Clone::clone).ok().flatten()
+}
+
+/// One invocation as received from the Runtime API, with the client context taken out of the
+/// headers (raw) so that `lambda_runtime::Context::new` never sees it.
+///
+/// Why: `lambda_runtime` parses that header into its own `ClientContext` struct (`custom` and
+/// `env` as string maps) *before* any `Runtime::layer` runs, and a parse error ends the runtime
+/// loop, i.e. the process (`Runtime.ExitError`). Any caller can send any JSON there, e.g.
+/// `{"custom":{"x":true}}`, so the header is read and removed here first.
+#[derive(Debug)]
+pub struct Invocation {
+    pub request_id: String,
+    pub invocation_id: Option<String>,
+    pub client_context: Option<String>,
+    pub headers: http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Invocation {
+    /// Split a `/next` response's headers and body. `None` without a request id (nothing to
+    /// answer to).
+    pub fn from_parts(mut headers: http::HeaderMap, body: bytes::Bytes) -> Option<Self> {
+        let request_id = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?.to_owned();
+        let client_context = headers
+            .remove(CLIENT_CONTEXT_HEADER)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .filter(|s| !s.trim().is_empty());
+        // Also attacker-independent but parsed by `Context::new` with an `expect`: keep the
+        // runtime alive whatever the Runtime API sends.
+        headers.remove("lambda-runtime-cognito-identity");
+        let deadline_ok = headers
+            .get(DEADLINE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.parse::<u64>().is_ok());
+        if !deadline_ok {
+            headers.insert(DEADLINE_HEADER, http::HeaderValue::from_static("0"));
+        }
+        let invocation_id = headers
+            .get(INVOCATION_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Some(Self {
+            request_id,
+            invocation_id,
+            client_context,
+            headers,
+            body,
+        })
+    }
+
+    /// The runtime's context for this invocation (the client context is never in it).
+    pub fn context(
+        &self,
+        config: &Arc<lambda_runtime::Config>,
+    ) -> Result<lambda_runtime::Context, lambda_runtime::Error> {
+        lambda_runtime::Context::new(&self.request_id, config.clone(), &self.headers)
+    }
 }
 
 /// Convert the runtime's deadline (epoch milliseconds; 0 = unknown) to an `Instant`.
@@ -218,17 +244,86 @@ async fn handle_http(
     raw(text)
 }
 
-/// Run the Lambda runtime loop with `app`.
+/// Run the Lambda runtime loop with `app`: `lambda_runtime`'s types and Runtime API client, our
+/// own loop (see [`Invocation`] for why the runtime's loop is not used). One invocation at a
+/// time, as Lambda delivers them; the loop ends only when the Runtime API cannot be reached.
 pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
+    let config = Arc::new(lambda_runtime::Config::from_env());
+    let client = lambda_runtime_api_client::PooledClient::builder().build();
+    loop {
+        let request = lambda_runtime_api_client::build_request()
+            .method(http::Method::GET)
+            .uri(NEXT_PATH)
+            .body(lambda_runtime_api_client::body::Body::empty())?;
+        let (parts, body) = client.call(request).await?.into_parts();
+        let body = body.collect().await?.to_bytes();
+        let Some(invocation) = Invocation::from_parts(parts.headers, body) else {
+            tracing::error!("Runtime API event without a request id; skipped");
+            continue;
+        };
+        let outcome = answer(&app, &config, &invocation).await;
+        let request = completion_request(&invocation, outcome)?;
+        client.call(request).await?;
+    }
+}
+
+/// The handler's answer to one invocation: its JSON text, or the invocation's error.
+async fn answer(
+    app: &LambdaApp,
+    config: &Arc<lambda_runtime::Config>,
+    invocation: &Invocation,
+) -> HandlerResult {
+    let context = invocation.context(config).map_err(|e| Diagnostic {
+        error_type: "Runtime.InvalidInvocation".into(),
+        error_message: format!("invocation headers could not be read: {e}"),
+    })?;
+    let payload: Value = serde_json::from_slice(&invocation.body).map_err(|e| Diagnostic {
+        error_type: "Runtime.UnmarshalError".into(),
+        error_message: format!("the payload is not JSON: {e}"),
+    })?;
+    let span = lambda_runtime::layers::trace::request_span(&context);
     // The runtime's trace id (`Lambda-Runtime-Trace-Id`) is the invocation's: logged with every
     // call and forwarded on the messages it sends.
-    let service = lambda_runtime::service_fn(move |event: LambdaEvent<Value>| {
-        let trace_id = event.context.xray_trace_id.as_deref().map(Into::into);
-        crate::telemetry::with_trace_id(trace_id, handle(app.clone(), event))
-    });
-    lambda_runtime::Runtime::new(service)
-        .layer(lambda_runtime::layers::TracingLayer::new())
-        .layer(ClientContextLayer)
-        .run()
+    let trace_id = context.xray_trace_id.as_deref().map(Into::into);
+    let handled = CLIENT_CONTEXT.scope(
+        invocation.client_context.clone(),
+        crate::telemetry::with_trace_id(
+            trace_id,
+            handle(app.clone(), LambdaEvent::new(payload, context)),
+        ),
+    );
+    // Functions run isolated in dispatch; this catches a panic in the transport itself, so the
+    // invocation is answered and the loop goes on (what `lambda_runtime`'s loop also does).
+    match AssertUnwindSafe(handled.instrument(span))
+        .catch_unwind()
         .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(Diagnostic {
+            error_type: "Runtime.Panic".into(),
+            error_message: "the invocation panicked".into(),
+        }),
+    }
+}
+
+/// The Runtime API request that reports `outcome` for `invocation`.
+fn completion_request(
+    invocation: &Invocation,
+    outcome: HandlerResult,
+) -> Result<http::Request<lambda_runtime_api_client::body::Body>, lambda_runtime::Error> {
+    let id = &invocation.request_id;
+    let mut builder = lambda_runtime_api_client::build_request().method(http::Method::POST);
+    if let Some(inv) = &invocation.invocation_id {
+        builder = builder.header(INVOCATION_ID_HEADER, inv.as_str());
+    }
+    let request = match outcome {
+        Ok(text) => builder
+            .uri(format!("/2018-06-01/runtime/invocation/{id}/response"))
+            .body(Box::<str>::from(text).into_string().into())?,
+        Err(diagnostic) => builder
+            .uri(format!("/2018-06-01/runtime/invocation/{id}/error"))
+            .header("lambda-runtime-function-error-type", "unhandled")
+            .body(serde_json::to_vec(&diagnostic)?.into())?,
+    };
+    Ok(request)
 }

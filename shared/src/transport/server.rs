@@ -7,7 +7,7 @@
 //! ([`InflightBudget`]): small requests pass freely, large pages wait their turn with their bytes
 //! still in the kernel's socket buffers instead of our heap. Nothing is refused or dropped.
 
-use super::http::{HttpApp, HttpRequest, too_large};
+use super::http::{HttpApp, HttpRequest, MAX_DECODE_RATIO, error_response, too_large};
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -70,10 +70,35 @@ impl InflightBudget {
     }
 }
 
+/// How long a request body may take to arrive once its headers are in: a client that stalls
+/// mid-body would otherwise hold its share of the in-flight budget forever (hyper's own timeout
+/// covers the headers only).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Clone)]
 struct ServerState {
     app: Arc<HttpApp>,
     budget: InflightBudget,
+    body_timeout: std::time::Duration,
+}
+
+/// What a body costs once decoded: its length, or for a compressed body (any
+/// `Content-Encoding` but identity) the most it may inflate to ([`MAX_DECODE_RATIO`] times, and
+/// never past the body limit), so the budget counts decoded bytes.
+fn decoded_weight(
+    headers: &http::HeaderMap,
+    declared: Option<usize>,
+    limit: usize,
+) -> Option<usize> {
+    let encoded = headers
+        .get(http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "identity"));
+    match declared {
+        Some(n) if encoded => Some(n.saturating_mul(MAX_DECODE_RATIO).min(limit)),
+        None if encoded => Some(limit),
+        other => other,
+    }
 }
 
 async fn handle(State(local): State<ServerState>, req: Request) -> Response {
@@ -92,11 +117,24 @@ async fn handle(State(local): State<ServerState>, req: Request) -> Response {
     // weighed by its declared length, or as undeclared.
     let _permit = match declared {
         Some(0) => None,
-        declared => local.budget.admit(declared).await,
+        declared => {
+            let weight = decoded_weight(&parts.headers, declared, app.body_limit);
+            local.budget.admit(weight).await
+        }
     };
-    let body = match Limited::new(body, app.body_limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return too_large(app.body_limit).map(Body::from),
+    let read = Limited::new(body, app.body_limit).collect();
+    let body = match tokio::time::timeout(local.body_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return too_large(app.body_limit).map(Body::from),
+        Err(_) => {
+            let secs = local.body_timeout.as_secs_f64();
+            return error_response(
+                http::StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("The request body did not arrive within {secs} s."),
+            )
+            .map(Body::from);
+        }
     };
     let req = HttpRequest::from_parts(parts, body, None, None);
     app.handle(req).await.map(Body::from)
@@ -110,9 +148,22 @@ pub fn router(app: Arc<HttpApp>) -> axum::Router {
 
 /// [`router`] with an explicit in-flight budget.
 pub fn router_with(app: Arc<HttpApp>, budget: InflightBudget) -> axum::Router {
+    router_with_body_timeout(app, budget, BODY_READ_TIMEOUT)
+}
+
+/// [`router_with`] and a body-read timeout other than [`BODY_READ_TIMEOUT`].
+pub fn router_with_body_timeout(
+    app: Arc<HttpApp>,
+    budget: InflightBudget,
+    body_timeout: std::time::Duration,
+) -> axum::Router {
     axum::Router::new()
         .fallback(handle)
-        .with_state(ServerState { app, budget })
+        .with_state(ServerState {
+            app,
+            budget,
+            body_timeout,
+        })
 }
 
 /// How much of a connection's input hyper buffers before handing it on. hyper's default (~400
@@ -222,6 +273,22 @@ mod tests {
     use crate::transport::auth::TokenSet;
     use std::pin::pin;
     use tower::ServiceExt;
+
+    #[test]
+    fn a_compressed_body_weighs_its_decoded_bound() {
+        let mut h = http::HeaderMap::new();
+        let limit = 50 * 1024 * 1024;
+        assert_eq!(decoded_weight(&h, Some(10_240), limit), Some(10_240));
+        h.insert(http::header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert_eq!(
+            decoded_weight(&h, Some(10_240), limit),
+            Some(10_240 * MAX_DECODE_RATIO)
+        );
+        assert_eq!(decoded_weight(&h, Some(limit), limit), Some(limit));
+        assert_eq!(decoded_weight(&h, None, limit), Some(limit));
+        h.insert(http::header::CONTENT_ENCODING, "identity".parse().unwrap());
+        assert_eq!(decoded_weight(&h, None, limit), None);
+    }
 
     /// Whether `fut` is still pending after the runtime has had a chance to run it.
     async fn pending<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> bool {
