@@ -148,3 +148,52 @@ impl Resources {
         )
     }
 }
+
+/// The environment of a real binary on the AWS backend, reaching the emulator (or a proxy in
+/// front of it) at `endpoint`, with the extension table and the incoming queue, a 2 s request
+/// budget and the shortest dedup lease (the budget + 5 s).
+pub fn incoming_env(endpoint: &str, table: &str, queue_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("PORT", "0".into()),
+        ("EXTENSION_BACKEND", "aws".into()),
+        ("AWS_ENDPOINT_URL", endpoint.into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("EXTENSION_TABLE", table.into()),
+        ("EXTENSION_QUEUE_URL", queue_url.into()),
+        ("EXTENSION_INCOMING_TIMEOUT_SECS", "2".into()),
+        ("EXTENSION_DEDUP_LEASE_SECS", "1".into()),
+    ]
+}
+
+/// Every message of `queue_url`, read with a long visibility timeout (a few empty receives
+/// end it; bounded).
+pub async fn drain_bodies(cfg: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
+    let sqs = aws_sdk_sqs::Client::new(cfg);
+    let mut out = Vec::new();
+    let mut empty = 0;
+    for _ in 0..2000 {
+        let r = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        if r.messages().is_empty() {
+            empty += 1;
+            if empty >= 3 {
+                break;
+            }
+            continue;
+        }
+        empty = 0;
+        for m in r.messages() {
+            out.push(serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default());
+        }
+    }
+    out
+}

@@ -76,6 +76,18 @@ impl std::fmt::Debug for Fault {
 }
 
 impl Fault {
+    /// A crash point: SIGKILL the process whose id `pid` holds when the request is seen.
+    pub fn kill(pid: Arc<std::sync::atomic::AtomicU32>) -> Self {
+        Fault::Call(Arc::new(move || {
+            let _ = std::process::Command::new("kill")
+                .args([
+                    "-9",
+                    &pid.load(std::sync::atomic::Ordering::SeqCst).to_string(),
+                ])
+                .status();
+        }))
+    }
+
     /// A short name for reports.
     pub fn kind(&self) -> String {
         format!("{self:?}")

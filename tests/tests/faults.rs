@@ -34,24 +34,9 @@ fn post(addr: &str, body: &str) -> Result<RawResponse, String> {
     send(addr, "POST", "/incoming/demo", &[JSON], body.as_bytes()).map_err(|e| e.to_string())
 }
 
-/// The messages in `url` (a few receives; the test queues are small).
+/// The messages in `url`.
 async fn drain_queue(cfg: &aws_config::SdkConfig, url: &str) -> Vec<Value> {
-    let sqs = aws_sdk_sqs::Client::new(cfg);
-    let mut out = Vec::new();
-    for _ in 0..3 {
-        let r = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        for m in r.messages() {
-            out.push(serde_json::from_str(m.body().unwrap_or("")).expect("json body"));
-        }
-    }
-    out
+    aws::drain_bodies(cfg, url).await
 }
 
 /// `demo` (dedup on the whole body) served in-process over the fault proxy: DynamoDB dedup
@@ -182,33 +167,11 @@ fn a_crash_between_claim_and_send_does_not_swallow_the_retry() {
             .expect("proxy");
         (proxy, cfg, table, url)
     });
-    let endpoint = proxy.endpoint();
-    let env = [
-        ("PORT", "0"),
-        ("EXTENSION_BACKEND", "aws"),
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("EXTENSION_TABLE", table.as_str()),
-        ("EXTENSION_QUEUE_URL", url.as_str()),
-        ("EXTENSION_INCOMING_TIMEOUT_SECS", "2"),
-        // The shortest lease allowed: the request budget + 5 s.
-        ("EXTENSION_DEDUP_LEASE_SECS", "1"),
-    ];
+    let env_owned = aws::incoming_env(&proxy.endpoint(), &table, &url);
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let bin = process::bin("incoming");
     let pid = Arc::new(AtomicU32::new(0));
-    proxy.inject(Rule::once(
-        "SendMessage",
-        Fault::Call(Arc::new({
-            let pid = pid.clone();
-            move || {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.load(Ordering::SeqCst).to_string()])
-                    .status();
-            }
-        })),
-    ));
+    proxy.inject(Rule::once("SendMessage", Fault::kill(pid.clone())));
     let (first, addr) = process::server(&bin, &[], &env);
     pid.store(first.id(), Ordering::SeqCst);
     let body = r#"{"order":"crash-1"}"#;

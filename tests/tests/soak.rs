@@ -343,34 +343,10 @@ fn soak_incoming(
     let pid = Arc::new(AtomicU32::new(0));
     // Three crash points: the process is killed when it sends the 10th, 40th and 70th % event.
     for at in [n / 10, (n * 4) / 10, (n * 7) / 10] {
-        proxy.inject(
-            Rule::once(
-                "SendMessage",
-                Fault::Call(Arc::new({
-                    let pid = pid.clone();
-                    move || {
-                        let _ = std::process::Command::new("kill")
-                            .args(["-9", &pid.load(Ordering::SeqCst).to_string()])
-                            .status();
-                    }
-                })),
-            )
-            .after(at as u64),
-        );
+        proxy.inject(Rule::once("SendMessage", Fault::kill(pid.clone())).after(at as u64));
     }
-    let endpoint = proxy.endpoint();
-    let env = [
-        ("PORT", "0"),
-        ("EXTENSION_BACKEND", "aws"),
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("EXTENSION_TABLE", table.as_str()),
-        ("EXTENSION_QUEUE_URL", url.as_str()),
-        ("EXTENSION_INCOMING_TIMEOUT_SECS", "2"),
-        ("EXTENSION_DEDUP_LEASE_SECS", "1"),
-    ];
+    let env_owned = aws::incoming_env(&proxy.endpoint(), &table, &url);
+    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let bin = process::bin("incoming");
     let start = || {
         let (p, addr) = process::server(&bin, &[], &env);
@@ -423,27 +399,13 @@ fn soak_incoming(
         }
     }
     drop(proc_);
-    let queued: HashMap<String, u64> = rt.block_on(async {
-        let sqs = aws_sdk_sqs::Client::new(&cfg);
-        let mut counts = HashMap::new();
-        let mut empty = 0;
-        for _ in 0..2000 {
-            let got = receive(&sqs, &url, 60).await;
-            if got.is_empty() {
-                empty += 1;
-                if empty >= 3 {
-                    break;
-                }
-                continue;
-            }
-            empty = 0;
-            for m in got {
-                let v: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
-                *counts.entry(v["event"]["event"].to_string()).or_insert(0) += 1;
-            }
-        }
-        counts
-    });
+    let queued: HashMap<String, u64> =
+        rt.block_on(aws::drain_bodies(&cfg, &url))
+            .iter()
+            .fold(HashMap::new(), |mut counts, m| {
+                *counts.entry(m["event"]["event"].to_string()).or_insert(0) += 1;
+                counts
+            });
     for i in 0..n {
         match queued.get(&i.to_string()) {
             // An event whose sender gave up (never saw 200 or 204) may rightly be missing.
