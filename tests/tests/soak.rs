@@ -193,15 +193,23 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
         killed: std::collections::HashSet<String>,
     }
     let shared: Arc<Mutex<Shared>> = Arc::default();
+    // moto's SQS is not safe for concurrent receives and deletes on one queue with a redrive
+    // policy (it loses track of messages): the pollers take turns at the queue, and run their
+    // batches concurrently.
+    let at_queue: Arc<tokio::sync::Mutex<()>> = Arc::default();
     let ext = Arc::new(ext);
     let give_up = Instant::now() + Duration::from_secs(1500);
     let mut consumers = Vec::new();
     for _ in 0..CONSUMERS {
         let (sqs, url, ext, shared) = (sqs.clone(), url.clone(), ext.clone(), shared.clone());
+        let at_queue = at_queue.clone();
         consumers.push(tokio::spawn(async move {
             let mut empty = 0;
             while Instant::now() < give_up {
-                let got = receive(&sqs, &url, VISIBILITY_SECS).await;
+                let got = {
+                    let _turn = at_queue.lock().await;
+                    receive(&sqs, &url, VISIBILITY_SECS).await
+                };
                 if got.is_empty() {
                     empty += 1;
                     // Idle for longer than the visibility timeout: everything is done.
@@ -265,6 +273,7 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                         .map(|m| m.message_id().unwrap_or_default().to_owned())
                         .collect(),
                 };
+                let _turn = at_queue.lock().await;
                 for m in &got {
                     if !failed
                         .iter()
