@@ -212,8 +212,10 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                 };
                 if got.is_empty() {
                     empty += 1;
-                    // Idle for longer than the visibility timeout: everything is done.
-                    if empty >= 2 * VISIBILITY_SECS {
+                    // Idle for twice the visibility timeout: every message has had its last
+                    // receive (a poison message moves to the DLQ at the receive after its
+                    // fourth).
+                    if empty >= 4 * VISIBILITY_SECS {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
