@@ -6,27 +6,27 @@
 //! 1,000 of each and writes the figures into `docs/RELIABILITY.md` (`SOAK_REPORT`).
 //!
 //! - **Worker path**: messages in an SQS queue (moto) with a redrive policy to a dead-letter
-//!   queue (4 receives). The harness plays the event source mapping: receive up to 10 with a
-//!   visibility timeout, run the worker's batch handler (`worker::handle_batch`, the code the
-//!   `worker` binary runs) with a 3 s invocation deadline, delete what did not fail. The
-//!   worker's DynamoDB traffic (idempotency records) goes through the fault proxy: HTTP 500,
+//!   queue (4 receives). The harness plays the event source mapping: several execution
+//!   environments at once, each the real `worker` binary behind a Lambda Runtime API double;
+//!   each receives up to 10 with a visibility timeout, invokes its binary with an 8 s deadline,
+//!   and deletes what the answer's `batchItemFailures` does not name. Each environment's
+//!   DynamoDB traffic (idempotency records) goes through its own fault proxy: HTTP 500,
 //!   throttling, resets, lost replies and stalls longer than the SDK's attempt timeout, on
-//!   about 10 % of its requests (seeded). A kill is a batch cut off mid-flight (its messages
-//!   are neither deleted nor reported: SQS redelivers them after the visibility timeout). A
-//!   sink counts how often each message's function ran.
-//! - **Incoming path**: webhooks to the real `incoming` binary (DynamoDB dedup keys and SQS on
-//!   moto behind the fault proxy), with the same fault mix, some events sent twice on purpose,
-//!   the process killed (SIGKILL) at `SendMessage` crash points and restarted, and a sender
-//!   that retries until it sees 200 or 204 (bounded). Then every queued message is read back.
+//!   about 10 % of its requests (seeded), and two crash points that SIGKILL the process: as it
+//!   opens a message's idempotency record (before the function runs) and as it completes one
+//!   (after). A killed batch is neither deleted nor reported: SQS redelivers it after the
+//!   visibility timeout, and a new process takes the environment's place. The sink is the
+//!   workers' own log: the dispatcher writes one `extension call` line per execution.
+//! - **Incoming path**: webhooks from concurrent senders to the real `incoming` binary
+//!   (DynamoDB dedup keys and SQS on moto behind the fault proxy), with the same fault mix,
+//!   some events sent twice on purpose, the process killed (SIGKILL) at `SendMessage` crash
+//!   points and restarted, and senders that retry until they see 200 or 204 (bounded). Then
+//!   every queued message is read back.
 
 use integration_tests::counting_proxy::{CountingProxy, Fault, Rule};
 use integration_tests::http_client::send;
 use integration_tests::{aws, process};
-use integrator_lambda::aws::Table;
-use integrator_lambda::aws::idempotency::DynamoIdempotency;
-use integrator_lambda::dispatch::{Extension, Services};
-use integrator_lambda::store::idempotency::Idempotency;
-use integrator_lambda::{ExtError, Module};
+use integration_tests::runtime_api::{Outcome, RuntimeApi};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Pollers at once (Lambda runs several batches of one queue concurrently).
-const CONSUMERS: usize = 6;
+const CONSUMERS: usize = 4;
 /// The worker's invocation deadline (its Lambda timeout), and the queue's visibility timeout
 /// (above it, as AWS advises).
 const DEADLINE: Duration = Duration::from_secs(8);
@@ -101,6 +101,116 @@ async fn receive(
         .unwrap_or_default()
 }
 
+/// One execution environment of the worker function: a Runtime API, the real `worker`
+/// binary behind it (its log in a file, one per incarnation), and its own fault proxy to the
+/// emulator with crash points that SIGKILL the process.
+struct Environment {
+    api: RuntimeApi,
+    proc_: process::Proc,
+    pid: Arc<AtomicU32>,
+    proxy: CountingProxy,
+    env: Vec<(&'static str, String)>,
+    logs: Vec<std::path::PathBuf>,
+    index: usize,
+}
+
+impl Environment {
+    async fn start(index: usize, table: &str, queue: &str) -> Self {
+        let proxy = CountingProxy::start(&aws::moto_endpoint())
+            .await
+            .expect("proxy");
+        inject_mix(&proxy, "*", 11 + index as u64 * 101);
+        let pid = Arc::new(AtomicU32::new(0));
+        // Crash points: killed as it starts its 3rd message's idempotency record (before the
+        // function runs), and as it completes its 9th (after the function ran, before the
+        // record says so: the one window idempotency cannot close).
+        proxy.inject(Rule::once("PutItem", Fault::kill(pid.clone())).after(2 + index as u64));
+        proxy.inject(Rule::once("UpdateItem", Fault::kill(pid.clone())).after(8 + index as u64));
+        let env = vec![
+            ("EXTENSION_BACKEND", "aws".to_owned()),
+            ("AWS_ENDPOINT_URL", proxy.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+            ("EXTENSION_TABLE", table.to_owned()),
+            ("EXTENSION_WORK_QUEUE_URL", queue.to_owned()),
+            ("AWS_LAMBDA_LOG_FORMAT", "json".to_owned()),
+        ];
+        let api = RuntimeApi::start().await.expect("runtime api");
+        let e = Environment {
+            proc_: spawn_worker(&api, &env, &log_path(index, 0)),
+            api,
+            pid,
+            proxy,
+            env,
+            logs: vec![log_path(index, 0)],
+            index,
+        };
+        e.pid.store(e.proc_.id(), Ordering::SeqCst);
+        e
+    }
+
+    /// A new process after a kill (Lambda starts a new execution environment).
+    fn restart(&mut self) {
+        let log = log_path(self.index, self.logs.len());
+        self.proc_ = spawn_worker(&self.api, &self.env, &log);
+        self.pid.store(self.proc_.id(), Ordering::SeqCst);
+        self.logs.push(log);
+    }
+
+    /// Invoke with `event`; `None` if the process died during the invocation.
+    async fn invoke(&mut self, event: Value) -> Option<Option<Outcome>> {
+        let call = self.api.invoke(event.to_string(), None, DEADLINE);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                out = &mut call => return Some(out),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {
+                    if self.proc_.exited() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_path(env: usize, incarnation: usize) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(format!("worker-{}-{env}-{incarnation}.log", std::process::id()))
+}
+
+fn spawn_worker(
+    api: &RuntimeApi,
+    env: &[(&'static str, String)],
+    log: &std::path::Path,
+) -> process::Proc {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    process::lambda_logged(&process::bin("worker"), &api.address(), &env, log)
+}
+
+/// How many times each soak message's function ran, read from the workers' logs: the
+/// dispatcher writes one `extension call` line per execution, after the function returned
+/// and before the worker completes the message's idempotency record.
+fn runs_in_logs(logs: &[std::path::PathBuf]) -> HashMap<String, u64> {
+    let mut ran = HashMap::new();
+    for log in logs {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if v["message"] == "extension call"
+                && v["function"] == "sleepDemo"
+                && let Some(flow) = v["flow"].as_str().and_then(|f| f.strip_prefix("soak-"))
+            {
+                *ran.entry(flow.to_owned()).or_insert(0) += 1;
+            }
+        }
+    }
+    ran
+}
+
 async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
     let started = Instant::now();
     let cfg = aws::moto_config().await;
@@ -133,42 +243,15 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
         .queue_url()
         .expect("url")
         .to_owned();
-    let proxy = CountingProxy::start(&aws::moto_endpoint())
-        .await
-        .expect("proxy");
-    let via = aws::sdk_config_for(&proxy.endpoint()).await;
-    inject_mix(&proxy, "*", 11);
-
-    let ran: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-    let mut m = Module::new();
-    m.raw("sink", {
-        let ran = ran.clone();
-        move |_inv, o: Value| {
-            let ran = ran.clone();
-            async move {
-                let id = o["n"].to_string();
-                if let Ok(mut r) = ran.lock() {
-                    *r.entry(id).or_insert(0) += 1;
-                }
-                Ok::<_, ExtError>(json!({"ok": true}))
-            }
-        }
-    });
-    let idem = Idempotency::new(Arc::new(DynamoIdempotency::new(Table::new(&via, &table))));
-    let ext = Extension::builder()
-        .diy(m)
-        .timeout(DEADLINE)
-        .services(Services::new().with_idempotency(Arc::new(idem)))
-        .build()
-        .expect("extension");
 
     let mut books = Books::default();
     for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
         let mut batch = sqs.send_message_batch().queue_url(&url);
         for i in chunk {
-            // Every 50th message is poison: a function nobody registered (fails every time).
-            let function = if i % 25 == 24 { "nobody" } else { "sink" };
-            let body = json!({"diy": true, "function": function, "options": {"n": i}});
+            // Every 25th message is poison: a function nobody registered (fails every time).
+            let function = if i % 25 == 24 { "nobody" } else { "sleepDemo" };
+            let body = json!({"diy": true, "function": function,
+                              "options": {"ms": 0, "n": i, "_flowId": format!("soak-{i}")}});
             batch = batch.entries(
                 aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
                     .id(format!("e{i}"))
@@ -184,10 +267,10 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
         batch.send().await.expect("send batch");
     }
 
-    // The event source mapping: CONSUMERS pollers at once, each receive → run → delete.
+    // The event source mapping: CONSUMERS execution environments at once, each receive → invoke
+    // the real binary → delete what did not fail.
     #[derive(Default)]
     struct Shared {
-        batches: usize,
         kills: usize,
         receives: usize,
         killed: std::collections::HashSet<String>,
@@ -197,13 +280,13 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
     // policy (it loses track of messages): the pollers take turns at the queue, and run their
     // batches concurrently.
     let at_queue: Arc<tokio::sync::Mutex<()>> = Arc::default();
-    let ext = Arc::new(ext);
-    let give_up = Instant::now() + Duration::from_secs(1500);
+    let give_up = Instant::now() + Duration::from_secs(2400);
     let mut consumers = Vec::new();
-    for _ in 0..CONSUMERS {
-        let (sqs, url, ext, shared) = (sqs.clone(), url.clone(), ext.clone(), shared.clone());
-        let at_queue = at_queue.clone();
+    for index in 0..CONSUMERS {
+        let (sqs, url, shared) = (sqs.clone(), url.clone(), shared.clone());
+        let (at_queue, table) = (at_queue.clone(), table.clone());
         consumers.push(tokio::spawn(async move {
+            let mut env = Environment::start(index, &table, &url).await;
             let mut empty = 0;
             while Instant::now() < give_up {
                 let got = {
@@ -222,12 +305,7 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                     continue;
                 }
                 empty = 0;
-                let batch = {
-                    let mut sh = shared.lock().expect("books");
-                    sh.receives += got.len();
-                    sh.batches += 1;
-                    sh.batches
-                };
+                shared.lock().expect("books").receives += got.len();
                 let records: Vec<Value> = got
                     .iter()
                     .map(|m| {
@@ -237,25 +315,14 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                             "body": m.body().unwrap_or_default(),
                             "attributes": {"ApproximateReceiveCount": "1"},
                             "messageAttributes": {}, "eventSource": "aws:sqs",
+                            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:soak-work",
+                            "awsRegion": "us-east-1",
                         })
                     })
                     .collect();
-                let event = json!({ "Records": records });
-                let deadline = Instant::now() + DEADLINE;
-                let run =
-                    integrator_lambda::worker::handle_batch(&ext, event, "soak", Some(deadline));
-                // Kills: batches 1, 3 and 5, then every 8th, cut off at a moment drawn from
-                // the batch number (before, during or after the calls and the idempotency
-                // writes).
-                let answer = if (batch <= 5 && batch % 2 == 1) || batch.is_multiple_of(8) {
-                    let cut = Duration::from_millis(5 + (batch as u64 * 37) % 200);
-                    tokio::time::timeout(cut, run).await.ok()
-                } else {
-                    Some(run.await)
-                };
-                let failed: Vec<String> = match answer {
+                let failed: Vec<String> = match env.invoke(json!({ "Records": records })).await {
                     None => {
-                        // Killed: nothing deleted, nothing reported.
+                        // Killed: nothing deleted, nothing reported; a new environment.
                         let mut sh = shared.lock().expect("books");
                         sh.kills += 1;
                         for m in &got {
@@ -263,14 +330,28 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                                 serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
                             sh.killed.insert(body["options"]["n"].to_string());
                         }
+                        drop(sh);
+                        env.restart();
                         continue;
                     }
-                    Some(Ok(r)) => r
-                        .batch_item_failures
-                        .into_iter()
-                        .map(|f| f.item_identifier)
-                        .collect(),
-                    Some(Err(_)) => got
+                    Some(Some(Outcome::Response(body))) => {
+                        serde_json::from_slice::<Value>(&body).unwrap_or_default()
+                            ["batchItemFailures"]
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|f| f["itemIdentifier"].as_str())
+                                    .map(str::to_owned)
+                                    .collect()
+                            })
+                            .unwrap_or_else(|| {
+                                got.iter()
+                                    .map(|m| m.message_id().unwrap_or_default().to_owned())
+                                    .collect()
+                            })
+                    }
+                    // An invocation error or no answer in time: Lambda retries the whole batch.
+                    Some(_) => got
                         .iter()
                         .map(|m| m.message_id().unwrap_or_default().to_owned())
                         .collect(),
@@ -290,10 +371,17 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                     }
                 }
             }
+            (env.logs.clone(), env.proxy.faults())
         }));
     }
+    let mut logs = Vec::new();
+    let mut by_kind: HashMap<String, u64> = HashMap::new();
     for c in consumers {
-        c.await.expect("consumer");
+        let (l, faults) = c.await.expect("consumer");
+        logs.extend(l);
+        for (k, v) in faults {
+            *by_kind.entry(k).or_insert(0) += v;
+        }
     }
     let killed = {
         let sh = shared.lock().expect("books");
@@ -302,7 +390,7 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
         sh.killed.clone()
     };
     let mut dead = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..200 {
         let got = receive(&sqs, &dlq, 30).await;
         if got.is_empty() {
             break;
@@ -314,7 +402,7 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
         .iter()
         .filter(|m| m.body().unwrap_or_default().contains("nobody"))
         .count();
-    let ran = ran.lock().map(|r| r.clone()).unwrap_or_default();
+    let ran = runs_in_logs(&logs);
     for i in (0..n).filter(|i| i % 25 != 24) {
         match ran.get(&i.to_string()) {
             None => books.lost += 1,
@@ -327,12 +415,21 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
             }
         }
     }
-    let faults = proxy.faults();
-    let mut by_kind: HashMap<String, u64> = HashMap::new();
-    for (k, v) in faults {
-        *by_kind.entry(k).or_insert(0) += v;
+    for l in &logs {
+        let _ = std::fs::remove_file(l);
     }
     (books, by_kind, started.elapsed())
+}
+
+/// Webhook senders at once (integrator.io's sources post concurrently).
+const SENDERS: usize = 6;
+
+/// The `incoming` process the senders share: restarted by whichever sender first finds it
+/// dead after a crash point.
+struct Server {
+    proc_: process::Proc,
+    addr: String,
+    kills: usize,
 }
 
 fn soak_incoming(
@@ -357,59 +454,93 @@ fn soak_incoming(
         proxy.inject(Rule::once("SendMessage", Fault::kill(pid.clone())).after(at as u64));
     }
     let env_owned = aws::incoming_env(&proxy.endpoint(), &table, &url);
-    let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let bin = process::bin("incoming");
-    let start = || {
-        let (p, addr) = process::server(&bin, &[], &env);
-        pid.store(p.id(), Ordering::SeqCst);
-        (p, addr)
-    };
-    let (mut proc_, mut addr) = start();
-    let mut books = Books::default();
-    let mut unanswered = 0usize;
-    let mut gave_up = std::collections::HashSet::new();
-    for i in 0..n {
-        let body = format!(r#"{{"event":{i}}}"#);
-        // Every 20th event is sent twice by its sender (a duplicate delivery).
-        let copies = if i % 20 == 7 { 2 } else { 1 };
-        for _ in 0..copies {
-            books.sent += 1;
-            let mut done = false;
-            let mut last = String::new();
-            for _attempt in 0..120 {
-                if proc_.exited() {
-                    books.kills += 1;
-                    (proc_, addr) = start();
-                }
-                match send(
-                    &addr,
-                    "POST",
-                    "/incoming/demo",
-                    &[("content-type", "application/json")],
-                    body.as_bytes(),
-                ) {
-                    Ok(r) if r.status == 200 || r.status == 204 => {
-                        done = true;
-                        break;
-                    }
-                    Ok(r) => {
-                        last = format!("{} {}", r.status, r.text());
-                        std::thread::sleep(Duration::from_millis(250));
-                    }
-                    Err(e) => {
-                        last = e.to_string();
-                        std::thread::sleep(Duration::from_millis(250));
-                    }
-                }
-            }
-            if !done {
-                eprintln!("event {i} never accepted; last answer: {last}");
-                unanswered += 1;
-                gave_up.insert(i);
-            }
+    let start = {
+        let pid = pid.clone();
+        move || {
+            let env: Vec<(&str, &str)> =
+                env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (p, addr) = process::server(&process::bin("incoming"), &[], &env);
+            pid.store(p.id(), Ordering::SeqCst);
+            (p, addr)
         }
+    };
+    let (p, addr) = start();
+    let server = Arc::new(Mutex::new(Server {
+        proc_: p,
+        addr,
+        kills: 0,
+    }));
+    // The address to send to, after restarting the process if it died.
+    let current = {
+        let server = server.clone();
+        move || {
+            let mut s = server.lock().expect("server");
+            if s.proc_.exited() {
+                s.kills += 1;
+                (s.proc_, s.addr) = start();
+            }
+            s.addr.clone()
+        }
+    };
+    let current = Arc::new(current);
+    let outcomes: Vec<(usize, usize, Vec<usize>)> = std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|k| {
+                let current = current.clone();
+                scope.spawn(move || {
+                    let (mut sent, mut unanswered, mut gave_up) = (0, 0, Vec::new());
+                    for i in (k..n).step_by(SENDERS) {
+                        let body = format!(r#"{{"event":{i}}}"#);
+                        // Every 20th event is sent twice by its sender (a duplicate delivery).
+                        let copies = if i % 20 == 7 { 2 } else { 1 };
+                        for _ in 0..copies {
+                            sent += 1;
+                            let mut done = false;
+                            let mut last = String::new();
+                            for _attempt in 0..120 {
+                                let addr = current();
+                                match send(
+                                    &addr,
+                                    "POST",
+                                    "/incoming/demo",
+                                    &[("content-type", "application/json")],
+                                    body.as_bytes(),
+                                ) {
+                                    Ok(r) if r.status == 200 || r.status == 204 => {
+                                        done = true;
+                                        break;
+                                    }
+                                    Ok(r) => last = format!("{} {}", r.status, r.text()),
+                                    Err(e) => last = e.to_string(),
+                                }
+                                std::thread::sleep(Duration::from_millis(250));
+                            }
+                            if !done {
+                                eprintln!("event {i} never accepted; last answer: {last}");
+                                unanswered += 1;
+                                gave_up.push(i);
+                            }
+                        }
+                    }
+                    (sent, unanswered, gave_up)
+                })
+            })
+            .collect();
+        senders
+            .into_iter()
+            .map(|s| s.join().expect("sender"))
+            .collect()
+    });
+    let mut books = Books::default();
+    let mut gave_up = std::collections::HashSet::new();
+    for (sent, unanswered, g) in outcomes {
+        books.sent += sent;
+        books.unanswered += unanswered;
+        gave_up.extend(g);
     }
-    drop(proc_);
+    books.kills = server.lock().map(|s| s.kills).unwrap_or_default();
+    drop(current);
+    drop(server);
     let queued: HashMap<String, u64> =
         rt.block_on(aws::drain_bodies(&cfg, &url))
             .iter()
@@ -426,7 +557,6 @@ fn soak_incoming(
             Some(_) => books.twice += 1,
         }
     }
-    books.unanswered = unanswered;
     (books, proxy.faults(), started.elapsed())
 }
 

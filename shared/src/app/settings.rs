@@ -33,9 +33,12 @@
 //! | `EXTENSION_METRICS_NAMESPACE` | their CloudWatch namespace | `IntegratorExtensions` |
 //! | `AWS_LAMBDA_FUNCTION_NAME` | the metrics' `Service` dimension | `local` |
 //!
-//! A duration given in seconds accepts fractions; an invalid value is logged and the default
-//! used, except where a wrong value would change what is served (incoming endpoints,
-//! connector ids), which stops the process.
+//! A duration given in seconds accepts fractions. Every value is checked at start-up, with
+//! bounds: call budgets at most 900 s (Lambda's maximum), leases, retry steps and the secret
+//! cache at most a day, dedup and idempotency lifetimes at most a year. An unusable value — a
+//! typo, a negative or infinite number, an out-of-range port, an unknown backend or flag —
+//! stops the process with one error naming every offending variable, rather than quietly
+//! serving with a default (a mistyped rate limit must not become "no limit").
 
 use crate::incoming::IncomingConfig;
 use crate::jobs::limits::{RateLimit, parse_limits};
@@ -145,6 +148,22 @@ pub struct Settings {
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
+/// The longest call budget a setting may give: Lambda's 15-minute maximum.
+const MAX_CALL: Duration = Duration::from_secs(900);
+/// The longest lease, retry delay or secret cache time.
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The longest dedup or idempotency record lifetime (a year).
+const MAX_TTL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `true`/`false` in the spellings people use (lowercase input).
+fn flag(v: &str) -> Option<bool> {
+    match v {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
@@ -165,11 +184,26 @@ impl Settings {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let secs = |name: &str, default: Duration, zero_ok: bool| {
-            parse_secs(name, get(name).as_deref(), default, zero_ok).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "ignoring {name}; using the default of {} s", default.as_secs_f64());
-                default
-            })
+        // Every unusable value is collected and the whole configuration refused at start-up
+        // (a typo in a limit must not quietly become "no limit").
+        let problems = std::cell::RefCell::new(Vec::<String>::new());
+        let problem = |p: String| problems.borrow_mut().push(p);
+        let secs = |name: &str, default: Duration, zero_ok: bool, max: Duration| {
+            match parse_secs(name, get(name).as_deref(), default, zero_ok) {
+                Ok(d) if d <= max => d,
+                Ok(_) => {
+                    problem(format!(
+                        "{name} must be at most {} s (got {:?})",
+                        max.as_secs(),
+                        get(name).unwrap_or_default()
+                    ));
+                    default
+                }
+                Err(e) => {
+                    problem(e);
+                    default
+                }
+            }
         };
         let on_lambda = get("AWS_LAMBDA_RUNTIME_API").is_some();
         let backend = match get("EXTENSION_BACKEND")
@@ -178,6 +212,12 @@ impl Settings {
         {
             Some("aws") => Backend::Aws,
             Some("embedded") => Backend::Embedded,
+            Some(other) => {
+                problem(format!(
+                    "EXTENSION_BACKEND must be aws or embedded (got {other:?})"
+                ));
+                Backend::Embedded
+            }
             _ if on_lambda || get("AWS_ENDPOINT_URL").is_some() => Backend::Aws,
             _ => Backend::Embedded,
         };
@@ -193,24 +233,32 @@ impl Settings {
         };
         let rate_limits = match get("EXTENSION_RATE_LIMITS") {
             Some(text) => parse_limits(&text).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "EXTENSION_RATE_LIMITS ignored");
+                problem(format!("EXTENSION_RATE_LIMITS: {e}"));
                 Vec::new()
             }),
             None => Vec::new(),
         };
         let raw_tokens = get(TOKEN_VAR).unwrap_or_default();
         let listen = SocketAddr::new(
-            get("HOST")
-                .and_then(|h| h.parse::<IpAddr>().ok())
-                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            get("PORT")
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(DEFAULT_PORT),
+            match get("HOST") {
+                None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                Some(h) => h.parse::<IpAddr>().unwrap_or_else(|_| {
+                    problem(format!("HOST must be an IP address (got {h:?})"));
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                }),
+            },
+            match get("PORT") {
+                None => DEFAULT_PORT,
+                Some(p) => p.parse::<u16>().unwrap_or_else(|_| {
+                    problem(format!("PORT must be a port number, 0..=65535 (got {p:?})"));
+                    DEFAULT_PORT
+                }),
+            },
         );
         let inflight_bytes = get(INFLIGHT_VAR).and_then(|v| match v.parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
-                tracing::warn!("{INFLIGHT_VAR} is not a number of bytes: using the default");
+                problem(format!("{INFLIGHT_VAR} must be a number of bytes (got {v:?})"));
                 None
             }
         });
@@ -218,13 +266,27 @@ impl Settings {
             "EXTENSION_INCOMING_TIMEOUT_SECS",
             crate::incoming::DEFAULT_TIMEOUT,
             false,
+            MAX_CALL,
         );
-        Ok(Self {
+        let diy = match get("EXTENSION_DIY").map(|v| v.to_ascii_lowercase()) {
+            None => true,
+            Some(v) => flag(&v).unwrap_or_else(|| {
+                problem(format!("EXTENSION_DIY must be true or false (got {v:?})"));
+                true
+            }),
+        };
+        let metrics_on = match get("EXTENSION_METRICS").map(|v| v.to_ascii_lowercase()) {
+            None => on_lambda,
+            Some(v) => flag(&v).unwrap_or_else(|| {
+                problem(format!("EXTENSION_METRICS must be on or off (got {v:?})"));
+                on_lambda
+            }),
+        };
+        let settings = Self {
             on_lambda,
             backend,
             aws,
-            diy: get("EXTENSION_DIY")
-                .is_none_or(|v| !matches!(v.to_ascii_lowercase().as_str(), "false" | "0" | "no")),
+            diy,
             connector_ids: get("EXTENSION_CONNECTOR_IDS")
                 .unwrap_or_default()
                 .split(',')
@@ -234,17 +296,22 @@ impl Settings {
                 .collect(),
             timeout: get("EXTENSION_TIMEOUT_SECS")
                 .is_some()
-                .then(|| secs("EXTENSION_TIMEOUT_SECS", Duration::ZERO, false))
+                .then(|| secs("EXTENSION_TIMEOUT_SECS", Duration::ZERO, false, MAX_CALL))
                 .filter(|d| !d.is_zero()),
             tokens: TokenSet::parse_redacted(&raw_tokens),
             token_secret: get(TOKEN_SECRET_VAR),
             listen,
             inflight_bytes,
             rate_limits,
-            stream_retry: secs(STREAM_RETRY_VAR, DEFAULT_STREAM_RETRY, false),
-            dedup_ttl: secs(dedup::TTL_VAR, dedup::DEFAULT_TTL, false),
-            idempotency_ttl: secs(idempotency::TTL_VAR, idempotency::DEFAULT_TTL, false),
-            secret_ttl: secs(secrets::TTL_VAR, secrets::DEFAULT_TTL, true),
+            stream_retry: secs(STREAM_RETRY_VAR, DEFAULT_STREAM_RETRY, false, DAY),
+            dedup_ttl: secs(dedup::TTL_VAR, dedup::DEFAULT_TTL, false, MAX_TTL),
+            idempotency_ttl: secs(
+                idempotency::TTL_VAR,
+                idempotency::DEFAULT_TTL,
+                false,
+                MAX_TTL,
+            ),
+            secret_ttl: secs(secrets::TTL_VAR, secrets::DEFAULT_TTL, true, DAY),
             dev_secrets_file: PathBuf::from(
                 get(secrets::DEV_FILE_VAR).unwrap_or_else(|| secrets::DEFAULT_DEV_FILE.into()),
             ),
@@ -255,24 +322,23 @@ impl Settings {
                 "EXTENSION_DEDUP_LEASE_SECS",
                 crate::incoming::DEFAULT_LEASE,
                 false,
+                DAY,
             )
             .max(incoming_timeout + Duration::from_secs(5)),
             metrics: crate::metrics::MetricsConfig {
-                enabled: match get("EXTENSION_METRICS").as_deref().map(str::to_lowercase) {
-                    Some(v) if matches!(v.as_str(), "on" | "true" | "1") => true,
-                    Some(v) if matches!(v.as_str(), "off" | "false" | "0") => false,
-                    Some(v) => {
-                        tracing::warn!(value = %v, "EXTENSION_METRICS is not on/off; using the default");
-                        on_lambda
-                    }
-                    None => on_lambda,
-                },
+                enabled: metrics_on,
                 namespace: get("EXTENSION_METRICS_NAMESPACE")
                     .filter(|n| !n.trim().is_empty())
                     .unwrap_or_else(|| crate::metrics::DEFAULT_NAMESPACE.into()),
                 service: get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "local".into()),
             },
-        })
+        };
+        let problems = problems.into_inner();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError(problems.join("; ")))
+        }
     }
 
     /// The incoming endpoints the environment configures (replacing the binary's defaults):
@@ -334,7 +400,6 @@ mod tests {
             ("EXTENSION_CONNECTOR_IDS", "a, b,,"),
             ("EXTENSION_TIMEOUT_SECS", "2.5"),
             ("EXTENSION_SECRET_TTL_SECS", "0"),
-            ("EXTENSION_DEDUP_TTL_SECS", "0"),
             ("PORT", "9000"),
         ])
         .unwrap();
@@ -345,16 +410,40 @@ mod tests {
         assert_eq!(s.connector_ids, ["a", "b"]);
         assert_eq!(s.timeout, Some(Duration::from_millis(2500)));
         assert_eq!(s.secret_ttl, Duration::ZERO);
-        assert_eq!(s.dedup_ttl, dedup::DEFAULT_TTL, "0 is not a dedup TTL");
         assert_eq!(s.listen.port(), 9000);
     }
 
     #[test]
-    fn an_unusable_timeout_keeps_the_default_instead_of_panicking() {
-        for bad in ["inf", "-1", "0", "soon", "1e300"] {
-            let s = settings(&[("EXTENSION_TIMEOUT_SECS", bad)]).unwrap();
-            assert_eq!(s.timeout, None, "{bad}");
+    fn an_unusable_value_is_a_start_up_error_never_a_panic_or_a_default() {
+        let cases: &[(&str, &str)] = &[
+            ("EXTENSION_TIMEOUT_SECS", "inf"),
+            ("EXTENSION_TIMEOUT_SECS", "-1"),
+            ("EXTENSION_TIMEOUT_SECS", "0"),
+            ("EXTENSION_TIMEOUT_SECS", "soon"),
+            ("EXTENSION_TIMEOUT_SECS", "1e300"),
+            ("EXTENSION_TIMEOUT_SECS", "901"),
+            ("EXTENSION_INCOMING_TIMEOUT_SECS", "NaN"),
+            ("EXTENSION_DEDUP_LEASE_SECS", "1e12"),
+            ("EXTENSION_DEDUP_TTL_SECS", "0"),
+            ("EXTENSION_DEDUP_TTL_SECS", "1e15"),
+            ("EXTENSION_IDEMPOTENCY_TTL_SECS", "-5"),
+            ("EXTENSION_SECRET_TTL_SECS", "99999999"),
+            ("EXTENSION_STREAM_RETRY_SECS", "1e20"),
+            ("EXTENSION_RATE_LIMITS", "nonsense"),
+            ("EXTENSION_BACKEND", "dynamo"),
+            ("EXTENSION_DIY", "maybe"),
+            ("EXTENSION_METRICS", "sometimes"),
+            ("PORT", "70000"),
+            ("HOST", "localhost:80"),
+            (INFLIGHT_VAR, "-1"),
+        ];
+        for (name, bad) in cases {
+            let e = settings(&[(name, bad)]).expect_err(&format!("{name}={bad}"));
+            assert!(e.0.contains(name), "{name}={bad}: {e}");
         }
+        // Several problems are reported together.
+        let e = settings(&[("PORT", "x"), ("EXTENSION_DIY", "y")]).unwrap_err();
+        assert!(e.0.contains("PORT") && e.0.contains("EXTENSION_DIY"), "{e}");
     }
 
     #[test]

@@ -169,8 +169,10 @@ impl DedupStore for DynamoDedup {
                 }
                 Ok(Claim::Duplicate)
             }
-            // Gone between the two requests (expired and reaped): free again.
-            None => Box::pin(self.claim(key, lease, ttl)).await,
+            // Gone between the two requests (expired and reaped): free again, but not retried
+            // here (that could go on as long as the race does). The caller answers "in
+            // progress" and the sender's retry claims it.
+            None => Ok(Claim::InFlight),
         }
     }
 
