@@ -20,7 +20,7 @@ help:
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
 	@echo "make soak                  1,000 messages and webhooks under injected faults and kills → docs/RELIABILITY.md"
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
-	@echo "make secret NAME=x         store a secret read from stdin (KMS on AWS, dev file locally)"
+	@echo "make secret NAME=x [STACK=s] store a secret read from stdin (dev file locally; KMS + table of stack s)"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
 	@echo "make build | deploy STAGE=dev|prod   sam build (arm64, cargo-lambda) | sam deploy --config-env STAGE"
@@ -85,7 +85,10 @@ lint-template: $(TOOLS)
 	@echo "cfn-lint: template.yaml clean"
 	@if [[ -x $(VENV)/bin/sam ]]; then \
 	  SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 sam validate --lint -t template.yaml >/dev/null && \
-	  echo "sam validate --lint: template.yaml valid"; fi
+	  echo "sam validate --lint: template.yaml valid" && \
+	  $(VENV)/bin/python scripts/check-iam.py template.yaml 2>&1 | grep -v 'Feature Toggle'; fi
+	@mkdir -p target && bash scripts/checkov.sh >target/checkov.txt 2>&1 || { cat target/checkov.txt; exit 1; }
+	@echo "checkov: template.yaml clean, $$(grep -o 'Passed checks: [0-9]*' target/checkov.txt) (skips justified in .checkov.yaml)"
 
 # The CI/CD example (.github/workflows/): YAML + GitHub's workflow schema + our rules.
 lint-workflows: $(TOOLS)
@@ -112,15 +115,22 @@ invoke: $(TOOLS)
 # name) and written to the table; it is never printed. Locally (no AWS) it goes to the git-ignored
 # dev file secrets.dev.json.   printf %s "$$VALUE" | make secret NAME=crm-api-key
 NAME ?=
+# With STACK=<stack name>: into that deployed stack (its table and KMS key from the stack's
+# outputs, with your AWS credentials; e.g. NAME=system-token after the first deploy).
 secret:
-	@test -n "$(NAME)" || { echo "usage: make secret NAME=<name>  (value on stdin)"; exit 2; }
+	@test -n "$(NAME)" || { echo "usage: make secret NAME=<name> [STACK=<stack name>]  (value on stdin)"; exit 2; }
 	@cargo build -q --bin set-secret
-	@./target/debug/set-secret "$(NAME)"
+	@if [[ -n "$(STACK)" ]]; then \
+	  out() { aws cloudformation describe-stacks --stack-name "$(STACK)" \
+	    --query "Stacks[0].Outputs[?OutputKey=='$$1'].OutputValue" --output text; }; \
+	  EXTENSION_BACKEND=aws EXTENSION_STACK_NAME="$(STACK)" EXTENSION_TABLE="$$(out ExtensionTableName)" \
+	    EXTENSION_KMS_KEY_ID="$$(out SecretsKeyArn)" ./target/debug/set-secret "$(NAME)"; \
+	else ./target/debug/set-secret "$(NAME)"; fi
 
 build:
 	sam build --template-file template.yaml
 
-# Stages (samconfig.toml): make deploy STAGE=dev | STAGE=prod [PARAMS='SystemToken=... AlarmEmail=...']
+# Stages (samconfig.toml): make deploy STAGE=dev | STAGE=prod [PARAMS='AlarmEmail=... FunctionSecrets=...']
 # (the first deploy of a stack without PARAMS: `sam deploy --guided --config-env dev`).
 STAGE ?= dev
 PARAMS ?=

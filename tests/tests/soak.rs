@@ -25,8 +25,8 @@
 
 use integration_tests::counting_proxy::{CountingProxy, Fault, Rule};
 use integration_tests::http_client::send;
-use integration_tests::{aws, process};
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
+use integration_tests::{aws, process};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -177,7 +177,10 @@ impl Environment {
 fn log_path(env: usize, incarnation: usize) -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak");
     let _ = std::fs::create_dir_all(&dir);
-    dir.join(format!("worker-{}-{env}-{incarnation}.log", std::process::id()))
+    dir.join(format!(
+        "worker-{}-{env}-{incarnation}.log",
+        std::process::id()
+    ))
 }
 
 fn spawn_worker(
@@ -334,22 +337,20 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                         env.restart();
                         continue;
                     }
-                    Some(Some(Outcome::Response(body))) => {
-                        serde_json::from_slice::<Value>(&body).unwrap_or_default()
-                            ["batchItemFailures"]
-                            .as_array()
-                            .map(|a| {
-                                a.iter()
-                                    .filter_map(|f| f["itemIdentifier"].as_str())
-                                    .map(str::to_owned)
-                                    .collect()
-                            })
-                            .unwrap_or_else(|| {
-                                got.iter()
-                                    .map(|m| m.message_id().unwrap_or_default().to_owned())
-                                    .collect()
-                            })
-                    }
+                    Some(Some(Outcome::Response(body))) => serde_json::from_slice::<Value>(&body)
+                        .unwrap_or_default()["batchItemFailures"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|f| f["itemIdentifier"].as_str())
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_else(|| {
+                            got.iter()
+                                .map(|m| m.message_id().unwrap_or_default().to_owned())
+                                .collect()
+                        }),
                     // An invocation error or no answer in time: Lambda retries the whole batch.
                     Some(_) => got
                         .iter()
@@ -457,8 +458,7 @@ fn soak_incoming(
     let start = {
         let pid = pid.clone();
         move || {
-            let env: Vec<(&str, &str)> =
-                env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let (p, addr) = process::server(&process::bin("incoming"), &[], &env);
             pid.store(p.id(), Ordering::SeqCst);
             (p, addr)

@@ -188,21 +188,24 @@ impl Settings {
         // (a typo in a limit must not quietly become "no limit").
         let problems = std::cell::RefCell::new(Vec::<String>::new());
         let problem = |p: String| problems.borrow_mut().push(p);
-        let secs = |name: &str, default: Duration, zero_ok: bool, max: Duration| {
-            match parse_secs(name, get(name).as_deref(), default, zero_ok) {
-                Ok(d) if d <= max => d,
-                Ok(_) => {
-                    problem(format!(
-                        "{name} must be at most {} s (got {:?})",
-                        max.as_secs(),
-                        get(name).unwrap_or_default()
-                    ));
-                    default
-                }
-                Err(e) => {
-                    problem(e);
-                    default
-                }
+        let secs = |name: &str, default: Duration, zero_ok: bool, max: Duration| match parse_secs(
+            name,
+            get(name).as_deref(),
+            default,
+            zero_ok,
+        ) {
+            Ok(d) if d <= max => d,
+            Ok(_) => {
+                problem(format!(
+                    "{name} must be at most {} s (got {:?})",
+                    max.as_secs(),
+                    get(name).unwrap_or_default()
+                ));
+                default
+            }
+            Err(e) => {
+                problem(e);
+                default
             }
         };
         let on_lambda = get("AWS_LAMBDA_RUNTIME_API").is_some();
@@ -258,7 +261,9 @@ impl Settings {
         let inflight_bytes = get(INFLIGHT_VAR).and_then(|v| match v.parse::<usize>() {
             Ok(n) => Some(n),
             Err(_) => {
-                problem(format!("{INFLIGHT_VAR} must be a number of bytes (got {v:?})"));
+                problem(format!(
+                    "{INFLIGHT_VAR} must be a number of bytes (got {v:?})"
+                ));
                 None
             }
         });

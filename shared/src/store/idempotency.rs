@@ -432,7 +432,24 @@ impl Idempotency {
                     StoredResult::Data(&result)
                 };
                 let expires_at = EpochSeconds::now().after(self.ttl);
-                self.store.complete(key, &lock, stored, expires_at).await?;
+                // The work is done: its result is the answer even when the record cannot say
+                // so. Failing here would make the caller (or SQS) retry, and the retry would
+                // run the work again once the lock expires. What is lost is only the
+                // protection against a *later* duplicate of this request, until the lock
+                // expires.
+                // A lost lock is different: another delivery took the record over, and its
+                // result is the one every retry will be answered with.
+                match self.store.complete(key, &lock, stored, expires_at).await {
+                    Ok(()) => {}
+                    Err(IdempotencyError::LockLost) => {
+                        return Err(IdempotencyError::LockLost.into());
+                    }
+                    Err(e) => tracing::warn!(
+                        code = e.code(),
+                        error = %e,
+                        "the work succeeded but its idempotency record could not be completed; a duplicate arriving after the lock expires would run again"
+                    ),
+                }
                 Ok(Outcome::Fresh(result))
             }
             Err(e) => {
@@ -634,6 +651,63 @@ mod tests {
         let b = LockToken::generate();
         assert_ne!(a, b);
         assert_eq!(a.as_str().len(), 32);
+    }
+
+    /// A store whose `complete` always fails (the table stalls after the work ran).
+    struct CompleteFails(MemoryIdempotency);
+
+    #[async_trait]
+    impl IdempotencyStore for CompleteFails {
+        async fn acquire(
+            &self,
+            key: &IdempotencyKey,
+            lock: &LockToken,
+            until: EpochMillis,
+            expires_at: EpochSeconds,
+        ) -> Result<Acquire, IdempotencyError> {
+            self.0.acquire(key, lock, until, expires_at).await
+        }
+        async fn complete(
+            &self,
+            _: &IdempotencyKey,
+            _: &LockToken,
+            _: StoredResult<'_>,
+            _: EpochSeconds,
+        ) -> Result<(), IdempotencyError> {
+            Err(IdempotencyError::Store("stalled".into()))
+        }
+        async fn release(
+            &self,
+            key: &IdempotencyKey,
+            lock: &LockToken,
+        ) -> Result<(), IdempotencyError> {
+            self.0.release(key, lock).await
+        }
+        async fn get(
+            &self,
+            key: &IdempotencyKey,
+        ) -> Result<Option<IdempotencyRecord>, IdempotencyError> {
+            self.0.get(key).await
+        }
+    }
+
+    /// Work that succeeded is answered as such even when its record cannot be completed: an
+    /// error would make SQS (or the caller) retry, and the retry would run the work again
+    /// once the lock expires.
+    #[tokio::test]
+    async fn work_done_is_answered_even_when_its_record_cannot_be_completed() {
+        let idem = Idempotency::new(Arc::new(CompleteFails(MemoryIdempotency::default())));
+        let key = IdempotencyKey::new("s", &json!({"n": 1}));
+        let out = idem
+            .run(&key, deadline(), || async {
+                Ok::<_, String>("done".to_owned())
+            })
+            .await;
+        assert!(
+            matches!(&out, Ok(Outcome::Fresh(r)) if r == "done"),
+            "{:?}",
+            out.map_err(|e| e.to_string())
+        );
     }
 
     #[tokio::test]
