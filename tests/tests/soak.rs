@@ -6,7 +6,8 @@
 //! 1,000 of each and writes the figures into `docs/RELIABILITY.md` (`SOAK_REPORT`).
 //!
 //! - **Worker path**: messages in an SQS queue (moto) with a redrive policy to a dead-letter
-//!   queue (4 receives). The harness plays the event source mapping: several execution
+//!   queue after 5 receives (as the template's WorkQueue). The harness plays the event
+//!   source mapping: several execution
 //!   environments at once, each the real `worker` binary behind a Lambda Runtime API double;
 //!   each receives up to 10 with a visibility timeout, invokes its binary with an 8 s deadline,
 //!   and deletes what the answer's `batchItemFailures` does not name. Each environment's
@@ -238,7 +239,7 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
         .queue_name(aws::unique("soak-work"))
         .attributes(
             aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "4"}).to_string(),
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string(),
         )
         .send()
         .await
@@ -300,7 +301,7 @@ async fn soak_worker(n: usize) -> (Books, HashMap<String, u64>, Duration) {
                     empty += 1;
                     // Idle for twice the visibility timeout: every message has had its last
                     // receive (a poison message moves to the DLQ at the receive after its
-                    // fourth).
+                    // fifth).
                     if empty >= 4 * VISIBILITY_SECS {
                         break;
                     }

@@ -17,7 +17,7 @@
 use super::http::{HttpApp, HttpRequest};
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::Envelope;
-use crate::protocol::error::lambda_message;
+use crate::protocol::error::{WireError, http_body, lambda_message};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use lambda_http::request::LambdaRequest;
@@ -36,6 +36,32 @@ const REQUEST_ID_HEADER: &str = "lambda-runtime-aws-request-id";
 const DEADLINE_HEADER: &str = "lambda-runtime-deadline-ms";
 const INVOCATION_ID_HEADER: &str = "lambda-runtime-invocation-id";
 const NEXT_PATH: &str = "/2018-06-01/runtime/invocation/next";
+
+/// Lambda's limit on a synchronous invocation's response payload (6 MB). Past it the platform
+/// answers `ResponseSizeTooLarge` instead of the function; the function answers the protocol's
+/// own size error first.
+pub const RESPONSE_LIMIT: usize = 6 * 1024 * 1024;
+
+/// The size error, as a direct Invoke's function error.
+fn too_large_for_lambda() -> Diagnostic {
+    Diagnostic {
+        error_type: "string".into(),
+        error_message: lambda_message(&[WireError::response_too_large(
+            &RESPONSE_LIMIT.to_string(),
+        )]),
+    }
+}
+
+/// The size error, as a Function URL response (422 with the server stack's error body).
+fn too_large_for_function_url() -> String {
+    serde_json::json!({
+        "statusCode": 422,
+        "headers": {"content-type": "application/json"},
+        "body": http_body(&[WireError::response_too_large(&RESPONSE_LIMIT.to_string())]),
+        "isBase64Encoded": false,
+    })
+    .to_string()
+}
 
 tokio::task_local! {
     static CLIENT_CONTEXT: Option<String>;
@@ -189,7 +215,17 @@ pub async fn handle(app: LambdaApp, event: LambdaEvent<Value>) -> HandlerResult 
         deadline,
     };
     match app.http.extension.call(call).await {
-        Ok(reply) => raw(reply.into_lambda()),
+        Ok(reply) => {
+            let text = reply.into_lambda();
+            if text.len() > RESPONSE_LIMIT {
+                tracing::warn!(
+                    bytes = text.len(),
+                    "the answer is over Lambda's 6 MB response limit: answered with the size error"
+                );
+                return Err(too_large_for_lambda());
+            }
+            raw(text)
+        }
         Err(errors) => Err(Diagnostic {
             error_type: "string".into(),
             error_message: lambda_message(&errors),
@@ -241,6 +277,15 @@ async fn handle_http(
         error_type: "Runtime.SerializationError".into(),
         error_message: e.to_string(),
     })?;
+    // The limit counts the response as Lambda gets it: the body escaped into the Function URL
+    // response document.
+    if text.len() > RESPONSE_LIMIT {
+        tracing::warn!(
+            bytes = text.len(),
+            "the Function URL answer is over Lambda's 6 MB response limit: answered with the size error"
+        );
+        return raw(too_large_for_function_url());
+    }
     raw(text)
 }
 
@@ -326,4 +371,55 @@ fn completion_request(
             .body(serde_json::to_vec(&diagnostic)?.into())?,
     };
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Module;
+    use crate::transport::auth::TokenSet;
+
+    fn app_with_big_answer(bytes: usize) -> LambdaApp {
+        let mut m = Module::new();
+        m.raw("big", move |_inv, _o: Value| async move {
+            Ok::<_, crate::ExtError>(Value::String("x".repeat(bytes)))
+        });
+        let ext = Extension::builder().diy(m).build().expect("extension");
+        LambdaApp {
+            http: HttpApp::new(ext, TokenSet::default(), 1 << 20),
+            consumers: Vec::new(),
+        }
+    }
+
+    fn envelope() -> Value {
+        // maxResponseSize far above Lambda's limit: only the platform's limit applies.
+        serde_json::json!({"diy": true, "function": "big", "options": {}, "maxResponseSize": 1e9})
+    }
+
+    /// An answer over Lambda's 6 MB would come back as the platform's `ResponseSizeTooLarge`;
+    /// it is the protocol's size error instead.
+    #[tokio::test]
+    async fn an_answer_over_lambdas_limit_is_the_size_error() {
+        let app = app_with_big_answer(RESPONSE_LIMIT + 10);
+        let out = handle(app, LambdaEvent::new(envelope(), Default::default())).await;
+        let err = out.expect_err("over the limit");
+        assert!(
+            err.error_message.contains("response_size_exceeded")
+                && err.error_message.contains(&RESPONSE_LIMIT.to_string()),
+            "{}",
+            err.error_message
+        );
+
+        let small = app_with_big_answer(1000);
+        let ok = handle(small, LambdaEvent::new(envelope(), Default::default())).await;
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn the_function_url_size_error_is_a_422_document() {
+        let v: Value = serde_json::from_str(&too_large_for_function_url()).unwrap();
+        assert_eq!(v["statusCode"], 422);
+        let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["errors"][0]["code"], "response_size_exceeded");
+    }
 }
