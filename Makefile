@@ -81,14 +81,7 @@ soak: $(TOOLS) build-bins
 	  SOAK_REPORT=docs/RELIABILITY.md cargo test -p integration-tests --test soak -- --nocapture
 
 lint-template: $(TOOLS)
-	cfn-lint template.yaml
-	@echo "cfn-lint: template.yaml clean"
-	@if [[ -x $(VENV)/bin/sam ]]; then \
-	  SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1 sam validate --lint -t template.yaml >/dev/null && \
-	  echo "sam validate --lint: template.yaml valid" && \
-	  $(VENV)/bin/python scripts/check-iam.py template.yaml 2>&1 | grep -v 'Feature Toggle'; fi
-	@mkdir -p target && bash scripts/checkov.sh >target/checkov.txt 2>&1 || { cat target/checkov.txt; exit 1; }
-	@echo "checkov: template.yaml clean, $$(grep -o 'Passed checks: [0-9]*' target/checkov.txt) (skips justified in .checkov.yaml)"
+	bash scripts/lint-template.sh
 
 # The CI/CD example (.github/workflows/): YAML + GitHub's workflow schema + our rules.
 lint-workflows: $(TOOLS)

@@ -29,4 +29,4 @@ if ! { [[ -x "$VENV/bin/checkov" ]] && grep -qxF "$SPEC" "$STAMP" 2>/dev/null; }
     echo "$SPEC" >"$STAMP"
 fi
 
-"$VENV/bin/checkov" --config-file .checkov.yaml --file template.yaml
+"$VENV/bin/checkov" --config-file .checkov.yaml --file "${CHECKOV_FILE:-template.yaml}"
