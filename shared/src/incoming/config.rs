@@ -35,7 +35,9 @@
 //!   "RS256", "publicKey": S}` (a PEM public key), plus optional `audience` and `issuer` (a
 //!   string or a list; checked and required when set) and `leewaySecs` (clock skew allowed on
 //!   `exp`, default 60) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
-//!   default 3600; `null` for no limit). The algorithm is pinned: a token signed with any other algorithm
+//!   default 3600; `null` for no limit) and `jtiReplay` (`true`: single-use tokens — `jti` is
+//!   required and a `jti` already accepted is refused until the token expires, so the sender
+//!   mints a new token per request, retries included; default `false`). The algorithm is pinned: a token signed with any other algorithm
 //!   (including `none`) is refused; `exp` is required. The token is read from
 //!   `Authorization: Bearer …`.
 //! - `{"type": "hmac", "secret": S}` plus optional `toleranceSecs` (default 300): Standard
@@ -220,6 +222,11 @@ pub struct JwtConfig {
     /// present). A stolen long-lived token is then useless soon. `null`: no limit.
     #[serde(default = "default_max_lifetime")]
     pub max_lifetime_secs: Option<u64>,
+    /// Single-use tokens: `jti` is required, and a token whose `jti` was accepted before is
+    /// refused until it expires. The sender must then mint a new token for every request,
+    /// retries included. Off by default.
+    #[serde(default)]
+    pub jti_replay: bool,
 }
 
 fn default_leeway() -> u64 {
@@ -244,6 +251,7 @@ impl JwtConfig {
             issuer: Vec::new(),
             leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
             max_lifetime_secs: default_max_lifetime(),
+            jti_replay: false,
         }
     }
     /// RS256 with a PEM `public_key`, no audience or issuer check.
@@ -256,6 +264,7 @@ impl JwtConfig {
             issuer: Vec::new(),
             leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
             max_lifetime_secs: default_max_lifetime(),
+            jti_replay: false,
         }
     }
 }

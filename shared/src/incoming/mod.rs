@@ -113,6 +113,8 @@ pub enum AuthFailure {
     Replayed,
     /// The token is valid for longer than the endpoint's `maxLifetimeSecs`.
     TokenLifetimeTooLong,
+    /// The endpoint wants single-use tokens (`jtiReplay`) and this `jti` was accepted before.
+    TokenReused,
 }
 
 impl AuthFailure {
@@ -140,6 +142,10 @@ impl AuthFailure {
             }
             Self::Replayed => {
                 "This signed message was already received (a sender's retry is signed anew).".into()
+            }
+            Self::TokenReused => {
+                "This token was already used; this endpoint takes a new token (jti) per request."
+                    .into()
             }
         }
     }
@@ -636,12 +642,43 @@ impl IncomingApp {
         let window = tolerance
             .saturating_mul(2)
             .saturating_add(Duration::from_secs(1));
+        self.first_use(ep, key, window, AuthFailure::Replayed).await
+    }
+
+    /// `jtiReplay`: a token's `jti` is accepted once, and remembered until the token expires
+    /// (plus the leeway), after which the token itself is refused anyway.
+    async fn refuse_reused_token(
+        &self,
+        ep: &Endpoint,
+        config: &config::JwtConfig,
+        claims: &Map<String, Value>,
+    ) -> Result<(), Response<Bytes>> {
+        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+            return Err(unauthorized(&ep.auth, AuthFailure::MissingClaim("jti")));
+        };
+        let now = crate::time::EpochSeconds::now().0;
+        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
+        let left = exp.saturating_sub(now);
+        let window = Duration::from_secs(left.saturating_add(config.leeway_secs).max(1));
+        let key = DedupKey::from_caller(&format!("{}\u{1e}jwt-jti", ep.scope), jti);
+        self.first_use(ep, key, window, AuthFailure::TokenReused)
+            .await
+    }
+
+    /// Remember `key` for `window`; the second sighting within it is refused with `failure`.
+    async fn first_use(
+        &self,
+        ep: &Endpoint,
+        key: DedupKey,
+        window: Duration,
+        failure: AuthFailure,
+    ) -> Result<(), Response<Bytes>> {
         let seen = Dedup::with_ttl(ep.dedup.store.clone(), window);
         match seen.check(&key).await {
             Ok(Sighting::New) => Ok(()),
             Ok(Sighting::Duplicate) => {
-                tracing::warn!(endpoint = %ep.name, "incoming: replayed webhook signature refused");
-                Err(unauthorized(&ep.auth, AuthFailure::Replayed))
+                tracing::warn!(endpoint = %ep.name, reason = failure.message().as_ref(), "incoming: replay refused");
+                Err(unauthorized(&ep.auth, failure))
             }
             Err(e) => {
                 tracing::warn!(endpoint = %ep.name, error = %e, "incoming: replay store failed");
@@ -674,6 +711,9 @@ impl IncomingApp {
                 let claims = verifier
                     .verify(token)
                     .map_err(|f| unauthorized(&ep.auth, f))?;
+                if config.jti_replay {
+                    self.refuse_reused_token(ep, config, &claims).await?;
+                }
                 let mut info = Map::new();
                 info.insert("type".into(), "jwt".into());
                 for c in ["sub", "iss"] {

@@ -23,6 +23,7 @@ fn config() -> IncomingConfig {
           "optin":   {{"dedup": {{"fields": ["order.id"], "callerHeader": "x-dedup-key"}}}},
           "hmac":    {{"auth": {{"type": "hmac", "secret": "{HMAC_SECRET}"}}, "dedup": {{"headers": ["webhook-id"]}}}},
           "jwt":     {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "{JWT_SECRET}", "audience": "ext"}}}},
+          "once":    {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "{JWT_SECRET}", "jtiReplay": true}}}},
           "named":   {{"auth": {{"type": "hmac", "secret": {{"secret": "named-hook"}}}}}},
           "missing": {{"auth": {{"type": "hmac", "secret": {{"secret": "nope"}}}}}}
         }}"#
@@ -439,6 +440,67 @@ fn jwt(claims: Value, secret: &str) -> String {
         &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
     )
     .unwrap()
+}
+
+/// `jtiReplay`: a token is good for one request; a second use (even with another body) is
+/// refused, a token without `jti` too; a new token is accepted.
+#[tokio::test]
+async fn single_use_tokens_are_refused_the_second_time() {
+    let h = harness();
+    let bearer = |jti: Option<&str>| {
+        let mut claims = json!({"sub": "crm", "exp": now() + 60});
+        if let Some(j) = jti {
+            claims["jti"] = json!(j);
+        }
+        format!("Bearer {}", jwt(claims, JWT_SECRET))
+    };
+    let first = bearer(Some("t-1"));
+    let (s, v) = post(
+        &h.app,
+        "once",
+        &[JSON, ("authorization", &first)],
+        r#"{"a": 1}"#,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(
+        &h.app,
+        "once",
+        &[JSON, ("authorization", &first)],
+        r#"{"a": 2}"#,
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    assert!(v.to_string().contains("already used"), "{v}");
+    let (s, v) = post(
+        &h.app,
+        "once",
+        &[JSON, ("authorization", &bearer(None))],
+        "{}",
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    let (s, v) = post(
+        &h.app,
+        "once",
+        &[JSON, ("authorization", &bearer(Some("t-2")))],
+        "{}",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(sent(&h.queue).len(), 2);
+    // Without the option, the same token may be used again until it expires.
+    let reusable = format!(
+        "Bearer {}",
+        jwt(
+            json!({"aud": "ext", "exp": now() + 60, "jti": "t-1"}),
+            JWT_SECRET
+        )
+    );
+    for body in [r#"{"b": 1}"#, r#"{"b": 2}"#] {
+        let (s, v) = post(&h.app, "jwt", &[JSON, ("authorization", &reusable)], body).await;
+        assert_eq!(s, 200, "{v}");
+    }
 }
 
 #[tokio::test]
