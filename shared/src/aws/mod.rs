@@ -231,7 +231,12 @@ where
         }
         SdkError::TimeoutError(_) => "request timed out".into(),
         SdkError::DispatchFailure(d) => format!("could not reach the service: {d:?}"),
-        other => format!("{other:?}"),
+        // Never the raw response: its body may echo what was sent (items, ciphertexts).
+        SdkError::ResponseError(_) => {
+            "the service's response could not be read (its body is not logged)".into()
+        }
+        SdkError::ConstructionFailure(_) => "the request could not be built".into(),
+        other => other.to_string(),
     }
 }
 
@@ -259,4 +264,31 @@ where
     e.as_service_error()
         .and_then(|se| se.code())
         .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::get_item::GetItemError;
+    use aws_smithy_types::body::SdkBody;
+
+    /// A response the SDK could not read is described without its body (which may echo the
+    /// request: items, ciphertexts).
+    #[test]
+    fn unreadable_responses_are_described_without_their_body() {
+        let raw = HttpResponse::new(
+            500.try_into().expect("status"),
+            SdkBody::from(r#"{"Item":{"pk":{"S":"secret#x"},"ciphertext":"AQICAHh-LEAK"}}"#),
+        );
+        let e: SdkError<GetItemError, HttpResponse> =
+            SdkError::response_error(std::io::Error::other("truncated JSON"), raw);
+        let text = describe_sdk_error(&e);
+        assert!(
+            !text.contains("LEAK") && !text.contains("ciphertext"),
+            "{text}"
+        );
+        assert!(text.contains("could not be read"), "{text}");
+    }
 }

@@ -64,6 +64,24 @@ pub const LEASE: Duration = Duration::from_secs(300);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Integration code runs isolated, as functions do in dispatch: a panic in `get_streams`,
+/// `process_stream` or `apply_operations` becomes that step's error (a stream is retried, then
+/// marked `error`), never a worker that dies with the message or redelivers it forever.
+async fn isolated<T>(
+    what: &str,
+    step: impl std::future::Future<Output = Result<T, BoxError>>,
+) -> Result<T, BoxError> {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(step).catch_unwind().await {
+        Ok(result) => result,
+        Err(p) => {
+            let text = crate::telemetry::panic_text(p.as_ref()).to_owned();
+            tracing::error!(panic = %text, "integration {what} panicked");
+            Err(format!("{what} panicked: {text}").into())
+        }
+    }
+}
+
 /// Errors of the run engine.
 #[derive(Debug, thiserror::Error)]
 pub enum RunsError {
@@ -542,7 +560,7 @@ impl Runs {
             return self.resend_pending(run_id, |s| roots.contains(&s.id)).await;
         }
         let (ctx, service) = self.context(&run)?;
-        let specs = match service.get_streams(&ctx).await {
+        let specs = match isolated("get_streams", service.get_streams(&ctx)).await {
             Ok(s) => s,
             Err(e) => {
                 // Leave the run pending: the start message is retried.
@@ -618,16 +636,19 @@ impl Runs {
             );
             return self.repair(run_id, stream_id, attempt).await;
         };
-        let outcome = match service.process_stream(&ctx, &stream.spec).await {
-            Ok(result) => match service
-                .apply_operations(&ctx, &stream.spec, &result.operations)
+        let outcome =
+            match isolated("process_stream", service.process_stream(&ctx, &stream.spec)).await {
+                Ok(result) => match isolated(
+                    "apply_operations",
+                    service.apply_operations(&ctx, &stream.spec, &result.operations),
+                )
                 .await
-            {
-                Ok(()) => Ok(result),
-                Err(e) => Err(format!("applying operations failed: {e}")),
-            },
-            Err(e) => Err(e.to_string()),
-        };
+                {
+                    Ok(()) => Ok(result),
+                    Err(e) => Err(format!("applying operations failed: {e}")),
+                },
+                Err(e) => Err(e.to_string()),
+            };
         match outcome {
             Ok(result) => {
                 let children = children_of(run_id, stream_id, &result);
@@ -959,6 +980,9 @@ mod tests {
             if stream.name == "broken" {
                 return Err("broken source".into());
             }
+            if stream.name == "panics" {
+                panic!("the source's parser panicked");
+            }
             let page = stream.params["page"].as_u64().unwrap_or(1);
             Ok(StreamResult {
                 operations: vec![json!(page); 2],
@@ -1047,6 +1071,32 @@ mod tests {
         let r = runs.store().get_run(&run.id).await.unwrap().unwrap();
         assert_eq!(r.state, RunState::Processed, "{r:?}");
         assert_eq!(r.pending, 0);
+    }
+
+    /// A panicking stream is a failed stream (retried, then `error`); the run still ends and
+    /// the other streams complete.
+    #[tokio::test]
+    async fn a_panicking_stream_fails_like_an_error_and_the_run_ends() {
+        let queue = Arc::new(MemoryQueue::default());
+        let runs = Runs::new(
+            Arc::new(MemoryRuns::default()),
+            queue.clone(),
+            Integrations::new().with(Pages),
+            Arc::new(SystemClock),
+        )
+        .with_retry_delay(Duration::ZERO);
+        let run = runs
+            .start_run("pages", true, json!({"sources": ["a", "panics"]}))
+            .await
+            .unwrap();
+        pump(&runs, &queue, 20).await;
+        let r = runs.store().get_run(&run.id).await.unwrap().unwrap();
+        assert_eq!(r.state, RunState::Error, "{r:?}");
+        assert_eq!(
+            (r.pending, r.errored_streams, r.records),
+            (0, 1, 4),
+            "{r:?}"
+        );
     }
 
     #[tokio::test]

@@ -452,10 +452,23 @@ async fn run_record(
             );
             return Outcome::Failed;
         };
-        return match runs.handle(&body).await {
-            Ok(()) => Outcome::Succeeded,
-            Err(e) => {
+        // Bounded by the call's deadline like any function (integration code may hang); past
+        // it the message fails and SQS redelivers it (a stream's claim is by attempt, so the
+        // redelivery takes over cleanly).
+        let budget = deadline
+            .unwrap_or(hard_deadline)
+            .saturating_duration_since(Instant::now());
+        return match tokio::time::timeout(budget, runs.handle(&body)).await {
+            Ok(Ok(())) => Outcome::Succeeded,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "run/stream message failed; it will be redelivered");
+                Outcome::Failed
+            }
+            Err(_) => {
+                tracing::warn!(
+                    budget_ms = budget.as_millis() as u64,
+                    "run/stream message overran its deadline; it will be redelivered"
+                );
                 Outcome::Failed
             }
         };
