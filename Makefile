@@ -13,17 +13,18 @@ TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
-        invoke build deploy tools clean bench soak run-integration continue-run run-status deny
+        invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
 	@echo "make soak                  1,000 messages and webhooks under injected faults and kills → docs/RELIABILITY.md"
+	@echo "make fuzz                  every cargo-fuzz target, 10 M executions each (nightly + cargo-fuzz) → docs/RELIABILITY.md"
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x [STACK=s] store a secret read from stdin (dev file locally; KMS + table of stack s)"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
-	@echo "make build | deploy STAGE=dev|prod   sam build (arm64, cargo-lambda) | sam deploy --config-env STAGE"
+	@echo "make build | deploy STAGE=dev|prod   all binaries in one cargo-lambda build (arm64) | sam deploy --config-env STAGE"
 
 # Runs and streams: against `make serve` (URL, TOKEN), or the deployed worker with STACK=name.
 run-integration:
@@ -73,6 +74,10 @@ cargo-test: $(TOOLS)
 	bash scripts/moto.sh start; trap 'bash scripts/moto.sh stop' EXIT; \
 	  MOTO_ENDPOINT=http://127.0.0.1:$(MOTO_PORT) cargo test --workspace
 
+# Fuzzing (not part of `make test`, which replays the committed corpus and crash inputs).
+fuzz:
+	bash scripts/fuzz.sh
+
 # The full soak (not part of `make test`, which runs a reduced one): 1,000 SQS messages and
 # 1,000 webhooks under injected faults and kills; writes its figures into docs/RELIABILITY.md.
 soak: $(TOOLS) build-bins
@@ -120,8 +125,10 @@ secret:
 	    EXTENSION_KMS_KEY_ID="$$(out SecretsKeyArn)" ./target/debug/set-secret "$(NAME)"; \
 	else ./target/debug/set-secret "$(NAME)"; fi
 
-build:
-	sam build --template-file template.yaml
+# One cargo-lambda build of every function binary (arm64), handed to SAM as a built template
+# (.aws-sam/build/template.yaml, where `sam deploy` looks); `sam build` also still works.
+build: $(TOOLS)
+	bash scripts/build.sh
 
 # Stages (samconfig.toml): make deploy STAGE=dev | STAGE=prod [PARAMS='AlarmEmail=... FunctionSecrets=...']
 # (the first deploy of a stack without PARAMS: `sam deploy --guided --config-env dev`).

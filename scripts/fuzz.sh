@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# make fuzz: run every cargo-fuzz target (fuzz/fuzz_targets) for FUZZ_RUNS executions (default
+# 10 million) or FUZZ_SECS seconds each, whichever comes first, growing fuzz/corpus/<target>.
+# A crash stops with its input in fuzz/artifacts/<target>/: fix it, then copy the input to
+# fuzz/regressions/<target>/ so `make test` replays it forever (tests/fuzz-harness).
+# Writes the figures between the fuzz markers of docs/RELIABILITY.md (FUZZ_REPORT=0: don't).
+# Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT/fuzz"
+RUNS="${FUZZ_RUNS:-10000000}"
+SECS="${FUZZ_SECS:-1800}"
+TARGETS="${FUZZ_TARGETS:-envelope json_writer flatten jwt signature sqs_batch incoming window client_context}"
+command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz"; exit 2; }
+rustup toolchain list | grep -q nightly || { echo "a nightly toolchain is needed: rustup toolchain install nightly"; exit 2; }
+
+rows=()
+for t in $TARGETS; do
+    mkdir -p "corpus/$t"
+    log="$ROOT/target/fuzz-$t.log"
+    mkdir -p "$ROOT/target"
+    start=$(date +%s)
+    status=ok
+    # -rss_limit_mb: a target that needs more than this for one input is a finding too.
+    if ! cargo +nightly fuzz run "$t" "corpus/$t" -- -runs="$RUNS" -max_total_time="$SECS" \
+        -rss_limit_mb=1024 -print_final_stats=1 >"$log" 2>&1; then
+        status="CRASH (see $log, fuzz/artifacts/$t/)"
+    fi
+    secs=$(( $(date +%s) - start ))
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    peak=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    corpus=$(find "corpus/$t" -type f | wc -l)
+    row="| \`$t\` | ${execs:-?} | ${secs} s | ${corpus} | ${peak:-?} MB | $status |"
+    echo "$row"
+    rows+=("$row")
+    [[ "$status" == ok ]] || break
+done
+
+if [[ "${FUZZ_REPORT:-1}" != 0 ]]; then
+    python3 - "$ROOT/docs/RELIABILITY.md" "$RUNS" "$SECS" "${rows[@]}" <<'PY'
+import sys
+path, runs, secs, rows = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+text = open(path, encoding="utf-8").read()
+block = (
+    "<!-- fuzz:begin (written by `make fuzz`) -->\n"
+    "## Fuzzing\n\n"
+    f"`make fuzz` (cargo-fuzz, libFuzzer; at most {int(runs):,} executions or {secs} s per target, "
+    "on this machine). The corpus it grew is committed under `fuzz/corpus/`, and `make test` "
+    "replays it, with every crash input kept under `fuzz/regressions/`, through the same code "
+    "(`tests/fuzz-harness`).\n\n"
+    "| target | executions | time | corpus files | peak RSS | result |\n|---|---|---|---|---|---|\n"
+    + "\n".join(rows) + "\n<!-- fuzz:end -->\n"
+)
+a, b = text.find("<!-- fuzz:begin"), text.find("<!-- fuzz:end -->")
+if a >= 0 and b >= 0:
+    text = text[:a] + block + text[b + len("<!-- fuzz:end -->\n"):]
+else:
+    text = text.rstrip("\n") + "\n\n" + block
+open(path, "w", encoding="utf-8").write(text)
+PY
+fi

@@ -1,0 +1,246 @@
+//! One function per fuzz target: what the target does with arbitrary bytes, and the property
+//! it checks (beyond "never panics"). `fuzz/fuzz_targets/<name>.rs` (cargo-fuzz, nightly) calls
+//! them; `tests/corpus.rs` replays every file under `fuzz/corpus/<name>/` and
+//! `fuzz/regressions/<name>/` through them on stable, in `make test`.
+//!
+//! Every parser of outside bytes has a target: the envelope and dispatch, the JSON writer,
+//! flattening, JWTs, the webhook signature headers, the SQS batch, the incoming handler,
+//! schedule windows and the Lambda client context.
+
+use integrator_lambda::dispatch::{CallRequest, Extension, Module, Stack};
+use integrator_lambda::incoming::{IncomingApp, IncomingConfig, IncomingStores};
+use integrator_lambda::protocol::Envelope;
+use integrator_lambda::store::queue::MemoryQueue;
+use integrator_lambda::transport::http::HttpRequest;
+use integrator_lambda::{Dedup, MemoryDedup};
+use serde_json::Value;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The targets, by name (the directory names under `fuzz/corpus/`).
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("envelope", envelope),
+    ("json_writer", json_writer),
+    ("flatten", flatten),
+    ("jwt", jwt),
+    ("signature", signature),
+    ("sqs_batch", sqs_batch),
+    ("incoming", incoming),
+    ("window", window),
+    ("client_context", client_context),
+];
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
+}
+
+fn extension() -> &'static Extension {
+    static EXT: OnceLock<Extension> = OnceLock::new();
+    EXT.get_or_init(|| {
+        let mut m = Module::new();
+        m.raw("echo", |_inv, o: Value| async move {
+            Ok::<_, integrator_lambda::ExtError>(o)
+        });
+        Extension::builder().diy(m).build().expect("extension")
+    })
+}
+
+/// Envelope + dispatch: any JSON body is read as an envelope (server stack and Lambda client
+/// context) and dispatched; the answer is a reply or the 422 errors, never a panic.
+pub fn envelope(data: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let _ = Envelope::from_client_context(v.clone(), Value::Null);
+    let call = CallRequest {
+        envelope: Envelope::from_body(v),
+        stack: Stack::Http,
+        request_id: "fuzz".into(),
+        trace_id: None,
+        deadline: Some(Instant::now() + Duration::from_secs(5)),
+    };
+    let _ = runtime().block_on(extension().call(call));
+}
+
+/// The JSON writer: what it writes for any value serde_json reads back as the same value.
+pub fn json_writer(data: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let text = integrator_lambda::protocol::json::to_string(&v).expect("writes any value");
+    let back: Value = serde_json::from_str(&text).expect("the writer's output is JSON");
+    // Numbers are written as JavaScript does (1.0 → 1, 1e21 stays), so compare as f64.
+    assert!(same(&v, &back), "round trip changed the value: {text}");
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Flattening: the streaming measure and the flattening agree at a small limit.
+pub fn flatten(data: &[u8]) {
+    use integrator_lambda::incoming::flatten::{flatten_within, measure};
+    let limit = 4096;
+    let measured = measure(data, limit);
+    if let Ok(v) = serde_json::from_slice::<Value>(data) {
+        let flat = flatten_within(&v, limit);
+        assert_eq!(
+            measured.is_ok(),
+            flat.is_ok(),
+            "measure and flatten disagree"
+        );
+    }
+}
+
+/// JWT verification of any bearer token.
+pub fn jwt(data: &[u8]) {
+    use integrator_lambda::incoming::JwtConfig;
+    use integrator_lambda::incoming::config::SecretValue;
+    use integrator_lambda::incoming::jwt::JwtVerifier;
+    static V: OnceLock<JwtVerifier> = OnceLock::new();
+    let v = V.get_or_init(|| {
+        integrator_lambda::incoming::jwt_crypto::install();
+        let secret = "fuzz-secret-of-some-length".to_owned();
+        let config = JwtConfig::hs256(SecretValue::Inline(secret.clone().into()));
+        JwtVerifier::new(&config, &secret).expect("verifier")
+    });
+    let _ = v.verify(&String::from_utf8_lossy(data));
+}
+
+/// Standard Webhooks headers: `id\ntimestamp\nsignature\nbody…`.
+pub fn signature(data: &[u8]) {
+    let mut parts = data.splitn(4, |b| *b == b'\n');
+    let (id, ts, sig) = (parts.next(), parts.next(), parts.next());
+    let body = parts.next().unwrap_or_default();
+    let mut h = http::HeaderMap::new();
+    for (name, v) in [
+        ("webhook-id", id),
+        ("webhook-timestamp", ts),
+        ("webhook-signature", sig),
+    ] {
+        if let Some(Ok(v)) = v.map(http::HeaderValue::from_bytes) {
+            h.insert(name, v);
+        }
+    }
+    let _ = integrator_lambda::incoming::signature::verify(
+        &h,
+        body,
+        b"key",
+        Duration::from_secs(300),
+        1_700_000_000,
+    );
+}
+
+/// The worker's SQS batch: any event gets a batch response or a batch error.
+pub fn sqs_batch(data: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    let deadline = Some(Instant::now() + Duration::from_secs(5));
+    let _ = runtime().block_on(integrator_lambda::worker::handle_batch(
+        extension(),
+        v,
+        "fuzz",
+        deadline,
+    ));
+}
+
+/// The incoming handler: any body to a deduplicating endpoint.
+pub fn incoming(data: &[u8]) {
+    static APP: OnceLock<IncomingApp> = OnceLock::new();
+    let app = APP.get_or_init(|| {
+        let config = IncomingConfig::from_json(
+            r#"{"demo": {"auth": "none", "dedup": {"fields": ["id", "a.b"]}}}"#,
+        )
+        .expect("config");
+        let stores = IncomingStores::new(
+            Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
+            Arc::new(MemoryQueue::default()),
+        );
+        IncomingApp::new(config, stores).expect("app")
+    });
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    let req = HttpRequest {
+        method: http::Method::POST,
+        path: "/incoming/demo".into(),
+        query: None,
+        headers,
+        body: bytes::Bytes::copy_from_slice(data),
+        deadline: Some(Instant::now() + Duration::from_secs(5)),
+        request_id: Some("fuzz".into()),
+    };
+    let r = runtime().block_on(app.handle("demo", req));
+    assert!(
+        [200, 204, 400, 413, 415, 422].contains(&r.status().as_u16()),
+        "unexpected status {}",
+        r.status()
+    );
+}
+
+/// Schedule windows: a window that parses gives a next allowed time inside it, never before.
+pub fn window(data: &[u8]) {
+    use integrator_lambda::jobs::window::Window;
+    let (at, rest) = match data.split_first_chunk::<8>() {
+        Some((a, r)) => (u64::from_le_bytes(*a) % 4_102_444_800_000, r),
+        None => (0, data),
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(rest) else {
+        return;
+    };
+    if let Ok(w) = Window::from_json(&v) {
+        let next = w.next_allowed(at);
+        assert!(next >= at, "next allowed {next} before {at}");
+        assert!(w.contains(next), "next allowed {next} outside the window");
+    }
+}
+
+/// The Lambda client context header (and deadline header): read into an envelope or refused,
+/// never a dead runtime.
+pub fn client_context(data: &[u8]) {
+    let mut h = http::HeaderMap::new();
+    h.insert(
+        "lambda-runtime-aws-request-id",
+        http::HeaderValue::from_static("req"),
+    );
+    h.insert(
+        "lambda-runtime-deadline-ms",
+        http::HeaderValue::from_static("1700000000000"),
+    );
+    if let Ok(v) = http::HeaderValue::from_bytes(data) {
+        h.insert(
+            integrator_lambda::transport::lambda::CLIENT_CONTEXT_HEADER,
+            v,
+        );
+    }
+    let Some(inv) =
+        integrator_lambda::transport::lambda::Invocation::from_parts(h, bytes::Bytes::new())
+    else {
+        return;
+    };
+    static CONFIG: OnceLock<Arc<lambda_runtime::Config>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| Arc::new(lambda_runtime::Config::default()));
+    let _ = inv.context(config);
+    if let Some(cc) = inv.client_context {
+        let cc: Value = serde_json::from_str(&cc).unwrap_or(Value::Null);
+        let _ = Envelope::from_client_context(cc, Value::Null);
+    }
+}
