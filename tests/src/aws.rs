@@ -167,8 +167,10 @@ pub fn incoming_env(endpoint: &str, table: &str, queue_url: &str) -> Vec<(&'stat
     ]
 }
 
-/// Every message of `queue_url`, read with a long visibility timeout (a few empty receives
-/// end it; bounded).
+/// Every message of `queue_url`, consumed: each batch read is deleted, so that a message is
+/// counted once however long the drain takes (the emulator answers a receive from a queue of a
+/// thousand messages in seconds under load, and a message whose visibility timeout ran out
+/// would be read again). A few empty receives end it; bounded.
 pub async fn drain_bodies(cfg: &SdkConfig, queue_url: &str) -> Vec<serde_json::Value> {
     let sqs = aws_sdk_sqs::Client::new(cfg);
     let mut out = Vec::new();
@@ -180,7 +182,7 @@ pub async fn drain_bodies(cfg: &SdkConfig, queue_url: &str) -> Vec<serde_json::V
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(10)
-            .visibility_timeout(60)
+            .visibility_timeout(900)
             .wait_time_seconds(1)
             .send()
             .await
@@ -200,9 +202,19 @@ pub async fn drain_bodies(cfg: &SdkConfig, queue_url: &str) -> Vec<serde_json::V
             continue;
         }
         empty = 0;
-        for m in r.messages() {
+        let mut delete = sqs.delete_message_batch().queue_url(queue_url);
+        for (i, m) in r.messages().iter().enumerate() {
             out.push(serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default());
+            if let Ok(entry) = aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .build()
+            {
+                delete = delete.entries(entry);
+            }
         }
+        // Best effort: a message not deleted stays invisible for the rest of the drain.
+        let _ = delete.send().await;
     }
     out
 }
