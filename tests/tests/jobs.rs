@@ -66,12 +66,17 @@ impl Env {
 
     /// Receive up to 10 visible messages as an SQS event (empty when none).
     async fn receive(&self) -> Vec<(String, String, String)> {
+        self.receive_for(30).await
+    }
+
+    /// [`Env::receive`] with a visibility timeout of `secs`.
+    async fn receive_for(&self, secs: i32) -> Vec<(String, String, String)> {
         let out = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(10)
-            .visibility_timeout(30)
+            .visibility_timeout(secs)
             .send()
             .await
             .expect("receive");
@@ -90,7 +95,12 @@ impl Env {
     /// Play the event source mapping once: receive, run the batch, delete what succeeded.
     /// Returns the number of messages handled (0 when the queue had none visible).
     async fn deliver_once(&self, ext: &Extension) -> usize {
-        let got = self.receive().await;
+        self.deliver_once_for(ext, 30).await
+    }
+
+    /// [`Env::deliver_once`], a failed message coming back after `secs`.
+    async fn deliver_once_for(&self, ext: &Extension, secs: i32) -> usize {
+        let got = self.receive_for(secs).await;
         if got.is_empty() {
             return 0;
         }
@@ -581,6 +591,72 @@ async fn a_stream_run_with_pages_and_a_failing_stream_ends_in_the_right_states()
         ),
         (0, 6, 0, 60)
     );
+}
+
+/// Issue 11, runs window against the emulator: a run's state is committed, then the
+/// `SendMessage` of its follow-up streams fails (every attempt, 500s from the fault proxy).
+/// The message that did the work fails and SQS redelivers it; the redelivery sees the
+/// committed work and sends what it called for, so the run still finishes with every record.
+/// Before, a failed send after the commit left streams `pending` with no message: the run
+/// stayed `processing` forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_lost_after_a_commit_is_repaired_by_the_redelivery_against_the_emulator() {
+    use integration_tests::counting_proxy::{Fault, Rule};
+    let e = env("runs-repair").await;
+    let proxy = CountingProxy::start(&moto_endpoint()).await.expect("proxy");
+    let via_proxy = aws::sdk_config_for(&proxy.endpoint()).await;
+    // The start message goes through; the next send (the first streams, after `begin`
+    // committed them) fails all 3 attempts, and so does the first send after that.
+    proxy.inject(
+        Rule::always("SendMessage", Fault::Http500)
+            .after(1)
+            .times(3),
+    );
+    proxy.inject(
+        Rule::always("SendMessage", Fault::Http500)
+            .after(5)
+            .times(3),
+    );
+    let runs = Arc::new(
+        Runs::new(
+            Arc::new(DynamoRuns::new(Table::new(&e.cfg, &e.table))),
+            Arc::new(SqsQueue::new(&via_proxy, &e.queue_url)),
+            functions::integrations::all(),
+            Arc::new(integrator_lambda::time::SystemClock),
+        )
+        .with_retry_delay(Duration::ZERO),
+    );
+    let ext = runs_extension(runs.clone());
+    let run = runs
+        .start_run(
+            "paged-numbers",
+            false,
+            json!({"sources": ["alpha", "beta"], "total": 25}),
+        )
+        .await
+        .expect("start");
+    // Redelivery as SQS does it: a failed message is visible again after 1 s.
+    let mut empty = 0;
+    for _ in 0..120 {
+        if e.deliver_once_for(&ext, 1).await == 0 {
+            empty += 1;
+            if empty >= 6 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        } else {
+            empty = 0;
+        }
+    }
+    let done = run_of(&runs, &run.id).await;
+    println!("faults {:?}; run: {}", proxy.faults(), done.to_json());
+    assert!(
+        proxy.faults().values().sum::<u64>() >= 6,
+        "{:?}",
+        proxy.faults()
+    );
+    assert_eq!(done.state, RunState::Processed, "{}", done.to_json());
+    assert_eq!((done.pending, done.records), (0, 50), "{}", done.to_json());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
