@@ -30,6 +30,19 @@ use std::time::Duration;
 pub const SECRET: &str = "crm-api-key";
 /// How long answers are cached when `settings.cacheSecs` is absent.
 pub const DEFAULT_CACHE_SECS: u64 = 300;
+/// What is escaped in a `customerId` put in the URL path (one segment: `/` and `%` too).
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'/')
+    .add(b'%');
 /// Look-ups in flight at once.
 const PARALLEL: usize = 8;
 
@@ -50,10 +63,17 @@ fn parse_settings(settings: Option<&Value>) -> ExtResult<(String, Duration)> {
         None | Some(Value::Null) => DEFAULT_CACHE_SECS,
         Some(v) => v
             .as_u64()
-            .or_else(|| v.as_f64().filter(|f| *f >= 0.0 && f.is_finite()).map(|f| f as u64))
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.is_finite())
+                    .map(|f| f as u64)
+            })
             .ok_or_else(|| invalid("settings.cacheSecs must be a number of seconds, 0 or more"))?,
     };
-    Ok((base.trim_end_matches('/').to_owned(), Duration::from_secs(ttl)))
+    Ok((
+        base.trim_end_matches('/').to_owned(),
+        Duration::from_secs(ttl),
+    ))
 }
 
 /// The record's `customerId` as URL text, or the record's error.
@@ -86,7 +106,11 @@ pub async fn enrich_records(
 ) -> ExtResult<Vec<RecordResult>> {
     use futures_util::stream::{self, StreamExt, TryStreamExt};
     let (base, ttl) = parse_settings(options.settings.as_ref())?;
-    let cache = if ttl.is_zero() { None } else { inv.cache().ok() };
+    let cache = if ttl.is_zero() {
+        None
+    } else {
+        inv.cache().ok()
+    };
     let key: tokio::sync::OnceCell<SecretString> = tokio::sync::OnceCell::new();
     let (inv, base, cache, key) = (&inv, &base, &cache, &key);
     stream::iter(options.data)
@@ -121,7 +145,7 @@ pub async fn enrich_records(
 
 async fn lookup(inv: &Invocation, base: &str, id: &str, key: &SecretString) -> ExtResult<Lookup> {
     use integrator_lambda::outgoing::HttpError;
-    let segment = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+    let segment = percent_encoding::utf8_percent_encode(id, SEGMENT);
     let url = format!("{base}/customers/{segment}");
     let resp = inv.http().get(&url).bearer_auth(key).send().await?;
     if resp.status().as_u16() == 404 {
@@ -132,9 +156,9 @@ async fn lookup(inv: &Invocation, base: &str, id: &str, key: &SecretString) -> E
     }
     match resp.error_for_status().and_then(|r| r.json::<Value>()) {
         Ok(customer) => Ok(Lookup::Found(customer)),
-        Err(e @ (HttpError::Status { .. } | HttpError::Json { .. })) => Ok(Lookup::Failed(
-            RecordError::new("crm_error", e.to_string()),
-        )),
+        Err(e @ (HttpError::Status { .. } | HttpError::Json { .. })) => {
+            Ok(Lookup::Failed(RecordError::new("crm_error", e.to_string())))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -185,7 +209,11 @@ mod tests {
             (json!({"customerId": 1.5}), "invalid_field"),
             (json!({"customerId": {}}), "invalid_field"),
         ] {
-            assert_eq!(customer_id(&r).unwrap_err().code.as_deref(), Some(code), "{r}");
+            assert_eq!(
+                customer_id(&r).unwrap_err().code.as_deref(),
+                Some(code),
+                "{r}"
+            );
         }
     }
 }

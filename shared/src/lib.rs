@@ -70,8 +70,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // internal.
 pub use app::{App, run, serve};
 pub use dispatch::{ExtError, ExtResult, Extension, Invocation, Module, Reply, Services, Stack};
+pub use outgoing::{Http, HttpError};
 pub use protocol::types;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use store::cache::{Cache, CacheError};
 pub use store::dedup::{Dedup, DedupKey, KeyFields, MemoryDedup, Sighting, check_page};
 pub use store::idempotency::{Idempotency, IdempotencyKey, MemoryIdempotency};
 pub use store::secrets::SecretStore;

@@ -64,7 +64,10 @@ impl CacheStore for DynamoCache {
             .put()
             .item("pk", AttributeValue::S(Self::pk(key)))
             .item("value", AttributeValue::S(entry.json))
-            .item("expires_at", AttributeValue::N(entry.expires_at.0.to_string()))
+            .item(
+                "expires_at",
+                AttributeValue::N(entry.expires_at.0.to_string()),
+            )
             .send()
             .await
             .map_err(|e| CacheError::Unavailable(describe_sdk_error(&e)))?;

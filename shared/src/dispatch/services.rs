@@ -167,9 +167,9 @@ impl Services {
     }
     /// The cache (DynamoDB on AWS, in memory locally).
     pub fn cache(&self) -> Result<Arc<Cache>, ExtError> {
-        self.cache.clone().ok_or_else(|| {
-            unavailable("cache_unavailable", "this deployment provides no cache")
-        })
+        self.cache
+            .clone()
+            .ok_or_else(|| unavailable("cache_unavailable", "this deployment provides no cache"))
     }
     /// The outgoing HTTP client: the configured one, else the process's real one.
     pub fn http_client(&self) -> HttpClient {

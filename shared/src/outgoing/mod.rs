@@ -298,10 +298,7 @@ pub struct RequestBuilder<'a> {
 impl RequestBuilder<'_> {
     /// Add a header (an invalid name or value fails the request at [`send`](Self::send)).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        match (
-            HeaderName::try_from(name),
-            HeaderValue::try_from(value),
-        ) {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             (Ok(n), Ok(v)) => {
                 self.headers.append(n, v);
             }
@@ -452,7 +449,8 @@ async fn execute(
         if now >= deadline {
             return Err(deadline_error());
         }
-        let Ok(Ok(permit)) = tokio::time::timeout_at(deadline.into(), gate.clone().acquire_owned()).await
+        let Ok(Ok(permit)) =
+            tokio::time::timeout_at(deadline.into(), gate.clone().acquire_owned()).await
         else {
             return Err(deadline_error());
         };
@@ -519,8 +517,8 @@ async fn execute(
                 let retryable = status == StatusCode::TOO_MANY_REQUESTS
                     || (status.is_server_error() && idempotent);
                 if retryable && attempt < attempts {
-                    let wait = retry_after(&resp.headers)
-                        .unwrap_or_else(|| backoff(&config, attempt));
+                    let wait =
+                        retry_after(&resp.headers).unwrap_or_else(|| backoff(&config, attempt));
                     if Instant::now() + wait < deadline {
                         tokio::time::sleep(wait).await;
                         continue;
@@ -588,12 +586,19 @@ fn jitter() -> f64 {
 
 /// `Retry-After` as a wait: delay-seconds, or an HTTP date (a date in the past: no wait).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// `uri` as logs and errors show it: user info dropped, each query value replaced by

@@ -180,9 +180,12 @@ impl Exchange {
     }
 }
 
-/// Answers requests from a list of exchanges, in order. A request that is not the next
-/// exchange's (method, URL, listed headers, body) is refused and noted in [`problems`]; an
-/// exchange never asked for is listed by [`unused`].
+/// Answers requests from a list of exchanges. A request gets the first unused exchange with
+/// its method and URL, so exchanges of one URL are answered in recorded order (a retry sees the
+/// 503 before the 200) while requests to different URLs may come in any order (functions send
+/// them concurrently). A request without such an exchange, or whose listed headers or body
+/// differ, is refused and noted in [`problems`]; an exchange never asked for is listed by
+/// [`unused`].
 ///
 /// [`problems`]: ReplayTransport::problems
 /// [`unused`]: ReplayTransport::unused
@@ -194,7 +197,7 @@ pub struct ReplayTransport {
 #[derive(Debug, Default)]
 struct ReplayState {
     exchanges: Vec<Exchange>,
-    next: usize,
+    used: Vec<bool>,
     problems: Vec<String>,
 }
 
@@ -202,8 +205,8 @@ impl ReplayTransport {
     pub fn new(exchanges: Vec<Exchange>) -> Self {
         Self {
             state: Mutex::new(ReplayState {
+                used: vec![false; exchanges.len()],
                 exchanges,
-                next: 0,
                 problems: Vec::new(),
             }),
         }
@@ -215,7 +218,12 @@ impl ReplayTransport {
     /// Exchanges the function never asked for.
     pub fn unused(&self) -> Vec<Exchange> {
         let s = self.lock();
-        s.exchanges[s.next.min(s.exchanges.len())..].to_vec()
+        s.exchanges
+            .iter()
+            .zip(&s.used)
+            .filter(|(_, used)| !**used)
+            .map(|(x, _)| x.clone())
+            .collect()
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, ReplayState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -226,19 +234,26 @@ impl ReplayTransport {
 impl Transport for ReplayTransport {
     async fn send(&self, req: OutRequest, _max_body: usize) -> Result<OutResponse, TransportError> {
         let mut s = self.lock();
-        let Some(exchange) = s.exchanges.get(s.next).cloned() else {
+        let url = req.uri.to_string();
+        let found = (0..s.exchanges.len()).find(|&i| {
+            !s.used[i]
+                && s.exchanges[i].request.method == req.method.as_str()
+                && s.exchanges[i].request.url == url
+        });
+        let Some(i) = found else {
             let p = format!(
-                "the function sent {} {} but the fixture has no more exchanges",
-                req.method, req.uri
+                "the function sent {} {url}, which the fixture does not list (or not that often)",
+                req.method
             );
             s.problems.push(p.clone());
             return Err(TransportError::Refused(p));
         };
+        let exchange = s.exchanges[i].clone();
         if let Some(p) = exchange.mismatch(&req) {
             s.problems.push(p.clone());
             return Err(TransportError::Refused(p));
         }
-        s.next += 1;
+        s.used[i] = true;
         exchange.response()
     }
 }
@@ -360,7 +375,10 @@ mod tests {
 
     #[test]
     fn recording_redacts_secret_values_everywhere() {
-        let req = get("http://api.example/c/7?key=s3cr3t-value", Some("Bearer s3cr3t-value"));
+        let req = get(
+            "http://api.example/c/7?key=s3cr3t-value",
+            Some("Bearer s3cr3t-value"),
+        );
         let resp = OutResponse {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
@@ -370,8 +388,14 @@ mod tests {
         redact_secrets(&mut v, &[("k".into(), "s3cr3t-value".into())]);
         let text = v.to_string();
         assert!(!text.contains("s3cr3t-value"), "{text}");
-        assert_eq!(v["request"]["headers"]["authorization"], "Bearer <redacted:k>");
-        assert_eq!(v["request"]["url"], "http://api.example/c/7?key=<redacted:k>");
+        assert_eq!(
+            v["request"]["headers"]["authorization"],
+            "Bearer <redacted:k>"
+        );
+        assert_eq!(
+            v["request"]["url"],
+            "http://api.example/c/7?key=<redacted:k>"
+        );
         assert_eq!(v["response"]["body"], "echo <redacted:k>");
     }
 }

@@ -38,7 +38,12 @@ impl Transport for Scripted {
         tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(5)).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let next = self.script.lock().unwrap().pop_front().unwrap_or(Ok((200, vec![])));
+        let next = self
+            .script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Ok((200, vec![])));
         next.map(|(status, hs)| {
             let mut headers = HeaderMap::new();
             for (k, v) in hs {
@@ -70,7 +75,11 @@ fn http(t: Arc<Scripted>, config: HttpConfig, secs: u64) -> Http {
 
 #[tokio::test]
 async fn retries_429_and_5xx_then_answers() {
-    let t = Scripted::new(vec![Ok((429, vec![])), Ok((503, vec![])), Ok((200, vec![]))]);
+    let t = Scripted::new(vec![
+        Ok((429, vec![])),
+        Ok((503, vec![])),
+        Ok((200, vec![])),
+    ]);
     let r = http(t.clone(), fast(), 10)
         .get("http://api.test/x")
         .send()
@@ -232,7 +241,10 @@ async fn each_attempt_is_one_redacted_log_line() {
         lines[0].contains(&format!("HTTP POST {url} - 503 Service Unavailable (")),
         "{out}"
     );
-    assert!(lines[1].contains(&format!("HTTP POST {url} - 200 OK (")), "{out}");
+    assert!(
+        lines[1].contains(&format!("HTTP POST {url} - 200 OK (")),
+        "{out}"
+    );
     assert!(lines[1].contains(" ms, 5/2 B)"), "{out}");
     assert!(!out.contains("abc") && !out.contains("pw@"), "{out}");
 }

@@ -106,7 +106,10 @@ impl HyperTransport {
 impl Transport for HyperTransport {
     async fn send(&self, req: OutRequest, max_body: usize) -> Result<OutResponse, TransportError> {
         use http_body_util::BodyExt;
-        let client = self.client.as_ref().map_err(|e| TransportError::Connect(e.clone()))?;
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|e| TransportError::Connect(e.clone()))?;
         let mut builder = http::Request::builder().method(req.method).uri(req.uri);
         if let Some(h) = builder.headers_mut() {
             *h = req.headers;

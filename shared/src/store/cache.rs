@@ -305,7 +305,10 @@ mod tests {
     async fn oversize_values_are_refused_and_computed_uncached() {
         let (c, _) = cache();
         let big = "x".repeat(MAX_VALUE_BYTES);
-        let e = c.set("big", &big, Duration::from_secs(10)).await.unwrap_err();
+        let e = c
+            .set("big", &big, Duration::from_secs(10))
+            .await
+            .unwrap_err();
         assert_eq!(e.code(), "cache_value_too_large");
         let v: String = c
             .get_or_compute("big", Duration::from_secs(10), || async {
