@@ -12,7 +12,7 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
+.PHONY: secret fixture help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
         invoke build deploy tools clean bench soak run-integration continue-run run-status deny
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make soak                  1,000 messages and webhooks under injected faults and kills → docs/RELIABILITY.md"
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x         store a secret read from stdin (KMS on AWS, dev file locally)"
+	@echo "make fixture FN=enrichRecords CASE=name [OPTIONS=file]   record a fixture from a run against the real API"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
 	@echo "make build | deploy STAGE=dev|prod   sam build (arm64, cargo-lambda) | sam deploy --config-env STAGE"

@@ -43,7 +43,12 @@ async fn customer(
         *n
     };
     let json_body = |status: StatusCode, v: Value| {
-        (status, [("content-type", "application/json")], v.to_string()).into_response()
+        (
+            status,
+            [("content-type", "application/json")],
+            v.to_string(),
+        )
+            .into_response()
     };
     match (id.as_str(), n) {
         ("7", _) => json_body(StatusCode::OK, json!({"id": 7, "name": "Ada Lovelace"})),
@@ -55,9 +60,15 @@ async fn customer(
         )
             .into_response(),
         ("flaky", 2) => json_body(StatusCode::SERVICE_UNAVAILABLE, json!({"busy": true})),
-        ("flaky", _) => json_body(StatusCode::OK, json!({"id": "flaky", "name": "Grace Hopper"})),
+        ("flaky", _) => json_body(
+            StatusCode::OK,
+            json!({"id": "flaky", "name": "Grace Hopper"}),
+        ),
         ("down", _) => json_body(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "boom"})),
-        _ => json_body(StatusCode::NOT_FOUND, json!({"message": "no such customer"})),
+        _ => json_body(
+            StatusCode::NOT_FOUND,
+            json!({"message": "no such customer"}),
+        ),
     }
 }
 
@@ -74,7 +85,8 @@ async fn start_crm() -> (Arc<Crm>, String) {
 }
 
 fn call(addr: &str, options: Value, trace: &str) -> http_client::RawResponse {
-    let body = json!({"diy": true, "type": "hook", "function": "enrichRecords", "options": options});
+    let body =
+        json!({"diy": true, "type": "hook", "function": "enrichRecords", "options": options});
     http_client::send(
         addr,
         "POST",
@@ -132,8 +144,14 @@ async fn enrich_records_against_a_local_crm() {
         json!({"error": "boom"})
     );
 
-    let (a, p, t) = (addr.clone(), page.clone(), "Root=1-5759e988-bd862e3fe1be46a994272793");
-    let first = tokio::task::spawn_blocking(move || call(&a, p, t)).await.unwrap();
+    let (a, p, t) = (
+        addr.clone(),
+        page.clone(),
+        "Root=1-5759e988-bd862e3fe1be46a994272793",
+    );
+    let first = tokio::task::spawn_blocking(move || call(&a, p, t))
+        .await
+        .unwrap();
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(first.json(), expected(&down));
     let hits = crm.hits.lock().unwrap().clone();
@@ -143,7 +161,11 @@ async fn enrich_records_against_a_local_crm() {
     assert_eq!(hits["99"], 1);
     assert_eq!(hits["down"], 4);
     assert!(
-        crm.auth.lock().unwrap().iter().all(|a| a == &format!("Bearer {KEY}")),
+        crm.auth
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|a| a == &format!("Bearer {KEY}")),
         "{:?}",
         crm.auth.lock().unwrap()
     );
@@ -151,11 +173,17 @@ async fn enrich_records_against_a_local_crm() {
 
     // Within cacheSecs: the found customers come from the cache, no request for them.
     let (a, p) = (addr.clone(), page.clone());
-    let second = tokio::task::spawn_blocking(move || call(&a, p, "")).await.unwrap();
+    let second = tokio::task::spawn_blocking(move || call(&a, p, ""))
+        .await
+        .unwrap();
     assert_eq!(second.json(), expected(&down));
     let hits = crm.hits.lock().unwrap().clone();
     assert_eq!((hits["7"], hits["flaky"]), (1, 3), "served from the cache");
-    assert_eq!((hits["99"], hits["down"]), (2, 8), "failures are not cached");
+    assert_eq!(
+        (hits["99"], hits["down"]),
+        (2, 8),
+        "failures are not cached"
+    );
 
     // No baseUrl: the whole call fails before any request.
     let a = addr.clone();
@@ -170,5 +198,50 @@ async fn enrich_records_against_a_local_crm() {
         json!({"errors": [{"message": "settings.baseUrl is required: the CRM's base URL, e.g. https://crm.example.com/api", "code": "invalid_settings"}]})
     );
     assert_eq!(crm.hits.lock().unwrap()["7"], 1);
+
+    // `make fixture`: one recorded run against the CRM, the key redacted everywhere.
+    let options = dir.join("options.json");
+    std::fs::write(
+        &options,
+        json!({"data": [{"customerId": 7}, {"customerId": 99}], "settings": {"baseUrl": base}})
+            .to_string(),
+    )
+    .unwrap();
+    let out = dir.join("recorded.json");
+    let mut cmd = std::process::Command::new(process::bin("record-fixture"));
+    cmd.args(["enrichRecords", "recorded"])
+        .arg(&options)
+        .arg("--out")
+        .arg(&out)
+        .env("EXTENSION_BACKEND", "embedded")
+        .env("EXTENSION_DEV_SECRETS_FILE", &secrets_path)
+        .stdin(std::process::Stdio::null());
+    let done = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains(KEY), "{text}");
+    let fixture: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(fixture["secrets"], json!(["crm-api-key"]));
+    assert_eq!(fixture["http"].as_array().map(Vec::len), Some(2), "{text}");
+    assert_eq!(
+        fixture["http"][0]["request"],
+        json!({"method": "GET", "url": format!("{base}/customers/7"),
+               "headers": {"authorization": "Bearer <redacted:crm-api-key>"}, "body": null})
+    );
+    assert_eq!(fixture["http"][1]["response"]["status"], 404);
+    assert_eq!(
+        fixture["expected"],
+        json!([
+            {"data": {"customerId": 7, "customer": {"id": 7, "name": "Ada Lovelace"}}},
+            {"errors": [{"code": "not_found", "message": "customer 99 not found"}]}
+        ])
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
