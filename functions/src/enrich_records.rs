@@ -76,22 +76,16 @@ fn parse_settings(settings: Option<&Value>) -> ExtResult<(String, Duration)> {
     ))
 }
 
-/// The record's `customerId` as URL text, or the record's error.
-fn customer_id(record: &Value) -> Result<String, RecordError> {
+/// The record's `customerId` as URL text, or the record's error (code, message).
+fn customer_id(record: &Value) -> Result<String, (&'static str, &'static str)> {
+    const MISSING: (&str, &str) = ("missing_field", "missing required field customerId");
     match record.get("customerId") {
-        None | Some(Value::Null) => Err(missing()),
-        Some(Value::String(s)) if s.is_empty() => Err(missing()),
+        None | Some(Value::Null) => Err(MISSING),
+        Some(Value::String(s)) if s.is_empty() => Err(MISSING),
         Some(Value::String(s)) => Ok(s.clone()),
         Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
-        Some(_) => Err(RecordError::new(
-            "invalid_field",
-            "customerId must be a string or an integer",
-        )),
+        Some(_) => Err(("invalid_field", "customerId must be a string or an integer")),
     }
-}
-
-fn missing() -> RecordError {
-    RecordError::new("missing_field", "missing required field customerId")
 }
 
 /// What one look-up gave: the customer, a record error, or a failure of the whole call.
@@ -117,7 +111,9 @@ pub async fn enrich_records(
         .map(|record| async move {
             let id = match customer_id(&record) {
                 Ok(id) => id,
-                Err(e) => return Ok(RecordResult::fail(vec![e])),
+                Err((code, message)) => {
+                    return Ok(RecordResult::fail(vec![RecordError::new(code, message)]));
+                }
             };
             let cache_key = format!("enrichRecords:{base}:{id}");
             if let Some(c) = cache
@@ -209,11 +205,7 @@ mod tests {
             (json!({"customerId": 1.5}), "invalid_field"),
             (json!({"customerId": {}}), "invalid_field"),
         ] {
-            assert_eq!(
-                customer_id(&r).unwrap_err().code.as_deref(),
-                Some(code),
-                "{r}"
-            );
+            assert_eq!(customer_id(&r).unwrap_err().0, code, "{r}");
         }
     }
 }

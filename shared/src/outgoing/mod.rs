@@ -392,12 +392,10 @@ impl RequestBuilder<'_> {
             headers,
             body: self.body,
         };
-        let idempotent = self.idempotent.unwrap_or_else(|| {
-            matches!(
-                req.method,
-                Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
-            )
-        });
+        let idempotent = self.idempotent.unwrap_or(matches!(
+            req.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        ));
         let client = &self.http.client;
         let attempts = self.attempts.unwrap_or(client.config().attempts).max(1);
         execute(

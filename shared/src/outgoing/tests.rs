@@ -3,10 +3,13 @@ use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// One scripted answer: a status and headers, or a transport failure.
+type Step = Result<(u16, Vec<(&'static str, String)>), TransportError>;
+
 /// Answers from a script, in order; counts requests and the most in flight at once.
 #[derive(Default)]
 struct Scripted {
-    script: Mutex<VecDeque<Result<(u16, Vec<(&'static str, String)>), TransportError>>>,
+    script: Mutex<VecDeque<Step>>,
     seen: Mutex<Vec<OutRequest>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -14,7 +17,7 @@ struct Scripted {
 }
 
 impl Scripted {
-    fn new(script: Vec<Result<(u16, Vec<(&'static str, String)>), TransportError>>) -> Arc<Self> {
+    fn new(script: Vec<Step>) -> Arc<Self> {
         Arc::new(Self {
             script: Mutex::new(script.into()),
             ..Default::default()
