@@ -56,6 +56,9 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 
+/// The `User-Agent` of requests that set none.
+pub const USER_AGENT: &str = "integrator-lambda";
+
 /// The header the trace id travels in.
 pub const TRACE_HEADER: &str = "x-amzn-trace-id";
 
@@ -383,7 +386,7 @@ impl RequestBuilder<'_> {
         if !headers.contains_key(http::header::USER_AGENT) {
             headers.insert(
                 http::header::USER_AGENT,
-                HeaderValue::from_static(concat!("integrator-lambda/", env!("CARGO_PKG_VERSION"))),
+                HeaderValue::from_static(USER_AGENT),
             );
         }
         let req = OutRequest {
