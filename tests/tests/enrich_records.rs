@@ -230,12 +230,21 @@ async fn enrich_records_against_a_local_crm() {
     let fixture: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(fixture["secrets"], json!(["crm-api-key"]));
     assert_eq!(fixture["http"].as_array().map(Vec::len), Some(2), "{text}");
+    // The two look-ups run concurrently: recorded in the order they were answered.
+    let exchange = |id: &str| {
+        let url = format!("{base}/customers/{id}");
+        fixture["http"]
+            .as_array()
+            .and_then(|all| all.iter().find(|x| x["request"]["url"] == url.as_str()))
+            .cloned()
+            .unwrap_or_else(|| panic!("no exchange for {url}: {text}"))
+    };
     assert_eq!(
-        fixture["http"][0]["request"],
+        exchange("7")["request"],
         json!({"method": "GET", "url": format!("{base}/customers/7"),
                "headers": {"authorization": "Bearer <redacted:crm-api-key>"}, "body": null})
     );
-    assert_eq!(fixture["http"][1]["response"]["status"], 404);
+    assert_eq!(exchange("99")["response"]["status"], 404);
     assert_eq!(
         fixture["expected"],
         json!([
