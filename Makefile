@@ -12,7 +12,7 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: secret help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
+.PHONY: secret fixture help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
         invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny
 
 help:
@@ -22,6 +22,7 @@ help:
 	@echo "make fuzz                  every cargo-fuzz target, 10 M executions each (nightly + cargo-fuzz) → docs/RELIABILITY.md"
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x [STACK=s] store a secret read from stdin (dev file locally; KMS + table of stack s)"
+	@echo "make fixture FN=enrichRecords CASE=name [OPTIONS=file]   record a fixture from a run against the real API"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
 	@echo "make build | deploy STAGE=dev|prod   all binaries in one cargo-lambda build (arm64) | sam deploy --config-env STAGE"

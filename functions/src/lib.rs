@@ -9,7 +9,7 @@
 //! | module | binary | functions |
 //! |---|---|---|
 //! | [`pre_save_page`] | `pre-save-page` | `dropEmptyRecords`, `dropDuplicates` |
-//! | [`pre_map`] | `pre-map` | `flattenRecords` |
+//! | [`pre_map`] | `pre-map` | `flattenRecords`, `enrichRecords` ([`enrich_records`]: a CRM look-up over `inv.http()` and `inv.cache()`) |
 //! | [`post_map`] | `post-map` | `normalizeFields` |
 //! | [`post_submit`] | `post-submit` | `tagFailures` |
 //! | [`post_response_map`] | `post-response-map` | `mergeResponse` |
@@ -33,6 +33,7 @@
 use integrator_lambda::Module;
 
 pub mod diagnostics;
+pub mod enrich_records;
 pub mod export;
 pub mod fields;
 pub mod import;
@@ -91,9 +92,11 @@ mod tests {
                 "createChild",
                 "dropDuplicates",
                 "dropEmptyRecords",
+                "enrichRecords",
                 "flattenRecords",
                 "hooks.dropDuplicates",
                 "hooks.dropEmptyRecords",
+                "hooks.enrichRecords",
                 "hooks.flattenRecords",
                 "hooks.logAggregate",
                 "hooks.mergeResponse",

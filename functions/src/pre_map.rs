@@ -8,17 +8,20 @@
 //! - `{errors}` – fail the record with these errors;
 //! - `{}` – ignore the record.
 //!
-//! Register it on the import as the preMap hook with function name `flattenRecords`.
+//! Register it on the import as the preMap hook with function name `flattenRecords` (or
+//! `enrichRecords`, which looks each record's customer up in a CRM: [`crate::enrich_records`]).
 
 use crate::fields;
 use integrator_lambda::types::{PreMapOptions, RecordError, RecordResult};
 use integrator_lambda::{ExtResult, Invocation, Module};
 use serde_json::{Map, Value};
 
-/// The functions of this extension point: `flattenRecords`.
+/// The functions of this extension point: `flattenRecords` and `enrichRecords` (see
+/// [`crate::enrich_records`]).
 pub fn module() -> Module {
     let mut m = Module::new();
     m.pre_map("flattenRecords", flatten_records);
+    m.pre_map("enrichRecords", crate::enrich_records::enrich_records);
     m
 }
 

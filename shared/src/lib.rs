@@ -34,7 +34,7 @@
 //! | [`time`], [`telemetry`], [`metrics`] | epoch times and clocks; logs and redaction; CloudWatch EMF metrics |
 //! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
 //! | `codec` | canonical JSON (JavaScript's number format), hex, key hashes, ids |
-//! | [`store`], [`jobs`] | dedup, idempotency, secrets, queues; deferred jobs, rate limits, runs: logic, traits, in-memory twins |
+//! | [`store`], [`jobs`], [`outgoing`] | dedup, idempotency, secrets, queues, cache; deferred jobs, rate limits, runs: logic, traits, in-memory twins; the outgoing HTTP client and its transport seam |
 //! | [`dispatch`] | modules, registration, one call: validate → resolve → run isolated → check |
 //! | `utilities` | the built-in job and run functions |
 //! | [`transport`] | Lambda runtime, HTTP routes, local server, token rules |
@@ -49,6 +49,7 @@ pub mod dispatch;
 pub mod incoming;
 pub mod jobs;
 pub mod metrics;
+pub mod outgoing;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;
@@ -69,8 +70,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // internal.
 pub use app::{App, run, serve};
 pub use dispatch::{ExtError, ExtResult, Extension, Invocation, Module, Reply, Services, Stack};
+pub use outgoing::{Http, HttpError};
 pub use protocol::types;
 pub use secrecy::{ExposeSecret, SecretString};
+pub use store::cache::{Cache, CacheError};
 pub use store::dedup::{Dedup, DedupKey, KeyFields, MemoryDedup, Sighting, check_page};
 pub use store::idempotency::{Idempotency, IdempotencyKey, MemoryIdempotency};
 pub use store::secrets::SecretStore;

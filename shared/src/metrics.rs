@@ -11,6 +11,7 @@
 //! | each call ([`call`]) | `Service`, `Function`, `ExtensionPoint`, `Stack`, `Status`; and `Service` alone | `Calls`, `Errors`, `Duration` (ms), `RecordsIn`, `RecordsOut`, `ResponseBytes`, `ColdStart` |
 //! | each dedup check ([`dedup`]) | `Service` | `DedupNew`, `DedupDuplicate` |
 //! | each SQS batch ([`batch`]) | `Service` | `BatchRecords`, `BatchSucceeded`, `BatchFailed`, `BatchSkipped`, `BatchReplayed`, `BatchDeferred`, `BatchStale` |
+//! | each outgoing HTTP attempt ([`http_call`]) | `Service`, `Host`, `Status` (the HTTP status, or `error`); and `Service` alone | `HttpCalls`, `HttpDuration` (ms) |
 //!
 //! `Service` is the Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`, or `local`).
 
@@ -168,6 +169,22 @@ pub fn dedup(new: usize, duplicate: usize) {
         .dimension_set(&["Service"])
         .metric("DedupNew", new as f64, Unit::Count)
         .metric("DedupDuplicate", duplicate as f64, Unit::Count)
+        .emit();
+}
+
+/// One outgoing HTTP attempt (`inv.http()`): its host (`host[:port]`), its status (`200`…, or
+/// `error` when no response came) and how long it took.
+pub fn http_call(host: &str, status: &str, duration_ms: f64) {
+    if !enabled() {
+        return;
+    }
+    Record::default()
+        .dimension_set(&["Service", "Host", "Status"])
+        .dimension_set(&["Service"])
+        .dimension("Host", host)
+        .dimension("Status", status)
+        .metric("HttpCalls", 1.0, Unit::Count)
+        .metric("HttpDuration", duration_ms, Unit::Milliseconds)
         .emit();
 }
 

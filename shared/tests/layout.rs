@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["time", "telemetry", "metrics"],
     &["protocol"],
     &["codec"],
-    &["store", "jobs"],
+    &["store", "jobs", "outgoing"],
     &["dispatch"],
     &["utilities"],
     &["transport"],

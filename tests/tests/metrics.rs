@@ -174,3 +174,102 @@ async fn metrics_can_be_turned_off() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(emf_lines(&log).is_empty());
 }
+
+/// A CRM double on 127.0.0.1: customer 7 exists, any other id is a 404; the trace headers it
+/// saw are kept.
+async fn crm() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use axum::extract::Path as UrlPath;
+    use axum::http::{HeaderMap, StatusCode};
+    use std::sync::{Arc, Mutex};
+    let traces = Arc::new(Mutex::new(Vec::new()));
+    let seen = traces.clone();
+    let app = axum::Router::new().route(
+        "/api/customers/{id}",
+        axum::routing::get(move |UrlPath(id): UrlPath<String>, h: HeaderMap| {
+            let seen = seen.clone();
+            async move {
+                let trace = h.get("x-amzn-trace-id").and_then(|v| v.to_str().ok());
+                seen.lock().unwrap().push(trace.unwrap_or("").to_owned());
+                let status = if id == "7" {
+                    StatusCode::OK
+                } else {
+                    StatusCode::NOT_FOUND
+                };
+                (
+                    status,
+                    [("content-type", "application/json")],
+                    r#"{"id":7}"#,
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr.to_string(), traces)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outgoing_http_is_logged_counted_by_host_and_status_and_traced() {
+    let (host, traces) = crm().await;
+    let secrets = log_path("crm-secrets.json");
+    let key = "metrics-crm-key-Zq81";
+    std::fs::write(&secrets, format!(r#"{{"crm-api-key":"{key}"}}"#)).expect("secrets");
+    let log = log_path("pre-map-http.log");
+    let api = RuntimeApi::start().await.expect("runtime api");
+    let mut env = ENV.to_vec();
+    let secrets_path = secrets.to_string_lossy().into_owned();
+    env.push(("EXTENSION_DEV_SECRETS_FILE", &secrets_path));
+    let _f = process::lambda_logged(&bin("pre-map"), &api.address(), &env, &log);
+    let options = format!(
+        r#"{{"data":[{{"customerId":7}},{{"customerId":8}}],"settings":{{"baseUrl":"http://{host}/api"}}}}"#
+    );
+    let out = api
+        .invoke(
+            options,
+            Some(r#"{"diy":true,"function":"enrichRecords","type":"hook"}"#),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(matches!(out, Some(Outcome::Response(_))), "{out:?}");
+    let lines = wait_lines(&log, 3);
+    let mut http: Vec<(String, String, f64)> = lines
+        .iter()
+        .filter(|l| l.get("HttpCalls").is_some())
+        .map(|l| {
+            (
+                l["Host"].as_str().unwrap_or("").to_owned(),
+                l["Status"].as_str().unwrap_or("").to_owned(),
+                l["HttpCalls"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    http.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        http,
+        vec![
+            (host.clone(), "200".into(), 1.0),
+            (host.clone(), "404".into(), 1.0)
+        ],
+        "{lines:#?}"
+    );
+    // The runtime's trace id went out on both requests.
+    assert_eq!(
+        *traces.lock().unwrap(),
+        vec!["Root=1-00000000-000000000000000000000000;Sampled=0"; 2]
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains(&format!(
+            "HTTP GET http://{host}/api/customers/7 - 200 OK ("
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "HTTP GET http://{host}/api/customers/8 - 404 Not Found ("
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(key), "{text}");
+}

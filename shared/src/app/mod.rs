@@ -8,8 +8,11 @@
 //!   routes on the local HTTP server (`HOST`/`PORT`).
 //! - [`serve`]: the local HTTP server only, on a given address (the conformance server, tools).
 
+mod fixture;
 pub mod settings;
 mod wiring;
+
+pub use fixture::record_fixture;
 
 use crate::dispatch::{Extension, Module};
 use crate::incoming::IncomingConfig;

@@ -9,6 +9,7 @@ use crate::incoming::{IncomingApp, IncomingConfig, IncomingStores};
 use crate::jobs::deferred::{JobStore, MemoryJobs, Scheduler};
 use crate::jobs::limits::{CounterStore, MemoryCounters, RateLimiter};
 use crate::jobs::runs::{Integrations, MemoryRuns, RunStore, Runs};
+use crate::store::cache::{Cache, CacheStore, MemoryCache};
 use crate::store::dedup::{Dedup, DedupStore, MemoryDedup};
 use crate::store::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotency};
 use crate::store::queue::{MemoryQueue, Queue};
@@ -54,6 +55,7 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
         (settings.backend == Backend::Embedded).then(|| Arc::new(LocalQueue::default()));
     let secrets = SecretStore::new(secret_backend(settings).await).with_ttl(settings.secret_ttl);
 
+    let cache: Arc<dyn CacheStore>;
     let dedup: Arc<dyn DedupStore>;
     let idempotency: Arc<dyn IdempotencyStore>;
     let jobs: Arc<dyn JobStore>;
@@ -63,6 +65,7 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
     let work_queue: Option<Arc<dyn Queue>>;
     match settings.backend {
         Backend::Embedded => {
+            cache = Arc::new(MemoryCache::default());
             dedup = Arc::new(MemoryDedup::default());
             idempotency = Arc::new(MemoryIdempotency::default());
             jobs = Arc::new(MemoryJobs::default());
@@ -74,6 +77,7 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
         Backend::Aws => {
             let cfg = aws::sdk_config().await;
             let table = aws::Table::new(cfg, &names.table).with_index(&names.table_index);
+            cache = Arc::new(aws::cache::DynamoCache::new(table.clone()));
             dedup = Arc::new(aws::dedup::DynamoDedup::new(table.clone()));
             idempotency = Arc::new(aws::idempotency::DynamoIdempotency::new(table.clone()));
             jobs = Arc::new(aws::jobs::DynamoJobs::new(table.clone()));
@@ -115,7 +119,8 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
             idempotency,
             settings.idempotency_ttl,
         )))
-        .with_limiter(limiter);
+        .with_limiter(limiter)
+        .with_cache(Arc::new(Cache::new(cache)));
     if let Some(q) = incoming_queue {
         services = services.with_incoming_queue(q);
     }

@@ -4,6 +4,7 @@
 //!
 //! | adapter | implements | service |
 //! |---|---|---|
+//! | [`cache::DynamoCache`] | [`CacheStore`](crate::store::cache::CacheStore) | DynamoDB |
 //! | [`dedup::DynamoDedup`] | [`DedupStore`](crate::store::dedup::DedupStore) | DynamoDB |
 //! | [`idempotency::DynamoIdempotency`] | [`IdempotencyStore`](crate::store::idempotency::IdempotencyStore) | DynamoDB |
 //! | [`secrets::KmsSecrets`] | [`SecretBackend`](crate::store::secrets::SecretBackend) | KMS + DynamoDB |
@@ -12,6 +13,7 @@
 //! | [`limits::DynamoCounters`] | [`CounterStore`](crate::jobs::limits::CounterStore) | DynamoDB |
 //! | [`runs::DynamoRuns`] | [`RunStore`](crate::jobs::runs::RunStore) | DynamoDB |
 
+pub mod cache;
 pub mod dedup;
 pub mod idempotency;
 pub mod jobs;

@@ -86,6 +86,20 @@ impl Invocation {
     pub fn scheduler(&self) -> Result<Arc<crate::jobs::deferred::Scheduler>, ExtError> {
         self.services.scheduler()
     }
+    /// The outgoing HTTP client of this call: bounded by its deadline, carrying its trace id,
+    /// retrying, logging and measuring every request (see [`crate::outgoing`]).
+    pub fn http(&self) -> crate::outgoing::Http {
+        let trace = self
+            .trace_id
+            .clone()
+            .or_else(crate::telemetry::current_trace_id);
+        self.services.http_client().for_call(self.deadline, trace)
+    }
+    /// The cache of JSON values with a TTL; a 422 `cache_unavailable` when the deployment has
+    /// none (see [`crate::store::cache`]).
+    pub fn cache(&self) -> Result<Arc<crate::store::cache::Cache>, ExtError> {
+        self.services.cache()
+    }
     /// Runs and streams; a 422 `runs_unavailable` without integrations or a work queue.
     pub fn runs(&self) -> Result<Arc<crate::jobs::runs::Runs>, ExtError> {
         self.services.runs()

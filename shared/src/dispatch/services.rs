@@ -6,6 +6,8 @@ use super::ExtError;
 use crate::jobs::deferred::Scheduler;
 use crate::jobs::limits::RateLimiter;
 use crate::jobs::runs::Runs;
+use crate::outgoing::HttpClient;
+use crate::store::cache::Cache;
 use crate::store::dedup::Dedup;
 use crate::store::idempotency::Idempotency;
 use crate::store::queue::Queue;
@@ -23,6 +25,8 @@ pub struct Services {
     pub(crate) scheduler: Option<Arc<Scheduler>>,
     pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) runs: Option<Arc<Runs>>,
+    pub(crate) cache: Option<Arc<Cache>>,
+    pub(crate) http: Option<HttpClient>,
 }
 
 impl std::fmt::Debug for Services {
@@ -35,12 +39,26 @@ impl std::fmt::Debug for Services {
             .field("scheduler", &self.scheduler.is_some())
             .field("limiter", &self.limiter.is_some())
             .field("runs", &self.runs.is_some())
+            .field("cache", &self.cache.is_some())
+            .field("http", &self.http.is_some())
             .finish()
     }
 }
 
 impl From<crate::store::secrets::SecretError> for ExtError {
     fn from(e: crate::store::secrets::SecretError) -> Self {
+        ExtError::with_code(e.code(), e.to_string())
+    }
+}
+
+impl From<crate::store::cache::CacheError> for ExtError {
+    fn from(e: crate::store::cache::CacheError) -> Self {
+        ExtError::with_code(e.code(), e.to_string())
+    }
+}
+
+impl From<crate::outgoing::HttpError> for ExtError {
+    fn from(e: crate::outgoing::HttpError) -> Self {
         ExtError::with_code(e.code(), e.to_string())
     }
 }
@@ -80,6 +98,16 @@ impl Services {
     }
     pub fn with_runs(mut self, s: Arc<Runs>) -> Self {
         self.runs = Some(s);
+        self
+    }
+    pub fn with_cache(mut self, c: Arc<Cache>) -> Self {
+        self.cache = Some(c);
+        self
+    }
+    /// The outgoing HTTP client (a replaying one in fixture tests); without one, functions get
+    /// the process's real client.
+    pub fn with_http(mut self, c: HttpClient) -> Self {
+        self.http = Some(c);
         self
     }
 
@@ -136,6 +164,16 @@ impl Services {
                 "this deployment provides no rate limiter",
             )
         })
+    }
+    /// The cache (DynamoDB on AWS, in memory locally).
+    pub fn cache(&self) -> Result<Arc<Cache>, ExtError> {
+        self.cache
+            .clone()
+            .ok_or_else(|| unavailable("cache_unavailable", "this deployment provides no cache"))
+    }
+    /// The outgoing HTTP client: the configured one, else the process's real one.
+    pub fn http_client(&self) -> HttpClient {
+        self.http.clone().unwrap_or_else(HttpClient::shared_default)
     }
     /// Runs and streams.
     pub fn runs(&self) -> Result<Arc<Runs>, ExtError> {

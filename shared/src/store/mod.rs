@@ -6,8 +6,10 @@
 //! | [`dedup`]: "seen before?" per key, with a TTL | [`DedupStore`](dedup::DedupStore) | [`MemoryDedup`](dedup::MemoryDedup) | DynamoDB |
 //! | [`idempotency`]: run once, replay the stored result | [`IdempotencyStore`](idempotency::IdempotencyStore) | [`MemoryIdempotency`](idempotency::MemoryIdempotency) | DynamoDB |
 //! | [`secrets`]: encrypted values, cached and redacted | [`SecretBackend`](secrets::SecretBackend) | [`LocalSecrets`](secrets::LocalSecrets) (dev file) | KMS + DynamoDB |
+//! | [`cache`]: JSON values with a TTL, for functions | [`CacheStore`](cache::CacheStore) | [`MemoryCache`](cache::MemoryCache) | DynamoDB |
 //! | [`queue`]: outgoing messages | [`Queue`](queue::Queue) | [`MemoryQueue`](queue::MemoryQueue) | SQS |
 
+pub mod cache;
 pub mod dedup;
 pub mod idempotency;
 pub mod queue;
