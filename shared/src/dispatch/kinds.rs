@@ -76,6 +76,9 @@ kind!(/// postResponseMap hook: `postResponseMapData` back, same length.
     expect = |o| o.post_response_map_data.len(), "options.postResponseMapData");
 kind!(/// postAggregate hook (read-only, no result).
     PostAggregate, "postAggregate", PostAggregateOptions => (), ["hooks"]);
+kind!(/// A webhook function: one accepted incoming event, run by the queue worker (namespace
+    /// `webhooks` only: integrator.io's own calls never reach it). No result.
+    Webhook, "webhook", WebhookOptions => (), ["webhooks"], top = false);
 kind!(/// ping wrapper.
     Ping, "ping", PingOptions => PingResult, ["wrappers"]);
 kind!(/// export wrapper: `{data, lastPage, state, errors}` (enforced by [`ExportResult`]).

@@ -96,6 +96,9 @@ impl Module {
         post_response_map => kinds::PostResponseMap,
         /// postAggregate hook (no result).
         post_aggregate => kinds::PostAggregate,
+        /// A webhook function (namespace `webhooks` only): the queue worker runs it with each
+        /// event an incoming endpoint naming it accepted ([`crate::worker`]).
+        webhook => kinds::Webhook,
         /// ping wrapper (`wrappers` + top level).
         ping => kinds::Ping,
         /// export wrapper.
