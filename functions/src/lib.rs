@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`pre_save_page`] | `pre-save-page` | `dropEmptyRecords`, `dropDuplicates` |
 //! | [`pre_map`] | `pre-map` | `flattenRecords` |
-//! | [`post_map`] | `post-map` | `normalizeFields` |
+//! | [`post_map`] | `post-map` | `normalizeFields`, `stampSource` |
 //! | [`post_submit`] | `post-submit` | `tagFailures` |
 //! | [`post_response_map`] | `post-response-map` | `mergeResponse` |
 //! | [`post_aggregate`] | `post-aggregate` | `logAggregate` |
@@ -19,6 +19,7 @@
 //! | [`ping`] | `ping` | `checkConnection` |
 //! | [`steps`] | `steps` | `installConnector`, `runInstallStep`, `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep` |
 //! | [`settings`] | `settings` | `settingsForm`, `validateSettings`, `createChild`, `changeEdition`, `persistSettings`, `refreshMetadata`, `mappingMetadata` |
+//! | [`webhooks`] | `worker` (and `serve`) | `logEvent` (webhook: run for each event of an endpoint naming it) |
 //! | [`diagnostics`] | `serve` only | `panicDemo`, `sleepDemo` |
 //! | [`incoming`] | `incoming` (and `serve`) | `POST /incoming/{endpoint}` webhooks; default endpoint `demo` |
 //! | [`integrations`] | `worker` (and `serve`) | runs and streams: the `paged-numbers` integration |
@@ -47,6 +48,7 @@ pub mod pre_map;
 pub mod pre_save_page;
 pub mod settings;
 pub mod steps;
+pub mod webhooks;
 
 /// Every function of every extension point, plus [`diagnostics`]: what the local all-in-one
 /// server (`serve`) hosts. Function names are unique across modules; a duplicate would be
@@ -65,6 +67,7 @@ pub fn all() -> Module {
         ping::module(),
         steps::module(),
         settings::module(),
+        webhooks::module(),
         diagnostics::module(),
     ] {
         m.merge(part);
@@ -98,6 +101,7 @@ mod tests {
                 "hooks.logAggregate",
                 "hooks.mergeResponse",
                 "hooks.normalizeFields",
+                "hooks.stampSource",
                 "hooks.tagFailures",
                 "installConnector",
                 "installStep",
@@ -119,6 +123,7 @@ mod tests {
                 "settings.refreshMetadata",
                 "settingsForm",
                 "sleepDemo",
+                "stampSource",
                 "tagFailures",
                 "uninstallConnector",
                 "uninstallStep",
@@ -127,6 +132,7 @@ mod tests {
                 "updateIntegration",
                 "upsertRecords",
                 "validateSettings",
+                "webhooks.logEvent",
                 "wrappers.checkConnection",
                 "wrappers.pagedExport",
                 "wrappers.upsertRecords",
