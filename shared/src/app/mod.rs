@@ -9,7 +9,10 @@
 //! - [`serve`]: the local HTTP server only, on a given address (the conformance server, tools).
 
 pub mod settings;
+mod run_once;
 mod wiring;
+
+pub use run_once::{options_of, run_once};
 
 use crate::dispatch::{Extension, Module};
 use crate::incoming::IncomingConfig;
