@@ -21,7 +21,9 @@ pub fn module() -> Module {
         .ensure_setting("source")
         .check(|o: &PostMapOptions| match source(o) {
             Some(_) => Ok(()),
-            None => Err(invalid_settings("settings.source must be a non-empty string")),
+            None => Err(invalid_settings(
+                "settings.source must be a non-empty string",
+            )),
         })
         .ensure_record("id");
     m
@@ -144,7 +146,10 @@ mod tests {
         let err = call_stamp(json!({"postMapData": [{"id": 1}]}))
             .await
             .unwrap_err();
-        assert!(err.contains("settings.source is required") && err.contains("invalid_settings"), "{err}");
+        assert!(
+            err.contains("settings.source is required") && err.contains("invalid_settings"),
+            "{err}"
+        );
         let err = call_stamp(json!({"settings": {"source": 5}, "postMapData": [{"id": 1}]}))
             .await
             .unwrap_err();

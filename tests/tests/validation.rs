@@ -9,13 +9,17 @@ use serde_json::{Value, json};
 const TOKEN: &str = "validation-token-0123456789";
 
 fn call(addr: &str, options: Value) -> RawResponse {
-    let envelope = json!({"diy": true, "type": "hook", "function": "stampSource", "options": options});
+    let envelope =
+        json!({"diy": true, "type": "hook", "function": "stampSource", "options": options});
     let auth = format!("Bearer {TOKEN}");
     send(
         addr,
         "POST",
         "/function",
-        &[("content-type", "application/json"), ("authorization", &auth)],
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
         &serde_json::to_vec(&envelope).expect("json"),
     )
     .expect("http")
@@ -56,7 +60,10 @@ fn declared_checks_run_before_the_function_and_keep_the_contract() {
     );
 
     // The custom check.
-    let r = call(&addr, json!({"settings": {"source": ""}, "postMapData": [{"id": 1}]}));
+    let r = call(
+        &addr,
+        json!({"settings": {"source": ""}, "postMapData": [{"id": 1}]}),
+    );
     assert_eq!(
         (r.status, r.text()),
         (
@@ -68,7 +75,10 @@ fn declared_checks_run_before_the_function_and_keep_the_contract() {
 
     // Every record rejected: the function runs on an empty page, the answer keeps one result
     // per record.
-    let r = call(&addr, json!({"settings": {"source": "s"}, "postMapData": [{}, {}]}));
+    let r = call(
+        &addr,
+        json!({"settings": {"source": "s"}, "postMapData": [{}, {}]}),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.json().as_array().map(Vec::len), Some(2), "{}", r.text());
 }

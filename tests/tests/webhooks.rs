@@ -79,8 +79,7 @@ async fn an_accepted_webhook_runs_its_function_exactly_once() {
     let mut env_owned = aws::incoming_env(&endpoint, &table, &queue);
     env_owned.push((
         "EXTENSION_INCOMING_ENDPOINTS",
-        json!({"orders": {"dedup": {"fields": ["order.id"]}, "function": "logEvent"}})
-            .to_string(),
+        json!({"orders": {"dedup": {"fields": ["order.id"]}, "function": "logEvent"}}).to_string(),
     ));
     let env: Vec<(&str, &str)> = env_owned.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let (incoming, addr) = process::server(&process::bin("incoming"), &[], &env);
@@ -125,8 +124,9 @@ async fn an_accepted_webhook_runs_its_function_exactly_once() {
         ],
         &log,
     );
-    let batch = json!({"Records": messages.iter().map(|(id, b)| record(id, b)).collect::<Vec<_>>()})
-        .to_string();
+    let batch =
+        json!({"Records": messages.iter().map(|(id, b)| record(id, b)).collect::<Vec<_>>()})
+            .to_string();
     let ok = r#"{"batchItemFailures":[]}"#;
     assert_eq!(answer(api.invoke(batch.clone(), None, T).await), ok);
     assert_eq!(runs(&log).len(), 2, "{:?}", runs(&log));
@@ -151,10 +151,7 @@ async fn an_accepted_webhook_runs_its_function_exactly_once() {
     // 5. An event whose endpoint names no function is reported failed (redelivered, then
     //    dead-lettered), never dropped.
     let mut orphan = first;
-    orphan
-        .as_object_mut()
-        .expect("object")
-        .remove("function");
+    orphan.as_object_mut().expect("object").remove("function");
     orphan["dedupKey"] = json!("orphan-key");
     let mixed = json!({"Records": [record("orphan", &orphan.to_string()), record("again", &messages[1].1)]})
         .to_string();

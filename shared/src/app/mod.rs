@@ -8,8 +8,8 @@
 //!   routes on the local HTTP server (`HOST`/`PORT`).
 //! - [`serve`]: the local HTTP server only, on a given address (the conformance server, tools).
 
-pub mod settings;
 mod run_once;
+pub mod settings;
 mod wiring;
 
 pub use run_once::{options_of, run_once};

@@ -27,7 +27,12 @@ fn type_for(module: &Module, function: &str) -> Result<Option<String>, String> {
                 .map(str::to_owned)
         })
         .map(Some)
-        .ok_or_else(|| format!("no function named {function}; registered: {}", names.join(" ")))
+        .ok_or_else(|| {
+            format!(
+                "no function named {function}; registered: {}",
+                names.join(" ")
+            )
+        })
 }
 
 /// The options in `payload`: its `options` member when it has one (a fixture file or an
@@ -91,10 +96,7 @@ pub fn run_once(module: Module, function: &str, options: Value) -> ExitCode {
                 deadline: None,
             })
             .await;
-        println!(
-            "Execution finished in {} ms",
-            started.elapsed().as_millis()
-        );
+        println!("Execution finished in {} ms", started.elapsed().as_millis());
         match answer {
             Ok(reply) => {
                 let body = reply.into_http();
@@ -130,7 +132,10 @@ mod tests {
     #[test]
     fn the_type_is_the_namespace_when_not_at_the_top_level() {
         let mut m = Module::new();
-        m.raw("top", |_i, v: Value| async move { Ok::<_, crate::ExtError>(v) });
+        m.raw(
+            "top",
+            |_i, v: Value| async move { Ok::<_, crate::ExtError>(v) },
+        );
         m.raw_in("webhooks", "hook", |_i, v: Value| async move {
             Ok::<_, crate::ExtError>(v)
         });

@@ -70,7 +70,9 @@ pub fn invalid_settings(message: impl Into<String>) -> ExtError {
 
 /// Is the value at `path` absent or `null`?
 fn missing(value: Option<&Value>, path: &str) -> bool {
-    value.and_then(|v| field_at(v, path)).is_none_or(Value::is_null)
+    value
+        .and_then(|v| field_at(v, path))
+        .is_none_or(Value::is_null)
 }
 
 type CallCheck<O> = Arc<dyn Fn(&O) -> Result<(), ExtError> + Send + Sync>;
@@ -237,11 +239,13 @@ impl<K: FunctionKind> Checks<K> {
             .settings
             .iter()
             .filter(|p| missing(settings, p))
-            .map(|p| {
-                WireError::from(invalid_settings(format!("settings.{p} is required")))
-            })
+            .map(|p| WireError::from(invalid_settings(format!("settings.{p} is required"))))
             .collect();
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The custom call-level checks on the typed options; the first failure.
@@ -261,7 +265,9 @@ impl<K: FunctionKind> Checks<K> {
                     .records
                     .iter()
                     .filter(|p| missing(Some(r), p))
-                    .map(|p| RecordError::new("missing_field", format!("missing required field {p}")))
+                    .map(|p| {
+                        RecordError::new("missing_field", format!("missing required field {p}"))
+                    })
                     .collect();
                 errors.extend(self.record_checks.iter().filter_map(|c| c(r).err()));
                 errors
@@ -335,11 +341,22 @@ mod tests {
         assert_eq!(
             wire,
             [
-                ("invalid_settings".into(), "settings.baseUrl is required".into()),
-                ("invalid_settings".into(), "settings.auth.user is required".into()),
+                (
+                    "invalid_settings".into(),
+                    "settings.baseUrl is required".into()
+                ),
+                (
+                    "invalid_settings".into(),
+                    "settings.auth.user is required".into()
+                ),
             ]
         );
-        assert!(c.check_settings(&json!({"settings": {"baseUrl": "x", "auth": {"user": 1}, "present": 0}})).is_ok());
+        assert!(
+            c.check_settings(
+                &json!({"settings": {"baseUrl": "x", "auth": {"user": 1}, "present": 0}})
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -359,14 +376,20 @@ mod tests {
             .unwrap();
         assert!(v[0].is_empty());
         assert_eq!(v[1][0].code.as_deref(), Some("missing_field"));
-        assert_eq!(v[1][0].message.as_deref(), Some("missing required field id"));
+        assert_eq!(
+            v[1][0].message.as_deref(),
+            Some("missing required field id")
+        );
         assert_eq!(v[2][0].code.as_deref(), Some("invalid_field"));
     }
 
     fn rejected(index: usize, removed: Value) -> Rejected {
         Rejected {
             index,
-            errors: vec![RecordError::new("missing_field", "missing required field id")],
+            errors: vec![RecordError::new(
+                "missing_field",
+                "missing required field id",
+            )],
             removed,
         }
     }

@@ -128,7 +128,8 @@ impl RecordKind for PreSavePage {
         split(&mut o.data, keep)
     }
     fn rejoin(mut out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
-        out.errors.extend(rejected.into_iter().flat_map(page_errors));
+        out.errors
+            .extend(rejected.into_iter().flat_map(page_errors));
         out
     }
 }
@@ -179,7 +180,10 @@ impl RecordKind for PostSubmit {
         interleave(out, rejected, |r| {
             let mut response: SubmitResponse =
                 serde_json::from_value(r.removed).unwrap_or_default();
-            response.errors.get_or_insert_with(Vec::new).extend(r.errors);
+            response
+                .errors
+                .get_or_insert_with(Vec::new)
+                .extend(r.errors);
             response
         })
     }
@@ -194,8 +198,11 @@ impl RecordKind for PostResponseMap {
     fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
         interleave(out, rejected, |r| {
             let codes: Vec<&str> = r.errors.iter().filter_map(|e| e.code.as_deref()).collect();
-            let messages: Vec<&str> =
-                r.errors.iter().filter_map(|e| e.message.as_deref()).collect();
+            let messages: Vec<&str> = r
+                .errors
+                .iter()
+                .filter_map(|e| e.message.as_deref())
+                .collect();
             tracing::warn!(index = r.index, codes = ?codes, messages = ?messages,
                 "postResponseMap record rejected by a declared check; passed through unchanged");
             r.removed

@@ -7,8 +7,8 @@ pub mod kinds;
 pub mod module;
 pub mod services;
 
-pub use handler::{CallFailure, ExtError, ExtResult, Handler, IntoReply, Invocation, Reply, Stack};
 pub use checks::invalid_settings;
+pub use handler::{CallFailure, ExtError, ExtResult, Handler, IntoReply, Invocation, Reply, Stack};
 pub use module::{Module, Registration};
 pub use services::Services;
 

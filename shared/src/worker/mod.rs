@@ -783,22 +783,35 @@ mod tests {
     }
 
     /// A webhook function counting its runs and keeping what it got.
-    fn webhook_fixture() -> (Extension, Arc<AtomicUsize>, Arc<std::sync::Mutex<Vec<Value>>>) {
+    fn webhook_fixture() -> (
+        Extension,
+        Arc<AtomicUsize>,
+        Arc<std::sync::Mutex<Vec<Value>>>,
+    ) {
         let runs = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (counter, log) = (runs.clone(), seen.clone());
         let mut m = Module::new();
-        m.webhook("orderCreated", move |_inv: Invocation, o: crate::types::WebhookOptions| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            if let Ok(mut l) = log.lock() {
-                l.push(json!({"endpoint": o.endpoint, "event": o.event, "dedupKey": o.dedup_key,
-                    "headers": o.headers}));
-            }
-            async { Ok(()) }
-        });
+        m.webhook(
+            "orderCreated",
+            move |_inv: Invocation, o: crate::types::WebhookOptions| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut l) = log.lock() {
+                    l.push(
+                        json!({"endpoint": o.endpoint, "event": o.event, "dedupKey": o.dedup_key,
+                    "headers": o.headers}),
+                    );
+                }
+                async { Ok(()) }
+            },
+        );
         let store = Arc::new(MemoryIdempotency::default());
         let services = Services::default().with_idempotency(Arc::new(Idempotency::new(store)));
-        let ext = Extension::builder().diy(m).services(services).build().unwrap();
+        let ext = Extension::builder()
+            .diy(m)
+            .services(services)
+            .build()
+            .unwrap();
         (ext, runs, seen)
     }
 
@@ -817,21 +830,40 @@ mod tests {
         let (ext, runs, seen) = webhook_fixture();
         let first = webhook_message("r1", Some("abc"), Some("orderCreated"));
         let ok = r#"{"batchItemFailures":[]}"#;
-        assert_eq!(batch(&ext, vec![record(Some("m1"), &first, None)]).await.unwrap(), ok);
+        assert_eq!(
+            batch(&ext, vec![record(Some("m1"), &first, None)])
+                .await
+                .unwrap(),
+            ok
+        );
         assert_eq!(
             seen.lock().unwrap()[0],
             json!({"endpoint": "orders", "event": {"order.id": 7}, "dedupKey": "abc",
                 "headers": {"webhook-id": "msg_1"}})
         );
         // Redelivery (same id), then another copy of the event (new id, new request).
-        assert_eq!(batch(&ext, vec![record(Some("m1"), &first, None)]).await.unwrap(), ok);
+        assert_eq!(
+            batch(&ext, vec![record(Some("m1"), &first, None)])
+                .await
+                .unwrap(),
+            ok
+        );
         let copy = webhook_message("r2", Some("abc"), Some("orderCreated"));
-        assert_eq!(batch(&ext, vec![record(Some("m2"), &copy, None)]).await.unwrap(), ok);
+        assert_eq!(
+            batch(&ext, vec![record(Some("m2"), &copy, None)])
+                .await
+                .unwrap(),
+            ok
+        );
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // Without a dedup key, each message id runs once.
         let plain = webhook_message("r3", None, Some("orderCreated"));
-        batch(&ext, vec![record(Some("m3"), &plain, None)]).await.unwrap();
-        batch(&ext, vec![record(Some("m3"), &plain, None)]).await.unwrap();
+        batch(&ext, vec![record(Some("m3"), &plain, None)])
+            .await
+            .unwrap();
+        batch(&ext, vec![record(Some("m3"), &plain, None)])
+            .await
+            .unwrap();
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
@@ -858,8 +890,13 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         // A webhook function is not reachable at the top level (integrator.io's calls).
         let direct = json!({"diy": true, "function": "orderCreated",
-            "options": {"endpoint": "x", "event": {}}}).to_string();
-        assert!(batch(&ext, vec![record(Some("d"), &direct, None)]).await.is_err());
+            "options": {"endpoint": "x", "event": {}}})
+        .to_string();
+        assert!(
+            batch(&ext, vec![record(Some("d"), &direct, None)])
+                .await
+                .is_err()
+        );
     }
 
     #[test]
