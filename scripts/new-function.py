@@ -131,6 +131,10 @@ def main():
     if fixture.exists():
         fail(f"{fixture.relative_to(ROOT)} already exists")
     fn = snake(name)
+    if output == "()":
+        check = f'{fn}(inv, options).await.unwrap();\n        assert!(fixture["expected"].is_null());'
+    else:
+        check = f'let out = {fn}(inv, options).await.unwrap();\n        assert_eq!(serde_json::to_value(out).unwrap(), fixture["expected"]);'
     text = src.read_text()
 
     # The registration: the last line of module() before it returns `m`.
@@ -162,8 +166,7 @@ mod {fn}_tests {{
             serde_json::from_str(include_str!("../fixtures/{name}/basic.json")).unwrap();
         let options = serde_json::from_value(fixture["options"].clone()).unwrap();
         let inv = integrator_lambda::Invocation::for_test("{name}", Duration::from_secs(5));
-        let out = {fn}(inv, options).await.unwrap();
-        assert_eq!(serde_json::to_value(&out).unwrap(), fixture["expected"]);
+        {check}
     }}
 }}
 """
