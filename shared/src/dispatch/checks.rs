@@ -21,8 +21,8 @@
 //!         _ => Ok(()),
 //!     })
 //!     .check_record(|r| match r.get("customerId") {
-//!         Some(id) if id.is_string() || id.is_u64() => Ok(()),
-//!         _ => Err(RecordError::new("invalid_field", "customerId must be a string or a number")),
+//!         Some(id) if id.is_string() || id.is_u64() => None,
+//!         _ => Some(RecordError::new("invalid_field", "customerId must be a string or a number")),
 //!     });
 //! ```
 //!
@@ -35,7 +35,7 @@
 //! | `ensure_setting(path)` | `options.settings` | the **whole call** fails: 422, one `{"message":"settings.<path> is required","code":"invalid_settings"}` per missing setting (Segment's `invalid()`) |
 //! | `check(f)` | the typed options | the whole call fails with `f`'s error ([`invalid_settings`] makes the usual one) |
 //! | `ensure_record(path)` | each record | **that record** is rejected with `{"code":"missing_field","message":"missing required field <path>"}` (Segment's `reject()`) |
-//! | `check_record(f)` | each record | that record is rejected with `f`'s [`RecordError`] |
+//! | `check_record(f)` | each record | that record is rejected with the [`RecordError`] `f` returns (`None`: it passes) |
 //!
 //! Call-level checks run first (settings, then `check`s, in declaration order), then record
 //! checks (every failing check of a record is reported, in declaration order). Rejected records
@@ -76,7 +76,7 @@ fn missing(value: Option<&Value>, path: &str) -> bool {
 }
 
 type CallCheck<O> = Arc<dyn Fn(&O) -> Result<(), ExtError> + Send + Sync>;
-type RecordCheck = Arc<dyn Fn(&Value) -> Result<(), RecordError> + Send + Sync>;
+type RecordCheck = Arc<dyn Fn(&Value) -> Option<RecordError> + Send + Sync>;
 
 /// One rejected record: where it was, why, and what the kind passes through in its place.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,7 +212,7 @@ impl<K: FunctionKind> Checks<K> {
     pub(crate) fn record_check<C>(&mut self, check: C)
     where
         K: RecordKind,
-        C: Fn(&Value) -> Result<(), RecordError> + Send + Sync + 'static,
+        C: Fn(&Value) -> Option<RecordError> + Send + Sync + 'static,
     {
         self.record_checks.push(Arc::new(check));
         self.record_kind = Some(Self::hooks());
@@ -269,7 +269,7 @@ impl<K: FunctionKind> Checks<K> {
                         RecordError::new("missing_field", format!("missing required field {p}"))
                     })
                     .collect();
-                errors.extend(self.record_checks.iter().filter_map(|c| c(r).err()));
+                errors.extend(self.record_checks.iter().filter_map(|c| c(r)));
                 errors
             })
             .collect();
@@ -364,11 +364,9 @@ mod tests {
         let mut c = Checks::<PreMap>::default();
         c.record("id");
         c.record_check(|r| {
-            if r.get("id").is_some_and(Value::is_string) {
-                Err(RecordError::new("invalid_field", "id must be a number"))
-            } else {
-                Ok(())
-            }
+            r.get("id")
+                .is_some_and(Value::is_string)
+                .then(|| RecordError::new("invalid_field", "id must be a number"))
         });
         assert_eq!(c.check_records(&json!({"data": [{"id": 1}]})), None);
         let v = c

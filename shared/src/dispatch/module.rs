@@ -293,11 +293,12 @@ where
         self.declare(|c| c.record(path))
     }
 
-    /// A custom check of each record: its error rejects that record.
+    /// A custom check of each record: the error it returns rejects that record (`None`: the
+    /// record passes).
     pub fn check_record<C>(self, check: C) -> Self
     where
         K: RecordKind,
-        C: Fn(&Value) -> Result<(), RecordError> + Send + Sync + 'static,
+        C: Fn(&Value) -> Option<RecordError> + Send + Sync + 'static,
     {
         self.declare(|c| c.record_check(check))
     }
