@@ -13,7 +13,7 @@
 //!
 //! ```sh
 //! curl -i -XPOST localhost:8080/incoming/demo -H 'content-type: application/json' -d '{"a":1}'
-//! # 200 {"status":"accepted","id":"local-1","dedupKey":"…"}
+//! # 200 {"status":"accepted","id":"local-<pid>-1","dedupKey":"…"}
 //! curl -i -XPOST localhost:8080/incoming/demo -H 'content-type: application/json' -d '{"a":1}'
 //! # 204 (a duplicate)
 //! ```
