@@ -12,7 +12,7 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: secret fixture help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
+.PHONY: run new-function new-function-check secret fixture help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
         invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny
 
 help:
@@ -23,6 +23,8 @@ help:
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x [STACK=s] store a secret read from stdin (dev file locally; KMS + table of stack s)"
 	@echo "make fixture FN=enrichRecords CASE=name [OPTIONS=file]   record a fixture from a run against the real API"
+	@echo "make run FN=stampSource PAYLOAD=file.json   one call in process: log lines, time, answer"
+	@echo "make new-function POINT=preMap NAME=myHook   add a function, its registration, fixture and test"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
 	@echo "make build | deploy STAGE=dev|prod   all binaries in one cargo-lambda build (arm64) | sam deploy --config-env STAGE"
@@ -51,7 +53,7 @@ $(TOOLS): scripts/tools.sh
 
 tools: $(TOOLS)
 
-test: $(TOOLS) fmt-check clippy deny build-bins cargo-test lint-template lint-workflows events-check
+test: $(TOOLS) fmt-check clippy deny build-bins cargo-test new-function-check lint-template lint-workflows events-check
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -109,6 +111,27 @@ CLIENT_CONTEXT ?=
 invoke: $(TOOLS)
 	cargo build --bin $(FN)
 	@bash scripts/invoke.sh '$(FN)' '$(EVENT)' '$(CLIENT_CONTEXT)'
+
+# One call of any function, in process (the same dispatch path and local stores as `make
+# serve`): its log lines (stderr), `Execution finished in N ms`, then `200 <answer>` or
+# `422 <errors>` (stdout). PAYLOAD is the options JSON, or a fixture/envelope (its `options`).
+#   make run FN=stampSource PAYLOAD=events/run/stamp-source.json
+PAYLOAD ?=
+run:
+	@test -n "$(PAYLOAD)" || { echo "usage: make run FN=<function name> PAYLOAD=<options or fixture JSON file>"; exit 2; }
+	@cargo build -q --bin run-function
+	@./target/debug/run-function '$(FN)' '$(PAYLOAD)'
+
+# Scaffold a function: make new-function POINT=preMap NAME=enrichOrders (scripts/new-function.py).
+POINT ?=
+new-function:
+	@test -n "$(POINT)" -a -n "$(NAME)" || { echo "usage: make new-function POINT=<extension point> NAME=<functionName>"; exit 2; }
+	python3 scripts/new-function.py '$(POINT)' '$(NAME)'
+
+# The generator, checked: generate into a copy of the repository and build/test it there
+# (sharing target/ so nothing is built cold).
+new-function-check:
+	bash scripts/check-new-function.sh
 
 # Store a secret: the value is read from stdin, encrypted with KMS (encryption context: stack +
 # name) and written to the table; it is never printed. Locally (no AWS) it goes to the git-ignored

@@ -7,11 +7,13 @@
 //!
 //! The endpoints come from `EXTENSION_INCOMING_CONFIG` (a JSON file) or
 //! `EXTENSION_INCOMING_ENDPOINTS` (JSON text); without either, [`default_endpoints`] applies:
-//! one endpoint, `demo`, with no authentication and dedup on the whole body, so that locally
+//! one endpoint, `demo`, with no authentication and dedup on the whole body, whose events the
+//! in-process queue hands to the webhook function `logEvent` ([`crate::webhooks`]), so that
+//! locally
 //!
 //! ```sh
 //! curl -i -XPOST localhost:8080/incoming/demo -H 'content-type: application/json' -d '{"a":1}'
-//! # 200 {"status":"accepted","id":"local-1","dedupKey":"…"}
+//! # 200 {"status":"accepted","id":"local-<pid>-1","dedupKey":"…"}
 //! curl -i -XPOST localhost:8080/incoming/demo -H 'content-type: application/json' -d '{"a":1}'
 //! # 204 (a duplicate)
 //! ```
@@ -23,11 +25,13 @@
 use integrator_lambda::incoming::{DedupConfig, EndpointConfig, IncomingConfig};
 
 /// The endpoints served when the environment configures none: `demo` (no authentication,
-/// dedup on the whole body).
+/// dedup on the whole body; each accepted event runs the webhook function `logEvent`).
 pub fn default_endpoints() -> IncomingConfig {
     IncomingConfig::default().with(
         "demo",
-        EndpointConfig::open().with_dedup(DedupConfig::whole_body()),
+        EndpointConfig::open()
+            .with_dedup(DedupConfig::whole_body())
+            .with_function("logEvent"),
     )
 }
 

@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`pre_save_page`] | `pre-save-page` | `dropEmptyRecords`, `dropDuplicates` |
 //! | [`pre_map`] | `pre-map` | `flattenRecords`, `enrichRecords` ([`enrich_records`]: a CRM look-up over `inv.http()` and `inv.cache()`) |
-//! | [`post_map`] | `post-map` | `normalizeFields` |
+//! | [`post_map`] | `post-map` | `normalizeFields`, `stampSource` |
 //! | [`post_submit`] | `post-submit` | `tagFailures` |
 //! | [`post_response_map`] | `post-response-map` | `mergeResponse` |
 //! | [`post_aggregate`] | `post-aggregate` | `logAggregate` |
@@ -19,6 +19,7 @@
 //! | [`ping`] | `ping` | `checkConnection` |
 //! | [`steps`] | `steps` | `installConnector`, `runInstallStep`, `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep` |
 //! | [`settings`] | `settings` | `settingsForm`, `validateSettings`, `createChild`, `changeEdition`, `persistSettings`, `refreshMetadata`, `mappingMetadata` |
+//! | [`webhooks`] | `worker` (and `serve`) | `logEvent` (webhook: run for each event of an endpoint naming it) |
 //! | [`diagnostics`] | `serve` only | `panicDemo`, `sleepDemo` |
 //! | [`incoming`] | `incoming` (and `serve`) | `POST /incoming/{endpoint}` webhooks; default endpoint `demo` |
 //! | [`integrations`] | `worker` (and `serve`) | runs and streams: the `paged-numbers` integration |
@@ -48,6 +49,7 @@ pub mod pre_map;
 pub mod pre_save_page;
 pub mod settings;
 pub mod steps;
+pub mod webhooks;
 
 /// Every function of every extension point, plus [`diagnostics`]: what the local all-in-one
 /// server (`serve`) hosts. Function names are unique across modules; a duplicate would be
@@ -66,6 +68,7 @@ pub fn all() -> Module {
         ping::module(),
         steps::module(),
         settings::module(),
+        webhooks::module(),
         diagnostics::module(),
     ] {
         m.merge(part);
@@ -101,6 +104,7 @@ mod tests {
                 "hooks.logAggregate",
                 "hooks.mergeResponse",
                 "hooks.normalizeFields",
+                "hooks.stampSource",
                 "hooks.tagFailures",
                 "installConnector",
                 "installStep",
@@ -122,6 +126,7 @@ mod tests {
                 "settings.refreshMetadata",
                 "settingsForm",
                 "sleepDemo",
+                "stampSource",
                 "tagFailures",
                 "uninstallConnector",
                 "uninstallStep",
@@ -130,6 +135,7 @@ mod tests {
                 "updateIntegration",
                 "upsertRecords",
                 "validateSettings",
+                "webhooks.logEvent",
                 "wrappers.checkConnection",
                 "wrappers.pagedExport",
                 "wrappers.upsertRecords",

@@ -4,17 +4,61 @@
 //! mapping) and returns **one result per `postMapData` record**, in order, with the same
 //! `{data}` / `{data, errors}` / `{errors}` / `{}` meanings as preMap.
 //!
-//! Register it on the import as the postMap hook with function name `normalizeFields`.
+//! Register it on the import as the postMap hook with function name `normalizeFields` or
+//! `stampSource`.
 
 use integrator_lambda::types::{PostMapOptions, RecordResult};
-use integrator_lambda::{ExtResult, Invocation, Module};
+use integrator_lambda::{ExtResult, Invocation, Module, invalid_settings};
 use serde_json::Value;
 
-/// The functions of this extension point: `normalizeFields`.
+/// The functions of this extension point: `normalizeFields`, `stampSource`.
 pub fn module() -> Module {
     let mut m = Module::new();
     m.post_map("normalizeFields", normalize_fields);
+    // Validation declared at registration, checked before the function runs (see
+    // `integrator_lambda::dispatch::checks`).
+    m.post_map("stampSource", stamp_source)
+        .ensure_setting("source")
+        .check(|o: &PostMapOptions| match source(o) {
+            Some(_) => Ok(()),
+            None => Err(invalid_settings(
+                "settings.source must be a non-empty string",
+            )),
+        })
+        .ensure_record("id");
     m
+}
+
+fn source(o: &PostMapOptions) -> Option<&str> {
+    o.settings
+        .as_ref()
+        .and_then(|s| s.get("source"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// `stampSource`: write `settings.source` into every mapped record as `source`, so the target
+/// application knows where the record came from.
+///
+/// Its registration declares what it needs, and the framework checks it first:
+/// `settings.source` must be there (else the call fails with 422 `invalid_settings`) and be a
+/// non-empty string (a custom check); each record must have an `id` (else that record fails
+/// with `missing_field` and the function never sees it).
+pub async fn stamp_source(
+    _inv: Invocation,
+    options: PostMapOptions,
+) -> ExtResult<Vec<RecordResult>> {
+    let source = Value::String(source(&options).unwrap_or_default().to_owned());
+    Ok(options
+        .post_map_data
+        .into_iter()
+        .map(|mut record| {
+            if let Value::Object(map) = &mut record {
+                map.insert("source".into(), source.clone());
+            }
+            RecordResult::keep(record)
+        })
+        .collect())
 }
 
 /// `normalizeFields`: tidy mapped records before they reach the target application.
@@ -69,6 +113,48 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::time::Duration;
+
+    /// Through the dispatcher, so the declared checks run as on a real call.
+    async fn call_stamp(options: Value) -> Result<String, String> {
+        use integrator_lambda::dispatch::{CallRequest, Extension, Stack};
+        use integrator_lambda::protocol::envelope::Envelope;
+        let ext = Extension::builder().diy(module()).build().unwrap();
+        ext.call(CallRequest {
+            envelope: Envelope::from_body(
+                json!({"diy": true, "type": "hook", "function": "stampSource", "options": options}),
+            ),
+            stack: Stack::Http,
+            request_id: "t".into(),
+            trace_id: None,
+            deadline: None,
+        })
+        .await
+        .map(|r| r.into_http())
+        .map_err(|e| integrator_lambda::protocol::error::http_body(&e))
+    }
+
+    #[tokio::test]
+    async fn stamp_source_checks_settings_and_records_first() {
+        let out = call_stamp(json!({"settings": {"source": "shop"},
+            "postMapData": [{"id": 1}, {"name": "no id"}, {"id": 3}]}))
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"[{"data":{"id":1,"source":"shop"}},{"errors":[{"code":"missing_field","message":"missing required field id"}]},{"data":{"id":3,"source":"shop"}}]"#
+        );
+        let err = call_stamp(json!({"postMapData": [{"id": 1}]}))
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("settings.source is required") && err.contains("invalid_settings"),
+            "{err}"
+        );
+        let err = call_stamp(json!({"settings": {"source": 5}, "postMapData": [{"id": 1}]}))
+            .await
+            .unwrap_err();
+        assert!(err.contains("must be a non-empty string"), "{err}");
+    }
 
     #[tokio::test]
     async fn trims_strings_and_lowercases_emails() {

@@ -69,7 +69,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // embedding (the integration tests and benchmarks use them); `codec` and `utilities` are
 // internal.
 pub use app::{App, run, serve};
-pub use dispatch::{ExtError, ExtResult, Extension, Invocation, Module, Reply, Services, Stack};
+pub use dispatch::{
+    ExtError, ExtResult, Extension, Invocation, Module, Registration, Reply, Services, Stack,
+    invalid_settings,
+};
 pub use outgoing::{Http, HttpError};
 pub use protocol::types;
 pub use secrecy::{ExposeSecret, SecretString};

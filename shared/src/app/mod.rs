@@ -9,10 +9,12 @@
 //! - [`serve`]: the local HTTP server only, on a given address (the conformance server, tools).
 
 mod fixture;
+mod run_once;
 pub mod settings;
 mod wiring;
 
 pub use fixture::record_fixture;
+pub use run_once::{options_of, run_once};
 
 use crate::dispatch::{Extension, Module};
 use crate::incoming::IncomingConfig;

@@ -71,7 +71,12 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
             jobs = Arc::new(MemoryJobs::default());
             counters = Arc::new(MemoryCounters::default());
             run_store = Arc::new(MemoryRuns::default());
-            incoming_queue = Some(Arc::new(MemoryQueue::default()));
+            // Accepted webhooks go to the in-process queue too, so the worker code runs the
+            // webhook function an endpoint names, as the stack's IncomingQueue mapping does.
+            incoming_queue = local_queue
+                .clone()
+                .map(|q| q as Arc<dyn Queue>)
+                .or_else(|| Some(Arc::new(MemoryQueue::default())));
             work_queue = local_queue.clone().map(|q| q as Arc<dyn Queue>);
         }
         Backend::Aws => {

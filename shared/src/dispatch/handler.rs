@@ -280,6 +280,19 @@ pub enum CallFailure {
     Contract(String),
     #[error("{}", .0.message)]
     Wire(WireError),
+    /// A declared check failed ([`super::checks`]): every error, in order.
+    #[error("{}", .0.first().map(|e| e.message.as_ref()).unwrap_or("invalid call"))]
+    Invalid(Vec<WireError>),
+}
+
+impl CallFailure {
+    /// The wire errors of this failure (several only for [`CallFailure::Invalid`]).
+    pub fn into_errors(self) -> Vec<WireError> {
+        match self {
+            CallFailure::Invalid(errors) => errors,
+            other => vec![other.into()],
+        }
+    }
 }
 
 impl From<CallFailure> for WireError {
@@ -292,6 +305,10 @@ impl From<CallFailure> for WireError {
             ),
             CallFailure::Contract(msg) => WireError::invalid_response(Cow::Owned(msg)),
             CallFailure::Wire(w) => w,
+            CallFailure::Invalid(errors) => errors
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| WireError::message_first("invalid call", "invalid_settings")),
         }
     }
 }

@@ -6,12 +6,14 @@
 //! contract becomes a 422 `invalid_extension_response` instead of a confusing failure later in
 //! the flow.
 
+use super::checks::{Checks, RecordKind, Rejected, interleave, split};
 use super::handler::{BoxFuture, CallFailure, ExtResult, Handler, IntoReply, Invocation, Reply};
 use crate::protocol::types::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 /// One extension-function kind.
 pub trait FunctionKind: Send + Sync + 'static {
@@ -74,6 +76,9 @@ kind!(/// postResponseMap hook: `postResponseMapData` back, same length.
     expect = |o| o.post_response_map_data.len(), "options.postResponseMapData");
 kind!(/// postAggregate hook (read-only, no result).
     PostAggregate, "postAggregate", PostAggregateOptions => (), ["hooks"]);
+kind!(/// A webhook function: one accepted incoming event, run by the queue worker (namespace
+    /// `webhooks` only: integrator.io's own calls never reach it). No result.
+    Webhook, "webhook", WebhookOptions => (), ["webhooks"], top = false);
 kind!(/// ping wrapper.
     Ping, "ping", PingOptions => PingResult, ["wrappers"]);
 kind!(/// export wrapper: `{data, lastPage, state, errors}` (enforced by [`ExportResult`]).
@@ -104,16 +109,123 @@ kind!(/// preSave (2.0): return the resource to save.
 kind!(/// initChild (2.0): return the child integration to create.
     InitChild, "initChild", InitChildOptions => Value, []);
 
-/// A typed function of kind `K`.
-pub struct TypedFn<K, F> {
-    f: F,
+// Which records each kind's record checks look at, and how a rejected one comes back (see
+// `checks`).
+
+/// The errors of a rejected record as JSON values (the page-level `errors` of preSavePage).
+fn page_errors(r: Rejected) -> impl Iterator<Item = Value> {
+    let index = r.index;
+    r.errors.into_iter().map(move |e| {
+        let mut e = e;
+        e.message = Some(format!("data[{index}]: {}", e.message.unwrap_or_default()));
+        serde_json::to_value(e).unwrap_or(Value::Null)
+    })
+}
+
+impl RecordKind for PreSavePage {
+    const RECORDS: &'static str = "data";
+    fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
+        split(&mut o.data, keep)
+    }
+    fn rejoin(mut out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
+        out.errors
+            .extend(rejected.into_iter().flat_map(page_errors));
+        out
+    }
+}
+
+impl RecordKind for PreMap {
+    const RECORDS: &'static str = "data";
+    fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
+        split(&mut o.data, keep)
+    }
+    fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
+        interleave(out, rejected, |r| RecordResult::fail(r.errors))
+    }
+}
+
+impl RecordKind for PostMap {
+    const RECORDS: &'static str = "postMapData";
+    fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
+        split(&mut o.pre_map_data, keep);
+        split(&mut o.post_map_data, keep)
+    }
+    fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
+        interleave(out, rejected, |r| RecordResult::fail(r.errors))
+    }
+}
+
+impl RecordKind for Import {
+    const RECORDS: &'static str = "postMapData";
+    fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
+        split(&mut o.pre_map_data, keep);
+        split(&mut o.post_map_data, keep)
+    }
+    fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
+        interleave(out, rejected, |r| SubmitResponse::failed(422, r.errors))
+    }
+}
+
+impl RecordKind for PostSubmit {
+    const RECORDS: &'static str = "postMapData";
+    fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
+        split(&mut o.pre_map_data, keep);
+        split(&mut o.post_map_data, keep);
+        split(&mut o.response_data, keep)
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap_or(Value::Null))
+            .collect()
+    }
+    fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
+        interleave(out, rejected, |r| {
+            let mut response: SubmitResponse =
+                serde_json::from_value(r.removed).unwrap_or_default();
+            response
+                .errors
+                .get_or_insert_with(Vec::new)
+                .extend(r.errors);
+            response
+        })
+    }
+}
+
+impl RecordKind for PostResponseMap {
+    const RECORDS: &'static str = "postResponseMapData";
+    fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
+        split(&mut o.response_data, keep);
+        split(&mut o.post_response_map_data, keep)
+    }
+    fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
+        interleave(out, rejected, |r| {
+            let codes: Vec<&str> = r.errors.iter().filter_map(|e| e.code.as_deref()).collect();
+            let messages: Vec<&str> = r
+                .errors
+                .iter()
+                .filter_map(|e| e.message.as_deref())
+                .collect();
+            tracing::warn!(index = r.index, codes = ?codes, messages = ?messages,
+                "postResponseMap record rejected by a declared check; passed through unchanged");
+            r.removed
+        })
+    }
+}
+
+/// A typed function of kind `K`, with the checks declared at its registration.
+pub struct TypedFn<K: FunctionKind, F> {
+    f: Arc<F>,
+    checks: Arc<Checks<K>>,
     _kind: PhantomData<fn() -> K>,
 }
 
-impl<K, F> TypedFn<K, F> {
+impl<K: FunctionKind, F> TypedFn<K, F> {
     pub fn new(f: F) -> Self {
+        Self::with_checks(Arc::new(f), Checks::default())
+    }
+    /// `f` behind the declared `checks` (see [`super::checks`]).
+    pub fn with_checks(f: Arc<F>, checks: Checks<K>) -> Self {
         Self {
             f,
+            checks: Arc::new(checks),
             _kind: PhantomData,
         }
     }
@@ -126,18 +238,37 @@ where
     Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
 {
     fn call(&self, inv: Invocation, options: Value) -> BoxFuture<Result<Reply, CallFailure>> {
-        let options: K::Options = match serde_json::from_value(options) {
+        let fail = |f: CallFailure| -> BoxFuture<Result<Reply, CallFailure>> {
+            Box::pin(async move { Err(f) })
+        };
+        let checks = &self.checks;
+        let verdicts = if checks.is_empty() {
+            None
+        } else {
+            if let Err(errors) = checks.check_settings(&options) {
+                return fail(CallFailure::Invalid(errors));
+            }
+            checks.check_records(&options)
+        };
+        let mut options: K::Options = match serde_json::from_value(options) {
             Ok(o) => o,
             Err(e) => {
-                let err = CallFailure::BadOptions {
+                return fail(CallFailure::BadOptions {
                     kind: K::NAME,
                     detail: e.to_string(),
-                };
-                return Box::pin(async move { Err(err) });
+                });
             }
+        };
+        if let Err(e) = checks.check_call(&options) {
+            return fail(CallFailure::Function(e));
+        }
+        let rejected = match verdicts {
+            Some(v) => checks.retain(&mut options, v),
+            None => Vec::new(),
         };
         let expected = K::expected_len(&options);
         let fut = (self.f)(inv, options);
+        let checks = self.checks.clone();
         Box::pin(async move {
             let out = fut.await.map_err(CallFailure::Function)?;
             if let (Some((want, from)), Some(got)) = (expected, K::produced_len(&out))
@@ -148,7 +279,10 @@ where
                     K::NAME
                 )));
             }
-            out.into_reply().map_err(CallFailure::Wire)
+            checks
+                .rejoin(out, rejected)
+                .into_reply()
+                .map_err(CallFailure::Wire)
         })
     }
 }

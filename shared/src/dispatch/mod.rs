@@ -1,13 +1,15 @@
 //! Dispatch: validate the envelope, pick the module and namespace, run the function in
 //! isolation (panics caught, deadline enforced), check its answer.
 
+pub mod checks;
 pub mod handler;
 pub mod kinds;
 pub mod module;
 pub mod services;
 
+pub use checks::invalid_settings;
 pub use handler::{CallFailure, ExtError, ExtResult, Handler, IntoReply, Invocation, Reply, Stack};
-pub use module::Module;
+pub use module::{Module, Registration};
 pub use services::Services;
 
 use crate::protocol::envelope::{Envelope, namespace_for_type, truthy};
@@ -434,7 +436,7 @@ async fn run_isolated(
                 "Error",
             )])
         }
-        Ok(Ok(r)) => r.map_err(|f| vec![WireError::from(f)]),
+        Ok(Ok(r)) => r.map_err(CallFailure::into_errors),
     }
 }
 

@@ -1,11 +1,14 @@
 //! Modules: named functions at the top level (framework 2.0) and in namespaces (1.0).
 
-use super::handler::{ExtResult, Handler, IntoReply, Invocation, RawFn};
+use super::checks::{Checks, RecordKind};
+use super::handler::{ExtError, ExtResult, Handler, IntoReply, Invocation, RawFn};
 use super::kinds::{self, FunctionKind, TypedFn};
 use crate::protocol::WireError;
+use crate::protocol::types::RecordError;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 type Table = HashMap<String, Arc<dyn Handler>>;
@@ -25,7 +28,7 @@ pub struct Module {
 macro_rules! typed_registrations {
     ($($(#[$doc:meta])* $method:ident => $kind:ty),* $(,)?) => {$(
         $(#[$doc])*
-        pub fn $method<F, Fut>(&mut self, name: &str, f: F) -> &mut Self
+        pub fn $method<F, Fut>(&mut self, name: &str, f: F) -> Registration<'_, $kind, F>
         where
             F: Fn(Invocation, <$kind as FunctionKind>::Options) -> Fut + Send + Sync + 'static,
             Fut: Future<Output = ExtResult<<$kind as FunctionKind>::Output>> + Send + 'static,
@@ -41,20 +44,43 @@ impl Module {
     }
 
     /// Register a typed function of kind `K` in its namespaces and (for 2.0) the top level.
-    pub fn register<K, F, Fut>(&mut self, name: &str, f: F) -> &mut Self
+    /// The answer declares its validation ([`Registration`]) and derefs to the module, so
+    /// registrations chain: `m.pre_map("a", f).ensure_setting("x").pre_map("b", g)`.
+    pub fn register<K, F, Fut>(&mut self, name: &str, f: F) -> Registration<'_, K, F>
     where
         K: FunctionKind,
         F: Fn(Invocation, K::Options) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
     {
-        let handler: Arc<dyn Handler> = Arc::new(TypedFn::<K, F>::new(f));
+        let f = Arc::new(f);
+        let handler: Arc<dyn Handler> =
+            Arc::new(TypedFn::<K, F>::with_checks(f.clone(), Checks::default()));
         for ns in K::NAMESPACES {
             self.insert(Some(ns), name, handler.clone());
         }
         if K::TOP_LEVEL {
             self.insert(None, name, handler);
         }
-        self
+        Registration {
+            module: self,
+            name: name.to_owned(),
+            f,
+            checks: Checks::default(),
+        }
+    }
+
+    /// Put `handler` where `name` of kind `K` is registered, replacing what is there (a
+    /// registration's declarations rebuild its handler; this is not a second registration).
+    fn reinstall<K: FunctionKind>(&mut self, name: &str, handler: Arc<dyn Handler>) {
+        for ns in K::NAMESPACES {
+            self.namespaces
+                .entry((*ns).to_owned())
+                .or_default()
+                .insert(name.to_owned(), handler.clone());
+        }
+        if K::TOP_LEVEL {
+            self.top.insert(name.to_owned(), handler);
+        }
     }
 
     typed_registrations! {
@@ -70,6 +96,9 @@ impl Module {
         post_response_map => kinds::PostResponseMap,
         /// postAggregate hook (no result).
         post_aggregate => kinds::PostAggregate,
+        /// A webhook function (namespace `webhooks` only): the queue worker runs it with each
+        /// event an incoming endpoint naming it accepted ([`crate::worker`]).
+        webhook => kinds::Webhook,
         /// ping wrapper (`wrappers` + top level).
         ping => kinds::Ping,
         /// export wrapper.
@@ -199,5 +228,91 @@ impl Module {
             .get(function)
             .cloned()
             .ok_or_else(WireError::invalid_function)
+    }
+}
+
+/// A typed function just registered: declare what it needs, checked before it runs (see
+/// [`checks`](super::checks) for the exact answers). Derefs to the [`Module`], so further
+/// registrations chain on it.
+///
+/// ```
+/// # use integrator_lambda::types::{PreMapOptions, RecordResult};
+/// # use integrator_lambda::{ExtResult, Invocation, Module};
+/// # async fn f(_i: Invocation, o: PreMapOptions) -> ExtResult<Vec<RecordResult>> {
+/// #     Ok(o.data.into_iter().map(RecordResult::keep).collect()) }
+/// let mut m = Module::new();
+/// m.pre_map("enrichRecords", f)
+///     .ensure_setting("baseUrl")
+///     .ensure_record("customerId");
+/// ```
+pub struct Registration<'m, K: FunctionKind, F> {
+    module: &'m mut Module,
+    name: String,
+    f: Arc<F>,
+    checks: Checks<K>,
+}
+
+impl<K, F, Fut> Registration<'_, K, F>
+where
+    K: FunctionKind,
+    F: Fn(Invocation, K::Options) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
+{
+    fn declare(mut self, add: impl FnOnce(&mut Checks<K>)) -> Self {
+        add(&mut self.checks);
+        let handler: Arc<dyn Handler> = Arc::new(TypedFn::<K, F>::with_checks(
+            self.f.clone(),
+            self.checks.clone(),
+        ));
+        self.module.reinstall::<K>(&self.name, handler);
+        self
+    }
+
+    /// `options.settings.<path>` (dotted) must be present and not `null`; otherwise the whole
+    /// call fails with 422 `invalid_settings` (Segment's `invalid()`).
+    pub fn ensure_setting(self, path: &str) -> Self {
+        self.declare(|c| c.setting(path))
+    }
+
+    /// A custom check of the whole call, after the settings: its error fails the call (422).
+    /// [`invalid_settings`](super::checks::invalid_settings) builds the usual error.
+    pub fn check<C>(self, check: C) -> Self
+    where
+        C: Fn(&K::Options) -> Result<(), ExtError> + Send + Sync + 'static,
+    {
+        self.declare(|c| c.call(check))
+    }
+
+    /// Each record must have `<path>` (dotted, not `null`); a record without it is rejected
+    /// with `{"code":"missing_field",…}` and never reaches the function (Segment's
+    /// `reject()`).
+    pub fn ensure_record(self, path: &str) -> Self
+    where
+        K: RecordKind,
+    {
+        self.declare(|c| c.record(path))
+    }
+
+    /// A custom check of each record: the error it returns rejects that record (`None`: the
+    /// record passes).
+    pub fn check_record<C>(self, check: C) -> Self
+    where
+        K: RecordKind,
+        C: Fn(&Value) -> Option<RecordError> + Send + Sync + 'static,
+    {
+        self.declare(|c| c.record_check(check))
+    }
+}
+
+impl<K: FunctionKind, F> Deref for Registration<'_, K, F> {
+    type Target = Module;
+    fn deref(&self) -> &Module {
+        self.module
+    }
+}
+
+impl<K: FunctionKind, F> DerefMut for Registration<'_, K, F> {
+    fn deref_mut(&mut self) -> &mut Module {
+        self.module
     }
 }

@@ -28,6 +28,7 @@
 //! | `auth` | `"none"`, `{"type":"jwt",…}` or `{"type":"hmac",…}` (below) | `"none"` |
 //! | `dedup` | absent/`null`: no dedup (always 200); `"body"`: the whole body; `"header"`: only the caller's header; or an object (below) | none |
 //! | `forwardHeaders` | request headers copied into the queued event (secret-looking ones are never copied) | `content-type`, `user-agent`, `x-request-id`, `webhook-id`, `webhook-timestamp` |
+//! | `function` | the webhook function the queue worker runs with each accepted event (registered with `Module::webhook`; see [`crate::worker`]) | none: the event waits in the queue for another consumer and, on the stack, reaches its dead-letter queue |
 //!
 //! `auth` objects:
 //!
@@ -117,6 +118,10 @@ pub struct EndpointConfig {
     pub dedup: Option<DedupConfig>,
     #[serde(default = "default_forward_headers")]
     pub forward_headers: Vec<String>,
+    /// The webhook function (registered with `Module::webhook`) the queue worker runs for each
+    /// accepted event; `None`: the event is queued for another consumer.
+    #[serde(default)]
+    pub function: Option<String>,
 }
 
 fn default_forward_headers() -> Vec<String> {
@@ -132,6 +137,7 @@ impl Default for EndpointConfig {
             auth: AuthConfig::None,
             dedup: None,
             forward_headers: default_forward_headers(),
+            function: None,
         }
     }
 }
@@ -147,6 +153,11 @@ impl EndpointConfig {
     }
     pub fn with_dedup(mut self, dedup: DedupConfig) -> Self {
         self.dedup = Some(dedup);
+        self
+    }
+    /// Run the webhook function `name` for each accepted event (see [`crate::worker`]).
+    pub fn with_function(mut self, name: impl Into<String>) -> Self {
+        self.function = Some(name.into());
         self
     }
 }
@@ -492,6 +503,9 @@ impl IncomingConfig {
                 return Err(err(format!(
                     "names are 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 _ - ."
                 )));
+            }
+            if ep.function.as_deref().is_some_and(|f| f.trim().is_empty()) {
+                return Err(err("\"function\" must name a webhook function".into()));
             }
             if let AuthConfig::Jwt(j) = &ep.auth {
                 match (j.algorithm, &j.secret, &j.public_key) {

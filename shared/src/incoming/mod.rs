@@ -25,6 +25,9 @@
 //!  "headers":{"content-type":"application/json"},"event":{"order.id":7,"lines.0.sku":"A-1"}}
 //! ```
 //!
+//! plus `"function":"<name>"` when the endpoint names a webhook function, which the queue
+//! worker then runs with the event ([`crate::worker`], "Webhook messages").
+//!
 //! `event` is the body [flattened](flatten::flatten) to dotted keys. `headers` holds only the
 //! endpoint's `forwardHeaders`, and never `Authorization`, cookies, signatures or other
 //! secret-looking headers, whatever the configuration says.
@@ -221,6 +224,7 @@ struct Endpoint {
     dedup_config: Option<DedupConfig>,
     dedup: Dedup,
     forward: Vec<HeaderName>,
+    function: Option<String>,
 }
 
 /// A request that passed every check: the queued message and its dedup key.
@@ -520,6 +524,7 @@ impl IncomingApp {
                     dedup_config: ep.dedup,
                     dedup: endpoint_dedup,
                     forward,
+                    function: ep.function,
                 },
             );
         }
@@ -815,7 +820,7 @@ impl IncomingApp {
         // every element): it stops at the queue's limit, before anything is built past it.
         let event = flatten::flatten_within(&body, self.max_message_bytes)
             .map_err(|e| queue_too_large(format!("more than {}", e.limit), e.limit))?;
-        let message = json!({
+        let mut message = json!({
             "endpoint": ep.name,
             "receivedAt": rfc3339_millis(SystemTime::now()),
             "requestId": request_id,
@@ -824,6 +829,9 @@ impl IncomingApp {
             "headers": headers,
             "event": event,
         });
+        if let (Some(f), Value::Object(m)) = (&ep.function, &mut message) {
+            m.insert("function".into(), Value::String(f.clone()));
+        }
         let message = match crate::protocol::json::to_string(&message) {
             Ok(m) => m,
             Err(e) => {

@@ -31,6 +31,7 @@ impl<T> Skip for Option<T> {
 impl<T> Skip for Vec<T> {}
 impl Skip for bool {}
 impl Skip for u16 {}
+impl Skip for String {}
 impl Skip for Value {}
 impl Skip for Map<String, Value> {}
 impl Skip for WrapperConnection {}
@@ -281,6 +282,28 @@ wire_struct! {
         configuration: Option<Value> = "configuration",
         test_mode: Option<bool> = "testMode",
         bearer_token: Option<BearerToken> = "bearerToken",
+    }
+}
+
+wire_struct! {
+    /// A webhook function's input: one event accepted by `POST /incoming/{endpoint}`, delivered
+    /// by the queue worker. No result (the sender was answered when the event was queued).
+    WebhookOptions {
+        /// The endpoint that accepted it.
+        endpoint: String = "endpoint",
+        /// The event, flattened to dotted keys (`{"order.id": 7, "lines.0.sku": "A-1"}`).
+        event: Map<String, Value> = "event",
+        /// The forwarded request headers (the endpoint's `forwardHeaders`, never credentials).
+        headers: Map<String, Value> = "headers",
+        /// The endpoint's dedup key (hex), the same on every copy of the event; `None` when the
+        /// endpoint does not deduplicate.
+        dedup_key: Option<String> = "dedupKey",
+        /// How the sender authenticated: `{"type":"none"|"hmac"|"jwt", …claims}`.
+        auth: Option<Value> = "auth",
+        /// When the endpoint accepted it (RFC 3339, UTC, milliseconds).
+        received_at: Option<String> = "receivedAt",
+        /// The incoming request's id.
+        request_id: Option<String> = "requestId",
     }
 }
 

@@ -16,7 +16,27 @@
 //!   job still has that version (otherwise acknowledged as stale), idempotent by job id and
 //!   version, and the job item removed after it ran;
 //! - a **run or stream message** (`{"run": …}` / `{"stream": …}`, [`crate::jobs::runs`]):
-//!   handed to the run engine, whose claims make it exactly-once.
+//!   handed to the run engine, whose claims make it exactly-once;
+//! - a **webhook message** from the incoming queue (`{"endpoint", "event", …, "function"}`,
+//!   [`crate::incoming`]; see "Webhook messages" below).
+//!
+//! # Webhook messages
+//!
+//! The worker also consumes the incoming queue (its own event source mapping, with partial
+//! batch responses; locally the in-process queue). An accepted event whose endpoint names a
+//! `function` becomes the envelope
+//! `{"diy":true,"type":"webhooks","function":<function>,"options":<the message less "function">}`,
+//! so the webhook function (registered with `Module::webhook`, namespace `webhooks`) gets
+//! [`WebhookOptions`](crate::types::WebhookOptions): `endpoint`, `event` (flattened),
+//! `headers` (the forwarded ones), `dedupKey`, `auth`, `receivedAt`, `requestId`. It then
+//! runs like any queued envelope (rate limits, panic and deadline isolation), except for its
+//! idempotency key: with a `dedupKey`, the key is (scope `webhook`) the endpoint and the dedup
+//! key, and the payload is the function, endpoint and event only. So every copy of one event
+//! (a redelivery, the second copy a lost `SendMessage` reply queued, or a sender's retry
+//! accepted again after a crash) runs the function once. Without a `dedupKey` the message id
+//! is the key, as for any message. A webhook message whose endpoint names no function fails
+//! (and reaches the incoming dead-letter queue after its redrive count), so no event is
+//! dropped unseen.
 //!
 //! # Answer
 //!
@@ -85,6 +105,10 @@ use tracing::Instrument;
 
 /// Idempotency scope of SQS deliveries (the key is the message id).
 pub const IDEMPOTENCY_SCOPE: &str = "sqs";
+/// Idempotency scope of webhook events with a dedup key (the key is the endpoint and the key).
+pub const WEBHOOK_IDEMPOTENCY_SCOPE: &str = "webhook";
+/// The namespace (envelope `type`) webhook functions are registered in.
+pub const WEBHOOK_NAMESPACE: &str = "webhooks";
 /// Idempotency scope of deferred jobs (the key is the job id and version).
 pub const JOB_IDEMPOTENCY_SCOPE: &str = "job";
 /// Scope of the job ids of messages deferred by a rate limit (the key is the message id).
@@ -121,6 +145,52 @@ pub fn is_sqs_event(payload: &Value) -> bool {
                     .iter()
                     .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
         })
+}
+
+/// Is `body` a message of the incoming queue (`endpoint` and `event`, not an envelope)?
+pub fn is_webhook_message(body: &Value) -> bool {
+    body.get("endpoint").is_some_and(Value::is_string)
+        && body.get("event").is_some_and(Value::is_object)
+        && body.get("options").is_none()
+}
+
+/// A webhook message as an envelope, plus its idempotency identity (the key and the payload
+/// hashed with it) when it has a dedup key; an error when its endpoint names no function.
+pub fn webhook_envelope(body: Value) -> Result<(Value, Option<(String, Value)>), String> {
+    let Value::Object(mut message) = body else {
+        return Err("a webhook message must be a JSON object".into());
+    };
+    let endpoint = message
+        .get("endpoint")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let function = match message.remove("function") {
+        Some(Value::String(f)) if !f.is_empty() => f,
+        _ => {
+            return Err(format!(
+                "endpoint \"{endpoint}\" names no webhook function (set \"function\" in its configuration)"
+            ));
+        }
+    };
+    let identity = match message.get("dedupKey") {
+        Some(Value::String(k)) => Some((
+            format!("{endpoint}#{k}"),
+            serde_json::json!({
+                "function": function,
+                "endpoint": endpoint,
+                "event": message.get("event").cloned().unwrap_or(Value::Null),
+            }),
+        )),
+        _ => None,
+    };
+    let envelope = serde_json::json!({
+        "diy": true,
+        "type": WEBHOOK_NAMESPACE,
+        "function": function,
+        "options": Value::Object(message),
+    });
+    Ok((envelope, identity))
 }
 
 /// The worker as the Lambda transport's consumer of SQS events.
@@ -473,6 +543,17 @@ async fn run_record(
             }
         };
     }
+    let (body, webhook) = if is_webhook_message(&body) {
+        match webhook_envelope(body) {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook message not run; it will be redelivered, then dead-lettered");
+                return Outcome::Failed;
+            }
+        }
+    } else {
+        (body, None)
+    };
     let scheduler = services.scheduler.clone();
     let job = JobRef::from_body(&body);
     if let Some(job) = &job {
@@ -525,13 +606,17 @@ async fn run_record(
         Some(idem) => {
             // A deferred job is keyed by its id and version (its messages may differ); any
             // other message by its message id.
-            let key = match &job {
-                Some(j) => IdempotencyKey::from_caller(
+            // A webhook event by its endpoint and dedup key (every copy of it runs once).
+            let key = match (&job, &webhook) {
+                (Some(j), _) => IdempotencyKey::from_caller(
                     JOB_IDEMPOTENCY_SCOPE,
                     &format!("{}#{}", j.id, j.version),
                     &body,
                 ),
-                None => IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, &record.id, &body),
+                (None, Some((key, payload))) => {
+                    IdempotencyKey::from_caller(WEBHOOK_IDEMPOTENCY_SCOPE, key, payload)
+                }
+                (None, None) => IdempotencyKey::from_caller(IDEMPOTENCY_SCOPE, &record.id, &body),
             };
             let lock_until = EpochMillis::from_deadline(hard_deadline);
             match idem.run(&key, lock_until, || admit_then_call(body)).await {
@@ -708,6 +793,123 @@ mod tests {
         handle_batch(ext, json!({ "Records": records }), "req", deadline)
             .await
             .map(|r| r.to_json())
+    }
+
+    /// A webhook function counting its runs and keeping what it got.
+    fn webhook_fixture() -> (
+        Extension,
+        Arc<AtomicUsize>,
+        Arc<std::sync::Mutex<Vec<Value>>>,
+    ) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (counter, log) = (runs.clone(), seen.clone());
+        let mut m = Module::new();
+        m.webhook(
+            "orderCreated",
+            move |_inv: Invocation, o: crate::types::WebhookOptions| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut l) = log.lock() {
+                    l.push(
+                        json!({"endpoint": o.endpoint, "event": o.event, "dedupKey": o.dedup_key,
+                    "headers": o.headers}),
+                    );
+                }
+                async { Ok(()) }
+            },
+        );
+        let store = Arc::new(MemoryIdempotency::default());
+        let services = Services::default().with_idempotency(Arc::new(Idempotency::new(store)));
+        let ext = Extension::builder()
+            .diy(m)
+            .services(services)
+            .build()
+            .unwrap();
+        (ext, runs, seen)
+    }
+
+    fn webhook_message(request_id: &str, dedup: Option<&str>, function: Option<&str>) -> String {
+        let mut m = json!({"endpoint": "orders", "receivedAt": "2026-01-02T03:04:05.678Z",
+            "requestId": request_id, "dedupKey": dedup, "auth": {"type": "none"},
+            "headers": {"webhook-id": "msg_1"}, "event": {"order.id": 7}});
+        if let Some(f) = function {
+            m["function"] = json!(f);
+        }
+        m.to_string()
+    }
+
+    #[tokio::test]
+    async fn a_webhook_message_runs_its_function_once_per_dedup_key() {
+        let (ext, runs, seen) = webhook_fixture();
+        let first = webhook_message("r1", Some("abc"), Some("orderCreated"));
+        let ok = r#"{"batchItemFailures":[]}"#;
+        assert_eq!(
+            batch(&ext, vec![record(Some("m1"), &first, None)])
+                .await
+                .unwrap(),
+            ok
+        );
+        assert_eq!(
+            seen.lock().unwrap()[0],
+            json!({"endpoint": "orders", "event": {"order.id": 7}, "dedupKey": "abc",
+                "headers": {"webhook-id": "msg_1"}})
+        );
+        // Redelivery (same id), then another copy of the event (new id, new request).
+        assert_eq!(
+            batch(&ext, vec![record(Some("m1"), &first, None)])
+                .await
+                .unwrap(),
+            ok
+        );
+        let copy = webhook_message("r2", Some("abc"), Some("orderCreated"));
+        assert_eq!(
+            batch(&ext, vec![record(Some("m2"), &copy, None)])
+                .await
+                .unwrap(),
+            ok
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Without a dedup key, each message id runs once.
+        let plain = webhook_message("r3", None, Some("orderCreated"));
+        batch(&ext, vec![record(Some("m3"), &plain, None)])
+            .await
+            .unwrap();
+        batch(&ext, vec![record(Some("m3"), &plain, None)])
+            .await
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_webhook_message_without_a_function_fails_and_is_not_lost() {
+        let (ext, runs, _) = webhook_fixture();
+        let none = webhook_message("r1", Some("k"), None);
+        let unknown = webhook_message("r2", Some("k2"), Some("nope"));
+        let fine = webhook_message("r3", Some("k3"), Some("orderCreated"));
+        let out = batch(
+            &ext,
+            vec![
+                record(Some("a"), &none, None),
+                record(Some("b"), &unknown, None),
+                record(Some("c"), &fine, None),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"batchItemFailures":[{"itemIdentifier":"a"},{"itemIdentifier":"b"}]}"#
+        );
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // A webhook function is not reachable at the top level (integrator.io's calls).
+        let direct = json!({"diy": true, "function": "orderCreated",
+            "options": {"endpoint": "x", "event": {}}})
+        .to_string();
+        assert!(
+            batch(&ext, vec![record(Some("d"), &direct, None)])
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make test`'s check of `make new-function`: copy the repository (its tracked and new files,
+# as git lists them) to a temporary directory, generate one function for every supported
+# extension point there, and check that the copy is still fmt-clean, clippy-clean and that the
+# functions crate's tests pass, including the generated ones. The copy builds into this
+# repository's target/ (CARGO_TARGET_DIR), so only the two local crates are compiled again.
+# The temporary directory is removed whatever the outcome; the whole check is time-bounded.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/new-function-check.XXXXXX")"
+trap 'rm -rf "$TMP"' EXIT
+cd "$ROOT"
+git ls-files -co --exclude-standard -z \
+  | grep -zv -e '^\.venv$' -e '^\.tools$' -e '^target/' \
+  | tar --null -T - -cf - | tar -xf - -C "$TMP"
+cd "$TMP"
+i=0
+for point in preSavePage preMap postMap postSubmit postResponseMap postAggregate ping import webhook; do
+  i=$((i + 1))
+  python3 scripts/new-function.py "$point" "generated${point^}Fn" >/dev/null
+done
+python3 scripts/new-function.py preMap "generatedPreMapFn" >/dev/null 2>&1 \
+  && { echo "new-function: a second function with the same name was accepted" >&2; exit 1; }
+echo "new-function: generated $i functions (one per extension point) in a copy"
+export CARGO_TARGET_DIR="$ROOT/target"
+timeout 1200 cargo fmt --all -- --check
+timeout 1200 cargo clippy -q -p functions --all-targets -- -D warnings
+timeout 1200 cargo test -q -p functions --lib 2>&1 | tail -n 3
+echo "new-function: the copy is fmt- and clippy-clean and its tests pass"
