@@ -277,10 +277,11 @@ async fn answer(
         error_type: "Runtime.InvalidInvocation".into(),
         error_message: format!("invocation headers could not be read: {e}"),
     })?;
-    let payload: Value = serde_json::from_slice(&invocation.body).map_err(|e| Diagnostic {
-        error_type: "Runtime.UnmarshalError".into(),
-        error_message: format!("the payload is not JSON: {e}"),
-    })?;
+    let payload: Value =
+        crate::protocol::json::from_slice(&invocation.body).map_err(|e| Diagnostic {
+            error_type: "Runtime.UnmarshalError".into(),
+            error_message: format!("the payload is not JSON: {e}"),
+        })?;
     let span = lambda_runtime::layers::trace::request_span(&context);
     // The runtime's trace id (`Lambda-Runtime-Trace-Id`) is the invocation's: logged with every
     // call and forwarded on the messages it sends.
