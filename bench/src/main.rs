@@ -1169,6 +1169,7 @@ fn large_e2e_section(
     s: &mut String,
     summary: &mut Vec<(String, String, String, String)>,
     e: &LargeE2E,
+    root: &Path,
 ) {
     let mib =
         |kib: Option<u64>| kib.map_or("n/a".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
@@ -1244,6 +1245,17 @@ fn large_e2e_section(
                 yes(x <= 4.0).into(),
             ));
         }
+    }
+    // The engine candidates: a hand-run table (not this run), kept in docs/json-candidates.md.
+    if let Ok(t) = std::fs::read_to_string(root.join("docs/json-candidates.md")) {
+        let _ = writeln!(
+            s,
+            "### Engine candidates (hand-run, not measured by this run)\n\nThe same page through each \
+             candidate parser and writer, in `bench/json-candidates` (a crate outside the workspace, so \
+             none of them is linked), copied from `docs/json-candidates.md`. On a machine shared with \
+             other builds while it ran: compare within a table, not across.\n\n{}\n",
+            t.trim()
+        );
     }
     if let Some(l) = med(&e.lambda) {
         summary.push((
@@ -1755,7 +1767,7 @@ fn report(
     }
 
     // 4. Memory and size
-    large_e2e_section(&mut s, &mut summary, e2e);
+    large_e2e_section(&mut s, &mut summary, e2e, &a.root);
     let _ = writeln!(s, "## 4. Memory and size\n");
     match (server.rss_ours_kib, server.rss_node_kib) {
         (Some(o), Some(n)) => {
