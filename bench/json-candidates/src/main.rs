@@ -112,8 +112,11 @@ fn main() {
             .map_or("n/a".into(), |k| format!("{:.1}×", k * 1024.0 / len as f64))
     };
     let dup = br#"{"b":1,"a":2,"b":3}"#;
-    let dup_serde = serde_json::to_string(&serde_json::from_slice::<Value>(dup).expect("dup")).expect("s");
-    let dup_sonic = sonic_rs::to_string(&sonic_rs::from_slice::<sonic_rs::Value>(dup).expect("dup")).expect("s");
+    let dup_serde =
+        serde_json::to_string(&serde_json::from_slice::<Value>(dup).expect("dup")).expect("s");
+    let dup_sonic =
+        sonic_rs::to_string(&sonic_rs::from_slice::<sonic_rs::Value>(dup).expect("dup"))
+            .expect("s");
     let dup_simd = {
         let mut b = dup.to_vec();
         simd_json::to_owned_value(&mut b)
@@ -179,11 +182,21 @@ fn main() {
         "keeps the text (a check is needed)".into(),
     ));
     let _ = std::fs::remove_file(&path);
-    println!("page: {len} bytes, {} records\n", v["options"]["data"].as_array().map_or(0, Vec::len));
-    println!("| engine | parse + drop ms | parse MB/s | serialize ms | serialize MB/s | tree RSS / page | `{{\"b\":1,\"a\":2,\"b\":3}}` becomes |");
+    println!(
+        "page: {len} bytes, {} records\n",
+        v["options"]["data"].as_array().map_or(0, Vec::len)
+    );
+    println!(
+        "| engine | parse + drop ms | parse MB/s | serialize ms | serialize MB/s | tree RSS / page | `{{\"b\":1,\"a\":2,\"b\":3}}` becomes |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---|");
     for (name, p, s, r, d) in rows {
-        let (sm, smb) = s.map_or(("n/a".into(), "n/a".into()), |s| (format!("{s:.1}"), format!("{:.0}", mbs(s))));
-        println!("| {name} | {p:.1} | {:.0} | {sm} | {smb} | {r} | `{d}` |", mbs(p));
+        let (sm, smb) = s.map_or(("n/a".into(), "n/a".into()), |s| {
+            (format!("{s:.1}"), format!("{:.0}", mbs(s)))
+        });
+        println!(
+            "| {name} | {p:.1} | {:.0} | {sm} | {smb} | {r} | `{d}` |",
+            mbs(p)
+        );
     }
 }
