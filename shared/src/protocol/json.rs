@@ -1,11 +1,24 @@
-//! Compact JSON output that matches what Node's `JSON.stringify` writes.
+//! JSON in and out, byte for byte as Node's `JSON.parse` / `JSON.stringify` would do it.
 //!
-//! `serde_json` (with `preserve_order`) already keeps object keys in the order they were
-//! received and escapes strings the way `JSON.stringify` does (lowercase `\u00xx` for control
-//! characters, raw non-ASCII, raw U+2028, no `/` escaping). The one difference is numbers that
-//! were parsed as floating point: serde prints `100.0`, `1e21` and `-0.0` where JavaScript prints
-//! `100`, `1e+21` and `0`. [`JsFormatter`] prints floats with ECMAScript's `Number::toString`
-//! rules, so echoed values come back exactly as the Node stack would send them.
+//! [`from_slice`] is the one parse entry point of the transports. `serde_json` (with
+//! `preserve_order`) keeps object keys in arrival order and, for a repeated key, the last value
+//! at the first key's place, as `JSON.parse` does; `float_roundtrip` makes every float the exact
+//! nearest double, as `JSON.parse` reads it. [`to_vec`] writes compact JSON the way
+//! `JSON.stringify` does: serde_json already escapes strings like it (lowercase `\u00xx` for
+//! control characters, raw non-ASCII and U+2028, no `/` escaping); [`JsFormatter`] adds
+//! ECMAScript's `Number::toString` for floats (`100`, `1e+21`, `0` where serde prints `100.0`,
+//! `1e21`, `-0.0`) and writes integers beyond 2^53 as the double JavaScript would hold; and keys
+//! that are array indices (`"0"`, `"42"`) come first, ascending, as in any JavaScript object.
+//!
+//! `shared/tests/json_differential.rs` checks all of this against `node` on generated texts.
+//! Two inputs Node accepts are refused here (a 400 on the server stack): a lone surrogate escape
+//! (`"\ud800"`), which no Rust `String` can hold, and a number beyond f64's range (`1e400`,
+//! Infinity in JavaScript, written back as `null`).
+//!
+//! Engines measured for issue 15 (docs/BENCHMARKS.md, "Engine candidates"): a SIMD parser only
+//! pays off with its own value type (sonic-rs `Value`: ~5× faster parse, but it keeps repeated
+//! keys and the function API is `serde_json::Value`); parsing into `serde_json::Value` costs the
+//! same whichever parser feeds it, because building the maps is the cost.
 
 use serde::Serialize;
 use serde_json::Value;
