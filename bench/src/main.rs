@@ -14,7 +14,7 @@
 //!    before/after the lean choices (`scripts/build-times.sh`'s JSON, measured by `make bench`).
 //!
 //! Usage: `bench-driver --root DIR --bins DIR --criterion DIR [--starts N] [--wrk-secs S]
-//! [--build-times FILE]`.
+//! [--build-times FILE] [--large-only yes]`.
 
 use integration_tests::counting_proxy::CountingProxy;
 use integration_tests::process::{self, Proc};
@@ -55,6 +55,9 @@ struct Args {
     wrk_secs: u64,
     /// `scripts/build-times.sh`'s result for this run (section 6), if it was measured.
     build_times: PathBuf,
+    /// `--large-only yes`: measure only the large page end to end and print its section (a quick
+    /// look while working on the JSON path; `docs/BENCHMARKS.md` is not written).
+    large_only: bool,
 }
 
 fn args() -> Args {
@@ -65,6 +68,7 @@ fn args() -> Args {
         starts: 20,
         wrk_secs: 5,
         build_times: PathBuf::from("target/bench/build-times.json"),
+        large_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -76,6 +80,7 @@ fn args() -> Args {
             "--starts" => a.starts = v.parse().unwrap_or(20).clamp(1, 200),
             "--wrk-secs" => a.wrk_secs = v.parse().unwrap_or(5).clamp(1, 30),
             "--build-times" => a.build_times = v.into(),
+            "--large-only" => a.large_only = v == "yes",
             other => {
                 eprintln!("bench-driver: unknown argument {other:?}");
                 std::process::exit(2);
@@ -1119,6 +1124,17 @@ fn main() {
         .build()
         .expect("runtime");
 
+    if a.large_only {
+        let e2e = large_e2e(&a, &rt);
+        let mut s = String::new();
+        let mut summary = Vec::new();
+        large_e2e_section(&mut s, &mut summary, &e2e, &a.root);
+        println!("{s}");
+        for (what, target, got, met) in summary {
+            println!("| {what} | {target} | {got} | {met} |");
+        }
+        return;
+    }
     eprintln!("== 1. cold init");
     let lambda_dir = work.join("lambda");
     let mut installed: Vec<&str> = vec![HELLO, HELLO_DDB];
