@@ -6,14 +6,15 @@
 //!    double), plus exec → first response, and the first invocation that calls DynamoDB vs a
 //!    bare SDK function making the same calls (`hello-dynamodb`);
 //! 2. server-stack throughput/latency with wrk, ours vs the Node reference stack;
-//! 3. large pages (reads the criterion results of `benches/large_page.rs`);
+//! 3. large pages (reads the criterion results of `benches/large_page.rs`), and a ~5 MB page end
+//!    to end: over HTTP, ours vs Node, and through the Lambda path (time and peak RSS);
 //! 4. peak RSS under that load, binary and zip sizes;
 //! 5. AWS requests per operation counted at the emulator (when `MOTO_ENDPOINT` is set);
 //! 6. the dependency graph's TLS/HTTP stacks (`cargo tree`), and the cold `make test` compile
 //!    before/after the lean choices (`scripts/build-times.sh`'s JSON, measured by `make bench`).
 //!
 //! Usage: `bench-driver --root DIR --bins DIR --criterion DIR [--starts N] [--wrk-secs S]
-//! [--build-times FILE]`.
+//! [--build-times FILE] [--large-only yes]`.
 
 use integration_tests::counting_proxy::CountingProxy;
 use integration_tests::process::{self, Proc};
@@ -54,6 +55,9 @@ struct Args {
     wrk_secs: u64,
     /// `scripts/build-times.sh`'s result for this run (section 6), if it was measured.
     build_times: PathBuf,
+    /// `--large-only yes`: measure only the large page end to end and print its section (a quick
+    /// look while working on the JSON path; `docs/BENCHMARKS.md` is not written).
+    large_only: bool,
 }
 
 fn args() -> Args {
@@ -64,6 +68,7 @@ fn args() -> Args {
         starts: 20,
         wrk_secs: 5,
         build_times: PathBuf::from("target/bench/build-times.json"),
+        large_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -75,6 +80,7 @@ fn args() -> Args {
             "--starts" => a.starts = v.parse().unwrap_or(20).clamp(1, 200),
             "--wrk-secs" => a.wrk_secs = v.parse().unwrap_or(5).clamp(1, 30),
             "--build-times" => a.build_times = v.into(),
+            "--large-only" => a.large_only = v == "yes",
             other => {
                 eprintln!("bench-driver: unknown argument {other:?}");
                 std::process::exit(2);
@@ -533,6 +539,147 @@ fn large_page(a: &Args) -> Option<LargePage> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 3b. Large page end to end: over HTTP (ours vs Node) and through the Lambda path
+// ---------------------------------------------------------------------------------------------
+
+/// Timed requests per server for the large page (after one warm-up request).
+const LARGE_RUNS: usize = 10;
+
+struct LargeRun {
+    /// Per-request wall time, ms.
+    ms: Vec<f64>,
+    /// Peak RSS (`VmHWM`) of the serving process after the runs, KiB.
+    peak_kib: Option<u64>,
+    /// RSS at start, KiB.
+    start_kib: Option<u64>,
+}
+
+struct LargeE2E {
+    bytes: usize,
+    records: usize,
+    ours_http: Option<LargeRun>,
+    node_http: Option<LargeRun>,
+    lambda: Option<LargeRun>,
+    /// Ours and Node answered the page with the same bytes.
+    identical: bool,
+}
+
+/// POST the page `LARGE_RUNS + 1` times, one at a time, to a freshly started server; the
+/// first answer and the timings of the others.
+fn large_http(addr: &str, body: &[u8], pid: u32) -> (Option<Vec<u8>>, Option<LargeRun>) {
+    let start_kib = vm_hwm_kib(pid);
+    let auth = format!("Bearer {TOKEN}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", auth.as_str()),
+    ];
+    let mut first = None;
+    let mut ms = Vec::new();
+    for i in 0..=LARGE_RUNS {
+        let t0 = Instant::now();
+        let r = integration_tests::http_client::send(addr, "POST", "/function", &headers, body);
+        let took = t0.elapsed();
+        match r {
+            Ok(r) if r.status == 200 => {
+                if i == 0 {
+                    first = Some(r.body);
+                } else {
+                    ms.push(took.as_secs_f64() * 1000.0);
+                }
+            }
+            other => {
+                eprintln!(
+                    "large page over HTTP failed: {:?}",
+                    other.map(|r| (r.status, r.text().chars().take(200).collect::<String>()))
+                );
+                return (first, None);
+            }
+        }
+    }
+    let peak_kib = vm_hwm_kib(pid);
+    (
+        first,
+        Some(LargeRun {
+            ms,
+            peak_kib,
+            start_kib,
+        }),
+    )
+}
+
+/// The page through integrator.io's Lambda path: a direct Invoke of `conformance-lambda` at the
+/// Runtime API double, the envelope in the client context and the options as the payload.
+async fn large_lambda(bin: &Path, options: Vec<u8>) -> Option<LargeRun> {
+    let api = RuntimeApi::start().await.ok()?;
+    let p = process::lambda(&bin.to_path_buf(), &api.address(), &[]);
+    let cc = r#"{"diy":true,"type":"hook","function":"preSavePage"}"#;
+    let start_kib = vm_hwm_kib(p.id());
+    let mut ms = Vec::new();
+    for i in 0..=LARGE_RUNS {
+        let payload = options.clone();
+        let t0 = Instant::now();
+        let out = api.invoke(payload, Some(cc), Duration::from_secs(60)).await;
+        let took = t0.elapsed();
+        match out {
+            Some(Outcome::Response(_)) => {
+                if i > 0 {
+                    ms.push(took.as_secs_f64() * 1000.0);
+                }
+            }
+            other => {
+                eprintln!(
+                    "large page through the Lambda path failed: {:?}",
+                    other.map(|o| o.text().chars().take(200).collect::<String>())
+                );
+                return None;
+            }
+        }
+    }
+    Some(LargeRun {
+        ms,
+        peak_kib: vm_hwm_kib(p.id()),
+        start_kib,
+    })
+}
+
+fn large_e2e(a: &Args, rt: &tokio::runtime::Runtime) -> LargeE2E {
+    let (body, records) = bench::envelope_of_size(5 * 1024 * 1024);
+    let (ours, ours_addr): (Proc, String) = process::server(
+        &a.bins.join("conformance-server"),
+        &["--mode", "diy", "--port", "0"],
+        &[("RUST_LOG", "warn")],
+    );
+    let (ours_first, ours_http) = large_http(&ours_addr, &body, ours.id());
+    drop(ours);
+    let node_dir = a.root.join("bench/node");
+    let (node, node_addr): (Proc, String) = process::server(
+        &PathBuf::from("node"),
+        &[node_dir.join("server.js").to_string_lossy().as_ref()],
+        &[("PORT", "0"), ("SYSTEM_TOKEN", TOKEN)],
+    );
+    let (node_first, node_http) = large_http(&node_addr, &body, node.id());
+    drop(node);
+    let identical = ours_first.is_some() && ours_first == node_first;
+    if !identical {
+        eprintln!("large page: ours and Node answered differently");
+    }
+    let options = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|mut v| v.get_mut("options").map(Value::take))
+        .and_then(|o| serde_json::to_vec(&o).ok())
+        .unwrap_or_default();
+    let lambda = rt.block_on(large_lambda(&a.bins.join("conformance-lambda"), options));
+    LargeE2E {
+        bytes: body.len(),
+        records,
+        ours_http,
+        node_http,
+        lambda,
+        identical,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // 4. Sizes
 // ---------------------------------------------------------------------------------------------
 
@@ -977,6 +1124,17 @@ fn main() {
         .build()
         .expect("runtime");
 
+    if a.large_only {
+        let e2e = large_e2e(&a, &rt);
+        let mut s = String::new();
+        let mut summary = Vec::new();
+        large_e2e_section(&mut s, &mut summary, &e2e, &a.root);
+        println!("{s}");
+        for (what, target, got, met) in summary {
+            println!("| {what} | {target} | {got} | {met} |");
+        }
+        return;
+    }
     eprintln!("== 1. cold init");
     let lambda_dir = work.join("lambda");
     let mut installed: Vec<&str> = vec![HELLO, HELLO_DDB];
@@ -988,8 +1146,9 @@ fn main() {
     let cold = rt.block_on(cold_init(&a, &lambda_dir));
     eprintln!("== 2. server stack (wrk)");
     let server = server_stack(&a, &work);
-    eprintln!("== 3. large pages (criterion results)");
+    eprintln!("== 3. large pages (criterion results; end to end over HTTP and Lambda)");
     let large = large_page(&a);
+    let e2e = large_e2e(&a, &rt);
     eprintln!("== 4. sizes");
     let sizes = sizes(&a, &work);
     eprintln!("== 5. AWS round trips");
@@ -1009,6 +1168,7 @@ fn main() {
         &cold,
         &server,
         large.as_ref(),
+        &e2e,
         &sizes,
         &aws,
         &lean,
@@ -1018,6 +1178,109 @@ fn main() {
     );
     std::fs::write(docs.join("BENCHMARKS.md"), md).expect("write docs/BENCHMARKS.md");
     eprintln!("wrote {}", docs.join("BENCHMARKS.md").display());
+}
+
+/// Section 3b: the large page end to end (HTTP ours vs Node, Lambda path), with its summary rows.
+fn large_e2e_section(
+    s: &mut String,
+    summary: &mut Vec<(String, String, String, String)>,
+    e: &LargeE2E,
+    root: &Path,
+) {
+    let mib =
+        |kib: Option<u64>| kib.map_or("n/a".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+    let page_mib = e.bytes as f64 / (1024.0 * 1024.0);
+    let _ = writeln!(
+        s,
+        "### Large page end to end\n\nThe same {:.2} MB preSavePage page ({} records, `bench::envelope_of_size`) sent whole, \
+         one request at a time, {LARGE_RUNS} timed requests after one warm-up, each server freshly started (so its peak \
+         RSS is this page's): over HTTP `POST /function` (a new connection per request, `tests/src/http_client.rs`) to \
+         `conformance-server --mode diy` and to the Node reference stack; and through integrator.io's Lambda path, a \
+         direct Invoke of `conformance-lambda` at the Runtime API double (envelope in the client context, options as \
+         the payload; the time includes the Runtime API's HTTP transfer in and out). Both servers answer with the same \
+         bytes: {}. Targets: HTTP ≥ 5× faster than Node; peak RSS ≤ 4× the page ({:.1} MiB).\n\n\
+         | path | median ms | min ms | max ms | MB/s | peak RSS MiB | RSS at start MiB | peak RSS / page |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|",
+        e.bytes as f64 / 1e6,
+        e.records,
+        yes(e.identical),
+        4.0 * page_mib
+    );
+    let rows = [
+        ("ours, HTTP", &e.ours_http),
+        ("Node, HTTP", &e.node_http),
+        ("ours, Lambda path", &e.lambda),
+    ];
+    for (label, run) in rows {
+        match run {
+            Some(r) if !r.ms.is_empty() => {
+                let m = bench::median(&r.ms);
+                let min = r.ms.iter().copied().fold(f64::MAX, f64::min);
+                let max = r.ms.iter().copied().fold(0.0, f64::max);
+                let per_page = r.peak_kib.map_or("n/a".to_owned(), |k| {
+                    format!("{:.1}×", k as f64 / 1024.0 / page_mib)
+                });
+                let _ = writeln!(
+                    s,
+                    "| {label} | {m:.1} | {min:.1} | {max:.1} | {:.0} | {} | {} | {per_page} |",
+                    e.bytes as f64 / 1e6 / (m / 1000.0),
+                    mib(r.peak_kib),
+                    mib(r.start_kib)
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "| {label} | failed | | | | | | |");
+            }
+        }
+    }
+    let med = |r: &Option<LargeRun>| {
+        r.as_ref()
+            .filter(|r| !r.ms.is_empty())
+            .map(|r| bench::median(&r.ms))
+    };
+    if let (Some(o), Some(n)) = (med(&e.ours_http), med(&e.node_http)) {
+        let ratio = n / o.max(1e-9);
+        let _ = writeln!(s, "\nNode / ours over HTTP: **{ratio:.2}×**.\n");
+        summary.push((
+            "Large page end to end over HTTP".into(),
+            "≥ 5× faster than Node".into(),
+            format!("{ratio:.2}× ({o:.1} ms vs {n:.1} ms)"),
+            yes(ratio >= 5.0).into(),
+        ));
+    }
+    for (label, run) in [("server", &e.ours_http), ("Lambda path", &e.lambda)] {
+        if let Some(k) = run.as_ref().and_then(|r| r.peak_kib) {
+            let x = k as f64 / 1024.0 / page_mib;
+            summary.push((
+                format!("Large page peak RSS, {label}"),
+                "≤ 4× the page".into(),
+                format!(
+                    "{x:.1}× ({:.1} MiB for a {page_mib:.2} MiB page)",
+                    k as f64 / 1024.0
+                ),
+                yes(x <= 4.0).into(),
+            ));
+        }
+    }
+    // The engine candidates: a hand-run table (not this run), kept in docs/json-candidates.md.
+    if let Ok(t) = std::fs::read_to_string(root.join("docs/json-candidates.md")) {
+        let _ = writeln!(
+            s,
+            "### Engine candidates (hand-run, not measured by this run)\n\nThe same page through each \
+             candidate parser and writer, in `bench/json-candidates` (a crate outside the workspace, so \
+             none of them is linked), copied from `docs/json-candidates.md`. On a machine shared with \
+             other builds while it ran: compare within a table, not across.\n\n{}\n",
+            t.trim()
+        );
+    }
+    if let Some(l) = med(&e.lambda) {
+        summary.push((
+            "Large page through the Lambda path".into(),
+            "≥ 3× faster than before issue 15".into(),
+            format!("{l:.1} ms (the before figure is not measured by this run: see the Large page section)"),
+            "reported".into(),
+        ));
+    }
 }
 
 /// Section 6, second half: the cold `make test` compile before and after the lean choices,
@@ -1142,6 +1405,7 @@ fn report(
     cold: &ColdInit,
     server: &ServerStack,
     large: Option<&LargePage>,
+    e2e: &LargeE2E,
     sizes: &[(String, u64, u64)],
     aws: &Result<Vec<(String, String)>, String>,
     lean: &[(String, String)],
@@ -1519,6 +1783,7 @@ fn report(
     }
 
     // 4. Memory and size
+    large_e2e_section(&mut s, &mut summary, e2e, &a.root);
     let _ = writeln!(s, "## 4. Memory and size\n");
     match (server.rss_ours_kib, server.rss_node_kib) {
         (Some(o), Some(n)) => {

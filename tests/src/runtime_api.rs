@@ -134,6 +134,9 @@ impl RuntimeApi {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // Lambda's own limit on a synchronous response is 6 MB; axum's default body limit
+            // (2 MB) would refuse a large page's answer.
+            .layer(axum::extract::DefaultBodyLimit::max(8 * 1024 * 1024))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;

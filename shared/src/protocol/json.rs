@@ -1,43 +1,241 @@
-//! Compact JSON output that matches what Node's `JSON.stringify` writes.
+//! JSON in and out, byte for byte as Node's `JSON.parse` / `JSON.stringify` would do it.
 //!
-//! `serde_json` (with `preserve_order`) already keeps object keys in the order they were
-//! received and escapes strings the way `JSON.stringify` does (lowercase `\u00xx` for control
-//! characters, raw non-ASCII, raw U+2028, no `/` escaping). The one difference is numbers that
-//! were parsed as floating point: serde prints `100.0`, `1e21` and `-0.0` where JavaScript prints
-//! `100`, `1e+21` and `0`. [`JsFormatter`] prints floats with ECMAScript's `Number::toString`
-//! rules, so echoed values come back exactly as the Node stack would send them.
+//! [`from_slice`] is the one parse entry point of the transports. `serde_json` (with
+//! `preserve_order`) keeps object keys in arrival order and, for a repeated key, the last value
+//! at the first key's place, as `JSON.parse` does; `float_roundtrip` makes every float the exact
+//! nearest double, as `JSON.parse` reads it. [`to_vec`] writes compact JSON the way
+//! `JSON.stringify` does: serde_json already escapes strings like it (lowercase `\u00xx` for
+//! control characters, raw non-ASCII and U+2028, no `/` escaping); [`JsFormatter`] adds
+//! ECMAScript's `Number::toString` for floats (`100`, `1e+21`, `0` where serde prints `100.0`,
+//! `1e21`, `-0.0`) and writes integers beyond 2^53 as the double JavaScript would hold; and keys
+//! that are array indices (`"0"`, `"42"`) come first, ascending, as in any JavaScript object.
+//!
+//! `shared/tests/json_differential.rs` checks all of this against `node` on generated texts.
+//! Two inputs Node accepts are refused here (a 400 on the server stack): a lone surrogate escape
+//! (`"\ud800"`), which no Rust `String` can hold, and a number beyond f64's range (`1e400`,
+//! Infinity in JavaScript, written back as `null`).
+//!
+//! Engines measured for issue 15 (docs/BENCHMARKS.md, "Engine candidates"): a SIMD parser only
+//! pays off with its own value type (sonic-rs `Value`: ~5× faster parse, but it keeps repeated
+//! keys and the function API is `serde_json::Value`); parsing into `serde_json::Value` costs the
+//! same whichever parser feeds it, because building the maps is the cost.
 
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::ser::Formatter;
 use std::io;
 
-/// A `serde_json` formatter that writes floats like JavaScript.
+/// A `serde_json` formatter that writes numbers like JavaScript: floats with ECMAScript's
+/// `Number::toString`, and integers beyond 2^53 as the nearest double (what `JSON.parse` makes
+/// of them).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct JsFormatter;
 
+/// 2^53: integers up to it are exact doubles.
+const MAX_EXACT: u64 = 1 << 53;
+
+fn write_js_f64<W: ?Sized + io::Write>(writer: &mut W, value: f64) -> io::Result<()> {
+    // The common case (no exponent) straight from ryu's stack buffer, without allocating.
+    let mut ryu_buf = ryu::Buffer::new();
+    if let Some(s) = plain_decimal(value, &mut ryu_buf) {
+        return writer.write_all(s.as_bytes());
+    }
+    let mut buf = String::with_capacity(24);
+    js_number(value, &mut buf);
+    writer.write_all(buf.as_bytes())
+}
+
 impl Formatter for JsFormatter {
     fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
-        // The common case (no exponent) straight from ryu's stack buffer, without allocating.
-        let mut ryu_buf = ryu::Buffer::new();
-        if let Some(s) = plain_decimal(value, &mut ryu_buf) {
-            return writer.write_all(s.as_bytes());
-        }
-        let mut buf = String::with_capacity(24);
-        js_number(value, &mut buf);
-        writer.write_all(buf.as_bytes())
+        write_js_f64(writer, value)
     }
 
     fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
-        self.write_f64(writer, f64::from(value))
+        write_js_f64(writer, f64::from(value))
+    }
+
+    fn write_u64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: u64) -> io::Result<()> {
+        if value <= MAX_EXACT {
+            writer.write_all(itoa::Buffer::new().format(value).as_bytes())
+        } else {
+            write_js_f64(writer, value as f64)
+        }
+    }
+
+    fn write_i64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: i64) -> io::Result<()> {
+        if value.unsigned_abs() <= MAX_EXACT {
+            writer.write_all(itoa::Buffer::new().format(value).as_bytes())
+        } else {
+            write_js_f64(writer, value as f64)
+        }
+    }
+
+    fn write_u128<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: u128) -> io::Result<()> {
+        match u64::try_from(value) {
+            Ok(v) => self.write_u64(writer, v),
+            Err(_) => write_js_f64(writer, value as f64),
+        }
+    }
+
+    fn write_i128<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: i128) -> io::Result<()> {
+        match i64::try_from(value) {
+            Ok(v) => self.write_i64(writer, v),
+            Err(_) => write_js_f64(writer, value as f64),
+        }
     }
 }
 
-/// Serialize `value` as compact JSON text with JavaScript number formatting.
+/// Is `key` an array index (the canonical decimal form of an integer below 2^32 − 1)? A
+/// JavaScript object lists such keys first, in ascending numeric order, before its other keys
+/// in insertion order, so `JSON.stringify` writes them that way.
+pub fn is_array_index(key: &str) -> bool {
+    let b = key.as_bytes();
+    if b.is_empty() || b.len() > 10 || !b.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if b.len() > 1 && b[0] == b'0' {
+        return false;
+    }
+    key.parse::<u64>().is_ok_and(|n| n < u64::from(u32::MAX))
+}
+
+/// Where [`Noting`] is: outside a key, or inside one whose text so far is empty, one fragment
+/// that is an array index, or anything else.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyState {
+    Outside,
+    Empty,
+    Index,
+    Other,
+}
+
+/// [`JsFormatter`] that also notes whether any object key it wrote is an array index.
+struct Noting<'a> {
+    seen: &'a std::cell::Cell<bool>,
+    key: KeyState,
+}
+
+impl Formatter for Noting<'_> {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f64) -> io::Result<()> {
+        write_js_f64(w, v)
+    }
+    fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f32) -> io::Result<()> {
+        write_js_f64(w, f64::from(v))
+    }
+    fn write_u64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u64) -> io::Result<()> {
+        JsFormatter.write_u64(w, v)
+    }
+    fn write_i64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i64) -> io::Result<()> {
+        JsFormatter.write_i64(w, v)
+    }
+    fn write_u128<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u128) -> io::Result<()> {
+        JsFormatter.write_u128(w, v)
+    }
+    fn write_i128<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i128) -> io::Result<()> {
+        JsFormatter.write_i128(w, v)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        self.key = KeyState::Empty;
+        if first { Ok(()) } else { w.write_all(b",") }
+    }
+    fn end_object_key<W: ?Sized + io::Write>(&mut self, _w: &mut W) -> io::Result<()> {
+        if self.key == KeyState::Index {
+            self.seen.set(true);
+        }
+        self.key = KeyState::Outside;
+        Ok(())
+    }
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        self.key = match self.key {
+            KeyState::Outside => KeyState::Outside,
+            KeyState::Empty if is_array_index(fragment) => KeyState::Index,
+            _ => KeyState::Other,
+        };
+        w.write_all(fragment.as_bytes())
+    }
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> io::Result<()> {
+        if self.key != KeyState::Outside {
+            self.key = KeyState::Other;
+        }
+        serde_json::ser::CompactFormatter.write_char_escape(w, escape)
+    }
+}
+
+/// A value written in JavaScript's key order: array-index keys first, ascending.
+struct JsOrder<'a>(&'a Value);
+
+impl Serialize for JsOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(&JsOrder(i))?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => {
+                let mut index: Vec<(u64, &String, &Value)> = map
+                    .iter()
+                    .filter(|(k, _)| is_array_index(k))
+                    .map(|(k, v)| (k.parse::<u64>().unwrap_or(0), k, v))
+                    .collect();
+                index.sort_by_key(|(n, _, _)| *n);
+                let mut m = s.serialize_map(Some(map.len()))?;
+                for (_, k, v) in &index {
+                    m.serialize_entry(k, &JsOrder(v))?;
+                }
+                for (k, v) in map.iter().filter(|(k, _)| !is_array_index(k)) {
+                    m.serialize_entry(k, &JsOrder(v))?;
+                }
+                m.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// Serialize `value` as compact JSON text, byte for byte what `JSON.stringify` writes for the
+/// same data: JavaScript number formatting, and object keys in JavaScript's order (keys that are
+/// array indices first, ascending; the rare text with such keys is rewritten in that order).
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
     let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, JsFormatter);
-    value.serialize(&mut ser)?;
+    let seen = std::cell::Cell::new(false);
+    let fmt = Noting {
+        seen: &seen,
+        key: KeyState::Outside,
+    };
+    value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, fmt))?;
+    if seen.get() {
+        // Our own output: it parses, with every key in the order it was written.
+        let v: Value = serde_json::from_slice(&out)?;
+        out.clear();
+        JsOrder(&v).serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out,
+            JsFormatter,
+        ))?;
+    }
     Ok(out)
+}
+
+/// Parse a JSON text the way `JSON.parse` reads it: object keys keep their first position and a
+/// repeated key keeps its last value. The one parse entry point of the transports (request
+/// bodies, Lambda payloads), so the engine behind it can change in one place.
+pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    serde_json::from_slice(bytes)
 }
 
 /// Like [`to_vec`], as a `String`.
@@ -142,7 +340,7 @@ pub fn utf16_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     fn js(v: f64) -> String {
         let mut s = String::new();

@@ -262,7 +262,7 @@ fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
             ));
         }
     }
-    serde_json::from_slice(body).map_err(|e| {
+    crate::protocol::json::from_slice(body).map_err(|e| {
         reject(
             StatusCode::BAD_REQUEST,
             "invalid_json",

@@ -1,0 +1,295 @@
+//! Differential test of the JSON engine against Node: generated JSON texts go through our parse
+//! and writer (`protocol::json::from_slice` + `protocol::json::to_vec`, what every transport
+//! uses) and through Node's `JSON.stringify(JSON.parse(text))`; the outputs must be the same
+//! bytes.
+//!
+//! The texts stress what differs between JSON engines: key order, repeated keys (`JSON.parse`
+//! keeps the last value at the first key's position), number spellings (`1.0`, `1E5`, `-0`,
+//! integers past 2^53 and past u64, tiny and huge exponents), escapes (`\/`, `\u00e9`, control
+//! characters, U+2028, surrogate pairs), whitespace, deep nesting.
+//!
+//! Two inputs Node accepts cannot be held by a Rust `String` or an `f64` parse that refuses
+//! them, and are answered with a parse error (a 400 on the server stack) instead: a lone
+//! surrogate escape (`"\ud800"`) and a number beyond f64's range (`1e400`, which Node reads as
+//! Infinity and writes as `null`). The test checks that these are the only disagreements.
+//!
+//! Runs `node` as a subprocess; skipped, with the reason printed, only when `node` is absent.
+
+use integrator_lambda::protocol::json;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// Deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+/// Which of the two known disagreements a text contains.
+#[derive(Default, Clone, Copy)]
+struct Unrepresentable {
+    lone_surrogate: bool,
+    out_of_range: bool,
+}
+
+const NUMBERS: &[&str] = &[
+    "0",
+    "-0",
+    "0.0",
+    "-0.0",
+    "1",
+    "1.0",
+    "1.50",
+    "100",
+    "1E2",
+    "1e+2",
+    "1e-2",
+    "0.1",
+    "0.000001",
+    "0.0000001",
+    "1e-7",
+    "1.5e-7",
+    "123456789",
+    "9007199254740991",
+    "9007199254740993",
+    "18446744073709551615",
+    "18446744073709551616",
+    "-9223372036854775808",
+    "-9223372036854775809",
+    "123456789012345678901234567890",
+    "1e16",
+    "1e20",
+    "1e21",
+    "1.5e21",
+    "123456789012345680000",
+    "1e308",
+    "1.7976931348623157e308",
+    "5e-324",
+    "1e-400",
+    "2.5e-5",
+    "0.30000000000000004",
+    "3.141592653589793238462643383279",
+    "-273.15",
+    "6.02214076e23",
+];
+
+const OUT_OF_RANGE: &[&str] = &["1e400", "-1e400", "1.8e308"];
+
+const STRINGS: &[&str] = &[
+    "",
+    "plain",
+    "Zürich",
+    "中文",
+    "emoji 😀",
+    r"esc \/ slash",
+    r#"quote \" backslash \\"#,
+    r"\b\f\n\r\t",
+    r"\u0000\u0001\u001f",
+    r"\u007f\u0080\u00e9",
+    r"\u00E9",
+    "raw \u{7f} del",
+    r"\u2028\u2029",
+    "raw \u{2028} line sep",
+    r"\ud83d\ude00",
+    r"\uD83D\uDE00",
+    r"\uffff\ufeff",
+    "<script>&amp;</script>",
+];
+
+const LONE_SURROGATES: &[&str] = &[r"\ud800", r"a\udc00b", r"\udbff\u0041", r"\ude00\ud83d"];
+
+const KEYS: &[&str] = &[
+    "id",
+    "name",
+    "a",
+    "b",
+    "z",
+    "",
+    "1",
+    "10",
+    "2",
+    "01",
+    "-1",
+    "4294967294",
+    "4294967295",
+    "é",
+    r"\u0061",
+    r"\u0031",
+    "__proto__",
+    "data",
+];
+
+fn value(r: &mut Rng, depth: u32, u: &mut Unrepresentable, out: &mut String) {
+    let ws = |r: &mut Rng, out: &mut String| {
+        if r.below(8) == 0 {
+            out.push_str(r.pick(&[" ", "\n", "\t", "\r\n  "]));
+        }
+    };
+    ws(r, out);
+    let kind = if depth >= 5 { r.below(4) } else { r.below(7) };
+    match kind {
+        0 => {
+            if r.below(40) == 0 {
+                u.out_of_range = true;
+                out.push_str(r.pick(OUT_OF_RANGE));
+            } else {
+                out.push_str(r.pick(NUMBERS));
+            }
+        }
+        1 => {
+            out.push('"');
+            if r.below(40) == 0 {
+                u.lone_surrogate = true;
+                out.push_str(r.pick(LONE_SURROGATES));
+            } else {
+                out.push_str(r.pick(STRINGS));
+            }
+            out.push('"');
+        }
+        2 => out.push_str(r.pick(&["true", "false", "null"])),
+        3 => {
+            // A random double, printed with Rust's shortest round trip (may use e-notation).
+            let bits = r.next();
+            let f = f64::from_bits(bits);
+            if f.is_finite() {
+                out.push_str(&format!("{f:e}"));
+            } else {
+                out.push_str(&format!("{}", (bits % 1_000_000) as f64 / 8.0));
+            }
+        }
+        4 | 5 => {
+            out.push('{');
+            let n = r.below(6);
+            for i in 0..n {
+                if i > 0 {
+                    out.push(',');
+                }
+                ws(r, out);
+                // Repeated keys are likely: KEYS is short.
+                out.push('"');
+                out.push_str(r.pick(KEYS));
+                out.push('"');
+                ws(r, out);
+                out.push(':');
+                value(r, depth + 1, u, out);
+            }
+            ws(r, out);
+            out.push('}');
+        }
+        _ => {
+            out.push('[');
+            let n = r.below(5);
+            for i in 0..n {
+                if i > 0 {
+                    out.push(',');
+                }
+                value(r, depth + 1, u, out);
+            }
+            out.push(']');
+        }
+    }
+    ws(r, out);
+}
+
+/// `JSON.stringify(JSON.parse(text))` for each text (`None` where Node's parse throws). The
+/// texts go to Node as one JSON array of strings and come back the same way, so any character
+/// may appear in them.
+fn node_stringify(texts: &[String]) -> Option<Vec<Option<String>>> {
+    let script = r#"
+const texts = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+const out = texts.map(t => { try { return JSON.stringify(JSON.parse(t)); } catch (e) { return null; } });
+process.stdout.write(JSON.stringify(out));
+"#;
+    let mut child = match Command::new("node")
+        .arg("-e")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            println!("SKIPPED: node is not available ({e}); the differential test needs it");
+            return None;
+        }
+    };
+    let input = serde_json::to_vec(texts).expect("texts as JSON");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("node output");
+    writer.join().expect("writer").expect("write to node");
+    assert!(out.status.success(), "node failed: {:?}", out.status);
+    Some(serde_json::from_slice(&out.stdout).expect("node's answer is a JSON array"))
+}
+
+fn ours(line: &str) -> Option<String> {
+    let v = json::from_slice(line.as_bytes()).ok()?;
+    Some(String::from_utf8(json::to_vec(&v).expect("serialize")).expect("UTF-8"))
+}
+
+#[test]
+fn output_is_byte_identical_to_node_json_stringify() {
+    let mut r = Rng(0x5EED_1234_ABCD_0001);
+    let mut lines = Vec::new();
+    let mut flags = Vec::new();
+    // Hand-picked cases first: the documented duplicate-key rule and number spellings.
+    for fixed in [
+        r#"{"b":1,"a":2,"b":3}"#,
+        r#"{"a":{"x":1},"a":{"y":2}}"#,
+        r#"{"k":1,"k":2,"k":3,"j":0}"#,
+        r#"[1.0,-0,1E5,1e21,1e-7,0.1e1,123456789012345678901234567890]"#,
+        r#"{"s":"\/\u00e9\u2028\ud83d\ude00\u001f"}"#,
+    ] {
+        lines.push(fixed.to_owned());
+        flags.push(Unrepresentable::default());
+    }
+    while lines.len() < 3000 {
+        let mut u = Unrepresentable::default();
+        let mut text = String::new();
+        // Transports parse objects and arrays; the engine itself takes any value.
+        value(&mut r, 0, &mut u, &mut text);
+        lines.push(text);
+        flags.push(u);
+    }
+    let Some(node) = node_stringify(&lines) else {
+        return;
+    };
+    assert_eq!(node.len(), lines.len(), "one answer per line from node");
+    let (mut same, mut refused) = (0, 0);
+    for ((line, want), u) in lines.iter().zip(&node).zip(&flags) {
+        match ours(line) {
+            Some(got) => {
+                assert_eq!(
+                    Some(&got),
+                    want.as_ref(),
+                    "differs from JSON.stringify for input {line}"
+                );
+                same += 1;
+            }
+            None => {
+                assert!(
+                    u.lone_surrogate || u.out_of_range || want.is_none(),
+                    "we refused {line}, which Node reads as {want:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    println!(
+        "{same} texts byte-identical to Node; {refused} refused (lone surrogates, numbers past f64, or invalid for both)"
+    );
+    assert!(same > 2500, "too few comparable cases: {same}");
+}
