@@ -9,6 +9,7 @@
 //! unused. `UPDATE_FIXTURES=1` rewrites `expected` with the actual answers (review the diff).
 
 use async_trait::async_trait;
+use integrator_lambda::app::call_envelope;
 use integrator_lambda::dispatch::{CallRequest, Extension, Reply, Stack};
 use integrator_lambda::outgoing::replay::{Exchange, ReplayTransport, placeholder};
 use integrator_lambda::outgoing::{HttpClient, HttpConfig};
@@ -106,9 +107,7 @@ async fn run(function: &str, case: &Value) -> Result<Value, String> {
     let options = case.get("options").cloned().unwrap_or(Value::Null);
     let answer = ext
         .call(CallRequest {
-            envelope: Envelope::from_body(
-                json!({"diy": true, "function": function, "options": options}),
-            ),
+            envelope: Envelope::from_body(call_envelope(&functions::all(), function, options)?),
             stack: Stack::Http,
             request_id: "fixture".into(),
             trace_id: None,

@@ -14,7 +14,7 @@ pub mod settings;
 mod wiring;
 
 pub use fixture::record_fixture;
-pub use run_once::{options_of, run_once};
+pub use run_once::{call_envelope, options_of, run_once};
 
 use crate::dispatch::{Extension, Module};
 use crate::incoming::IncomingConfig;

@@ -48,6 +48,22 @@ pub fn options_of(payload: Value) -> Value {
 
 /// Run `function` of `module` once with `options` (see the module docs). Exit code: success
 /// for a 200 answer, failure for a 422 or a start-up problem.
+/// The `diy` envelope that calls `function` of `module` (by its plain name, or the name it has
+/// under its namespace, e.g. a webhook function's) with `options`: what `make run` and the
+/// fixture runner send through the dispatcher.
+pub fn call_envelope(module: &Module, function: &str, options: Value) -> Result<Value, String> {
+    Ok(envelope_of(type_for(module, function)?, function, options))
+}
+
+fn envelope_of(type_name: Option<String>, function: &str, options: Value) -> Value {
+    let mut envelope = serde_json::json!({"diy": true, "function": function});
+    if let (Some(t), Value::Object(m)) = (type_name, &mut envelope) {
+        m.insert("type".into(), Value::String(t));
+    }
+    envelope["options"] = options;
+    envelope
+}
+
 pub fn run_once(module: Module, function: &str, options: Value) -> ExitCode {
     init_logging();
     let settings = match Settings::from_env() {
@@ -81,11 +97,7 @@ pub fn run_once(module: Module, function: &str, options: Value) -> ExitCode {
         };
         let wired = wiring::wire(&settings, None).await;
         let ext = ext.with_services(wired.services);
-        let mut envelope = serde_json::json!({"diy": true, "function": function});
-        if let (Some(t), Value::Object(m)) = (type_name, &mut envelope) {
-            m.insert("type".into(), Value::String(t));
-        }
-        envelope["options"] = options;
+        let envelope = envelope_of(type_name, function, options);
         let started = Instant::now();
         let answer = ext
             .call(CallRequest {
