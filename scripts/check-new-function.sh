@@ -15,7 +15,7 @@ git ls-files -co --exclude-standard -z \
   | tar --null -T - -cf - | tar -xf - -C "$TMP"
 cd "$TMP"
 i=0
-for point in preSavePage preMap postMap postSubmit postResponseMap postAggregate ping import webhook; do
+for point in $(python3 -c 'import runpy; print(" ".join(runpy.run_path("scripts/new-function.py", run_name="x")["POINTS"]))'); do
   i=$((i + 1))
   python3 scripts/new-function.py "$point" "generated${point^}Fn" >/dev/null
 done
@@ -25,5 +25,7 @@ echo "new-function: generated $i functions (one per extension point) in a copy"
 export CARGO_TARGET_DIR="$ROOT/target"
 timeout 1200 cargo fmt --all -- --check
 timeout 1200 cargo clippy -q -p functions --all-targets -- -D warnings
-timeout 1200 cargo test -q -p functions --lib 2>&1 | tail -n 3
+# The unit tests (each generated function against its fixture) and the fixture runner (the
+# generated fixtures through the real dispatch path).
+timeout 1200 cargo test -q -p functions --lib --test fixtures 2>&1 | tail -n 3
 echo "new-function: the copy is fmt- and clippy-clean and its tests pass"

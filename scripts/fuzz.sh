@@ -14,11 +14,13 @@ TARGETS="${FUZZ_TARGETS:-envelope json_writer flatten jwt signature sqs_batch in
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz"; exit 2; }
 rustup toolchain list | grep -q nightly || { echo "a nightly toolchain is needed: rustup toolchain install nightly"; exit 2; }
 
-rows=()
-for t in $TARGETS; do
+JOBS="${FUZZ_JOBS:-1}"   # targets fuzzed at once (one core each)
+mkdir -p "$ROOT/target"
+
+# One target: its row of the report goes to target/fuzz-<target>.row.
+fuzz_one() {
+    local t=$1 log="$ROOT/target/fuzz-$1.log" start status secs execs peak corpus
     mkdir -p "corpus/$t"
-    log="$ROOT/target/fuzz-$t.log"
-    mkdir -p "$ROOT/target"
     start=$(date +%s)
     status=ok
     # -rss_limit_mb: a target that needs more than this for one input is a finding too.
@@ -26,16 +28,30 @@ for t in $TARGETS; do
     # would only halve the executions; panics, aborts, timeouts and memory blow-ups are caught.
     if ! cargo +nightly fuzz run --sanitizer none "$t" "corpus/$t" -- -runs="$RUNS" -max_total_time="$SECS" \
         -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
-        status="CRASH (see $log, fuzz/artifacts/$t/)"
+        status="CRASH (see target/fuzz-$t.log, fuzz/artifacts/$t/)"
     fi
     secs=$(( $(date +%s) - start ))
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     peak=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     corpus=$(find "corpus/$t" -type f | wc -l)
-    row="| \`$t\` | ${execs:-?} | ${secs} s | ${corpus} | ${peak:-?} MB | $status |"
-    echo "$row"
+    echo "| \`$t\` | ${execs:-?} | ${secs} s | ${corpus} | ${peak:-?} MB | $status |" >"$ROOT/target/fuzz-$t.row"
+    cat "$ROOT/target/fuzz-$t.row"
+}
+
+# Build once, then run the targets JOBS at a time.
+cargo +nightly fuzz build --sanitizer none >/dev/null
+running=0
+for t in $TARGETS; do
+    rm -f "$ROOT/target/fuzz-$t.row"
+    fuzz_one "$t" &
+    running=$((running + 1))
+    if (( running >= JOBS )); then wait -n || true; running=$((running - 1)); fi
+done
+wait || true
+rows=()
+for t in $TARGETS; do
+    row=$(cat "$ROOT/target/fuzz-$t.row" 2>/dev/null || echo "| \`$t\` | ? | ? | ? | ? | not run |")
     rows+=("$row")
-    [[ "$status" == ok ]] || break
 done
 
 if [[ "${FUZZ_REPORT:-1}" != 0 ]]; then
@@ -54,6 +70,12 @@ block = (
     + "\n".join(rows) + "\n<!-- fuzz:end -->\n"
 )
 a, b = text.find("<!-- fuzz:begin"), text.find("<!-- fuzz:end -->")
+if a >= 0 and b >= 0:
+    # Targets not run this time keep their earlier row.
+    ran = {r.split("`")[1] for r in rows}
+    kept = [l for l in text[a:b].splitlines() if l.startswith("| `") and l.split("`")[1] not in ran]
+    if kept:
+        block = block.replace("\n<!-- fuzz:end -->", "\n" + "\n".join(kept) + "\n<!-- fuzz:end -->")
 if a >= 0 and b >= 0:
     text = text[:a] + block + text[b + len("<!-- fuzz:end -->\n"):]
 else:

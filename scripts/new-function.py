@@ -7,8 +7,11 @@ format the fixture runner reads) and a unit test that checks the function agains
 fixture; it also adds the new names to the list `functions::tests::all_registers_every_function_once`
 guards. The function starts as a pass-through (records unchanged); replace its body.
 
-Every supported point already has its binary (and template resource): the function is served
-by that binary, by `make serve` and by the queue worker as soon as it is registered.
+Every extension point integrator.io calls already has its binary and template resource (a
+point's functions share it: hooks and wrappers one binary each, the 1.0/2.0 install steps
+`steps`, the integration-app settings functions `settings`, webhook functions the worker), so
+the function is served by that binary, by `make serve` and by the queue worker as soon as it
+is registered: no bin file, resource or event is added.
 """
 import json
 import re
@@ -79,6 +82,93 @@ POINTS = {
         {"preMapData": [{"id": 1}], "postMapData": [{"id": 1}]},
         [{"statusCode": 200, "ignored": False, "id": 0}],
         ["", "wrappers"], "import",
+    ),
+    "export": (
+        "export", "export", "ExportOptions", f"{T}ExportResult",
+        f"let _ = options;\n    let mut page = {T}ExportResult::default();\n    page.last_page = true;\n    Ok(page)",
+        {"connection": {"unencrypted": {}, "encrypted": {}}, "configuration": {}},
+        {"data": [], "lastPage": True, "errors": []},
+        ["", "wrappers"], "export",
+    ),
+    # Integration apps, framework 1.0 (steps and settings binaries).
+    "installer": (
+        "steps", "installer", "ConnectorOptions", f"Option<{T}StepResult>",
+        "let _ = options;\n    Ok(None)",
+        {"_integrationId": "65f0c0ffee0000000000a001", "opts": {}},
+        None,
+        ["", "installer"], "steps",
+    ),
+    "uninstaller": (
+        "steps", "uninstaller", "ConnectorOptions", f"Option<{T}StepResult>",
+        "let _ = options;\n    Ok(None)",
+        {"_integrationId": "65f0c0ffee0000000000a001", "opts": {}},
+        None,
+        ["", "uninstaller"], "steps",
+    ),
+    "update": (
+        "steps", "update", "UpdateOptions", "()",
+        "let _ = options;\n    Ok(())",
+        {"_integrationId": "65f0c0ffee0000000000a001", "opts": {}},
+        None,
+        ["", "installer"], "steps",
+    ),
+    "persistSettings": (
+        "settings", "persist_settings", "PersistSettingsOptions", f"{T}PersistSettingsResult",
+        f"let _ = options;\n    let mut saved = {T}PersistSettingsResult::default();\n    saved.success = true;\n    Ok(saved)",
+        {"_integrationId": "65f0c0ffee0000000000a001", "pending": {"pageSize": 10}},
+        {"success": True},
+        ["", "settings"], "settings",
+    ),
+    "refreshMetadata": (
+        "settings", "refresh_metadata", "ConnectorOptions", "serde_json::Value",
+        "Ok(options.opts.unwrap_or_default())",
+        {"_integrationId": "65f0c0ffee0000000000a001", "opts": {"name": "pageSize", "options": []}},
+        {"name": "pageSize", "options": []},
+        ["", "settings"], "settings",
+    ),
+    "changeEdition": (
+        "settings", "change_edition", "ChangeEditionOptions", "()",
+        "let _ = options;\n    Ok(())",
+        {"fromEdition": "standard", "toEdition": "premium"},
+        None,
+        ["", "settings"], "settings",
+    ),
+    "getMappingMetadata": (
+        "settings", "get_mapping_metadata", "MappingMetadataOptions",
+        "serde_json::Map<String, serde_json::Value>",
+        "let _ = options;\n    Ok(serde_json::Map::new())",
+        {"_integrationId": "65f0c0ffee0000000000a001"},
+        {},
+        ["", "settings"], "settings",
+    ),
+    # Integration apps, framework 2.0 (top-level names only).
+    "step": (
+        "steps", "step", "InstallStepOptions", "()",
+        "let _ = options;\n    Ok(())",
+        {"formSubmission": {}, "resource": {"_id": "step-1"}},
+        None,
+        [""], "steps",
+    ),
+    "formInit": (
+        "settings", "form_init", "FormInitOptions", "serde_json::Value",
+        "let _ = options;\n    Ok(serde_json::json!({\"fieldMap\": {}, \"layout\": {\"fields\": []}}))",
+        {"resource": {"_id": "65f0c0ffee0000000000a001", "settings": {}}},
+        {"fieldMap": {}, "layout": {"fields": []}},
+        [""], "settings",
+    ),
+    "preSave": (
+        "settings", "pre_save", "PreSaveOptions", "serde_json::Value",
+        "Ok(options.new_resource.unwrap_or_default())",
+        {"newResource": {"settings": {"pageSize": 10}}, "oldResource": {"settings": {}}},
+        {"settings": {"pageSize": 10}},
+        [""], "settings",
+    ),
+    "initChild": (
+        "settings", "init_child", "InitChildOptions", "serde_json::Value",
+        "let _ = options;\n    Ok(serde_json::json!({\"name\": \"child\"}))",
+        {"parentIntegration": {"_id": "65f0c0ffee0000000000a001"}},
+        {"name": "child"},
+        [""], "settings",
     ),
     "webhook": (
         "webhooks", "webhook", "WebhookOptions", "()",

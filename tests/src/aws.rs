@@ -218,3 +218,59 @@ pub async fn drain_bodies(cfg: &SdkConfig, queue_url: &str) -> Vec<serde_json::V
     }
     out
 }
+
+/// One record of a Lambda SQS event as the event source mapping sends it (from queue `queue`;
+/// no `messageId` when `id` is `None`; a FIFO group when `group` is given).
+pub fn sqs_record(
+    id: Option<&str>,
+    body: &str,
+    queue: &str,
+    group: Option<&str>,
+) -> serde_json::Value {
+    let mut r = serde_json::json!({
+        "receiptHandle": "AQEBexample",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1715000000000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{queue}"),
+        "awsRegion": "us-east-1"
+    });
+    if let Some(id) = id {
+        r["messageId"] = serde_json::json!(id);
+    }
+    if let Some(g) = group {
+        r["attributes"]["MessageGroupId"] = serde_json::json!(g);
+    }
+    r
+}
+
+/// Every message on `queue_url` as `(message id, body)`: three 1 s long polls of up to 10,
+/// each message hidden for `visibility_secs` once read (not deleted).
+pub async fn receive_all(
+    cfg: &SdkConfig,
+    queue_url: &str,
+    visibility_secs: i32,
+) -> Vec<(String, String)> {
+    let sqs = aws_sdk_sqs::Client::new(cfg);
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let r = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility_secs)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in r.messages() {
+            out.push((
+                m.message_id().unwrap_or_default().to_owned(),
+                m.body().unwrap_or_default().to_owned(),
+            ));
+        }
+    }
+    out
+}

@@ -315,23 +315,12 @@ fn the_router_answers_json_errors() {
 // SQS on the moto emulator.
 
 async fn receive_all(cfg: &aws_config::SdkConfig, url: &str) -> Vec<(String, Value)> {
-    let sqs = aws_sdk_sqs::Client::new(cfg);
-    let mut out = Vec::new();
-    for _ in 0..3 {
-        let r = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        for m in r.messages() {
-            let body: Value = serde_json::from_str(m.body().unwrap_or("")).expect("json body");
-            out.push((m.message_id().unwrap_or_default().to_owned(), body));
-        }
-    }
-    out
+    // The default visibility of the queue (30 s): nothing is read twice within a test.
+    integration_tests::aws::receive_all(cfg, url, 30)
+        .await
+        .into_iter()
+        .map(|(id, body)| (id, serde_json::from_str(&body).expect("json body")))
+        .collect()
 }
 
 #[test]

@@ -15,40 +15,11 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(30);
 
 fn record(id: &str, body: &str) -> Value {
-    json!({
-        "messageId": id,
-        "receiptHandle": "AQEBexample",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1715000000000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:incoming",
-        "awsRegion": "us-east-1"
-    })
+    integration_tests::aws::sqs_record(Some(id), body, "incoming", None)
 }
 
 async fn receive_all(cfg: &aws_config::SdkConfig, url: &str) -> Vec<(String, String)> {
-    let sqs = aws_sdk_sqs::Client::new(cfg);
-    let mut out = Vec::new();
-    for _ in 0..3 {
-        let r = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        for m in r.messages() {
-            out.push((
-                m.message_id().unwrap_or_default().to_owned(),
-                m.body().unwrap_or_default().to_owned(),
-            ));
-        }
-    }
-    out
+    integration_tests::aws::receive_all(cfg, url, 60).await
 }
 
 /// The `webhook event` lines the worker's `logEvent` wrote so far.

@@ -33,25 +33,9 @@ fn ids(event: &str) -> Vec<String> {
         .collect()
 }
 
-/// One SQS record (standard queue unless `group` is given).
+/// One SQS record of WorkQueue (standard queue unless `group` is given).
 fn record(id: Option<&str>, body: &str, group: Option<&str>) -> Value {
-    let mut r = json!({
-        "receiptHandle": "AQEBexample",
-        "body": body,
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1715000000000"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:work",
-        "awsRegion": "us-east-1"
-    });
-    if let Some(id) = id {
-        r["messageId"] = json!(id);
-    }
-    if let Some(g) = group {
-        r["attributes"]["MessageGroupId"] = json!(g);
-    }
-    r
+    integration_tests::aws::sqs_record(id, body, "work", group)
 }
 
 fn event(records: Vec<Value>) -> String {

@@ -993,6 +993,17 @@ mod tests {
         }
     }
 
+    /// Runs of the `pages` integration over `queue`, in memory, retrying at once.
+    fn pages_runs(queue: Arc<dyn Queue>) -> Runs {
+        Runs::new(
+            Arc::new(MemoryRuns::default()),
+            queue,
+            Integrations::new().with(Pages),
+            Arc::new(SystemClock),
+        )
+        .with_retry_delay(Duration::ZERO)
+    }
+
     /// Deliver every message sent so far (and those they cause), at most `rounds` times.
     async fn pump(runs: &Runs, queue: &MemoryQueue, rounds: usize) {
         let mut done = 0;
@@ -1035,13 +1046,7 @@ mod tests {
     async fn a_lost_send_after_a_commit_is_repaired_by_the_redelivery() {
         use std::sync::atomic::Ordering::SeqCst;
         let queue = Arc::new(FlakyQueue::default());
-        let runs = Runs::new(
-            Arc::new(MemoryRuns::default()),
-            queue.clone(),
-            Integrations::new().with(Pages),
-            Arc::new(SystemClock),
-        )
-        .with_retry_delay(Duration::ZERO);
+        let runs = pages_runs(queue.clone());
         let run = runs
             .start_run("pages", true, json!({"sources": ["a", "b"]}))
             .await
@@ -1078,13 +1083,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_stream_fails_like_an_error_and_the_run_ends() {
         let queue = Arc::new(MemoryQueue::default());
-        let runs = Runs::new(
-            Arc::new(MemoryRuns::default()),
-            queue.clone(),
-            Integrations::new().with(Pages),
-            Arc::new(SystemClock),
-        )
-        .with_retry_delay(Duration::ZERO);
+        let runs = pages_runs(queue.clone());
         let run = runs
             .start_run("pages", true, json!({"sources": ["a", "panics"]}))
             .await
@@ -1102,13 +1101,7 @@ mod tests {
     #[tokio::test]
     async fn a_run_pages_retries_and_finishes_in_memory() {
         let queue = Arc::new(MemoryQueue::default());
-        let runs = Runs::new(
-            Arc::new(MemoryRuns::default()),
-            queue.clone(),
-            Integrations::new().with(Pages),
-            Arc::new(SystemClock),
-        )
-        .with_retry_delay(Duration::ZERO);
+        let runs = pages_runs(queue.clone());
         assert!(matches!(
             runs.start_run("nope", false, Value::Null).await,
             Err(RunsError::UnknownIntegration(_))
