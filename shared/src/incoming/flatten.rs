@@ -118,7 +118,10 @@ pub enum Measure {
 }
 
 /// Check, straight from the JSON text and without building it, that the flattened form of
-/// `body` fits in `limit` bytes (the same lower bound as [`flatten_within`]). Memory: the
+/// `body` fits in `limit` bytes (the same lower bound as [`flatten_within`]). A key repeated
+/// within one object is weighed at each occurrence, as written, although parsing keeps only its
+/// last value: such a body may be refused although its parsed form would fit, never the
+/// other way round. Memory: the
 /// nesting depth (serde_json stops at 128) and one key at a time; no value is built. This runs
 /// before the body is parsed into values, because parsing alone costs a fixed factor of the
 /// input (16× for `[0,0,…]`) and flattening much more.
@@ -315,6 +318,23 @@ pub fn canonical(value: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A repeated key is weighed at each occurrence by `measure` (the text as written), while
+    /// the parsed value keeps one: refused on the text, it would have fit once parsed. Found by
+    /// the `flatten` fuzz target; conservative on purpose (never the other way round).
+    #[test]
+    fn a_repeated_key_is_weighed_at_each_occurrence() {
+        let big = "x".repeat(60);
+        let text = format!(r#"{{"a":"{big}","a":"{big}"}}"#);
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        // One entry: 1 + "a" (1) + 4 + 62 = 68 bytes; two: 130.
+        assert!(flatten_within(&parsed, 100).is_ok());
+        assert!(matches!(
+            measure(text.as_bytes(), 100),
+            Err(Measure::TooLarge(_))
+        ));
+        assert!(measure(&serde_json::to_vec(&parsed).unwrap(), 100).is_ok());
+    }
 
     #[test]
     fn flattens_objects_and_arrays_by_index() {
