@@ -29,6 +29,23 @@ impl RawResponse {
     }
 }
 
+/// `POST /function` with `envelope` as JSON and the bearer system token `token`.
+pub fn post_function(addr: &str, token: &str, envelope: &serde_json::Value) -> RawResponse {
+    let auth = format!("Bearer {token}");
+    let body = serde_json::to_vec(envelope).expect("json");
+    send(
+        addr,
+        "POST",
+        "/function",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &auth),
+        ],
+        &body,
+    )
+    .expect("http")
+}
+
 pub fn send(
     addr: &str,
     method: &str,

@@ -504,10 +504,15 @@ impl IntegrationService for Flaky {
 }
 
 fn runs_for(e: &Env, integrations: Integrations) -> Arc<Runs> {
+    runs_sending_via(e, &e.cfg, integrations)
+}
+
+/// Runs whose stream messages go to the queue through `sqs` (e.g. a fault proxy's config).
+fn runs_sending_via(e: &Env, sqs: &aws_config::SdkConfig, integrations: Integrations) -> Arc<Runs> {
     Arc::new(
         Runs::new(
             Arc::new(DynamoRuns::new(Table::new(&e.cfg, &e.table))),
-            Arc::new(SqsQueue::new(&e.cfg, &e.queue_url)),
+            Arc::new(SqsQueue::new(sqs, &e.queue_url)),
             integrations,
             Arc::new(integrator_lambda::time::SystemClock),
         )
@@ -617,15 +622,7 @@ async fn a_send_lost_after_a_commit_is_repaired_by_the_redelivery_against_the_em
             .after(5)
             .times(3),
     );
-    let runs = Arc::new(
-        Runs::new(
-            Arc::new(DynamoRuns::new(Table::new(&e.cfg, &e.table))),
-            Arc::new(SqsQueue::new(&via_proxy, &e.queue_url)),
-            functions::integrations::all(),
-            Arc::new(integrator_lambda::time::SystemClock),
-        )
-        .with_retry_delay(Duration::ZERO),
-    );
+    let runs = runs_sending_via(&e, &via_proxy, functions::integrations::all());
     let ext = runs_extension(runs.clone());
     let run = runs
         .start_run(

@@ -20,19 +20,7 @@ fn start() -> (process::Proc, String) {
 }
 
 fn call(addr: &str, token: &str, envelope: &Value) -> RawResponse {
-    let auth = format!("Bearer {token}");
-    let body = serde_json::to_vec(envelope).expect("json");
-    send(
-        addr,
-        "POST",
-        "/function",
-        &[
-            ("content-type", "application/json"),
-            ("authorization", &auth),
-        ],
-        &body,
-    )
-    .expect("http")
+    integration_tests::http_client::post_function(addr, token, envelope)
 }
 
 fn healthy(addr: &str) {

@@ -2,7 +2,7 @@
 //! the real `serve` binary over HTTP: the example `stampSource` (postMap) declares
 //! `settings.source` and each record's `id`.
 
-use integration_tests::http_client::{RawResponse, send};
+use integration_tests::http_client::{RawResponse, post_function};
 use integration_tests::process;
 use serde_json::{Value, json};
 
@@ -11,18 +11,7 @@ const TOKEN: &str = "validation-token-0123456789";
 fn call(addr: &str, options: Value) -> RawResponse {
     let envelope =
         json!({"diy": true, "type": "hook", "function": "stampSource", "options": options});
-    let auth = format!("Bearer {TOKEN}");
-    send(
-        addr,
-        "POST",
-        "/function",
-        &[
-            ("content-type", "application/json"),
-            ("authorization", &auth),
-        ],
-        &serde_json::to_vec(&envelope).expect("json"),
-    )
-    .expect("http")
+    post_function(addr, TOKEN, &envelope)
 }
 
 #[test]
