@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["time", "telemetry", "metrics", "memory"],
+    &["time", "telemetry", "metrics"],
     &["protocol"],
     &["codec"],
     &["store", "jobs", "outgoing"],

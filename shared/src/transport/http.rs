@@ -262,7 +262,6 @@ fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
             ));
         }
     }
-    crate::memory::before_parsing(body.len());
     crate::protocol::json::from_slice(body).map_err(|e| {
         reject(
             StatusCode::BAD_REQUEST,

@@ -321,7 +321,6 @@ async fn answer(
         error_type: "Runtime.InvalidInvocation".into(),
         error_message: format!("invocation headers could not be read: {e}"),
     })?;
-    crate::memory::before_parsing(invocation.body.len());
     let payload: Value =
         crate::protocol::json::from_slice(&invocation.body).map_err(|e| Diagnostic {
             error_type: "Runtime.UnmarshalError".into(),
