@@ -5,11 +5,10 @@
 # would run one cargo build per function (each paying the fat-LTO link of the AWS SDK and,
 # in SAM's scratch directories, the dependencies again).
 #
-#
 # The cargo profile follows the stage (STAGE=dev, the default, or prod): dev builds with
 # `lambda-dev` (no LTO: each dependency compiled once, 14 plain links; ~4 min cold on 2 cores,
-# binaries ~9.3-9.8 MB), prod with `release` (fat LTO, re-optimizing the whole program once per
-# binary: ~11-12 min cold, binaries 6.6-7.2 MB). PROFILE=<cargo profile> overrides the choice.
+# binaries 9.3-9.9 MB), prod with `release` (fat LTO, re-optimizing the whole program once per
+# binary: ~11 min cold, binaries 6.6-7.2 MB). PROFILE=<cargo profile> overrides the choice.
 #
 #   bash scripts/build.sh                    build (dev) + template
 #   STAGE=prod bash scripts/build.sh         build (prod) + template

@@ -41,9 +41,9 @@ largest = max(size, key=size.get)
 row = (f"| {label[stage]} | **{build} s** | {int(build) / baseline:.2f}× | `{largest}` {size[largest] / 1e6:.2f} MB "
        f"| {max(zipd.values()) / 1e6:.2f} MB | `{commit}` |")
 rows = {}
-for s_ in ("dev", "prod"):
-    m = re.search(r"^\| " + re.escape(label[s_]) + r" \|.*$", old, re.M)
-    rows[s_] = m.group(0) if m else f"| {label[s_]} | not measured yet | | | | |"
+for st in ("dev", "prod"):
+    m = re.search(r"^\| " + re.escape(label[st]) + r" \|.*$", old, re.M)
+    rows[st] = m.group(0) if m else f"| {label[st]} | not measured yet | | | | |"
 rows[stage] = row
 sizes_rows = "\n".join(
     f"| `{k}` | {size[k] / 1e6:.2f} MB | {zipd.get(k, 0) / 1e6:.2f} MB |" for k in sorted(size)
@@ -51,8 +51,8 @@ sizes_rows = "\n".join(
 block = f"""<!-- build:begin (written by scripts/measure-build.sh) -->
 ## 7. `make build`, cold, from a fresh clone
 
-`STAGE=<stage> scripts/measure-build.sh`: `git clone`, `make tools` (the venv with cargo-lambda,
-not counted), then `make build STAGE=<stage>`: one `cargo lambda build --arm64` for all {bins}
+`STAGE=<stage> scripts/measure-build.sh`: `git clone`, `make tools` (the venv with cargo-lambda;
+{tools} s in the last run, not counted), then `make build STAGE=<stage>`: one `cargo lambda build --arm64` for all {bins}
 function binaries and a built template whose functions point at them
 (`.aws-sam/build/template.yaml`, what `sam deploy` reads). Empty target directory; the cargo
 registry already downloaded. {cores} cores, {rustc}. Target: ≤ 0.33× of `sam build`.
