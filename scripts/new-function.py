@@ -56,7 +56,7 @@ POINTS = {
     ),
     "postResponseMap": (
         "post_response_map", "post_response_map", "PostResponseMapOptions",
-        "Vec<serde_json::Value>",
+        "Vec<integrator_lambda::Record>",
         "Ok(options.post_response_map_data)",
         {"postResponseMapData": [{"id": 1}], "responseData": [{"id": 1}]},
         [{"id": 1}],

@@ -119,7 +119,7 @@ pub async fn enrich_records(
             if let Some(c) = cache
                 && let Ok(Some(hit)) = c.get::<Value>(&cache_key).await
             {
-                return Ok(with_customer(record, hit));
+                return Ok(with_customer(record.into_value(), hit));
             }
             let key = key.get_or_try_init(|| inv.secret(SECRET)).await?;
             match lookup(inv, base, &id, key).await? {
@@ -129,7 +129,7 @@ pub async fn enrich_records(
                     {
                         tracing::warn!(error = %e, "customer not cached");
                     }
-                    Ok(with_customer(record, customer))
+                    Ok(with_customer(record.into_value(), customer))
                 }
                 Lookup::Failed(e) => Ok(RecordResult::fail(vec![e])),
             }

@@ -12,7 +12,7 @@
 use integrator_lambda::store::dedup::seen_before;
 use integrator_lambda::types::{ImportOptions, RecordError, SubmitResponse};
 use integrator_lambda::{Dedup, DedupKey};
-use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
+use integrator_lambda::{ExtError, ExtResult, Invocation, Module, Record};
 use serde_json::Value;
 
 /// How many dedup checks `upsertRecords` keeps in flight at once.
@@ -122,11 +122,12 @@ fn own_id(id: Option<&Value>) -> Option<String> {
 async fn already_imported(
     dedup: &Dedup,
     scope: &str,
-    records: &[Value],
+    records: &[Record],
     planned: &[Result<String, String>],
 ) -> ExtResult<Vec<bool>> {
     let planned_ok: Vec<(&Value, bool)> = records
         .iter()
+        .map(Record::value)
         .zip(planned)
         .map(|(record, plan)| (record, plan.is_ok()))
         .collect();

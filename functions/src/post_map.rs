@@ -53,7 +53,7 @@ pub async fn stamp_source(
         .post_map_data
         .into_iter()
         .map(|mut record| {
-            if let Value::Object(map) = &mut record {
+            if let Value::Object(map) = &mut *record {
                 map.insert("source".into(), source.clone());
             }
             RecordResult::keep(record)

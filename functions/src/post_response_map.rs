@@ -9,7 +9,7 @@
 //! `mergeResponse`.
 
 use integrator_lambda::types::PostResponseMapOptions;
-use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
+use integrator_lambda::{ExtError, ExtResult, Invocation, Module, Record};
 use serde_json::Value;
 
 /// The field `mergeResponse` writes to when `settings.responseField` is not set.
@@ -36,7 +36,7 @@ pub fn module() -> Module {
 pub async fn merge_response(
     _inv: Invocation,
     options: PostResponseMapOptions,
-) -> ExtResult<Vec<Value>> {
+) -> ExtResult<Vec<Record>> {
     let field = match options
         .settings
         .as_ref()
@@ -60,7 +60,7 @@ pub async fn merge_response(
                 Some(Value::Object(data)) => Some(std::mem::take(data)),
                 _ => None,
             });
-            if let (Value::Object(target), Some(data)) = (&mut record, data) {
+            if let (Some(data), Value::Object(target)) = (data, &mut *record) {
                 match target.get_mut(&field) {
                     Some(Value::Object(existing)) => existing.extend(data),
                     _ => {

@@ -56,7 +56,7 @@ pub async fn flatten_records(
                         .collect(),
                 );
             }
-            match record {
+            match record.into_value() {
                 Value::Object(map) => {
                     let mut flat = Map::new();
                     for (key, value) in map {

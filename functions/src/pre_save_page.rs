@@ -12,7 +12,7 @@
 use crate::fields;
 use integrator_lambda::store::dedup::{KeyFields, MAX_KEY_FIELDS, seen_before};
 use integrator_lambda::types::{PreSavePageOptions, PreSavePageResult};
-use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
+use integrator_lambda::{ExtError, ExtResult, Invocation, Module, Record};
 use serde_json::{Value, json};
 
 /// The functions of this extension point: `dropEmptyRecords`, `dropDuplicates`.
@@ -47,7 +47,7 @@ pub async fn drop_empty_records(
     let mut errors = options.errors;
     let mut kept = Vec::with_capacity(options.data.len());
     for (index, record) in options.data.into_iter().enumerate() {
-        let empty = match &record {
+        let empty = match record.value() {
             Value::Null => true,
             Value::Object(map) => map.is_empty(),
             _ => false,
@@ -178,7 +178,7 @@ pub async fn drop_duplicates(
         settings.fields.paths().join("\u{1f}")
     );
     let fields = &settings.fields;
-    let key_of = |r: &Value| fields.any_present(r).then(|| fields.key(&scope, r));
+    let key_of = |r: &Record| fields.any_present(r).then(|| fields.key(&scope, r));
     let duplicate = seen_before(&dedup, &options.data, key_of, DEDUP_CONCURRENCY)
         .await
         .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))?;

@@ -75,6 +75,7 @@ pub use dispatch::{
 };
 pub use outgoing::{Http, HttpError};
 pub use protocol::types;
+pub use protocol::{Options, Record};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use store::cache::{Cache, CacheError};
 pub use store::dedup::{Dedup, DedupKey, KeyFields, MemoryDedup, Sighting, check_page};

@@ -381,6 +381,10 @@ mod tests {
         assert_eq!(v[2][0].code.as_deref(), Some("invalid_field"));
     }
 
+    fn records(values: Vec<Value>) -> Vec<crate::protocol::Record> {
+        values.into_iter().map(Into::into).collect()
+    }
+
     fn rejected(index: usize, removed: Value) -> Rejected {
         Rejected {
             index,
@@ -395,7 +399,7 @@ mod tests {
     #[test]
     fn pre_map_rejects_go_back_at_their_index() {
         let mut o = PreMapOptions {
-            data: vec![json!(0), json!(1), json!(2), json!(3)],
+            data: records(vec![json!(0), json!(1), json!(2), json!(3)]),
             ..Default::default()
         };
         let removed = PreMap::retain(&mut o, &[false, true, false, true]);
@@ -415,7 +419,7 @@ mod tests {
     #[test]
     fn pre_save_page_drops_and_reports_on_the_page() {
         let mut o = PreSavePageOptions {
-            data: vec![json!({"id": 1}), json!({})],
+            data: records(vec![json!({"id": 1}), json!({})]),
             ..Default::default()
         };
         let removed = PreSavePage::retain(&mut o, &[true, false]);
@@ -439,7 +443,7 @@ mod tests {
             r#"[{"statusCode":422,"errors":[{"code":"missing_field","message":"missing required field id"}],"ignored":false},{"statusCode":200,"ignored":false,"id":7}]"#
         );
         let mut o = PostSubmitOptions {
-            post_map_data: vec![json!({}), json!({"id": 2})],
+            post_map_data: records(vec![json!({}), json!({"id": 2})]),
             response_data: vec![SubmitResponse::ok(1), SubmitResponse::ok(2)],
             ..Default::default()
         };
@@ -451,15 +455,15 @@ mod tests {
             r#"[{"statusCode":200,"errors":[{"code":"missing_field","message":"missing required field id"}],"ignored":false,"id":1},{"statusCode":200,"ignored":false,"id":2}]"#
         );
         let mut o = PostResponseMapOptions {
-            post_response_map_data: vec![json!({"a": 1}), json!({"b": 2})],
-            response_data: vec![json!(1)],
+            post_response_map_data: records(vec![json!({"a": 1}), json!({"b": 2})]),
+            response_data: records(vec![json!(1)]),
             ..Default::default()
         };
         let removed = PostResponseMap::retain(&mut o, &[true, false]);
         // A parallel array of another length is left alone.
         assert_eq!(o.response_data, [json!(1)]);
         let out = PostResponseMap::rejoin(
-            vec![json!({"a": 1, "x": true})],
+            records(vec![json!({"a": 1, "x": true})]),
             vec![rejected(1, removed[0].clone())],
         );
         assert_eq!(out, [json!({"a": 1, "x": true}), json!({"b": 2})]);

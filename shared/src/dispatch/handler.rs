@@ -1,6 +1,6 @@
 //! Handler traits: what user functions look like and how they are called.
 
-use crate::protocol::{WireError, json};
+use crate::protocol::{Options, WireError, json};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -259,6 +259,7 @@ use crate::protocol::types::*;
 json_reply!(
     Value,
     Vec<Value>,
+    Vec<crate::protocol::Record>,
     Vec<RecordResult>,
     Vec<SubmitResponse>,
     PreSavePageResult,
@@ -315,7 +316,7 @@ impl From<CallFailure> for WireError {
 
 /// A registered function, type-erased.
 pub trait Handler: Send + Sync + 'static {
-    fn call(&self, inv: Invocation, options: Value) -> BoxFuture<Result<Reply, CallFailure>>;
+    fn call(&self, inv: Invocation, options: Options) -> BoxFuture<Result<Reply, CallFailure>>;
 }
 
 /// A raw-JSON handler: options in as a `serde_json::Value`, any [`IntoReply`] out, no contract
@@ -328,7 +329,18 @@ where
     Fut: Future<Output = ExtResult<R>> + Send + 'static,
     R: IntoReply,
 {
-    fn call(&self, inv: Invocation, options: Value) -> BoxFuture<Result<Reply, CallFailure>> {
+    fn call(&self, inv: Invocation, options: Options) -> BoxFuture<Result<Reply, CallFailure>> {
+        let options = match options.into_value() {
+            Ok(v) => v,
+            Err(e) => {
+                return Box::pin(async move {
+                    Err(CallFailure::BadOptions {
+                        kind: "a raw function",
+                        detail: e.to_string(),
+                    })
+                });
+            }
+        };
         let fut = (self.0)(inv, options);
         Box::pin(async move {
             let out = fut.await.map_err(CallFailure::Function)?;

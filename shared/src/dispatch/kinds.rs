@@ -8,6 +8,7 @@
 
 use super::checks::{Checks, RecordKind, Rejected, interleave, split};
 use super::handler::{BoxFuture, CallFailure, ExtResult, Handler, IntoReply, Invocation, Reply};
+use crate::protocol::{Options, Record};
 use crate::protocol::types::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -72,7 +73,7 @@ kind!(/// postSubmit hook: the `responseData` array back, same length.
     PostSubmit, "postSubmit", PostSubmitOptions => Vec<SubmitResponse>, ["hooks"],
     expect = |o| o.response_data.len(), "options.responseData");
 kind!(/// postResponseMap hook: `postResponseMapData` back, same length.
-    PostResponseMap, "postResponseMap", PostResponseMapOptions => Vec<Value>, ["hooks"],
+    PostResponseMap, "postResponseMap", PostResponseMapOptions => Vec<Record>, ["hooks"],
     expect = |o| o.post_response_map_data.len(), "options.postResponseMapData");
 kind!(/// postAggregate hook (read-only, no result).
     PostAggregate, "postAggregate", PostAggregateOptions => (), ["hooks"]);
@@ -122,10 +123,14 @@ fn page_errors(r: Rejected) -> impl Iterator<Item = Value> {
     })
 }
 
+fn into_values(records: Vec<Record>) -> Vec<Value> {
+    records.into_iter().map(Record::into_value).collect()
+}
+
 impl RecordKind for PreSavePage {
     const RECORDS: &'static str = "data";
     fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
-        split(&mut o.data, keep)
+        into_values(split(&mut o.data, keep))
     }
     fn rejoin(mut out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
         out.errors
@@ -137,7 +142,7 @@ impl RecordKind for PreSavePage {
 impl RecordKind for PreMap {
     const RECORDS: &'static str = "data";
     fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
-        split(&mut o.data, keep)
+        into_values(split(&mut o.data, keep))
     }
     fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
         interleave(out, rejected, |r| RecordResult::fail(r.errors))
@@ -148,7 +153,7 @@ impl RecordKind for PostMap {
     const RECORDS: &'static str = "postMapData";
     fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
         split(&mut o.pre_map_data, keep);
-        split(&mut o.post_map_data, keep)
+        into_values(split(&mut o.post_map_data, keep))
     }
     fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
         interleave(out, rejected, |r| RecordResult::fail(r.errors))
@@ -159,7 +164,7 @@ impl RecordKind for Import {
     const RECORDS: &'static str = "postMapData";
     fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
         split(&mut o.pre_map_data, keep);
-        split(&mut o.post_map_data, keep)
+        into_values(split(&mut o.post_map_data, keep))
     }
     fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
         interleave(out, rejected, |r| SubmitResponse::failed(422, r.errors))
@@ -193,7 +198,7 @@ impl RecordKind for PostResponseMap {
     const RECORDS: &'static str = "postResponseMapData";
     fn retain(o: &mut Self::Options, keep: &[bool]) -> Vec<Value> {
         split(&mut o.response_data, keep);
-        split(&mut o.post_response_map_data, keep)
+        into_values(split(&mut o.post_response_map_data, keep))
     }
     fn rejoin(out: Self::Output, rejected: Vec<Rejected>) -> Self::Output {
         interleave(out, rejected, |r| {
@@ -205,7 +210,7 @@ impl RecordKind for PostResponseMap {
                 .collect();
             tracing::warn!(index = r.index, codes = ?codes, messages = ?messages,
                 "postResponseMap record rejected by a declared check; passed through unchanged");
-            r.removed
+            Record::from(r.removed)
         })
     }
 }
@@ -237,27 +242,32 @@ where
     F: Fn(Invocation, K::Options) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ExtResult<K::Output>> + Send + 'static,
 {
-    fn call(&self, inv: Invocation, options: Value) -> BoxFuture<Result<Reply, CallFailure>> {
+    fn call(&self, inv: Invocation, options: Options) -> BoxFuture<Result<Reply, CallFailure>> {
         let fail = |f: CallFailure| -> BoxFuture<Result<Reply, CallFailure>> {
             Box::pin(async move { Err(f) })
         };
+        let bad = |e: serde_json::Error| CallFailure::BadOptions {
+            kind: K::NAME,
+            detail: e.to_string(),
+        };
         let checks = &self.checks;
-        let verdicts = if checks.is_empty() {
-            None
+        // Declared checks read the options as a value; without any, records stay text.
+        let (options, verdicts) = if checks.is_empty() {
+            (options, None)
         } else {
-            if let Err(errors) = checks.check_settings(&options) {
+            let value = match options.into_value() {
+                Ok(v) => v,
+                Err(e) => return fail(bad(e)),
+            };
+            if let Err(errors) = checks.check_settings(&value) {
                 return fail(CallFailure::Invalid(errors));
             }
-            checks.check_records(&options)
+            let verdicts = checks.check_records(&value);
+            (Options::Value(value), verdicts)
         };
-        let mut options: K::Options = match serde_json::from_value(options) {
+        let mut options: K::Options = match options.deserialize() {
             Ok(o) => o,
-            Err(e) => {
-                return fail(CallFailure::BadOptions {
-                    kind: K::NAME,
-                    detail: e.to_string(),
-                });
-            }
+            Err(e) => return fail(bad(e)),
         };
         if let Err(e) = checks.check_call(&options) {
             return fail(CallFailure::Function(e));
@@ -303,7 +313,7 @@ mod tests {
                 .collect::<Vec<_>>())
         });
         let inv = Invocation::for_test("f", Duration::from_secs(1));
-        let err = h.call(inv, json!({"data": [1, 2, 3]})).await.unwrap_err();
+        let err = h.call(inv, json!({"data": [1, 2, 3]}).into()).await.unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("preMap") && msg.contains("has 3 records") && msg.contains("returned 2"),
@@ -317,7 +327,7 @@ mod tests {
             TypedFn::<Ping, _>::new(|_inv, _o: PingOptions| async move { Ok(PingResult::ok()) });
         let inv = Invocation::for_test("f", Duration::from_secs(1));
         assert_eq!(
-            h.call(inv, json!({})).await.unwrap(),
+            h.call(inv, json!({}).into()).await.unwrap(),
             Reply::Json(r#"{"statusCode":200}"#.into())
         );
     }

@@ -14,7 +14,7 @@ pub use services::Services;
 
 use crate::protocol::envelope::{Envelope, namespace_for_type, truthy};
 use crate::protocol::error::text;
-use crate::protocol::{WireError, json};
+use crate::protocol::{Options, WireError, json};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -127,11 +127,11 @@ struct LogIds {
 }
 
 impl LogIds {
-    fn from_options(options: Option<&Value>) -> Self {
-        let Some(Value::Object(o)) = options else {
+    fn from_options(options: Option<&Options>) -> Self {
+        let Some(o) = options else {
             return Self::default();
         };
-        let get = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+        let get = |k: &str| o.str_field(k);
         Self {
             integration: get("_integrationId"),
             flow: get("_flowId"),
@@ -181,7 +181,7 @@ impl Extension {
         let connector = req.envelope.connector_key();
         let ids = LogIds::from_options(req.envelope.options.as_ref());
         let records_in = crate::metrics::enabled()
-            .then(|| crate::metrics::records_in(req.envelope.options.as_ref()))
+            .then(|| req.envelope.options.as_ref().and_then(Options::records_in))
             .flatten();
         // The transport's trace id, else the one the Lambda runtime gave the invocation.
         let trace_id: Option<Arc<str>> = req
@@ -286,7 +286,10 @@ impl Extension {
 
     /// 1. Validation: every envelope error, in the reference's order; the module, the function
     ///    name and the options when there is none.
-    fn validate(&self, env: &mut Envelope) -> Result<(Arc<Module>, String, Value), Vec<WireError>> {
+    fn validate(
+        &self,
+        env: &mut Envelope,
+    ) -> Result<(Arc<Module>, String, Options), Vec<WireError>> {
         let mut errors = Vec::new();
         let module = if truthy(env.diy.as_ref()) {
             if self.diy.is_none() {
@@ -327,7 +330,7 @@ impl Extension {
             ));
             None
         };
-        if !truthy(env.options.as_ref()) {
+        if !env.options.as_ref().is_some_and(Options::truthy) {
             errors.push(WireError::code_first(
                 "missing_required_field",
                 text::MISSING_OPTIONS,
@@ -400,7 +403,7 @@ fn resolve(module: &Module, env: &Envelope, function: &str) -> Result<Resolved, 
 async fn run_isolated(
     handler: Arc<dyn Handler>,
     inv: Invocation,
-    options: Value,
+    options: Options,
 ) -> Result<Reply, Vec<WireError>> {
     let function = inv.function.clone();
     let budget = inv.remaining();

@@ -6,6 +6,7 @@
 //! `#[non_exhaustive]`: build results with `Default` (or the constructors) and set fields.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use super::Record;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -33,6 +34,7 @@ impl Skip for bool {}
 impl Skip for u16 {}
 impl Skip for String {}
 impl Skip for Value {}
+impl Skip for Record {}
 impl Skip for Map<String, Value> {}
 impl Skip for WrapperConnection {}
 
@@ -99,15 +101,15 @@ wire_struct! {
     /// One element of a preMap/postMap result: `{data}` keeps the record, `{data, errors}` keeps
     /// it and logs errors, `{errors}` fails it, `{}` ignores it.
     RecordResult {
-        data: Option<Value> = "data",
+        data: Option<Record> = "data",
         errors: Option<Vec<RecordError>> = "errors",
     }
 }
 
 impl RecordResult {
-    pub fn keep(data: Value) -> Self {
+    pub fn keep(data: impl Into<Record>) -> Self {
         Self {
-            data: Some(data),
+            data: Some(data.into()),
             ..Default::default()
         }
     }
@@ -128,7 +130,7 @@ impl RecordResult {
 wire_struct! {
     /// preSavePage: an export page before it is saved.
     PreSavePageOptions {
-        data: Vec<Value> = "data",
+        data: Vec<Record> = "data",
         errors: Vec<Value> = "errors",
         files: Option<Vec<Value>> = "files",
         retry_data: Option<Map<String, Value>> = "retryData",
@@ -152,7 +154,7 @@ wire_struct! {
 wire_struct! {
     /// preSavePage result.
     PreSavePageResult {
-        data: Vec<Value> = "data",
+        data: Vec<Record> = "data",
         errors: Vec<Value> = "errors",
         abort: bool = "abort",
         new_errors_and_retry_data: Vec<Value> = "newErrorsAndRetryData",
@@ -160,7 +162,7 @@ wire_struct! {
 }
 
 impl PreSavePageResult {
-    pub fn new(data: Vec<Value>, errors: Vec<Value>) -> Self {
+    pub fn new(data: Vec<Record>, errors: Vec<Value>) -> Self {
         Self {
             data,
             errors,
@@ -172,7 +174,7 @@ impl PreSavePageResult {
 wire_struct! {
     /// preMap: import records before mapping. Result: one [`RecordResult`] per record.
     PreMapOptions {
-        data: Vec<Value> = "data",
+        data: Vec<Record> = "data",
         import_id: Option<String> = "_importId",
         connection_id: Option<String> = "_connectionId",
         flow_id: Option<String> = "_flowId",
@@ -188,8 +190,8 @@ wire_struct! {
 wire_struct! {
     /// postMap: records after mapping. Result: one [`RecordResult`] per `postMapData` record.
     PostMapOptions {
-        pre_map_data: Vec<Value> = "preMapData",
-        post_map_data: Vec<Value> = "postMapData",
+        pre_map_data: Vec<Record> = "preMapData",
+        post_map_data: Vec<Record> = "postMapData",
         import_id: Option<String> = "_importId",
         connection_id: Option<String> = "_connectionId",
         flow_id: Option<String> = "_flowId",
@@ -236,8 +238,8 @@ impl SubmitResponse {
 wire_struct! {
     /// postSubmit: after records were submitted. Result: the `responseData` array, same length.
     PostSubmitOptions {
-        pre_map_data: Vec<Value> = "preMapData",
-        post_map_data: Vec<Value> = "postMapData",
+        pre_map_data: Vec<Record> = "preMapData",
+        post_map_data: Vec<Record> = "postMapData",
         response_data: Vec<SubmitResponse> = "responseData",
         import_id: Option<String> = "_importId",
         connection_id: Option<String> = "_connectionId",
@@ -254,8 +256,8 @@ wire_struct! {
 wire_struct! {
     /// postResponseMap: after response mapping. Result: `postResponseMapData`, same length.
     PostResponseMapOptions {
-        post_response_map_data: Vec<Value> = "postResponseMapData",
-        response_data: Vec<Value> = "responseData",
+        post_response_map_data: Vec<Record> = "postResponseMapData",
+        response_data: Vec<Record> = "responseData",
         one_to_many: Option<bool> = "oneToMany",
         path_to_many: Option<Value> = "pathToMany",
         export_id: Option<String> = "_exportId",
@@ -365,7 +367,7 @@ wire_struct! {
         /// What the previous page returned as `state` (absent on the first call).
         state: Option<Value> = "state",
         /// The upstream page when the export runs as a page processor.
-        data: Option<Vec<Value>> = "data",
+        data: Option<Vec<Record>> = "data",
         configuration: Option<Value> = "configuration",
         settings: Option<Value> = "settings",
         export_id: Option<String> = "_exportId",
@@ -390,8 +392,8 @@ wire_struct! {
     /// import wrapper: write records. Result: one [`SubmitResponse`] per `postMapData` record.
     ImportOptions {
         connection: WrapperConnection = "connection",
-        pre_map_data: Vec<Value> = "preMapData",
-        post_map_data: Vec<Value> = "postMapData",
+        pre_map_data: Vec<Record> = "preMapData",
+        post_map_data: Vec<Record> = "postMapData",
         configuration: Option<Value> = "configuration",
         settings: Option<Value> = "settings",
         import_id: Option<String> = "_importId",

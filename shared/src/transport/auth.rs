@@ -93,11 +93,11 @@ pub enum Presented {
 /// Find the presented token:
 /// 1. With an `Authorization` header: split on single spaces; exactly two parts and a
 ///    case-insensitive `Bearer` scheme, else no token (and nothing else is consulted).
-/// 2. Without one: the body's `access_token` when truthy (final, even if wrong), else the
+/// 2. Without one: the body's `access_token` (`body_token`) when truthy (final, even if wrong), else the
 ///    query's `access_token`.
 pub fn presented_token(
     headers: &HeaderMap,
-    body: Option<&Value>,
+    body_token: Option<&Value>,
     query: Option<&str>,
 ) -> Presented {
     if let Some(h) = headers.get(http::header::AUTHORIZATION) {
@@ -112,7 +112,7 @@ pub fn presented_token(
             _ => Presented::Invalid,
         };
     }
-    if let Some(t) = body.and_then(|b| b.get("access_token"))
+    if let Some(t) = body_token
         && crate::protocol::truthy(Some(t))
     {
         return match t {
@@ -164,7 +164,7 @@ mod tests {
         // A header is final: a right body token does not rescue a wrong header.
         let body = json!({"access_token": "abc"});
         assert_eq!(
-            presented_token(&hdr("Bearer x"), Some(&body), None),
+            presented_token(&hdr("Bearer x"), body.get("access_token"), None),
             Presented::Token("x".into())
         );
     }
@@ -174,11 +174,11 @@ mod tests {
         let h = HeaderMap::new();
         let body = json!({"access_token": "b"});
         assert_eq!(
-            presented_token(&h, Some(&body), Some("access_token=q")),
+            presented_token(&h, body.get("access_token"), Some("access_token=q")),
             Presented::Token("b".into())
         );
         assert_eq!(
-            presented_token(&h, Some(&json!({})), Some("access_token=q%20")),
+            presented_token(&h, json!({}).get("access_token"), Some("access_token=q%20")),
             Presented::Token("q ".into())
         );
         assert_eq!(presented_token(&h, None, Some("a=1")), Presented::Missing);

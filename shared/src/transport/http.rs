@@ -271,6 +271,26 @@ fn parse_json(body: &[u8]) -> Result<Value, Rejection> {
     })
 }
 
+/// The envelope of a `POST /function` body, its options kept as text, and the body's
+/// `access_token`. The same bodies fail as in [`parse_json`], with the same errors.
+fn parse_envelope(body: Bytes) -> Result<(Envelope, Option<Value>), Rejection> {
+    let first = body
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    match first {
+        None => return Ok((Envelope::default(), None)),
+        Some(b'{' | b'[') => {}
+        Some(_) => return parse_json(&body).map(|_| (Envelope::default(), None)),
+    }
+    Envelope::from_json(body).map_err(|e| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("The request body is not valid JSON: {e}"),
+        )
+    })
+}
+
 /// The run id of `/runs/{id}{suffix}`.
 fn run_path<'a>(path: &'a str, suffix: &str) -> Option<&'a str> {
     path.strip_prefix("/runs/")?
@@ -420,16 +440,17 @@ impl HttpApp {
                     Ok(b) => b,
                     Err(r) => return *r,
                 };
-                match parse_json(&raw) {
+                match parse_envelope(raw) {
                     Ok(v) => Some(v),
                     Err(r) => return *r,
                 }
             }
         };
+        let (envelope, body_token) = body.unwrap_or_default();
         // 2. Authentication.
         if !self.accepts(presented_token(
             &req.headers,
-            body.as_ref(),
+            body_token.as_ref(),
             req.query.as_deref(),
         )) {
             return unauthorized();
@@ -440,7 +461,6 @@ impl HttpApp {
             .get("traceid")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let envelope = body.map(Envelope::from_body).unwrap_or_default();
         let call = CallRequest {
             envelope,
             stack: Stack::Http,

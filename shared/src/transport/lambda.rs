@@ -16,7 +16,7 @@
 
 use super::http::{HttpApp, HttpRequest};
 use crate::dispatch::{CallRequest, Extension, Stack};
-use crate::protocol::Envelope;
+use crate::protocol::{Envelope, Options};
 use crate::protocol::error::{WireError, http_body, lambda_message};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
@@ -183,29 +183,45 @@ pub struct LambdaApp {
 pub async fn handle(app: LambdaApp, event: LambdaEvent<Value>) -> HandlerResult {
     let LambdaEvent { payload, context } = event;
     let deadline = deadline_instant(context.deadline);
-    let (envelope, stack) = match current_client_context() {
-        Some(cc) => {
-            // A client context that is not a JSON object yields an empty envelope, which then
-            // fails validation with the usual 422 errors.
-            let cc: Value = serde_json::from_str(&cc).unwrap_or(Value::Null);
-            (
-                Envelope::from_client_context(cc, payload),
-                Stack::LambdaInvoke,
-            )
-        }
-        None if is_http_event(&payload) => {
-            return handle_http(app.http, payload, context, deadline).await;
-        }
-        None => {
-            if let Some(c) = app.consumers.iter().find(|c| c.accepts(&payload)) {
-                let ext = &app.http.extension;
-                return raw(c
-                    .consume(ext, payload, &context.request_id, deadline)
-                    .await?);
-            }
-            (Envelope::from_body(payload), Stack::LambdaEnvelope)
-        }
+    if current_client_context().is_some() {
+        return handle_invoke(app, Options::Value(payload), context).await;
+    }
+    let envelope = if is_http_event(&payload) {
+        return handle_http(app.http, payload, context, deadline).await;
+    } else if let Some(c) = app.consumers.iter().find(|c| c.accepts(&payload)) {
+        let ext = &app.http.extension;
+        return raw(c
+            .consume(ext, payload, &context.request_id, deadline)
+            .await?);
+    } else {
+        Envelope::from_body(payload)
     };
+    call(app, envelope, Stack::LambdaEnvelope, context).await
+}
+
+/// integrator.io's direct Invoke: the client context is the envelope, the payload the options.
+pub async fn handle_invoke(
+    app: LambdaApp,
+    options: Options,
+    context: lambda_runtime::Context,
+) -> HandlerResult {
+    // A client context that is not a JSON object yields an empty envelope, which then fails
+    // validation with the usual 422 errors.
+    let cc: Value = current_client_context()
+        .and_then(|cc| serde_json::from_str(&cc).ok())
+        .unwrap_or(Value::Null);
+    let envelope = Envelope::from_client_context_options(cc, options);
+    call(app, envelope, Stack::LambdaInvoke, context).await
+}
+
+/// Dispatch one envelope and shape the answer for Lambda.
+async fn call(
+    app: LambdaApp,
+    envelope: Envelope,
+    stack: Stack,
+    context: lambda_runtime::Context,
+) -> HandlerResult {
+    let deadline = deadline_instant(context.deadline);
     let call = CallRequest {
         envelope,
         stack,
@@ -311,6 +327,12 @@ pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
     }
 }
 
+/// An invocation's payload, as read.
+enum Payload {
+    Options(Options),
+    Value(Value),
+}
+
 /// The handler's answer to one invocation: its JSON text, or the invocation's error.
 async fn answer(
     app: &LambdaApp,
@@ -321,11 +343,17 @@ async fn answer(
         error_type: "Runtime.InvalidInvocation".into(),
         error_message: format!("invocation headers could not be read: {e}"),
     })?;
-    let payload: Value =
-        crate::protocol::json::from_slice(&invocation.body).map_err(|e| Diagnostic {
-            error_type: "Runtime.UnmarshalError".into(),
-            error_message: format!("the payload is not JSON: {e}"),
-        })?;
+    let unmarshal = |e: serde_json::Error| Diagnostic {
+        error_type: "Runtime.UnmarshalError".into(),
+        error_message: format!("the payload is not JSON: {e}"),
+    };
+    // With a client context the payload is the options: kept as text (records are read
+    // lazily); any other event is read as a value to find out what it is.
+    let payload = if invocation.client_context.is_some() {
+        Payload::Options(Options::from_payload(invocation.body.clone()).map_err(unmarshal)?)
+    } else {
+        Payload::Value(crate::protocol::json::from_slice(&invocation.body).map_err(unmarshal)?)
+    };
     let span = lambda_runtime::layers::trace::request_span(&context);
     // The runtime's trace id (`Lambda-Runtime-Trace-Id`) is the invocation's: logged with every
     // call and forwarded on the messages it sends.
@@ -334,7 +362,12 @@ async fn answer(
         invocation.client_context.clone(),
         crate::telemetry::with_trace_id(
             trace_id,
-            handle(app.clone(), LambdaEvent::new(payload, context)),
+            async move {
+                match payload {
+                    Payload::Options(o) => handle_invoke(app.clone(), o, context).await,
+                    Payload::Value(v) => handle(app.clone(), LambdaEvent::new(v, context)).await,
+                }
+            },
         ),
     );
     // Functions run isolated in dispatch; this catches a panic in the transport itself, so the

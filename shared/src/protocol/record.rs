@@ -1,0 +1,244 @@
+//! [`Record`]: one record of a page, kept as the text it arrived in until a function looks at it.
+//!
+//! Pages are most of what integrator.io sends, and most hooks read a few fields of each record
+//! or pass records through. A `Record` holds its slice of the request (shared, not copied) and
+//! parses it into a [`serde_json::Value`] the first time it is read ([`Deref`]); writing to it
+//! ([`DerefMut`]) makes it an owned value. A record nobody changed is written back as the text it
+//! came in when that text is already what `JSON.stringify` would write ([`super::scan`]), and
+//! through the usual writer otherwise, so the answer is the same byte for byte either way.
+
+use bytes::Bytes;
+use serde::de::{Deserialize, Deserializer, Visitor};
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde_json::Value;
+use std::cell::Cell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
+
+/// The newtype name `Record` deserializes with; [`super::options`] answers it with the text.
+pub(crate) const RECORD_TOKEN: &str = "$integrator_lambda::protocol::Record";
+
+/// serde_json's marker for a raw JSON fragment (what `serde_json::value::RawValue` serializes
+/// as): the writer copies the text through its formatter's `write_raw_fragment`.
+const RAW_TOKEN: &str = "$serde_json::private::RawValue";
+
+thread_local! {
+    /// The record text being handed from the options deserializer to `Record::deserialize`.
+    static HANDOFF: Cell<Option<(Bytes, bool)>> = const { Cell::new(None) };
+}
+
+/// Run `f` with `text` offered to the `Record` it deserializes.
+pub(crate) fn with_handoff<T>(text: Bytes, canonical: bool, f: impl FnOnce() -> T) -> T {
+    HANDOFF.set(Some((text, canonical)));
+    let out = f();
+    HANDOFF.set(None);
+    out
+}
+
+/// One record: a JSON value, read lazily from the request. Use it as a
+/// [`serde_json::Value`] (`record["id"]`, `record.get("id")`, `record["x"] = json!(1)`).
+#[derive(Clone)]
+pub struct Record(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// The text as it arrived (valid JSON that parses without error), parsed on first read.
+    Text {
+        text: Bytes,
+        canonical: bool,
+        parsed: OnceLock<Value>,
+    },
+    Value(Value),
+}
+
+impl Record {
+    /// A record from its JSON text. `canonical` must be [`super::scan::canonical`]'s verdict
+    /// (the text is then written back as it is).
+    pub(crate) fn from_text(text: Bytes, canonical: bool) -> Self {
+        Record(Repr::Text {
+            text,
+            canonical,
+            parsed: OnceLock::new(),
+        })
+    }
+
+    /// The record as an owned value.
+    pub fn into_value(self) -> Value {
+        match self.0 {
+            Repr::Value(v) => v,
+            Repr::Text { text, parsed, .. } => parsed.into_inner().unwrap_or_else(|| parse(&text)),
+        }
+    }
+
+    /// The record as a value.
+    pub fn value(&self) -> &Value {
+        match &self.0 {
+            Repr::Value(v) => v,
+            Repr::Text { text, parsed, .. } => parsed.get_or_init(|| parse(text)),
+        }
+    }
+
+    /// The record as a value to change.
+    pub fn value_mut(&mut self) -> &mut Value {
+        if let Repr::Text { text, parsed, .. } = &mut self.0 {
+            let v = parsed.take().unwrap_or_else(|| parse(text));
+            self.0 = Repr::Value(v);
+        }
+        match &mut self.0 {
+            Repr::Value(v) => v,
+            // Replaced just above.
+            Repr::Text { .. } => unreachable!("a record's text was replaced by its value"),
+        }
+    }
+
+    /// The text this record is written as without parsing, when there is one.
+    fn passthrough(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Text {
+                text,
+                canonical: true,
+                ..
+            } => std::str::from_utf8(text).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// The texts a `Record` is made from passed serde_json's checks and the scan, so they parse; the
+/// fallback is never taken.
+fn parse(text: &[u8]) -> Value {
+    super::json::from_slice(text).unwrap_or(Value::Null)
+}
+
+impl Deref for Record {
+    type Target = Value;
+    fn deref(&self) -> &Value {
+        self.value()
+    }
+}
+
+impl DerefMut for Record {
+    fn deref_mut(&mut self) -> &mut Value {
+        self.value_mut()
+    }
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Record(Repr::Value(Value::Null))
+    }
+}
+
+impl From<Value> for Record {
+    fn from(v: Value) -> Self {
+        Record(Repr::Value(v))
+    }
+}
+
+impl From<Record> for Value {
+    fn from(r: Record) -> Self {
+        r.into_value()
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.value(), f)
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.value(), f)
+    }
+}
+
+impl PartialEq for Record {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl PartialEq<Value> for Record {
+    fn eq(&self, other: &Value) -> bool {
+        self.value() == other
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.passthrough() {
+            Some(text) => {
+                let mut raw = s.serialize_struct(RAW_TOKEN, 1)?;
+                raw.serialize_field(RAW_TOKEN, text)?;
+                raw.end()
+            }
+            None => self.value().serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_newtype_struct(RECORD_TOKEN, RecordVisitor)
+    }
+}
+
+struct RecordVisitor;
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = Record;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
+        match HANDOFF.take() {
+            Some((text, canonical)) => Ok(Record::from_text(text, canonical)),
+            None => Value::deserialize(d).map(Record::from),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(t: &str) -> Record {
+        let canonical = super::super::scan::canonical(t.as_bytes()).unwrap();
+        Record::from_text(Bytes::copy_from_slice(t.as_bytes()), canonical)
+    }
+
+    #[test]
+    fn an_untouched_canonical_record_is_written_as_it_came() {
+        let r = text(r#"{"b":1,"a":[2,"x"]}"#);
+        assert_eq!(super::super::json::to_string(&r).unwrap(), r#"{"b":1,"a":[2,"x"]}"#);
+        assert_eq!(r["a"][1], "x");
+        assert_eq!(serde_json::to_value(&r).unwrap(), json!({"b":1,"a":[2,"x"]}));
+    }
+
+    #[test]
+    fn other_texts_are_written_as_json_stringify_would() {
+        let r = text(r#"{"b": 1.0, "1": "\u0041", "b": 2e0}"#);
+        assert_eq!(super::super::json::to_string(&r).unwrap(), r#"{"1":"A","b":2}"#);
+    }
+
+    #[test]
+    fn a_changed_record_is_written_from_its_value() {
+        let mut r = text(r#"{"a":1}"#);
+        r["z"] = json!(true);
+        assert_eq!(super::super::json::to_string(&r).unwrap(), r#"{"a":1,"z":true}"#);
+        assert_eq!(r.into_value(), json!({"a":1,"z":true}));
+    }
+
+    #[test]
+    fn outside_the_options_path_a_record_reads_as_a_value() {
+        let r: Record = serde_json::from_str(r#"{"a": 1}"#).unwrap();
+        assert_eq!(r, json!({"a":1}));
+        let r: Record = serde_json::from_value(json!([1])).unwrap();
+        assert_eq!(super::super::json::to_string(&r).unwrap(), "[1]");
+    }
+}

@@ -1,0 +1,521 @@
+//! One pass over the options text of a call: where each top-level field and each record is, and
+//! whether a record's text is already what `JSON.stringify` would write for it.
+//!
+//! The text has been checked as JSON by serde_json before it gets here; this pass only measures
+//! it. A record is *canonical* when writing it back unchanged is byte-identical to
+//! `JSON.stringify(JSON.parse(text))`:
+//! - no whitespace between tokens;
+//! - strings use only the escapes `JSON.stringify` writes (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
+//!   `\t`, and lowercase `\u00xx` for the other control characters); any other character raw;
+//! - numbers are integers of at most 15 digits, or decimals of at most 15 significant digits,
+//!   no trailing zero in the fraction, at least 1e-6, no exponent, and not `-0`; every such
+//!   number reads as a double whose shortest form is the text itself;
+//! - no object repeats a key, and keys that are array indices (`"0"`, `"42"`) come first, in
+//!   ascending order, as JavaScript lists them.
+//!
+//! Anything else is still correct, only not canonical: the record is parsed and written by the
+//! general path. Some texts are *suspicious*: a surrogate escape (`\ud800`), a number that may
+//! be outside f64's range, or nesting deeper than [`MAX_DEPTH`]. The general parser refuses some
+//! of these, so the caller sends the whole call down the general path, where the same error
+//! comes out as before.
+
+/// Nesting below the options object past which a text is suspicious (serde_json's own parser
+/// stops at 128 levels).
+pub const MAX_DEPTH: u32 = 100;
+
+/// More keys than this in one object: not canonical (the repeated-key check is linear).
+const MAX_KEYS_CHECKED: usize = 64;
+
+/// The top-level keys of the options whose arrays are records.
+pub const RECORD_KEYS: [&str; 5] = [
+    "data",
+    "preMapData",
+    "postMapData",
+    "responseData",
+    "postResponseMapData",
+];
+
+/// One record of a record array: its byte range in the options text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSpan {
+    pub start: usize,
+    pub end: usize,
+    pub canonical: bool,
+}
+
+/// One top-level field of the options object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpan {
+    pub key: String,
+    pub start: usize,
+    pub end: usize,
+    /// The records, when the key is one of [`RECORD_KEYS`] and the value is an array.
+    pub records: Option<Vec<RecordSpan>>,
+}
+
+/// Why the text is not split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSplit {
+    /// The options are not an object.
+    NotObject,
+    /// Suspicious or malformed: the caller takes the general path.
+    Suspicious,
+}
+
+/// Split the options text into its top-level fields (a repeated key keeps its first place and
+/// its last value, as `JSON.parse` does) and its record arrays into records.
+pub fn split_options(text: &[u8]) -> Result<Vec<FieldSpan>, NotSplit> {
+    let mut s = Scanner::new(text);
+    s.ws();
+    if s.peek() != Some(b'{') {
+        return Err(NotSplit::NotObject);
+    }
+    s.split().map_err(|()| NotSplit::Suspicious)
+}
+
+/// Whether `text` (one JSON value) is canonical; `None` when it is suspicious or malformed.
+pub fn canonical(text: &[u8]) -> Option<bool> {
+    let mut s = Scanner::new(text);
+    s.ws();
+    s.value(0).ok()?;
+    s.ws();
+    (s.i == text.len() && !s.suspicious).then_some(s.canon)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// Cleared by anything not canonical in the current record.
+    canon: bool,
+    suspicious: bool,
+    /// Key ranges of the objects being scanned (a stack: each object truncates back to its base).
+    keys: Vec<(usize, usize)>,
+}
+
+impl<'a> Scanner<'a> {
+    fn new(b: &'a [u8]) -> Self {
+        Self {
+            b,
+            i: 0,
+            canon: true,
+            suspicious: false,
+            keys: Vec::with_capacity(64),
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8) -> Result<(), ()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    /// Skip whitespace; any makes the current record not canonical.
+    fn ws(&mut self) {
+        let start = self.i;
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+        if self.i != start {
+            self.canon = false;
+        }
+    }
+
+    fn split(&mut self) -> Result<Vec<FieldSpan>, ()> {
+        self.expect(b'{')?;
+        let mut fields: Vec<FieldSpan> = Vec::new();
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return self.finish(fields);
+        }
+        loop {
+            self.ws();
+            let (ks, ke, plain) = self.string()?;
+            let key = if plain {
+                std::str::from_utf8(&self.b[ks..ke])
+                    .map_err(|_| ())?
+                    .to_owned()
+            } else {
+                serde_json::from_slice::<String>(&self.b[ks - 1..ke + 1]).map_err(|_| ())?
+            };
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let start = self.i;
+            let records = if RECORD_KEYS.contains(&key.as_str()) && self.peek() == Some(b'[') {
+                Some(self.records()?)
+            } else {
+                self.value(1)?;
+                None
+            };
+            let field = FieldSpan {
+                key,
+                start,
+                end: self.i,
+                records,
+            };
+            match fields.iter_mut().find(|f| f.key == field.key) {
+                Some(existing) => {
+                    existing.start = field.start;
+                    existing.end = field.end;
+                    existing.records = field.records;
+                }
+                None => fields.push(field),
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return self.finish(fields);
+                }
+                _ => return Err(()),
+            }
+        }
+    }
+
+    fn finish(&mut self, fields: Vec<FieldSpan>) -> Result<Vec<FieldSpan>, ()> {
+        self.ws();
+        if self.i != self.b.len() || self.suspicious {
+            return Err(());
+        }
+        Ok(fields)
+    }
+
+    /// A record array: each element's span and whether it is canonical.
+    fn records(&mut self) -> Result<Vec<RecordSpan>, ()> {
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(out);
+        }
+        loop {
+            self.ws();
+            self.canon = true;
+            let start = self.i;
+            self.value(2)?;
+            out.push(RecordSpan {
+                start,
+                end: self.i,
+                canonical: self.canon,
+            });
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                _ => return Err(()),
+            }
+        }
+    }
+
+    fn value(&mut self, depth: u32) -> Result<(), ()> {
+        if depth > MAX_DEPTH {
+            self.suspicious = true;
+            return Err(());
+        }
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err(()),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), ()> {
+        if self.b[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
+    fn array(&mut self, depth: u32) -> Result<(), ()> {
+        self.expect(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            self.value(depth + 1)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(()),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: u32) -> Result<(), ()> {
+        self.expect(b'{')?;
+        let base = self.keys.len();
+        let result = self.members(depth, base);
+        self.keys.truncate(base);
+        result
+    }
+
+    fn members(&mut self, depth: u32, base: usize) -> Result<(), ()> {
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        let mut last_index: Option<u64> = None;
+        let mut named = false;
+        loop {
+            self.ws();
+            let (ks, ke, plain) = self.string()?;
+            let key = &self.b[ks..ke];
+            if self.canon {
+                if self.keys.len() - base >= MAX_KEYS_CHECKED {
+                    self.canon = false;
+                } else if self.keys[base..].iter().any(|&(s, e)| &self.b[s..e] == key) {
+                    self.canon = false;
+                } else {
+                    self.keys.push((ks, ke));
+                }
+                match plain.then(|| array_index(key)).flatten() {
+                    Some(n) => {
+                        if named || last_index.is_some_and(|l| l >= n) {
+                            self.canon = false;
+                        }
+                        last_index = Some(n);
+                    }
+                    None => named = true,
+                }
+            }
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            self.value(depth + 1)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(()),
+            }
+        }
+    }
+
+    /// A string at the cursor: the range of its contents and whether it has no escapes.
+    fn string(&mut self) -> Result<(usize, usize, bool), ()> {
+        self.expect(b'"')?;
+        let start = self.i;
+        let mut plain = true;
+        loop {
+            let off = memchr::memchr2(b'"', b'\\', &self.b[self.i..]).ok_or(())?;
+            self.i += off;
+            if self.b[self.i] == b'"' {
+                self.i += 1;
+                return Ok((start, self.i - 1, plain));
+            }
+            plain = false;
+            match self.b.get(self.i + 1) {
+                Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
+                Some(b'/') => {
+                    self.canon = false;
+                    self.i += 2;
+                }
+                Some(b'u') => {
+                    let hex = self.b.get(self.i + 2..self.i + 6).ok_or(())?;
+                    let text = std::str::from_utf8(hex).map_err(|_| ())?;
+                    let cp = u32::from_str_radix(text, 16).map_err(|_| ())?;
+                    if (0xD800..=0xDFFF).contains(&cp) {
+                        // Lone surrogates are refused by the general parser; pairs are rare.
+                        self.suspicious = true;
+                        self.canon = false;
+                    } else if cp >= 0x20
+                        || matches!(cp, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)
+                        || hex.iter().any(u8::is_ascii_uppercase)
+                    {
+                        self.canon = false;
+                    }
+                    self.i += 6;
+                }
+                _ => return Err(()),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    fn number(&mut self) -> Result<(), ()> {
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.i += 1;
+        }
+        let int_start = self.i;
+        let int_digits = self.digits();
+        if int_digits == 0 || (int_digits > 1 && self.b[int_start] == b'0') {
+            return Err(());
+        }
+        let int_zero = self.b[int_start] == b'0';
+        let mut frac_digits = 0;
+        let mut frac_start = self.i;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            frac_start = self.i;
+            frac_digits = self.digits();
+            if frac_digits == 0 {
+                return Err(());
+            }
+        }
+        let frac = &self.b[frac_start..frac_start + frac_digits];
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            self.canon = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            let exp_start = self.i;
+            let exp_digits = self.digits();
+            if exp_digits == 0 {
+                return Err(());
+            }
+            let exp = &self.b[exp_start..self.i];
+            let big = exp_digits > 3
+                || std::str::from_utf8(exp)
+                    .ok()
+                    .and_then(|e| e.parse::<u32>().ok())
+                    .is_none_or(|e| e >= 290);
+            if big {
+                self.suspicious = true;
+            }
+        }
+        if int_digits + frac_digits > 290 {
+            self.suspicious = true;
+        }
+        if !self.canon {
+            return Ok(());
+        }
+        let canonical = if frac_digits == 0 {
+            int_digits <= 15 && !(negative && int_zero)
+        } else if frac.last() == Some(&b'0') {
+            false
+        } else if int_zero {
+            let zeros = frac.iter().take_while(|&&d| d == b'0').count();
+            zeros <= 5 && frac_digits - zeros <= 15
+        } else {
+            int_digits + frac_digits <= 15
+        };
+        if !canonical {
+            self.canon = false;
+        }
+        Ok(())
+    }
+}
+
+/// The value of an array-index key (canonical decimal below 2^32 − 1).
+fn array_index(key: &[u8]) -> Option<u64> {
+    if key.is_empty() || key.len() > 10 || !key.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if key.len() > 1 && key[0] == b'0' {
+        return None;
+    }
+    let n = std::str::from_utf8(key).ok()?.parse::<u64>().ok()?;
+    (n < u64::from(u32::MAX)).then_some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_json_stringify_writes_is_canonical() {
+        for t in [
+            r#"{"a":1,"b":[true,false,null],"c":{"d":"x\ny\u001f"},"e":-1.5,"f":0.000001}"#,
+            r#"{"0":1,"2":2,"b":3}"#,
+            r#""é😀 \"q\" \\ / \u0000""#,
+            "123456789012345",
+            "0.1",
+            "-0.25",
+            "[]",
+            "{}",
+        ] {
+            assert_eq!(canonical(t.as_bytes()), Some(true), "{t}");
+        }
+    }
+
+    #[test]
+    fn anything_stringify_would_write_differently_is_not() {
+        for t in [
+            r#"{"a": 1}"#,
+            " 1",
+            r#"{"a":1,"a":2}"#,
+            r#"{"b":1,"0":2}"#,
+            r#"{"2":1,"1":2}"#,
+            r#""\/""#,
+            r#""\u0041""#,
+            r#""\u000a""#,
+            r#""\u001F""#,
+            "1.0",
+            "1e2",
+            "-0",
+            "1234567890123456",
+            "0.0000001",
+            "1.2345678901234567",
+        ] {
+            assert_eq!(canonical(t.as_bytes()), Some(false), "{t}");
+        }
+    }
+
+    #[test]
+    fn what_the_general_parser_may_refuse_is_suspicious() {
+        for t in [r#""\ud800""#, "1e400", &"[".repeat(120), &"9".repeat(400)] {
+            assert_eq!(canonical(t.as_bytes()), None, "{t}");
+        }
+    }
+
+    #[test]
+    fn options_split_into_fields_and_records() {
+        let t = br#"{"data":[{"a":1},{"b": 2}],"_flowId":"f","data":[1,{"c":3}],"x":{"data":[]}}"#;
+        let f = split_options(t).unwrap();
+        assert_eq!(
+            f.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+            ["data", "_flowId", "x"]
+        );
+        let records = f[0].records.as_ref().unwrap();
+        let texts: Vec<&[u8]> = records.iter().map(|r| &t[r.start..r.end]).collect();
+        assert_eq!(texts, [&b"1"[..], br#"{"c":3}"#]);
+        assert!(records.iter().all(|r| r.canonical));
+        assert!(f[2].records.is_none());
+        assert_eq!(&t[f[1].start..f[1].end], br#""f""#);
+        assert_eq!(split_options(b"[1]"), Err(NotSplit::NotObject));
+        assert_eq!(
+            split_options(br#"{"data":["\ud800"]}"#),
+            Err(NotSplit::Suspicious)
+        );
+    }
+}
