@@ -1,7 +1,10 @@
-//! Large pages: a ~5 MB preSavePage page end to end through dispatch (`serde_json` parse of the
-//! request bytes → `Envelope` → `Extension::call` → the reply's JSON text) against the floor,
-//! `serde_json::from_slice::<Value>` + `serde_json::to_vec` of the same bytes. Run by
-//! `make bench` only (harness = false; `cargo test` does not run it).
+//! Large pages: a ~5 MB preSavePage page end to end through dispatch (request bytes →
+//! `Envelope` → `Extension::call` → the reply's JSON text), two ways: `dispatch`, as the
+//! transports do it (`Envelope::from_json`: options kept as text, records passed through), and
+//! `dispatch_value`, the engine before it (the whole body parsed into a `serde_json::Value`,
+//! `Envelope::from_body`); against the floor, `serde_json::from_slice::<Value>` +
+//! `serde_json::to_vec` of the same bytes. Run by `make bench` only (harness = false; `cargo
+//! test` does not run it).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use integration_tests::reference::{Mode, extension};
@@ -20,11 +23,10 @@ fn large_page(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let ext = extension(Mode::Diy);
-    let through_dispatch = |bytes: &[u8]| {
-        let body: Value = serde_json::from_slice(bytes).expect("json");
+    let call = |envelope: Envelope| {
         let reply = rt
             .block_on(ext.call(CallRequest {
-                envelope: Envelope::from_body(body),
+                envelope,
                 stack: Stack::Http,
                 request_id: "bench".into(),
                 trace_id: None,
@@ -36,6 +38,16 @@ fn large_page(c: &mut Criterion) {
             Reply::Nothing => Vec::new(),
         }
     };
+    let through_dispatch = |bytes: &bytes::Bytes| {
+        let (envelope, _) = Envelope::from_json(bytes.clone()).expect("json");
+        call(envelope)
+    };
+    let through_values = |bytes: &[u8]| {
+        let body: Value = serde_json::from_slice(bytes).expect("json");
+        call(Envelope::from_body(body))
+    };
+    let bytes = bytes::Bytes::from(bytes);
+    assert_eq!(through_dispatch(&bytes), through_values(&bytes));
     // The echo must really carry the page through.
     assert!(through_dispatch(&bytes).len() > bytes.len() / 2);
 
@@ -51,6 +63,15 @@ fn large_page(c: &mut Criterion) {
     });
     g.bench_function("dispatch", |b| {
         b.iter(|| through_dispatch(black_box(&bytes)))
+    });
+    g.bench_function("envelope_only", |b| {
+        b.iter(|| Envelope::from_json(black_box(bytes.clone())).expect("json"))
+    });
+    g.bench_function("serde_skip_only", |b| {
+        b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&bytes)).expect("json"))
+    });
+    g.bench_function("dispatch_value", |b| {
+        b.iter(|| through_values(black_box(&bytes)))
     });
     g.finish();
     let meta = serde_json::json!({"bytes": bytes.len(), "records": records});

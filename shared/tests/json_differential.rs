@@ -15,7 +15,9 @@
 //!
 //! Runs `node` as a subprocess; skipped, with the reason printed, only when `node` is absent.
 
-use integrator_lambda::protocol::json;
+use integrator_lambda::Options;
+use integrator_lambda::protocol::{json, scan};
+use integrator_lambda::types::PreSavePageOptions;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -235,6 +237,19 @@ process.stdout.write(JSON.stringify(out));
     Some(serde_json::from_slice(&out.stdout).expect("node's answer is a JSON array"))
 }
 
+/// The lazy path: `line` as the one record of a page (`Options::from_payload`, typed options,
+/// the record written back untouched), and whether the scan found it canonical (passed through
+/// as its own text).
+fn ours_lazy(line: &str) -> Option<(String, bool)> {
+    let page = format!(r#"{{"_flowId":"f","data":[{line}],"pageIndex":0}}"#);
+    let options = Options::from_payload(bytes::Bytes::from(page)).ok()?;
+    let o: PreSavePageOptions = options.deserialize().ok()?;
+    let text = String::from_utf8(json::to_vec(&o.data).expect("serialize")).expect("UTF-8");
+    let record = text.strip_prefix('[')?.strip_suffix(']')?.to_owned();
+    let canonical = scan::canonical(line.as_bytes()) == Some(true);
+    Some((record, canonical))
+}
+
 fn ours(line: &str) -> Option<String> {
     let v = json::from_slice(line.as_bytes()).ok()?;
     Some(String::from_utf8(json::to_vec(&v).expect("serialize")).expect("UTF-8"))
@@ -292,4 +307,43 @@ fn output_is_byte_identical_to_node_json_stringify() {
         "{same} texts byte-identical to Node; {refused} refused (lone surrogates, numbers past f64, or invalid for both)"
     );
     assert!(same > 2500, "too few comparable cases: {same}");
+
+    // The lazy path (records kept as text, written back untouched) on the same texts, and on
+    // Node's own output (what integrator.io sends: already `JSON.stringify`'s form, so the
+    // scan should pass most of it straight through).
+    let (mut lazy_same, mut passed_through, mut node_canonical, mut node_texts) = (0, 0, 0, 0);
+    for (line, want) in lines.iter().zip(&node) {
+        if let Some((got, canonical)) = ours_lazy(line) {
+            assert_eq!(
+                Some(&got),
+                want.as_ref(),
+                "the lazy path differs from JSON.stringify for input {line}"
+            );
+            lazy_same += 1;
+            passed_through += usize::from(canonical);
+        } else {
+            assert!(ours(line).is_none(), "the lazy path refused {line}");
+        }
+        if let Some(stringified) = want {
+            let Some((got, canonical)) = ours_lazy(stringified) else {
+                // Only what the value path refuses too (a lone surrogate Node wrote back).
+                assert!(ours(stringified).is_none(), "Node's own output refused: {stringified}");
+                continue;
+            };
+            assert_eq!(&got, stringified, "Node's output was not kept as it is");
+            node_texts += 1;
+            node_canonical += usize::from(canonical);
+        }
+    }
+    println!(
+        "lazy path: {lazy_same} texts byte-identical to Node ({passed_through} passed through as \
+         their own text); {node_canonical} of Node's {node_texts} outputs found canonical"
+    );
+    assert_eq!(lazy_same, same, "the lazy path refused what the value path read");
+    // Random doubles (17 digits, exponents) are common in these texts and are left to the
+    // general writer, so only a part of Node's outputs qualify here.
+    assert!(
+        node_canonical * 3 >= node_texts,
+        "too few of Node's outputs found canonical: {node_canonical} of {node_texts}"
+    );
 }

@@ -387,7 +387,10 @@ mod tests {
         let lazy: PreSavePageOptions = text(t).deserialize().unwrap();
         let eager: PreSavePageOptions =
             Options::Value(serde_json::from_str(t).unwrap()).deserialize().unwrap();
+        // Nothing was parsed to read them: the records are the request's text.
+        assert!(lazy.data.iter().all(|r| r.is_text()));
         assert_eq!(lazy, eager);
+        assert!(!lazy.data[0].is_text());
         assert_eq!(lazy.flow_id.as_deref(), Some("f2"));
         assert_eq!(lazy.extra.keys().collect::<Vec<_>>(), ["zeta"]);
         assert_eq!(

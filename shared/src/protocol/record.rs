@@ -92,6 +92,11 @@ impl Record {
         }
     }
 
+    /// Whether the record is still the text it arrived in (not parsed, not changed).
+    pub fn is_text(&self) -> bool {
+        matches!(&self.0, Repr::Text { parsed, .. } if parsed.get().is_none())
+    }
+
     /// The text this record is written as without parsing, when there is one.
     fn passthrough(&self) -> Option<&str> {
         match &self.0 {

@@ -328,7 +328,11 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         let mut plain = true;
         loop {
-            let off = memchr::memchr2(b'"', b'\\', &self.b[self.i..]).ok_or(())?;
+            // Record strings are short: a plain loop beats a vectorised search's set-up.
+            let off = self.b[self.i..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\')
+                .ok_or(())?;
             self.i += off;
             if self.b[self.i] == b'"' {
                 self.i += 1;
