@@ -327,7 +327,10 @@ fn output_is_byte_identical_to_node_json_stringify() {
         if let Some(stringified) = want {
             let Some((got, canonical)) = ours_lazy(stringified) else {
                 // Only what the value path refuses too (a lone surrogate Node wrote back).
-                assert!(ours(stringified).is_none(), "Node's own output refused: {stringified}");
+                assert!(
+                    ours(stringified).is_none(),
+                    "Node's own output refused: {stringified}"
+                );
                 continue;
             };
             assert_eq!(&got, stringified, "Node's output was not kept as it is");
@@ -339,7 +342,10 @@ fn output_is_byte_identical_to_node_json_stringify() {
         "lazy path: {lazy_same} texts byte-identical to Node ({passed_through} passed through as \
          their own text); {node_canonical} of Node's {node_texts} outputs found canonical"
     );
-    assert_eq!(lazy_same, same, "the lazy path refused what the value path read");
+    assert_eq!(
+        lazy_same, same,
+        "the lazy path refused what the value path read"
+    );
     // Random doubles (17 digits, exponents) are common in these texts and are left to the
     // general writer, so only a part of Node's outputs qualify here.
     assert!(

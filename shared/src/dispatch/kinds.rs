@@ -8,8 +8,8 @@
 
 use super::checks::{Checks, RecordKind, Rejected, interleave, split};
 use super::handler::{BoxFuture, CallFailure, ExtResult, Handler, IntoReply, Invocation, Reply};
-use crate::protocol::{Options, Record};
 use crate::protocol::types::*;
+use crate::protocol::{Options, Record};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -313,7 +313,10 @@ mod tests {
                 .collect::<Vec<_>>())
         });
         let inv = Invocation::for_test("f", Duration::from_secs(1));
-        let err = h.call(inv, json!({"data": [1, 2, 3]}).into()).await.unwrap_err();
+        let err = h
+            .call(inv, json!({"data": [1, 2, 3]}).into())
+            .await
+            .unwrap_err();
         let msg = err.to_string();
         assert!(
             msg.contains("preMap") && msg.contains("has 3 records") && msg.contains("returned 2"),

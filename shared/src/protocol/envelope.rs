@@ -397,7 +397,10 @@ mod tests {
             Envelope::from_body(json!({"diy":true,"function":"f","type":"hook","options":{"a":1}}));
         assert_eq!(e.function_name(), Some("f"));
         assert_eq!(e.type_name().as_deref(), Some("hook"));
-        assert_eq!(e.options.map(|o| o.into_value().unwrap()), Some(json!({"a":1})));
+        assert_eq!(
+            e.options.map(|o| o.into_value().unwrap()),
+            Some(json!({"a":1}))
+        );
         let l =
             Envelope::from_client_context(json!({"_connectorId":"c","function":"g"}), json!([]));
         assert_eq!(l.connector_key().as_deref(), Some("c"));

@@ -168,7 +168,10 @@ struct Fields<'a> {
 impl<'a> MapAccess<'a> for Fields<'a> {
     type Error = serde_json::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'a>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
         let Some(f) = self.options.fields.get(self.next) else {
             return Ok(None);
         };
@@ -176,7 +179,10 @@ impl<'a> MapAccess<'a> for Fields<'a> {
             .map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+    fn next_value_seed<V: DeserializeSeed<'a>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
         let f = self
             .options
             .fields
@@ -284,7 +290,10 @@ struct Records<'a> {
 impl<'a> SeqAccess<'a> for Records<'a> {
     type Error = serde_json::Error;
 
-    fn next_element_seed<T: DeserializeSeed<'a>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
+    fn next_element_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
         match self.records.next() {
             None => Ok(None),
             Some(span) => seed
@@ -328,7 +337,8 @@ impl<'a> de::Deserializer<'a> for OneRecord<'a> {
             });
         }
         let mut d = serde_json::Deserializer::from_slice(self.json());
-        let out = de::Deserializer::deserialize_newtype_struct(&mut d, name, v).map_err(unplaced)?;
+        let out =
+            de::Deserializer::deserialize_newtype_struct(&mut d, name, v).map_err(unplaced)?;
         d.end().map_err(unplaced)?;
         Ok(out)
     }
@@ -385,8 +395,9 @@ mod tests {
     fn typed_options_read_from_text_match_the_value_path() {
         let t = r#"{"data":[{"id":1,"n":"a"},{"id": 2.50}],"errors":[],"_flowId":"f1","pageIndex":3,"zeta":{"k":[1]},"_flowId":"f2"}"#;
         let lazy: PreSavePageOptions = text(t).deserialize().unwrap();
-        let eager: PreSavePageOptions =
-            Options::Value(serde_json::from_str(t).unwrap()).deserialize().unwrap();
+        let eager: PreSavePageOptions = Options::Value(serde_json::from_str(t).unwrap())
+            .deserialize()
+            .unwrap();
         // Nothing was parsed to read them: the records are the request's text.
         assert!(lazy.data.iter().all(|r| r.is_text()));
         assert_eq!(lazy, eager);

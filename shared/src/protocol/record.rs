@@ -220,22 +220,34 @@ mod tests {
     #[test]
     fn an_untouched_canonical_record_is_written_as_it_came() {
         let r = text(r#"{"b":1,"a":[2,"x"]}"#);
-        assert_eq!(super::super::json::to_string(&r).unwrap(), r#"{"b":1,"a":[2,"x"]}"#);
+        assert_eq!(
+            super::super::json::to_string(&r).unwrap(),
+            r#"{"b":1,"a":[2,"x"]}"#
+        );
         assert_eq!(r["a"][1], "x");
-        assert_eq!(serde_json::to_value(&r).unwrap(), json!({"b":1,"a":[2,"x"]}));
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"b":1,"a":[2,"x"]})
+        );
     }
 
     #[test]
     fn other_texts_are_written_as_json_stringify_would() {
         let r = text(r#"{"b": 1.0, "1": "\u0041", "b": 2e0}"#);
-        assert_eq!(super::super::json::to_string(&r).unwrap(), r#"{"1":"A","b":2}"#);
+        assert_eq!(
+            super::super::json::to_string(&r).unwrap(),
+            r#"{"1":"A","b":2}"#
+        );
     }
 
     #[test]
     fn a_changed_record_is_written_from_its_value() {
         let mut r = text(r#"{"a":1}"#);
         r["z"] = json!(true);
-        assert_eq!(super::super::json::to_string(&r).unwrap(), r#"{"a":1,"z":true}"#);
+        assert_eq!(
+            super::super::json::to_string(&r).unwrap(),
+            r#"{"a":1,"z":true}"#
+        );
         assert_eq!(r.into_value(), json!({"a":1,"z":true}));
     }
 

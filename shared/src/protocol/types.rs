@@ -5,8 +5,8 @@
 //! integrator.io adds is lost, and every field tolerates `null` or absence. Structs are
 //! `#[non_exhaustive]`: build results with `Default` (or the constructors) and set fields.
 
-use serde::{Deserialize, Deserializer, Serialize};
 use super::Record;
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 

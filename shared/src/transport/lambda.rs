@@ -16,8 +16,8 @@
 
 use super::http::{HttpApp, HttpRequest};
 use crate::dispatch::{CallRequest, Extension, Stack};
-use crate::protocol::{Envelope, Options};
 use crate::protocol::error::{WireError, http_body, lambda_message};
+use crate::protocol::{Envelope, Options};
 use futures_util::FutureExt;
 use http_body_util::BodyExt;
 use lambda_http::request::LambdaRequest;
@@ -360,15 +360,12 @@ async fn answer(
     let trace_id = context.xray_trace_id.as_deref().map(Into::into);
     let handled = CLIENT_CONTEXT.scope(
         invocation.client_context.clone(),
-        crate::telemetry::with_trace_id(
-            trace_id,
-            async move {
-                match payload {
-                    Payload::Options(o) => handle_invoke(app.clone(), o, context).await,
-                    Payload::Value(v) => handle(app.clone(), LambdaEvent::new(v, context)).await,
-                }
-            },
-        ),
+        crate::telemetry::with_trace_id(trace_id, async move {
+            match payload {
+                Payload::Options(o) => handle_invoke(app.clone(), o, context).await,
+                Payload::Value(v) => handle(app.clone(), LambdaEvent::new(v, context)).await,
+            }
+        }),
     );
     // Functions run isolated in dispatch; this catches a panic in the transport itself, so the
     // invocation is answered and the loop goes on (what `lambda_runtime`'s loop also does).

@@ -57,6 +57,7 @@ fn extension() -> &'static Extension {
 /// Envelope + dispatch: any JSON body is read as an envelope (server stack and Lambda client
 /// context) and dispatched; the answer is a reply or the 422 errors, never a panic.
 pub fn envelope(data: &[u8]) {
+    lazy_envelope(data);
     let Ok(v) = serde_json::from_slice::<Value>(data) else {
         return;
     };
@@ -69,6 +70,53 @@ pub fn envelope(data: &[u8]) {
         deadline: Some(Instant::now() + Duration::from_secs(5)),
     };
     let _ = runtime().block_on(extension().call(call));
+}
+
+/// The server stack's envelope reader (options kept as text, records passed through) against
+/// the whole-body parse it replaces: the same bodies fail with the same error; otherwise the same
+/// fields, the same options, and typed options that read and write back the same.
+pub fn lazy_envelope(data: &[u8]) {
+    use integrator_lambda::protocol::json;
+    use integrator_lambda::types::PreSavePageOptions;
+    let lazy = Envelope::from_json(bytes::Bytes::copy_from_slice(data));
+    let eager = json::from_slice(data);
+    let (env, token, v) = match (lazy, eager) {
+        (Ok((env, token)), Ok(v)) => (env, token, v),
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), b.to_string(), "different errors");
+            return;
+        }
+        (a, b) => panic!(
+            "the readers disagree: {:?} vs {:?}",
+            a.map(|_| ()),
+            b.map(|_| ())
+        ),
+    };
+    let field = |k: &str| v.as_object().and_then(|o| o.get(k)).cloned();
+    assert_eq!(env.function, field("function"));
+    assert_eq!(env.diy, field("diy"));
+    assert_eq!(env.max_response_size, field("maxResponseSize"));
+    assert_eq!(token, field("access_token"));
+    let Some(options) = env.options else {
+        assert_eq!(field("options"), None);
+        return;
+    };
+    assert_eq!(
+        options.records_in(),
+        integrator_lambda::metrics::records_in(field("options").as_ref())
+    );
+    let typed = options.clone().deserialize::<PreSavePageOptions>();
+    assert_eq!(options.into_value().ok(), field("options"));
+    let expected =
+        serde_json::from_value::<PreSavePageOptions>(field("options").unwrap_or_default());
+    match (typed, expected) {
+        (Ok(t), Ok(e)) => {
+            assert_eq!(json::to_vec(&t.data).ok(), json::to_vec(&e.data).ok());
+            assert_eq!(t, e);
+        }
+        (Err(t), Err(e)) => assert_eq!(t.to_string(), e.to_string()),
+        (t, e) => panic!("typed options disagree: {:?} vs {:?}", t.is_ok(), e.is_ok()),
+    }
 }
 
 /// The JSON writer: what it writes for any value serde_json reads back as the same value.
