@@ -34,7 +34,9 @@ pub fn envelope(function: &str, n: usize) -> Vec<u8> {
         options["errors"] = json!([]);
     }
     let body = json!({"diy": true, "type": "hook", "function": function, "options": options});
-    serde_json::to_vec(&body).unwrap_or_default()
+    // Written as `JSON.stringify` writes it (integrator.io's runtime is Node): `3` where
+    // serde_json would write the float `3.0`.
+    integrator_lambda::protocol::json::to_vec(&body).unwrap_or_default()
 }
 
 /// A preSavePage envelope of about `bytes` bytes.

@@ -6,12 +6,9 @@
 //! truthiness and coercion, so we do the same here, in one place.
 
 use super::json::js_number;
-use super::options::{FromText, Options};
+use super::options::Options;
 use bytes::Bytes;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::fmt;
 
 /// Default `maxResponseSize`: 5 × 1024 × 1024 UTF-16 code units.
 pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 5 * 1024 * 1024;
@@ -193,37 +190,43 @@ impl Envelope {
     /// body is checked as JSON exactly as [`super::json::from_slice`] checks it: the same texts
     /// fail, with the same error.
     pub fn from_json(body: Bytes) -> Result<(Self, Option<Value>), serde_json::Error> {
-        let parsed = match serde_json::from_slice::<BodyFields>(&body) {
-            Ok(f) => f,
-            // The general parser's error, word for word.
-            Err(e) => return Err(super::json::from_slice(&body).err().unwrap_or(e)),
+        // Not an object, not JSON, or unusual (see `scan`): the general parser decides.
+        let general = |body: &[u8]| {
+            let v = super::json::from_slice(body)?;
+            let token = v.get("access_token").cloned();
+            Ok((Self::from_body(v), token))
         };
-        // The options' range in the body, from where serde_json borrowed them.
-        let range = parsed.options.map(|raw| {
-            let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-            start..start.saturating_add(raw.get().len())
-        });
-        let options = match range.filter(|r| r.end <= body.len()) {
-            None => None,
-            Some(range) => match Options::from_checked_text(body.slice(range)) {
-                Ok(o) => Some(o),
-                Err(FromText::Parsed(v)) => Some(Options::Value(v)),
-                Err(FromText::Suspicious) => {
-                    let v = super::json::from_slice(&body)?;
-                    let token = v.get("access_token").cloned();
-                    return Ok((Self::from_body(v), token));
+        let Ok(fields) = super::scan::split_body(&body) else {
+            return general(&body);
+        };
+        let mut env = Self::default();
+        let mut token = None;
+        for f in fields {
+            let slot = match f.key.as_str() {
+                "diy" => &mut env.diy,
+                "_connectorId" => &mut env.connector_id,
+                "function" => &mut env.function,
+                "type" => &mut env.r#type,
+                "maxResponseSize" => &mut env.max_response_size,
+                "access_token" => &mut token,
+                "options" => {
+                    env.options = Some(match f.fields {
+                        Some(inner) => Options::from_fields(body.clone(), f.start..f.end, inner),
+                        None => match super::json::from_slice(&body[f.start..f.end]) {
+                            Ok(v) => Options::Value(v),
+                            Err(_) => return general(&body),
+                        },
+                    });
+                    continue;
                 }
-            },
-        };
-        let env = Self {
-            diy: parsed.diy,
-            connector_id: parsed.connector_id,
-            function: parsed.function,
-            r#type: parsed.r#type,
-            max_response_size: parsed.max_response_size,
-            options,
-        };
-        Ok((env, parsed.access_token))
+                _ => continue,
+            };
+            match super::json::from_slice(&body[f.start..f.end]) {
+                Ok(v) => *slot = Some(v),
+                Err(_) => return general(&body),
+            }
+        }
+        Ok((env, token))
     }
 
     fn from_map(map: &mut Map<String, Value>) -> Self {
@@ -259,84 +262,6 @@ impl Envelope {
 
     pub fn response_limit(&self) -> ResponseLimit {
         ResponseLimit::from_value(self.max_response_size.as_ref())
-    }
-}
-
-/// The top-level fields of a request body, read in one pass; `options` as the byte range of its
-/// text. A repeated key keeps its last value, as in `JSON.parse`. A body that is not an object
-/// reads as no fields.
-#[derive(Default)]
-struct BodyFields<'a> {
-    diy: Option<Value>,
-    connector_id: Option<Value>,
-    function: Option<Value>,
-    r#type: Option<Value>,
-    max_response_size: Option<Value>,
-    access_token: Option<Value>,
-    options: Option<&'a RawValue>,
-}
-
-impl<'de> Deserialize<'de> for BodyFields<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(BodyVisitor)
-    }
-}
-
-struct BodyVisitor;
-
-impl<'de> Visitor<'de> for BodyVisitor {
-    type Value = BodyFields<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<BodyFields<'de>, A::Error> {
-        let mut out = BodyFields::default();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let slot = match key.as_ref() {
-                "diy" => &mut out.diy,
-                "_connectorId" => &mut out.connector_id,
-                "function" => &mut out.function,
-                "type" => &mut out.r#type,
-                "maxResponseSize" => &mut out.max_response_size,
-                "access_token" => &mut out.access_token,
-                "options" => {
-                    out.options = Some(map.next_value()?);
-                    continue;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            *slot = Some(map.next_value()?);
-        }
-        Ok(out)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BodyFields<'de>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(BodyFields::default())
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<BodyFields<'de>, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<BodyFields<'de>, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<BodyFields<'de>, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<BodyFields<'de>, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<BodyFields<'de>, E> {
-        Ok(BodyFields::default())
-    }
-    fn visit_unit<E>(self) -> Result<BodyFields<'de>, E> {
-        Ok(BodyFields::default())
     }
 }
 

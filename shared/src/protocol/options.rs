@@ -7,7 +7,7 @@
 //! tests) carry a `Value`, read the usual serde way.
 
 use super::record::{RECORD_TOKEN, with_handoff};
-use super::scan::{self, FieldSpan, NotSplit, RecordSpan};
+use super::scan::{self, FieldSpan, RecordSpan};
 use bytes::Bytes;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::forward_to_deserialize_any;
@@ -26,16 +26,11 @@ pub enum Options {
 /// Options kept as text: an object, checked as JSON and split into fields.
 #[derive(Clone)]
 pub struct TextOptions {
+    /// The request (a whole body, or a Lambda payload); the spans below index it.
     text: Bytes,
+    /// Where the options object is in `text`.
+    span: std::ops::Range<usize>,
     fields: Vec<FieldSpan>,
-}
-
-/// Why text options were not kept as text.
-pub enum FromText {
-    /// Not an object: here is the value.
-    Parsed(Value),
-    /// Suspicious: the caller parses the whole request the general way.
-    Suspicious,
 }
 
 impl fmt::Debug for Options {
@@ -44,7 +39,7 @@ impl fmt::Debug for Options {
             Options::Value(v) => f.debug_tuple("Value").field(v).finish(),
             Options::Text(t) => f
                 .debug_struct("Text")
-                .field("bytes", &t.text.len())
+                .field("bytes", &t.span.len())
                 .field("fields", &t.fields.len())
                 .finish(),
         }
@@ -58,29 +53,28 @@ impl From<Value> for Options {
 }
 
 impl Options {
-    /// Options from `text`, which serde_json has already accepted as one JSON value.
-    pub fn from_checked_text(text: Bytes) -> Result<Self, FromText> {
-        match scan::split_options(&text) {
-            Ok(fields) => Ok(Options::Text(TextOptions { text, fields })),
-            Err(NotSplit::NotObject) => super::json::from_slice(&text)
-                .map(FromText::Parsed)
-                .map_err(|_| FromText::Suspicious)
-                .and_then(Err),
-            Err(NotSplit::Suspicious) => Err(FromText::Suspicious),
+    /// Options from a Lambda payload (the options themselves). The same payloads fail as with
+    /// [`super::json::from_slice`], with the same error: whatever the scan does not take as an
+    /// object of checked JSON is parsed the general way.
+    pub fn from_payload(payload: Bytes) -> Result<Self, serde_json::Error> {
+        match scan::split_options(&payload) {
+            Ok(fields) => Ok(Options::Text(TextOptions {
+                span: 0..payload.len(),
+                text: payload,
+                fields,
+            })),
+            Err(_) => super::json::from_slice(&payload).map(Options::Value),
         }
     }
 
-    /// Options from a Lambda payload (the options themselves): checked as JSON exactly as
-    /// [`super::json::from_slice`] checks it (the same texts fail, with the same error).
-    pub fn from_payload(payload: Bytes) -> Result<Self, serde_json::Error> {
-        if let Err(e) = serde_json::from_slice::<&serde_json::value::RawValue>(&payload) {
-            return Err(super::json::from_slice(&payload).err().unwrap_or(e));
-        }
-        match Self::from_checked_text(payload.clone()) {
-            Ok(o) => Ok(o),
-            Err(FromText::Parsed(v)) => Ok(Options::Value(v)),
-            Err(FromText::Suspicious) => super::json::from_slice(&payload).map(Options::Value),
-        }
+    /// Options already split out of `text` (a request body: [`scan::split_body`]), the object
+    /// at `span`.
+    pub(crate) fn from_fields(
+        text: Bytes,
+        span: std::ops::Range<usize>,
+        fields: Vec<FieldSpan>,
+    ) -> Self {
+        Options::Text(TextOptions { text, span, fields })
     }
 
     /// JavaScript truthiness of the options (text options are an object: truthy).
@@ -117,7 +111,7 @@ impl Options {
     pub fn into_value(self) -> Result<Value, serde_json::Error> {
         match self {
             Options::Value(v) => Ok(v),
-            Options::Text(t) => super::json::from_slice(&t.text),
+            Options::Text(t) => super::json::from_slice(&t.text[t.span.clone()]),
         }
     }
 
@@ -385,9 +379,9 @@ mod tests {
     use serde_json::json;
 
     fn text(t: &str) -> Options {
-        match Options::from_checked_text(Bytes::copy_from_slice(t.as_bytes())) {
-            Ok(o) => o,
-            Err(_) => panic!("not kept as text: {t}"),
+        match Options::from_payload(Bytes::copy_from_slice(t.as_bytes())) {
+            Ok(o @ Options::Text(_)) => o,
+            _ => panic!("not kept as text: {t}"),
         }
     }
 
@@ -434,8 +428,8 @@ mod tests {
             json!({"_flowId":"f","postMapData":[1,2],"data":[{}]})
         );
         assert!(matches!(
-            Options::from_checked_text(Bytes::from_static(b"0")),
-            Err(FromText::Parsed(v)) if v == json!(0)
+            Options::from_payload(Bytes::from_static(b"0")),
+            Ok(Options::Value(v)) if v == json!(0)
         ));
     }
 }

@@ -1,8 +1,10 @@
 //! One pass over the options text of a call: where each top-level field and each record is, and
 //! whether a record's text is already what `JSON.stringify` would write for it.
 //!
-//! The text has been checked as JSON by serde_json before it gets here; this pass only measures
-//! it. A record is *canonical* when writing it back unchanged is byte-identical to
+//! The pass also checks the text as JSON, as strictly as serde_json does (UTF-8, no control
+//! characters in strings, the number grammar, no trailing commas); anything it does not accept
+//! goes to serde_json, which either reads it or answers with its usual error. A record is
+//! *canonical* when writing it back unchanged is byte-identical to
 //! `JSON.stringify(JSON.parse(text))`:
 //! - no whitespace between tokens;
 //! - strings use only the escapes `JSON.stringify` writes (`\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
@@ -51,6 +53,17 @@ pub struct FieldSpan {
     pub end: usize,
     /// The records, when the key is one of [`RECORD_KEYS`] and the value is an array.
     pub records: Option<Vec<RecordSpan>>,
+    /// The fields of the value, split further: a request body's `options` object.
+    pub fields: Option<Vec<FieldSpan>>,
+}
+
+/// Which object is being split.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    /// A request body: its `options` object is split too.
+    Body,
+    /// The options: their record arrays are split into records.
+    Options,
 }
 
 /// Why the text is not split.
@@ -65,16 +78,35 @@ pub enum NotSplit {
 /// Split the options text into its top-level fields (a repeated key keeps its first place and
 /// its last value, as `JSON.parse` does) and its record arrays into records.
 pub fn split_options(text: &[u8]) -> Result<Vec<FieldSpan>, NotSplit> {
+    split(text, Level::Options)
+}
+
+/// Split a request body (the server stack's envelope) into its top-level fields, its `options`
+/// object into the options' fields ([`FieldSpan::fields`]), and their record arrays into records.
+pub fn split_body(text: &[u8]) -> Result<Vec<FieldSpan>, NotSplit> {
+    split(text, Level::Body)
+}
+
+fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
+    if std::str::from_utf8(text).is_err() {
+        return Err(NotSplit::Suspicious);
+    }
     let mut s = Scanner::new(text);
     s.ws();
     if s.peek() != Some(b'{') {
         return Err(NotSplit::NotObject);
     }
-    s.split().map_err(|()| NotSplit::Suspicious)
+    let fields = s.fields(level).map_err(|()| NotSplit::Suspicious)?;
+    s.ws();
+    if s.i != text.len() || s.suspicious {
+        return Err(NotSplit::Suspicious);
+    }
+    Ok(fields)
 }
 
 /// Whether `text` (one JSON value) is canonical; `None` when it is suspicious or malformed.
 pub fn canonical(text: &[u8]) -> Option<bool> {
+    std::str::from_utf8(text).ok()?;
     let mut s = Scanner::new(text);
     s.ws();
     s.value(0).ok()?;
@@ -127,13 +159,14 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn split(&mut self) -> Result<Vec<FieldSpan>, ()> {
+    /// The fields of the object at the cursor.
+    fn fields(&mut self, level: Level) -> Result<Vec<FieldSpan>, ()> {
         self.expect(b'{')?;
         let mut fields: Vec<FieldSpan> = Vec::new();
         self.ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
-            return self.finish(fields);
+            return Ok(fields);
         }
         loop {
             self.ws();
@@ -149,23 +182,29 @@ impl<'a> Scanner<'a> {
             self.expect(b':')?;
             self.ws();
             let start = self.i;
-            let records = if RECORD_KEYS.contains(&key.as_str()) && self.peek() == Some(b'[') {
-                Some(self.records()?)
-            } else {
-                self.value(1)?;
-                None
-            };
+            let (mut records, mut inner) = (None, None);
+            match (level, self.peek()) {
+                (Level::Options, Some(b'[')) if RECORD_KEYS.contains(&key.as_str()) => {
+                    records = Some(self.records()?);
+                }
+                (Level::Body, Some(b'{')) if key == "options" => {
+                    inner = Some(self.fields(Level::Options)?);
+                }
+                _ => self.value(1)?,
+            }
             let field = FieldSpan {
                 key,
                 start,
                 end: self.i,
                 records,
+                fields: inner,
             };
             match fields.iter_mut().find(|f| f.key == field.key) {
                 Some(existing) => {
-                    existing.start = field.start;
-                    existing.end = field.end;
-                    existing.records = field.records;
+                    *existing = FieldSpan {
+                        key: std::mem::take(&mut existing.key),
+                        ..field
+                    }
                 }
                 None => fields.push(field),
             }
@@ -174,19 +213,11 @@ impl<'a> Scanner<'a> {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
                     self.i += 1;
-                    return self.finish(fields);
+                    return Ok(fields);
                 }
                 _ => return Err(()),
             }
         }
-    }
-
-    fn finish(&mut self, fields: Vec<FieldSpan>) -> Result<Vec<FieldSpan>, ()> {
-        self.ws();
-        if self.i != self.b.len() || self.suspicious {
-            return Err(());
-        }
-        Ok(fields)
     }
 
     /// A record array: each element's span and whether it is canonical.
@@ -331,12 +362,17 @@ impl<'a> Scanner<'a> {
             // Record strings are short: a plain loop beats a vectorised search's set-up.
             let off = self.b[self.i..]
                 .iter()
-                .position(|&c| c == b'"' || c == b'\\')
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
                 .ok_or(())?;
             self.i += off;
-            if self.b[self.i] == b'"' {
-                self.i += 1;
-                return Ok((start, self.i - 1, plain));
+            match self.b[self.i] {
+                b'"' => {
+                    self.i += 1;
+                    return Ok((start, self.i - 1, plain));
+                }
+                b'\\' => {}
+                // A raw control character: not JSON.
+                _ => return Err(()),
             }
             plain = false;
             match self.b.get(self.i + 1) {
@@ -347,6 +383,9 @@ impl<'a> Scanner<'a> {
                 }
                 Some(b'u') => {
                     let hex = self.b.get(self.i + 2..self.i + 6).ok_or(())?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(());
+                    }
                     let text = std::str::from_utf8(hex).map_err(|_| ())?;
                     let cp = u32::from_str_radix(text, 16).map_err(|_| ())?;
                     if (0xD800..=0xDFFF).contains(&cp) {
@@ -503,6 +542,28 @@ mod tests {
     }
 
     #[test]
+    fn what_serde_json_refuses_is_never_split() {
+        for t in [
+            &b"{\"a\":\"\x01\"}"[..],
+            b"{\"a\":\"\xff\"}",
+            br#"{"a":"\u+123"}"#,
+            br#"{"a":"\x"}"#,
+            br#"{"a":[1,]}"#,
+            br#"{"a":1,}"#,
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":-}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":1} x"#,
+            br#"{"a" 1}"#,
+            br#"{a:1}"#,
+        ] {
+            assert!(serde_json::from_slice::<serde_json::Value>(t).is_err());
+            assert_eq!(split_options(t), Err(NotSplit::Suspicious), "{t:?}");
+        }
+    }
+
+    #[test]
     fn options_split_into_fields_and_records() {
         let t = br#"{"data":[{"a":1},{"b": 2}],"_flowId":"f","data":[1,{"c":3}],"x":{"data":[]}}"#;
         let f = split_options(t).unwrap();
@@ -517,6 +578,12 @@ mod tests {
         assert!(f[2].records.is_none());
         assert_eq!(&t[f[1].start..f[1].end], br#""f""#);
         assert_eq!(split_options(b"[1]"), Err(NotSplit::NotObject));
+        let body = br#"{"function":"f","options":{"data":[{"a":1}],"x":2},"diy":true}"#;
+        let f = split_body(body).unwrap();
+        let inner = f[1].fields.as_ref().unwrap();
+        assert_eq!(inner[0].records.as_ref().unwrap().len(), 1);
+        assert_eq!(&body[inner[1].start..inner[1].end], b"2");
+        assert!(f[0].fields.is_none() && f[0].records.is_none());
         assert_eq!(
             split_options(br#"{"data":["\ud800"]}"#),
             Err(NotSplit::Suspicious)
