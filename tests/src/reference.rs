@@ -1,7 +1,9 @@
 //! The conformance suite's reference module (its README §2), written against our API.
 
 use integrator_lambda::protocol::envelope::js_string;
-use integrator_lambda::types::{PreSavePageOptions, PreSavePageResult};
+use integrator_lambda::types::{
+    PreMapOptions, PreSavePageOptions, PreSavePageResult, RecordResult,
+};
 use integrator_lambda::{ExtError, ExtResult, Extension, Invocation, Module};
 use serde_json::{Value, json};
 
@@ -22,30 +24,20 @@ fn field<'a>(o: &'a Value, k: &str) -> Option<&'a Value> {
     o.as_object().and_then(|m| m.get(k))
 }
 
-/// Move a member out of an object (the options are owned: no copy of a large page).
-fn take(o: Value, k: &str) -> Option<Value> {
-    match o {
-        Value::Object(mut m) => m.remove(k),
-        _ => None,
-    }
-}
-
-/// An object of `entries`, in order, the values moved in (not copied as `json!` would).
-fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
-    Value::Object(
-        entries
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect(),
-    )
-}
-
 /// Register the functions that live both in `hooks` and at the top level.
 fn hooks_and_top(m: &mut Module) {
     // Typed, as a function author writes it: the records pass through as the text they came
     // in (see `integrator_lambda::Record`), which is what the large-page benchmark measures.
     m.pre_save_page("preSavePage", |_i, o: PreSavePageOptions| async move {
         ExtResult::Ok(PreSavePageResult::new(o.data, o.errors))
+    });
+    m.pre_map("preMap", |_i, o: PreMapOptions| async move {
+        ExtResult::Ok(
+            o.data
+                .into_iter()
+                .map(RecordResult::keep)
+                .collect::<Vec<_>>(),
+        )
     });
     for ns in [Some("hooks"), None] {
         macro_rules! reg {
@@ -84,15 +76,6 @@ fn hooks_and_top(m: &mut Module) {
         });
         reg!("unicodeResult", |_i: Invocation, _o: Value| async move {
             serde_json::from_str::<Value>(UNICODE_RESULT).map_err(ExtError::from_error)
-        });
-        reg!("preMap", |_i: Invocation, o: Value| async move {
-            let out: Vec<Value> = match take(o, "data") {
-                Some(Value::Array(items)) => {
-                    items.into_iter().map(|d| object([("data", d)])).collect()
-                }
-                _ => Vec::new(),
-            };
-            ExtResult::Ok(out)
         });
         reg!("bigString", |_i: Invocation, o: Value| async move {
             let n = field(&o, "n")
