@@ -505,6 +505,8 @@ struct LargePage {
     dispatch_ms: f64,
     floor_ci: (f64, f64),
     dispatch_ci: (f64, f64),
+    /// The engine before issue 15 (whole body into a `Value`), same run.
+    value_ms: Option<(f64, f64, f64)>,
     bytes: u64,
     records: u64,
 }
@@ -533,6 +535,7 @@ fn large_page(a: &Args) -> Option<LargePage> {
         dispatch_ms,
         floor_ci: (fl, fu),
         dispatch_ci: (dl, du),
+        value_ms: read_estimate(&a.criterion, "dispatch_value"),
         bytes: meta.get("bytes").and_then(Value::as_u64).unwrap_or(0),
         records: meta.get("records").and_then(Value::as_u64).unwrap_or(0),
     })
@@ -1293,8 +1296,8 @@ fn large_e2e_section(
     if let Some(l) = med(&e.lambda) {
         summary.push((
             "Large page through the Lambda path".into(),
-            "≥ 3× faster than before issue 15".into(),
-            format!("{l:.1} ms (the before figure is not measured by this run: see the Large page section)"),
+            "end to end, Runtime API transfer included".into(),
+            format!("{l:.1} ms (the same-run before/after ratio is in section 3)"),
             "reported".into(),
         ));
     }
@@ -1759,14 +1762,19 @@ fn report(
             let met = r <= 1.2;
             let _ = writeln!(
                 s,
-                "A {:.2} MB preSavePage page ({} records) end to end in process: `serde_json` parse of \
-                 the request bytes → `Envelope` → `Extension::call` (the reference `preSavePage` \
-                 echo, own task, contract and size checks) → reply JSON text; vs the floor \
+                "A {:.2} MB preSavePage page ({} records, written as `JSON.stringify` writes it) end \
+                 to end in process: request bytes → `Envelope` → `Extension::call` (the reference \
+                 typed `preSavePage` echo, own task, contract and size checks) → reply JSON text. \
+                 *Through dispatch* is what the transports do (`Envelope::from_json`: one scan, \
+                 options kept as text, records passed through); *before issue 15* is the engine it \
+                 replaced, measured in the same run (the whole body parsed into a \
+                 `serde_json::Value`, `Envelope::from_body`); the floor is \
                  `serde_json::from_slice::<Value>` + `serde_json::to_vec` of the same bytes. Medians \
-                 of 20 criterion samples (`bench/benches/large_page.rs`). Target: ≤ 1.2 × floor.\n\n\
+                 of 20 criterion samples (`bench/benches/large_page.rs`). Targets: ≤ 1.2 × floor, \
+                 ≥ 3× faster than before.\n\n\
                  | | median ms | 95% CI ms | × floor | target |\n|---|---:|---:|---:|---|\n\
                  | floor (parse + serialize) | {:.2} | {:.2}–{:.2} | 1.00× | |\n\
-                 | through dispatch | {:.2} | {:.2}–{:.2} | {r:.2}× | {} |\n",
+                 | through dispatch | {:.2} | {:.2}–{:.2} | {r:.2}× | {} |",
                 l.bytes as f64 / 1e6,
                 l.records,
                 l.floor_ms,
@@ -1777,6 +1785,23 @@ fn report(
                 l.dispatch_ci.1,
                 yes(met)
             );
+            if let Some((v, vl, vu)) = l.value_ms {
+                let x = v / l.dispatch_ms.max(1e-9);
+                let _ = writeln!(
+                    s,
+                    "| before issue 15 (whole body as a `Value`) | {v:.2} | {vl:.2}–{vu:.2} | {:.2}× | |\n\n\
+                     Through dispatch is **{x:.1}×** faster than before issue 15.\n",
+                    v / l.floor_ms.max(1e-9)
+                );
+                summary.push((
+                    "Large page through dispatch, vs before issue 15".into(),
+                    "≥ 3× faster".into(),
+                    format!("{x:.1}× ({:.1} ms vs {v:.1} ms)", l.dispatch_ms),
+                    yes(x >= 3.0).into(),
+                ));
+            } else {
+                let _ = writeln!(s);
+            }
             summary.push((
                 "Large page through dispatch".into(),
                 "≤ 1.2× serde_json floor".into(),

@@ -31,7 +31,7 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`time`], [`telemetry`], [`metrics`] | epoch times and clocks; logs and redaction; CloudWatch EMF metrics |
+//! | [`time`], [`telemetry`], [`metrics`], [`memory`] | epoch times and clocks; logs and redaction; CloudWatch EMF metrics; the allocator's setting for large pages |
 //! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
 //! | `codec` | canonical JSON (JavaScript's number format), hex, key hashes, ids |
 //! | [`store`], [`jobs`], [`outgoing`] | dedup, idempotency, secrets, queues, cache; deferred jobs, rate limits, runs: logic, traits, in-memory twins; the outgoing HTTP client and its transport seam |
@@ -48,6 +48,7 @@ mod codec;
 pub mod dispatch;
 pub mod incoming;
 pub mod jobs;
+pub mod memory;
 pub mod metrics;
 pub mod outgoing;
 pub mod protocol;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["time", "telemetry", "metrics"],
+    &["time", "telemetry", "metrics", "memory"],
     &["protocol"],
     &["codec"],
     &["store", "jobs", "outgoing"],

@@ -149,6 +149,7 @@ pub fn serve(app: impl Into<App>, addr: SocketAddr) -> ExitCode {
 
 fn start(app: App, local_addr: Option<SocketAddr>) -> ExitCode {
     init_logging();
+    crate::memory::at_start();
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

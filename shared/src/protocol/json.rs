@@ -1,6 +1,6 @@
 //! JSON in and out, byte for byte as Node's `JSON.parse` / `JSON.stringify` would do it.
 //!
-//! [`from_slice`] is the one parse entry point of the transports. `serde_json` (with
+//! [`from_slice`] is the general parse entry point (see the end of these notes). `serde_json` (with
 //! `preserve_order`) keeps object keys in arrival order and, for a repeated key, the last value
 //! at the first key's place, as `JSON.parse` does; `float_roundtrip` makes every float the exact
 //! nearest double, as `JSON.parse` reads it. [`to_vec`] writes compact JSON the way
@@ -15,10 +15,15 @@
 //! (`"\ud800"`), which no Rust `String` can hold, and a number beyond f64's range (`1e400`,
 //! Infinity in JavaScript, written back as `null`).
 //!
-//! Engines measured for issue 15 (docs/BENCHMARKS.md, "Engine candidates"): a SIMD parser only
-//! pays off with its own value type (sonic-rs `Value`: ~5× faster parse, but it keeps repeated
-//! keys and the function API is `serde_json::Value`); parsing into `serde_json::Value` costs the
-//! same whichever parser feeds it, because building the maps is the cost.
+//! Requests do not come through [`from_slice`] whole any more: the transports scan them once
+//! ([`super::scan`]) and keep the options as text ([`super::options`]), with every record a
+//! [`super::Record`] that is parsed here only when a function reads it, and written back as
+//! its own text when it is already in `JSON.stringify`'s form. [`from_slice`] reads what the
+//! scan leaves to it, and everything else. Engines measured (docs/BENCHMARKS.md, "Engine
+//! candidates"): a SIMD parser only pays off with its own value type (sonic-rs `Value`: ~5×
+//! faster parse, but it keeps repeated keys and the function API is `serde_json::Value`);
+//! parsing into `serde_json::Value` costs the same whichever parser feeds it, because building
+//! the maps is the cost, so the fix was not to build them.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -232,8 +237,9 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::E
 }
 
 /// Parse a JSON text the way `JSON.parse` reads it: object keys keep their first position and a
-/// repeated key keeps its last value. The one parse entry point of the transports (request
-/// bodies, Lambda payloads), so the engine behind it can change in one place.
+/// repeated key keeps its last value. Every whole-text parse of outside JSON goes through here
+/// (what the transports' scan leaves to it, records when first read, other payloads), so the
+/// engine behind it can change in one place.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice(bytes)
 }

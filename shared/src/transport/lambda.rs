@@ -19,7 +19,6 @@ use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::error::{WireError, http_body, lambda_message};
 use crate::protocol::{Envelope, Options};
 use futures_util::FutureExt;
-use http_body_util::BodyExt;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body};
 use lambda_runtime::{Diagnostic, LambdaEvent, Service};
@@ -316,7 +315,12 @@ pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
             .uri(NEXT_PATH)
             .body(lambda_runtime_api_client::body::Body::empty())?;
         let (parts, body) = client.call(request).await?.into_parts();
-        let body = body.collect().await?.to_bytes();
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let body = super::body::read_whole(body, declared).await?;
         let Some(mut invocation) = Invocation::from_parts(parts.headers, body) else {
             tracing::error!("Runtime API event without a request id; skipped");
             continue;

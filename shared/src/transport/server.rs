@@ -11,7 +11,7 @@ use super::http::{HttpApp, HttpRequest, MAX_DECODE_RATIO, error_response, too_la
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::Limited;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -122,9 +122,9 @@ async fn handle(State(local): State<ServerState>, req: Request) -> Response {
             local.budget.admit(weight).await
         }
     };
-    let read = Limited::new(body, app.body_limit).collect();
+    let read = super::body::read_whole(Limited::new(body, app.body_limit), declared);
     let body = match tokio::time::timeout(local.body_timeout, read).await {
-        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Ok(b)) => b,
         Ok(Err(_)) => return too_large(app.body_limit).map(Body::from),
         Err(_) => {
             let secs = local.body_timeout.as_secs_f64();
@@ -271,6 +271,7 @@ mod tests {
     use super::*;
     use crate::dispatch::{Extension, Module};
     use crate::transport::auth::TokenSet;
+    use http_body_util::BodyExt;
     use std::pin::pin;
     use tower::ServiceExt;
 

@@ -1,0 +1,56 @@
+//! Reading a whole request body into one buffer.
+//!
+//! hyper delivers a large body as many chunks (up to its read buffer, 64 KiB on the local
+//! server). Collecting the chunks and then joining them holds the page twice; [`read_whole`]
+//! copies each chunk into one buffer sized from the declared length as it arrives, so the page
+//! is held once (plus one chunk).
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Body;
+
+/// The most a declared length may reserve up front (the Lambda payload limit is 6 MB; a
+/// larger body still reads, growing as it goes).
+const MAX_RESERVE: usize = 8 << 20;
+
+/// Every data frame of `body`, in one buffer; `declared` is the body's announced length.
+pub async fn read_whole<B>(body: B, declared: Option<usize>) -> Result<Bytes, B::Error>
+where
+    B: Body<Data = Bytes>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(MAX_RESERVE));
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            if buf.is_empty() && declared.is_none_or(|n| n == data.len()) {
+                // The whole body in one chunk: keep it as it is.
+                if body.is_end_stream() {
+                    return Ok(data);
+                }
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{Full, StreamBody};
+
+    #[tokio::test]
+    async fn chunks_are_joined_in_order() {
+        let chunks: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> =
+            ["ab", "c", "def"]
+                .into_iter()
+                .map(|c| Ok(hyper::body::Frame::data(Bytes::from_static(c.as_bytes()))))
+                .collect();
+        let body = StreamBody::new(futures_util::stream::iter(chunks));
+        assert_eq!(read_whole(body, Some(6)).await.unwrap(), "abcdef");
+        let one = Full::new(Bytes::from_static(b"whole"));
+        assert_eq!(read_whole(one, Some(5)).await.unwrap(), "whole");
+        let empty = Full::new(Bytes::new());
+        assert_eq!(read_whole(empty, None).await.unwrap(), "");
+    }
+}
