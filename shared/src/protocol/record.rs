@@ -47,9 +47,11 @@ enum Repr {
     Text {
         text: Bytes,
         canonical: bool,
-        parsed: OnceLock<Value>,
+        parsed: OnceLock<Box<Value>>,
     },
-    Value(Value),
+    /// Boxed, as is the parsed value above: a page is a vector of records, most of them never
+    /// parsed, so a record is kept small (56 bytes, not a `Value`'s size plus the text's).
+    Value(Box<Value>),
 }
 
 impl Record {
@@ -66,8 +68,10 @@ impl Record {
     /// The record as an owned value.
     pub fn into_value(self) -> Value {
         match self.0 {
-            Repr::Value(v) => v,
-            Repr::Text { text, parsed, .. } => parsed.into_inner().unwrap_or_else(|| parse(&text)),
+            Repr::Value(v) => *v,
+            Repr::Text { text, parsed, .. } => {
+                parsed.into_inner().map_or_else(|| parse(&text), |v| *v)
+            }
         }
     }
 
@@ -75,14 +79,14 @@ impl Record {
     pub fn value(&self) -> &Value {
         match &self.0 {
             Repr::Value(v) => v,
-            Repr::Text { text, parsed, .. } => parsed.get_or_init(|| parse(text)),
+            Repr::Text { text, parsed, .. } => parsed.get_or_init(|| Box::new(parse(text))),
         }
     }
 
     /// The record as a value to change.
     pub fn value_mut(&mut self) -> &mut Value {
         if let Repr::Text { text, parsed, .. } = &mut self.0 {
-            let v = parsed.take().unwrap_or_else(|| parse(text));
+            let v = parsed.take().unwrap_or_else(|| Box::new(parse(text)));
             self.0 = Repr::Value(v);
         }
         match &mut self.0 {
@@ -131,13 +135,13 @@ impl DerefMut for Record {
 
 impl Default for Record {
     fn default() -> Self {
-        Record(Repr::Value(Value::Null))
+        Record(Repr::Value(Box::new(Value::Null)))
     }
 }
 
 impl From<Value> for Record {
     fn from(v: Value) -> Self {
-        Record(Repr::Value(v))
+        Record(Repr::Value(Box::new(v)))
     }
 }
 
@@ -249,6 +253,15 @@ mod tests {
             r#"{"a":1,"z":true}"#
         );
         assert_eq!(r.into_value(), json!({"a":1,"z":true}));
+    }
+
+    #[test]
+    fn a_record_is_small() {
+        assert!(
+            std::mem::size_of::<Record>() <= 56,
+            "{}",
+            std::mem::size_of::<Record>()
+        );
     }
 
     #[test]
