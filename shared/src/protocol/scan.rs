@@ -320,9 +320,10 @@ impl<'a> Scanner<'a> {
             let (ks, ke, plain) = self.string()?;
             let key = &self.b[ks..ke];
             if self.canon {
-                if self.keys.len() - base >= MAX_KEYS_CHECKED {
-                    self.canon = false;
-                } else if self.keys[base..].iter().any(|&(s, e)| &self.b[s..e] == key) {
+                // Too many keys to compare, or a repeated one: not canonical.
+                let seen = &self.keys[base..];
+                if seen.len() >= MAX_KEYS_CHECKED || seen.iter().any(|&(s, e)| &self.b[s..e] == key)
+                {
                     self.canon = false;
                 } else {
                     self.keys.push((ks, ke));
