@@ -194,16 +194,40 @@ impl<'a> MapAccess<'a> for Fields<'a> {
     }
 }
 
+/// `read` with serde_json on `json`, which must hold nothing more; errors without a position.
+fn read_json<'a, T>(
+    json: &'a [u8],
+    read: impl FnOnce(
+        &mut serde_json::Deserializer<serde_json::de::SliceRead<'a>>,
+    ) -> Result<T, serde_json::Error>,
+) -> Result<T, serde_json::Error> {
+    let mut d = serde_json::Deserializer::from_slice(json);
+    let out = read(&mut d).map_err(unplaced)?;
+    d.end().map_err(unplaced)?;
+    Ok(out)
+}
+
 /// Runs serde_json on one slice of the text, for every method but the ones named.
 macro_rules! by_serde_json {
     ($($method:ident $(($($arg:ident : $ty:ty),*))?;)*) => {$(
         fn $method<V: Visitor<'a>>(self, $($($arg: $ty,)*)? v: V) -> Result<V::Value, Self::Error> {
-            let mut d = serde_json::Deserializer::from_slice(self.json());
-            let out = d.$method($($($arg,)*)? v).map_err(unplaced)?;
-            d.end().map_err(unplaced)?;
-            Ok(out)
+            read_json(self.json(), |d| d.$method($($($arg,)*)? v))
         }
     )*};
+}
+
+/// A slice of the request's text.
+#[derive(Clone, Copy)]
+struct Slice<'a> {
+    text: &'a Bytes,
+    start: usize,
+    end: usize,
+}
+
+impl<'a> Slice<'a> {
+    fn json(self) -> &'a [u8] {
+        &self.text[self.start..self.end]
+    }
 }
 
 /// One top-level field.
@@ -214,7 +238,12 @@ struct Field<'a> {
 
 impl<'a> Field<'a> {
     fn json(&self) -> &'a [u8] {
-        &self.text[self.span.start..self.span.end]
+        Slice {
+            text: self.text,
+            start: self.span.start,
+            end: self.span.end,
+        }
+        .json()
     }
 }
 
@@ -227,36 +256,21 @@ impl<'a> de::Deserializer<'a> for Field<'a> {
                 text: self.text,
                 records: records.iter(),
             }),
-            None => {
-                let mut d = serde_json::Deserializer::from_slice(self.json());
-                let out = de::Deserializer::deserialize_any(&mut d, v).map_err(unplaced)?;
-                d.end().map_err(unplaced)?;
-                Ok(out)
-            }
+            None => read_json(self.json(), |d| de::Deserializer::deserialize_any(d, v)),
         }
     }
 
     fn deserialize_seq<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
         match &self.span.records {
             Some(_) => self.deserialize_any(v),
-            None => {
-                let mut d = serde_json::Deserializer::from_slice(self.json());
-                let out = de::Deserializer::deserialize_seq(&mut d, v).map_err(unplaced)?;
-                d.end().map_err(unplaced)?;
-                Ok(out)
-            }
+            None => read_json(self.json(), |d| de::Deserializer::deserialize_seq(d, v)),
         }
     }
 
     fn deserialize_option<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
         match &self.span.records {
             Some(_) => v.visit_some(self),
-            None => {
-                let mut d = serde_json::Deserializer::from_slice(self.json());
-                let out = de::Deserializer::deserialize_option(&mut d, v).map_err(unplaced)?;
-                d.end().map_err(unplaced)?;
-                Ok(out)
-            }
+            None => read_json(self.json(), |d| de::Deserializer::deserialize_option(d, v)),
         }
     }
 
@@ -292,8 +306,12 @@ impl<'a> SeqAccess<'a> for Records<'a> {
             None => Ok(None),
             Some(span) => seed
                 .deserialize(OneRecord {
-                    text: self.text,
-                    span,
+                    slice: Slice {
+                        text: self.text,
+                        start: span.start,
+                        end: span.end,
+                    },
+                    canonical: span.canonical,
                 })
                 .map(Some),
         }
@@ -306,13 +324,13 @@ impl<'a> SeqAccess<'a> for Records<'a> {
 
 /// One record of a record array: a [`Record`](super::Record) takes its text as it is; anything else reads it.
 struct OneRecord<'a> {
-    text: &'a Bytes,
-    span: &'a RecordSpan,
+    slice: Slice<'a>,
+    canonical: bool,
 }
 
 impl<'a> OneRecord<'a> {
     fn json(&self) -> &'a [u8] {
-        &self.text[self.span.start..self.span.end]
+        self.slice.json()
     }
 }
 
@@ -325,8 +343,8 @@ impl<'a> de::Deserializer<'a> for OneRecord<'a> {
         v: V,
     ) -> Result<V::Value, Self::Error> {
         if name == RECORD_TOKEN {
-            let text = self.text.slice(self.span.start..self.span.end);
-            return with_handoff(text, self.span.canonical, || {
+            let text = self.slice.text.slice(self.slice.start..self.slice.end);
+            return with_handoff(text, self.canonical, || {
                 v.visit_newtype_struct(de::value::UnitDeserializer::new())
             });
         }
@@ -338,24 +356,15 @@ impl<'a> de::Deserializer<'a> for OneRecord<'a> {
     }
 
     fn deserialize_any<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        let mut d = serde_json::Deserializer::from_slice(self.json());
-        let out = de::Deserializer::deserialize_any(&mut d, v).map_err(unplaced)?;
-        d.end().map_err(unplaced)?;
-        Ok(out)
+        read_json(self.json(), |d| de::Deserializer::deserialize_any(d, v))
     }
 
     fn deserialize_seq<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        let mut d = serde_json::Deserializer::from_slice(self.json());
-        let out = de::Deserializer::deserialize_seq(&mut d, v).map_err(unplaced)?;
-        d.end().map_err(unplaced)?;
-        Ok(out)
+        read_json(self.json(), |d| de::Deserializer::deserialize_seq(d, v))
     }
 
     fn deserialize_option<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        let mut d = serde_json::Deserializer::from_slice(self.json());
-        let out = de::Deserializer::deserialize_option(&mut d, v).map_err(unplaced)?;
-        d.end().map_err(unplaced)?;
-        Ok(out)
+        read_json(self.json(), |d| de::Deserializer::deserialize_option(d, v))
     }
 
     by_serde_json! {

@@ -208,45 +208,58 @@ impl<'a> Scanner<'a> {
                 }
                 None => fields.push(field),
             }
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(fields);
-                }
-                _ => return Err(()),
+            if self.closes(b'}')? {
+                return Ok(fields);
             }
         }
     }
 
     /// A record array: each element's span and whether it is canonical.
     fn records(&mut self) -> Result<Vec<RecordSpan>, ()> {
-        self.expect(b'[')?;
         let mut out = Vec::new();
+        self.elements(|s| {
+            s.canon = true;
+            let start = s.i;
+            s.value(2)?;
+            out.push(RecordSpan {
+                start,
+                end: s.i,
+                canonical: s.canon,
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// After an element or a member: `,` (false: more follow) or the `close` bracket (true).
+    fn closes(&mut self, close: u8) -> Result<bool, ()> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.i += 1;
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.i += 1;
+                Ok(true)
+            }
+            _ => Err(()),
+        }
+    }
+
+    /// An array at the cursor, `each` called at the start of every element.
+    fn elements(&mut self, mut each: impl FnMut(&mut Self) -> Result<(), ()>) -> Result<(), ()> {
+        self.expect(b'[')?;
         self.ws();
         if self.peek() == Some(b']') {
             self.i += 1;
-            return Ok(out);
+            return Ok(());
         }
         loop {
             self.ws();
-            self.canon = true;
-            let start = self.i;
-            self.value(2)?;
-            out.push(RecordSpan {
-                start,
-                end: self.i,
-                canonical: self.canon,
-            });
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(out);
-                }
-                _ => return Err(()),
+            each(self)?;
+            if self.closes(b']')? {
+                return Ok(());
             }
         }
     }
@@ -278,25 +291,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn array(&mut self, depth: u32) -> Result<(), ()> {
-        self.expect(b'[')?;
-        self.ws();
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            self.value(depth + 1)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(()),
-            }
-        }
+        self.elements(|s| s.value(depth + 1))
     }
 
     fn object(&mut self, depth: u32) -> Result<(), ()> {
@@ -342,14 +337,8 @@ impl<'a> Scanner<'a> {
             self.expect(b':')?;
             self.ws();
             self.value(depth + 1)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(()),
+            if self.closes(b'}')? {
+                return Ok(());
             }
         }
     }
