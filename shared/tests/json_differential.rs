@@ -243,7 +243,7 @@ process.stdout.write(JSON.stringify(out));
 fn ours_lazy(line: &str) -> Option<(String, bool)> {
     let page = format!(r#"{{"_flowId":"f","data":[{line}],"pageIndex":0}}"#);
     let options = Options::from_payload(bytes::Bytes::from(page)).ok()?;
-    let o: PreSavePageOptions = options.deserialize().ok()?;
+    let o: PreSavePageOptions = options.deserialize(&["data"]).ok()?;
     let text = String::from_utf8(json::to_vec(&o.data).expect("serialize")).expect("UTF-8");
     let record = text.strip_prefix('[')?.strip_suffix(']')?.to_owned();
     let canonical = scan::canonical(line.as_bytes()) == Some(true);

@@ -35,11 +35,16 @@ pub trait FunctionKind: Send + Sync + 'static {
     fn produced_len(_output: &Self::Output) -> Option<usize> {
         None
     }
+    /// Read the options. Kinds that carry pages name their `Vec<Record>` fields (`pages = [..]`
+    /// below), which are read as records that stay text ([`Options::deserialize`]).
+    fn read_options(options: Options) -> Result<Self::Options, serde_json::Error> {
+        options.deserialize(&[])
+    }
 }
 
 macro_rules! kind {
     ($(#[$doc:meta])* $name:ident, $label:literal, $opts:ty => $out:ty, [$($ns:literal),*] $(, top = $top:expr)?
-     $(, expect = |$o:ident| $exp:expr, $what:literal)?) => {
+     $(, expect = |$o:ident| $exp:expr, $what:literal)? $(, pages = [$($page:literal),*])?) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
@@ -57,24 +62,29 @@ macro_rules! kind {
                 Some(out.len())
             }
             )?
+            $(
+            fn read_options(options: Options) -> Result<Self::Options, serde_json::Error> {
+                options.deserialize(&[$($page),*])
+            }
+            )?
         }
     };
 }
 
 kind!(/// preSavePage hook.
-    PreSavePage, "preSavePage", PreSavePageOptions => PreSavePageResult, ["hooks"]);
+    PreSavePage, "preSavePage", PreSavePageOptions => PreSavePageResult, ["hooks"], pages = ["data"]);
 kind!(/// preMap hook: one result per `data` record.
     PreMap, "preMap", PreMapOptions => Vec<RecordResult>, ["hooks"],
-    expect = |o| o.data.len(), "options.data");
+    expect = |o| o.data.len(), "options.data", pages = ["data"]);
 kind!(/// postMap hook: one result per `postMapData` record.
     PostMap, "postMap", PostMapOptions => Vec<RecordResult>, ["hooks"],
-    expect = |o| o.post_map_data.len(), "options.postMapData");
+    expect = |o| o.post_map_data.len(), "options.postMapData", pages = ["preMapData", "postMapData"]);
 kind!(/// postSubmit hook: the `responseData` array back, same length.
     PostSubmit, "postSubmit", PostSubmitOptions => Vec<SubmitResponse>, ["hooks"],
-    expect = |o| o.response_data.len(), "options.responseData");
+    expect = |o| o.response_data.len(), "options.responseData", pages = ["preMapData", "postMapData"]);
 kind!(/// postResponseMap hook: `postResponseMapData` back, same length.
     PostResponseMap, "postResponseMap", PostResponseMapOptions => Vec<Record>, ["hooks"],
-    expect = |o| o.post_response_map_data.len(), "options.postResponseMapData");
+    expect = |o| o.post_response_map_data.len(), "options.postResponseMapData", pages = ["postResponseMapData", "responseData"]);
 kind!(/// postAggregate hook (read-only, no result).
     PostAggregate, "postAggregate", PostAggregateOptions => (), ["hooks"]);
 kind!(/// A webhook function: one accepted incoming event, run by the queue worker (namespace
@@ -83,10 +93,10 @@ kind!(/// A webhook function: one accepted incoming event, run by the queue work
 kind!(/// ping wrapper.
     Ping, "ping", PingOptions => PingResult, ["wrappers"]);
 kind!(/// export wrapper: `{data, lastPage, state, errors}` (enforced by [`ExportResult`]).
-    Export, "export", ExportOptions => ExportResult, ["wrappers"]);
+    Export, "export", ExportOptions => ExportResult, ["wrappers"], pages = ["data"]);
 kind!(/// import wrapper: one response per `postMapData` record.
     Import, "import", ImportOptions => Vec<SubmitResponse>, ["wrappers"],
-    expect = |o| o.post_map_data.len(), "options.postMapData");
+    expect = |o| o.post_map_data.len(), "options.postMapData", pages = ["preMapData", "postMapData"]);
 kind!(/// 1.0 installer function (connector installer or install step; step results optional).
     Installer, "installer", ConnectorOptions => Option<StepResult>, ["installer"]);
 kind!(/// 1.0 uninstaller function (preUninstall, uninstall step or connector uninstaller).
@@ -265,7 +275,7 @@ where
             let verdicts = checks.check_records(&value);
             (Options::Value(value), verdicts)
         };
-        let mut options: K::Options = match options.deserialize() {
+        let mut options: K::Options = match K::read_options(options) {
             Ok(o) => o,
             Err(e) => return fail(bad(e)),
         };

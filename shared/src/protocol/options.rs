@@ -1,17 +1,18 @@
 //! The `options` of one call, as they reach the function.
 //!
 //! The transports keep the options as the text they arrived in, split once into top-level fields
-//! and records ([`super::scan`]): a typed function's options are read straight from that text,
-//! with every record a [`Record`](super::Record) sharing the request's bytes; only a raw function (options as a
-//! `serde_json::Value`) has the whole text parsed. Calls built in code (queued jobs, fixtures,
-//! tests) carry a `Value`, read the usual serde way.
+//! and records ([`super::scan`]). A typed function of a kind that carries pages gets its options
+//! with every record a [`Record`](super::Record) sharing the request's bytes ([`Options::deserialize`]);
+//! only the other fields are parsed. A raw function (options as a `serde_json::Value`) has the
+//! whole text parsed. Calls built in code (queued jobs, fixtures, tests) carry a `Value`, read
+//! the usual serde way.
 
-use super::record::{RECORD_TOKEN, with_handoff};
-use super::scan::{self, FieldSpan, RecordSpan};
+use super::record::with_texts;
+use super::scan::{self, FieldSpan};
 use bytes::Bytes;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
-use serde::forward_to_deserialize_any;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
 use std::fmt;
 
 /// The options of one call.
@@ -115,269 +116,32 @@ impl Options {
         }
     }
 
-    /// The options read as `T`; records stay text until read.
-    pub fn deserialize<T: DeserializeOwned>(self) -> Result<T, serde_json::Error> {
-        match self {
-            Options::Value(v) => serde_json::from_value(v),
-            Options::Text(t) => T::deserialize(&t),
-        }
-    }
-}
-
-/// serde_json's error for a field read on its own, without the position (which would be
-/// relative to the field, not the request).
-fn unplaced(e: serde_json::Error) -> serde_json::Error {
-    if e.line() == 0 {
-        return e;
-    }
-    let text = e.to_string();
-    let suffix = format!(" at line {} column {}", e.line(), e.column());
-    de::Error::custom(text.strip_suffix(&suffix).unwrap_or(&text))
-}
-
-impl<'a> de::Deserializer<'a> for &'a TextOptions {
-    type Error = serde_json::Error;
-
-    fn deserialize_any<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        v.visit_map(Fields {
-            options: self,
-            next: 0,
-        })
-    }
-
-    forward_to_deserialize_any! {
-        <W: Visitor<'a>>
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
-        ignored_any
-    }
-}
-
-/// The fields of text options, as a map.
-struct Fields<'a> {
-    options: &'a TextOptions,
-    next: usize,
-}
-
-impl<'a> MapAccess<'a> for Fields<'a> {
-    type Error = serde_json::Error;
-
-    fn next_key_seed<K: DeserializeSeed<'a>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, Self::Error> {
-        let Some(f) = self.options.fields.get(self.next) else {
-            return Ok(None);
+    /// The options read as `T`, the arrays under `pages` (fields of `T` that are
+    /// `Vec<Record>`) as records that stay text until read. `T` is read from a `Value` (the
+    /// same reader as for any other options, so no second one per options type is linked), in
+    /// which each of those records is a placeholder that hands its `Record` the text.
+    pub fn deserialize<T: DeserializeOwned>(self, pages: &[&str]) -> Result<T, serde_json::Error> {
+        let t = match self {
+            Options::Value(v) => return serde_json::from_value(v),
+            Options::Text(t) => t,
         };
-        seed.deserialize(de::value::BorrowedStrDeserializer::new(f.key.as_str()))
-            .map(Some)
-    }
-
-    fn next_value_seed<V: DeserializeSeed<'a>>(
-        &mut self,
-        seed: V,
-    ) -> Result<V::Value, Self::Error> {
-        let f = self
-            .options
-            .fields
-            .get(self.next)
-            .ok_or_else(|| de::Error::custom("value without a key"))?;
-        self.next += 1;
-        seed.deserialize(Field {
-            text: &self.options.text,
-            span: f,
-        })
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.options.fields.len() - self.next)
-    }
-}
-
-/// `read` with serde_json on `json`, which must hold nothing more; errors without a position.
-fn read_json<'a, T>(
-    json: &'a [u8],
-    read: impl FnOnce(
-        &mut serde_json::Deserializer<serde_json::de::SliceRead<'a>>,
-    ) -> Result<T, serde_json::Error>,
-) -> Result<T, serde_json::Error> {
-    let mut d = serde_json::Deserializer::from_slice(json);
-    let out = read(&mut d).map_err(unplaced)?;
-    d.end().map_err(unplaced)?;
-    Ok(out)
-}
-
-/// Runs serde_json on one slice of the text, for every method but the ones named.
-macro_rules! by_serde_json {
-    ($($method:ident $(($($arg:ident : $ty:ty),*))?;)*) => {$(
-        fn $method<V: Visitor<'a>>(self, $($($arg: $ty,)*)? v: V) -> Result<V::Value, Self::Error> {
-            read_json(self.json(), |d| d.$method($($($arg,)*)? v))
+        let mut object = Map::with_capacity(t.fields.len());
+        let mut texts = VecDeque::new();
+        for f in &t.fields {
+            let value = match &f.records {
+                Some(records) if pages.contains(&f.key.as_str()) => {
+                    texts.extend(
+                        records
+                            .iter()
+                            .map(|r| (t.text.slice(r.start..r.end), r.canonical)),
+                    );
+                    Value::Array(vec![Value::Null; records.len()])
+                }
+                _ => super::json::from_slice(&t.text[f.start..f.end])?,
+            };
+            object.insert(f.key.clone(), value);
         }
-    )*};
-}
-
-/// A slice of the request's text.
-#[derive(Clone, Copy)]
-struct Slice<'a> {
-    text: &'a Bytes,
-    start: usize,
-    end: usize,
-}
-
-impl<'a> Slice<'a> {
-    fn json(self) -> &'a [u8] {
-        &self.text[self.start..self.end]
-    }
-}
-
-/// One top-level field.
-struct Field<'a> {
-    text: &'a Bytes,
-    span: &'a FieldSpan,
-}
-
-impl<'a> Field<'a> {
-    fn json(&self) -> &'a [u8] {
-        Slice {
-            text: self.text,
-            start: self.span.start,
-            end: self.span.end,
-        }
-        .json()
-    }
-}
-
-impl<'a> de::Deserializer<'a> for Field<'a> {
-    type Error = serde_json::Error;
-
-    fn deserialize_any<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        match &self.span.records {
-            Some(records) => v.visit_seq(Records {
-                text: self.text,
-                records: records.iter(),
-            }),
-            None => read_json(self.json(), |d| de::Deserializer::deserialize_any(d, v)),
-        }
-    }
-
-    fn deserialize_seq<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        match &self.span.records {
-            Some(_) => self.deserialize_any(v),
-            None => read_json(self.json(), |d| de::Deserializer::deserialize_seq(d, v)),
-        }
-    }
-
-    fn deserialize_option<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        match &self.span.records {
-            Some(_) => v.visit_some(self),
-            None => read_json(self.json(), |d| de::Deserializer::deserialize_option(d, v)),
-        }
-    }
-
-    by_serde_json! {
-        deserialize_bool; deserialize_i8; deserialize_i16; deserialize_i32; deserialize_i64;
-        deserialize_i128; deserialize_u8; deserialize_u16; deserialize_u32; deserialize_u64;
-        deserialize_u128; deserialize_f32; deserialize_f64; deserialize_char; deserialize_str;
-        deserialize_string; deserialize_bytes; deserialize_byte_buf; deserialize_unit;
-        deserialize_map; deserialize_identifier; deserialize_ignored_any;
-        deserialize_unit_struct(name: &'static str);
-        deserialize_newtype_struct(name: &'static str);
-        deserialize_tuple(len: usize);
-        deserialize_tuple_struct(name: &'static str, len: usize);
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
-    }
-}
-
-/// The records of a record array, in order.
-struct Records<'a> {
-    text: &'a Bytes,
-    records: std::slice::Iter<'a, RecordSpan>,
-}
-
-impl<'a> SeqAccess<'a> for Records<'a> {
-    type Error = serde_json::Error;
-
-    fn next_element_seed<T: DeserializeSeed<'a>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, Self::Error> {
-        match self.records.next() {
-            None => Ok(None),
-            Some(span) => seed
-                .deserialize(OneRecord {
-                    slice: Slice {
-                        text: self.text,
-                        start: span.start,
-                        end: span.end,
-                    },
-                    canonical: span.canonical,
-                })
-                .map(Some),
-        }
-    }
-
-    fn size_hint(&self) -> Option<usize> {
-        Some(self.records.len())
-    }
-}
-
-/// One record of a record array: a [`Record`](super::Record) takes its text as it is; anything else reads it.
-struct OneRecord<'a> {
-    slice: Slice<'a>,
-    canonical: bool,
-}
-
-impl<'a> OneRecord<'a> {
-    fn json(&self) -> &'a [u8] {
-        self.slice.json()
-    }
-}
-
-impl<'a> de::Deserializer<'a> for OneRecord<'a> {
-    type Error = serde_json::Error;
-
-    fn deserialize_newtype_struct<V: Visitor<'a>>(
-        self,
-        name: &'static str,
-        v: V,
-    ) -> Result<V::Value, Self::Error> {
-        if name == RECORD_TOKEN {
-            let text = self.slice.text.slice(self.slice.start..self.slice.end);
-            return with_handoff(text, self.canonical, || {
-                v.visit_newtype_struct(de::value::UnitDeserializer::new())
-            });
-        }
-        let mut d = serde_json::Deserializer::from_slice(self.json());
-        let out =
-            de::Deserializer::deserialize_newtype_struct(&mut d, name, v).map_err(unplaced)?;
-        d.end().map_err(unplaced)?;
-        Ok(out)
-    }
-
-    fn deserialize_any<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        read_json(self.json(), |d| de::Deserializer::deserialize_any(d, v))
-    }
-
-    fn deserialize_seq<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        read_json(self.json(), |d| de::Deserializer::deserialize_seq(d, v))
-    }
-
-    fn deserialize_option<V: Visitor<'a>>(self, v: V) -> Result<V::Value, Self::Error> {
-        read_json(self.json(), |d| de::Deserializer::deserialize_option(d, v))
-    }
-
-    by_serde_json! {
-        deserialize_bool; deserialize_i8; deserialize_i16; deserialize_i32; deserialize_i64;
-        deserialize_i128; deserialize_u8; deserialize_u16; deserialize_u32; deserialize_u64;
-        deserialize_u128; deserialize_f32; deserialize_f64; deserialize_char; deserialize_str;
-        deserialize_string; deserialize_bytes; deserialize_byte_buf; deserialize_unit;
-        deserialize_map; deserialize_identifier; deserialize_ignored_any;
-        deserialize_unit_struct(name: &'static str);
-        deserialize_tuple(len: usize);
-        deserialize_tuple_struct(name: &'static str, len: usize);
-        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
-        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        with_texts(texts, || serde_json::from_value(Value::Object(object)))
     }
 }
 
@@ -397,9 +161,9 @@ mod tests {
     #[test]
     fn typed_options_read_from_text_match_the_value_path() {
         let t = r#"{"data":[{"id":1,"n":"a"},{"id": 2.50}],"errors":[],"_flowId":"f1","pageIndex":3,"zeta":{"k":[1]},"_flowId":"f2"}"#;
-        let lazy: PreSavePageOptions = text(t).deserialize().unwrap();
+        let lazy: PreSavePageOptions = text(t).deserialize(&["data"]).unwrap();
         let eager: PreSavePageOptions = Options::Value(serde_json::from_str(t).unwrap())
-            .deserialize()
+            .deserialize(&["data"])
             .unwrap();
         // Nothing was parsed to read them: the records are the request's text.
         assert!(lazy.data.iter().all(|r| r.is_text()));
@@ -414,16 +178,37 @@ mod tests {
     }
 
     #[test]
-    fn options_that_do_not_fit_fail_with_serdes_words_and_no_position() {
+    fn options_that_do_not_fit_fail_with_the_words_of_the_value_path() {
         let e = text(r#"{"data":5}"#)
-            .deserialize::<PreMapOptions>()
+            .deserialize::<PreMapOptions>(&["data"])
             .unwrap_err()
             .to_string();
         let v = Options::Value(json!({"data": 5}))
-            .deserialize::<PreMapOptions>()
+            .deserialize::<PreMapOptions>(&["data"])
             .unwrap_err()
             .to_string();
         assert_eq!(e, v);
+    }
+
+    #[test]
+    fn every_kind_with_pages_reads_the_same_from_text() {
+        use crate::dispatch::kinds::*;
+        fn same<K: FunctionKind>(t: &str)
+        where
+            K::Options: PartialEq + std::fmt::Debug,
+        {
+            let lazy = K::read_options(text(t)).unwrap();
+            let eager: K::Options = serde_json::from_str(t).unwrap();
+            assert_eq!(lazy, eager, "{}", K::NAME);
+        }
+        let t = r#"{"data":[{"a":1},[2]],"preMapData":[{"p":1},{"p":2}],"postMapData":[{"q":1},{"q":2}],"responseData":[{"statusCode":200,"id":"x","data":{"r":1}},{"statusCode":422,"errors":[{"code":"c"}]}],"postResponseMapData":[{"m":1},{"m":2}],"errors":[],"_importId":"i","connection":{"_id":"c"}}"#;
+        same::<PreSavePage>(t);
+        same::<PreMap>(t);
+        same::<PostMap>(t);
+        same::<PostSubmit>(t);
+        same::<PostResponseMap>(t);
+        same::<Import>(t);
+        same::<Export>(t);
     }
 
     #[test]

@@ -11,28 +11,31 @@ use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer, Visitor};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
-use std::cell::Cell;
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
 
-/// The newtype name `Record` deserializes with; [`super::options`] answers it with the text.
-pub(crate) const RECORD_TOKEN: &str = "$integrator_lambda::protocol::Record";
+/// The newtype name `Record` deserializes with.
+const RECORD_TOKEN: &str = "$integrator_lambda::protocol::Record";
 
 /// serde_json's marker for a raw JSON fragment (what `serde_json::value::RawValue` serializes
 /// as): the writer copies the text through its formatter's `write_raw_fragment`.
 const RAW_TOKEN: &str = "$serde_json::private::RawValue";
 
 thread_local! {
-    /// The record text being handed from the options deserializer to `Record::deserialize`.
-    static HANDOFF: Cell<Option<(Bytes, bool)>> = const { Cell::new(None) };
+    /// The texts of the records being read, in order (see [`with_texts`]).
+    static TEXTS: RefCell<VecDeque<(Bytes, bool)>> = const { RefCell::new(VecDeque::new()) };
 }
 
-/// Run `f` with `text` offered to the `Record` it deserializes.
-pub(crate) fn with_handoff<T>(text: Bytes, canonical: bool, f: impl FnOnce() -> T) -> T {
-    HANDOFF.set(Some((text, canonical)));
+/// Run `f` (one synchronous deserialization) with `texts` (text, canonical) handed, in order,
+/// to the `Record`s it reads: each takes the next text instead of the value in its place (a
+/// placeholder). [`super::options`] reads typed options this way.
+pub(crate) fn with_texts<T>(texts: VecDeque<(Bytes, bool)>, f: impl FnOnce() -> T) -> T {
+    TEXTS.set(texts);
     let out = f();
-    HANDOFF.set(None);
+    TEXTS.take();
     out
 }
 
@@ -204,7 +207,8 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
-        match HANDOFF.take() {
+        match TEXTS.with_borrow_mut(VecDeque::pop_front) {
+            // The value here is the placeholder of this text: not read.
             Some((text, canonical)) => Ok(Record::from_text(text, canonical)),
             None => Value::deserialize(d).map(Record::from),
         }

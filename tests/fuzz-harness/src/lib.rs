@@ -105,7 +105,7 @@ pub fn lazy_envelope(data: &[u8]) {
         options.records_in(),
         integrator_lambda::metrics::records_in(field("options").as_ref())
     );
-    let typed = options.clone().deserialize::<PreSavePageOptions>();
+    let typed = options.clone().deserialize::<PreSavePageOptions>(&["data"]);
     assert_eq!(options.into_value().ok(), field("options"));
     let expected =
         serde_json::from_value::<PreSavePageOptions>(field("options").unwrap_or_default());
