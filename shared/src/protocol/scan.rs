@@ -469,16 +469,13 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The value of an array-index key (canonical decimal below 2^32 − 1).
+/// The value of an array-index key ([`super::json::is_array_index`]).
 fn array_index(key: &[u8]) -> Option<u64> {
-    if key.is_empty() || key.len() > 10 || !key.iter().all(u8::is_ascii_digit) {
+    let key = std::str::from_utf8(key).ok()?;
+    if !super::json::is_array_index(key) {
         return None;
     }
-    if key.len() > 1 && key[0] == b'0' {
-        return None;
-    }
-    let n = std::str::from_utf8(key).ok()?.parse::<u64>().ok()?;
-    (n < u64::from(u32::MAX)).then_some(n)
+    key.parse().ok()
 }
 
 #[cfg(test)]
