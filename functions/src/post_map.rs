@@ -129,7 +129,7 @@ mod tests {
             deadline: None,
         })
         .await
-        .map(|r| r.into_http())
+        .map(|r| r.into_http().into_string())
         .map_err(|e| integrator_lambda::protocol::error::http_body(&e))
     }
 

@@ -116,7 +116,9 @@ async fn run(function: &str, case: &Value) -> Result<Value, String> {
         .await;
     let actual = match answer {
         Ok(Reply::Nothing) => Value::Null,
-        Ok(Reply::Json(text)) => serde_json::from_str(&text).map_err(|e| e.to_string())?,
+        Ok(Reply::Json(text)) => {
+            serde_json::from_slice(&text.to_bytes()).map_err(|e| e.to_string())?
+        }
         Err(errors) => json!({ "errors": errors }),
     };
     let mut problems = replay.problems();

@@ -208,17 +208,18 @@ pub fn records_in(options: Option<&Value>) -> Option<usize> {
 }
 
 /// The records of an answer: a top-level array's length, or an export's `data` length.
-pub fn records_out(text: &str) -> Option<usize> {
+pub fn records_out(text: &[u8]) -> Option<usize> {
     use serde::de::IgnoredAny;
     #[derive(serde::Deserialize)]
     struct Page {
         data: Vec<IgnoredAny>,
     }
-    match text.trim_start().as_bytes().first() {
-        Some(b'[') => serde_json::from_str::<Vec<IgnoredAny>>(text)
+    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+    match text[start] {
+        b'[' => serde_json::from_slice::<Vec<IgnoredAny>>(text)
             .ok()
             .map(|v| v.len()),
-        Some(b'{') => serde_json::from_str::<Page>(text)
+        b'{' => serde_json::from_slice::<Page>(text)
             .ok()
             .map(|p| p.data.len()),
         _ => None,
@@ -260,9 +261,9 @@ mod tests {
         assert_eq!(records_in(Some(&json!({"data": [1, 2, 3]}))), Some(3));
         assert_eq!(records_in(Some(&json!({"postMapData": [1]}))), Some(1));
         assert_eq!(records_in(Some(&json!({"x": 1}))), None);
-        assert_eq!(records_out(r#"[{"data":{}},{"errors":[]}]"#), Some(2));
-        assert_eq!(records_out(r#"{"data":[1,2],"lastPage":true}"#), Some(2));
-        assert_eq!(records_out(r#"{"statusCode":200}"#), None);
-        assert_eq!(records_out("null"), None);
+        assert_eq!(records_out(br#"[{"data":{}},{"errors":[]}]"#), Some(2));
+        assert_eq!(records_out(br#"{"data":[1,2],"lastPage":true}"#), Some(2));
+        assert_eq!(records_out(br#"{"statusCode":200}"#), None);
+        assert_eq!(records_out(b"null"), None);
     }
 }

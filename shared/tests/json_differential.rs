@@ -16,6 +16,7 @@
 //! Runs `node` as a subprocess; skipped, with the reason printed, only when `node` is absent.
 
 use integrator_lambda::Options;
+use integrator_lambda::dispatch::kinds::{FunctionKind, PreSavePage};
 use integrator_lambda::protocol::{json, scan};
 use integrator_lambda::types::PreSavePageOptions;
 use std::io::Write;
@@ -242,9 +243,16 @@ process.stdout.write(JSON.stringify(out));
 /// as its own text).
 fn ours_lazy(line: &str) -> Option<(String, bool)> {
     let page = format!(r#"{{"_flowId":"f","data":[{line}],"pageIndex":0}}"#);
-    let options = Options::from_payload(bytes::Bytes::from(page)).ok()?;
-    let o: PreSavePageOptions = options.deserialize(&["data"]).ok()?;
-    let text = String::from_utf8(json::to_vec(&o.data).expect("serialize")).expect("UTF-8");
+    let page = bytes::Bytes::from(page);
+    let options = Options::from_payload(page.clone()).ok()?;
+    let o: PreSavePageOptions = PreSavePage::read_options(options).ok()?;
+    // As the transports send it: in pieces, the record from the request's bytes when it passes
+    // through; the same bytes as the writer in one buffer.
+    let mut pieces = integrator_lambda::protocol::text::to_text(&o.data).expect("serialize");
+    pieces.join_within(&page);
+    let whole = json::to_vec(&o.data).expect("serialize");
+    assert_eq!(pieces.to_bytes().as_ref(), whole.as_slice(), "{line}");
+    let text = String::from_utf8(whole).expect("UTF-8");
     let record = text.strip_prefix('[')?.strip_suffix(']')?.to_owned();
     let canonical = scan::canonical(line.as_bytes()) == Some(true);
     Some((record, canonical))

@@ -91,7 +91,26 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     (StatusCode::OK, h, p.body).into_response()
 }
 
-async fn respond(State(s): State<Arc<Shared>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+async fn respond(
+    State(s): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    // A buffered response is posted with its length: a runtime that sends it chunked, or with a
+    // wrong length, fails the invocation here instead of passing unnoticed.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared != Some(body.len()) {
+        let message = format!(
+            "the response was posted without its exact Content-Length (declared {declared:?}, {} bytes sent)",
+            body.len()
+        );
+        finish(&s, &id, Outcome::Error(message.into_bytes())).await;
+        return StatusCode::BAD_REQUEST;
+    }
     finish(&s, &id, Outcome::Response(body.to_vec())).await
 }
 

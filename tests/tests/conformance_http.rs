@@ -72,6 +72,18 @@ fn check(case: &Value, got: &RawResponse) -> Result<(), String> {
             Ok(())
         }
         _ => {
+            // Node sends an answer with its length; so do we, also when the answer goes out in
+            // pieces (records sent from the request's bytes).
+            let length = got
+                .header("content-length")
+                .and_then(|v| v.parse::<usize>().ok());
+            if length != Some(got.body.len()) || got.header("transfer-encoding").is_some() {
+                return Err(format!(
+                    "content-length {length:?} for {} body bytes, transfer-encoding {:?}",
+                    got.body.len(),
+                    got.header("transfer-encoding")
+                ));
+            }
             let ct = got.header("content-type");
             if ct != exp["content_type"].as_str() {
                 return Err(format!("content-type {ct:?} != {:?}", exp["content_type"]));

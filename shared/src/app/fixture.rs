@@ -92,7 +92,9 @@ pub fn record_fixture(
             .await;
         let expected = match answer {
             Ok(Reply::Nothing) => Value::Null,
-            Ok(Reply::Json(text)) => serde_json::from_str(&text).map_err(|e| e.to_string())?,
+            Ok(Reply::Json(text)) => {
+                serde_json::from_slice(&text.to_bytes()).map_err(|e| e.to_string())?
+            }
             Err(errors) => json!({ "errors": errors }),
         };
         let seen = secrets

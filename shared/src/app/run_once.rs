@@ -111,7 +111,7 @@ pub fn run_once(module: Module, function: &str, options: Value) -> ExitCode {
         println!("Execution finished in {} ms", started.elapsed().as_millis());
         match answer {
             Ok(reply) => {
-                let body = reply.into_http();
+                let body = reply.into_http().into_string();
                 if body.is_empty() {
                     println!("200 (no result)");
                 } else {

@@ -1,6 +1,6 @@
 //! Handler traits: what user functions look like and how they are called.
 
-use crate::protocol::{Options, WireError, json};
+use crate::protocol::{JsonText, Options, WireError, text};
 use serde::Serialize;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -186,42 +186,36 @@ pub type ExtResult<T> = Result<T, ExtError>;
 pub enum Reply {
     /// No result: an empty HTTP body, or `null` on Lambda.
     Nothing,
-    /// The JSON text of the result.
-    Json(String),
+    /// The JSON text of the result (records passed through are slices of the request: see
+    /// [`JsonText`]). `Reply::Json(text.into())` from a `String` or a `&'static str`.
+    Json(JsonText),
 }
 
 impl Reply {
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, WireError> {
-        json::to_string(value).map(Reply::Json).map_err(|_| {
+        text::to_text(value).map(Reply::Json).map_err(|_| {
             WireError::invalid_response(crate::protocol::error::text::NOT_SERIALIZABLE)
         })
     }
     /// The text Lambda receives (`null` for no result).
-    pub fn lambda_text(&self) -> &str {
+    pub fn into_lambda(self) -> JsonText {
         match self {
-            Reply::Nothing => "null",
+            Reply::Nothing => JsonText::from("null"),
             Reply::Json(s) => s,
         }
     }
-    /// The Lambda text, owned.
-    pub fn into_lambda(self) -> String {
+    /// The server-stack body (empty for no result).
+    pub fn into_http(self) -> JsonText {
         match self {
-            Reply::Nothing => "null".to_owned(),
+            Reply::Nothing => JsonText::default(),
             Reply::Json(s) => s,
         }
     }
-    /// The server-stack body, owned (empty for no result).
-    pub fn into_http(self) -> String {
+    /// The JSON text, when there is one.
+    pub fn text(&self) -> Option<&JsonText> {
         match self {
-            Reply::Nothing => String::new(),
-            Reply::Json(s) => s,
-        }
-    }
-    /// The text the server stack sends (empty for no result).
-    pub fn http_text(&self) -> &str {
-        match self {
-            Reply::Nothing => "",
-            Reply::Json(s) => s,
+            Reply::Nothing => None,
+            Reply::Json(s) => Some(s),
         }
     }
 }

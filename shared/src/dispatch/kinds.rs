@@ -8,6 +8,7 @@
 
 use super::checks::{Checks, RecordKind, Rejected, interleave, split};
 use super::handler::{BoxFuture, CallFailure, ExtResult, Handler, IntoReply, Invocation, Reply};
+use crate::protocol::options::PageField;
 use crate::protocol::types::*;
 use crate::protocol::{Options, Record};
 use serde::de::DeserializeOwned;
@@ -36,15 +37,19 @@ pub trait FunctionKind: Send + Sync + 'static {
         None
     }
     /// Read the options. Kinds that carry pages name their `Vec<Record>` fields (`pages = [..]`
-    /// below), which are read as records that stay text ([`Options::deserialize`]).
+    /// below), which are read as records that stay text ([`Options::deserialize_pages`]).
     fn read_options(options: Options) -> Result<Self::Options, serde_json::Error> {
-        options.deserialize(&[])
+        options.deserialize()
+    }
+    /// The options' pages (the fields read as records that stay text).
+    fn pages(_options: &Self::Options) -> Vec<&[Record]> {
+        Vec::new()
     }
 }
 
 macro_rules! kind {
     ($(#[$doc:meta])* $name:ident, $label:literal, $opts:ty => $out:ty, [$($ns:literal),*] $(, top = $top:expr)?
-     $(, expect = |$o:ident| $exp:expr, $what:literal)? $(, pages = [$($page:literal),*])?) => {
+     $(, expect = |$o:ident| $exp:expr, $what:literal)? $(, pages = [$($field:ident: $page:literal),*])?) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
@@ -64,7 +69,15 @@ macro_rules! kind {
             )?
             $(
             fn read_options(options: Options) -> Result<Self::Options, serde_json::Error> {
-                options.deserialize(&[$($page),*])
+                options.deserialize_pages(&[$($page),*], |o: &mut Self::Options, key, records| {
+                    match key {
+                        $($page => PageField::fill(&mut o.$field, records),)*
+                        _ => {}
+                    }
+                })
+            }
+            fn pages(o: &Self::Options) -> Vec<&[Record]> {
+                vec![$(PageField::records(&o.$field)),*]
             }
             )?
         }
@@ -72,19 +85,19 @@ macro_rules! kind {
 }
 
 kind!(/// preSavePage hook.
-    PreSavePage, "preSavePage", PreSavePageOptions => PreSavePageResult, ["hooks"], pages = ["data"]);
+    PreSavePage, "preSavePage", PreSavePageOptions => PreSavePageResult, ["hooks"], pages = [data: "data"]);
 kind!(/// preMap hook: one result per `data` record.
     PreMap, "preMap", PreMapOptions => Vec<RecordResult>, ["hooks"],
-    expect = |o| o.data.len(), "options.data", pages = ["data"]);
+    expect = |o| o.data.len(), "options.data", pages = [data: "data"]);
 kind!(/// postMap hook: one result per `postMapData` record.
     PostMap, "postMap", PostMapOptions => Vec<RecordResult>, ["hooks"],
-    expect = |o| o.post_map_data.len(), "options.postMapData", pages = ["preMapData", "postMapData"]);
+    expect = |o| o.post_map_data.len(), "options.postMapData", pages = [pre_map_data: "preMapData", post_map_data: "postMapData"]);
 kind!(/// postSubmit hook: the `responseData` array back, same length.
     PostSubmit, "postSubmit", PostSubmitOptions => Vec<SubmitResponse>, ["hooks"],
-    expect = |o| o.response_data.len(), "options.responseData", pages = ["preMapData", "postMapData"]);
+    expect = |o| o.response_data.len(), "options.responseData", pages = [pre_map_data: "preMapData", post_map_data: "postMapData"]);
 kind!(/// postResponseMap hook: `postResponseMapData` back, same length.
     PostResponseMap, "postResponseMap", PostResponseMapOptions => Vec<Record>, ["hooks"],
-    expect = |o| o.post_response_map_data.len(), "options.postResponseMapData", pages = ["postResponseMapData", "responseData"]);
+    expect = |o| o.post_response_map_data.len(), "options.postResponseMapData", pages = [post_response_map_data: "postResponseMapData", response_data: "responseData"]);
 kind!(/// postAggregate hook (read-only, no result).
     PostAggregate, "postAggregate", PostAggregateOptions => (), ["hooks"]);
 kind!(/// A webhook function: one accepted incoming event, run by the queue worker (namespace
@@ -93,10 +106,10 @@ kind!(/// A webhook function: one accepted incoming event, run by the queue work
 kind!(/// ping wrapper.
     Ping, "ping", PingOptions => PingResult, ["wrappers"]);
 kind!(/// export wrapper: `{data, lastPage, state, errors}` (enforced by [`ExportResult`]).
-    Export, "export", ExportOptions => ExportResult, ["wrappers"], pages = ["data"]);
+    Export, "export", ExportOptions => ExportResult, ["wrappers"], pages = [data: "data"]);
 kind!(/// import wrapper: one response per `postMapData` record.
     Import, "import", ImportOptions => Vec<SubmitResponse>, ["wrappers"],
-    expect = |o| o.post_map_data.len(), "options.postMapData", pages = ["preMapData", "postMapData"]);
+    expect = |o| o.post_map_data.len(), "options.postMapData", pages = [pre_map_data: "preMapData", post_map_data: "postMapData"]);
 kind!(/// 1.0 installer function (connector installer or install step; step results optional).
     Installer, "installer", ConnectorOptions => Option<StepResult>, ["installer"]);
 kind!(/// 1.0 uninstaller function (preUninstall, uninstall step or connector uninstaller).

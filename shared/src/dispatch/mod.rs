@@ -14,7 +14,7 @@ pub use services::Services;
 
 use crate::protocol::envelope::{Envelope, namespace_for_type, truthy};
 use crate::protocol::error::text;
-use crate::protocol::{Options, WireError, json};
+use crate::protocol::{JsonText, Options, WireError};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -244,7 +244,7 @@ impl Extension {
             "extension call"
         );
         if crate::metrics::enabled() {
-            let text = result.as_ref().ok().map(Reply::lambda_text);
+            let text = result.as_ref().ok().and_then(Reply::text);
             crate::metrics::call(crate::metrics::CallFigures {
                 function: &function,
                 extension_point: type_name.as_deref().unwrap_or("function"),
@@ -252,8 +252,12 @@ impl Extension {
                 status,
                 duration_ms: elapsed_ms,
                 records_in,
-                records_out: text.and_then(crate::metrics::records_out),
-                response_bytes: text.map_or(0, str::len),
+                records_out: text.and_then(|t| crate::metrics::records_out(&t.outline())),
+                // No result counts as Lambda's `null`.
+                response_bytes: match &result {
+                    Ok(r) => r.text().map_or(4, JsonText::len),
+                    Err(_) => 0,
+                },
             });
         }
         result
@@ -450,7 +454,7 @@ fn check_size(env: &Envelope, reply: Reply) -> Result<Reply, Vec<WireError>> {
     let limit = env.response_limit();
     let too_large = match &reply {
         Reply::Nothing => limit.exceeded_by(0),
-        Reply::Json(s) => limit.exceeded_by(s.len()) && limit.exceeded_by(json::utf16_len(s)),
+        Reply::Json(s) => limit.exceeded_by(s.len()) && limit.exceeded_by(s.utf16_len()),
     };
     if too_large {
         return Err(vec![WireError::response_too_large(&limit.as_sent)]);

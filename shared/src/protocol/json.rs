@@ -217,6 +217,27 @@ impl Serialize for JsOrder<'_> {
 /// same data: JavaScript number formatting, and object keys in JavaScript's order (keys that are
 /// array indices first, ascending; the rare text with such keys is rewritten in that order).
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
+    super::text::unspliced(|| {
+        let (mut out, seen) = to_vec_marked(value)?;
+        if seen {
+            // Our own output: it parses, with every key in the order it was written.
+            let v: Value = serde_json::from_slice(&out)?;
+            out.clear();
+            JsOrder(&v).serialize(&mut serde_json::Serializer::with_formatter(
+                &mut out,
+                JsFormatter,
+            ))?;
+        }
+        Ok(out)
+    })
+}
+
+/// The writer's output for `value`, and whether an object key in it is an array index (then
+/// the keys are not yet in JavaScript's order: [`to_vec`] rewrites it). Records write what
+/// [`super::text`] tells them to.
+pub(crate) fn to_vec_marked<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<(Vec<u8>, bool), serde_json::Error> {
     let mut out = Vec::with_capacity(128);
     let seen = std::cell::Cell::new(false);
     let fmt = Noting {
@@ -224,16 +245,7 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::E
         key: KeyState::Outside,
     };
     value.serialize(&mut serde_json::Serializer::with_formatter(&mut out, fmt))?;
-    if seen.get() {
-        // Our own output: it parses, with every key in the order it was written.
-        let v: Value = serde_json::from_slice(&out)?;
-        out.clear();
-        JsOrder(&v).serialize(&mut serde_json::Serializer::with_formatter(
-            &mut out,
-            JsFormatter,
-        ))?;
-    }
-    Ok(out)
+    Ok((out, seen.get()))
 }
 
 /// Parse a JSON text the way `JSON.parse` reads it: object keys keep their first position and a
@@ -335,10 +347,14 @@ pub fn js_number(v: f64, out: &mut String) {
 /// Length of a JSON text in UTF-16 code units, which is what JavaScript's `String.length`
 /// returns and what integrator.io's response-size limit counts.
 pub fn utf16_len(s: &str) -> usize {
+    utf16_len_bytes(s.as_bytes())
+}
+
+/// [`utf16_len`] of UTF-8 text given as bytes.
+pub fn utf16_len_bytes(s: &[u8]) -> usize {
     // Every UTF-8 sequence start byte is one code point; 4-byte sequences (lead byte >= 0xF0)
     // are outside the BMP and take a surrogate pair.
-    s.as_bytes()
-        .iter()
+    s.iter()
         .map(|&b| usize::from((b & 0xC0) != 0x80) + usize::from(b >= 0xF0))
         .sum()
 }

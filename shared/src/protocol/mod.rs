@@ -6,9 +6,11 @@ pub mod json;
 pub mod options;
 pub mod record;
 pub mod scan;
+pub mod text;
 pub mod types;
 
 pub use envelope::{Envelope, ResponseLimit, namespace_for_type, truthy};
 pub use error::{KeyOrder, WireError};
 pub use options::Options;
 pub use record::Record;
+pub use text::JsonText;

@@ -2,18 +2,43 @@
 //!
 //! The transports keep the options as the text they arrived in, split once into top-level fields
 //! and records ([`super::scan`]). A typed function of a kind that carries pages gets its options
-//! with every record a [`Record`](super::Record) sharing the request's bytes ([`Options::deserialize`]);
-//! only the other fields are parsed. A raw function (options as a `serde_json::Value`) has the
+//! with every record a [`Record`] sharing the request's bytes ([`Options::deserialize_pages`]):
+//! only the other fields are parsed, and a page costs one `Record` (56 bytes) per record. A raw function (options as a `serde_json::Value`) has the
 //! whole text parsed. Calls built in code (queued jobs, fixtures, tests) carry a `Value`, read
 //! the usual serde way.
 
-use super::record::with_texts;
+use super::Record;
 use super::scan::{self, FieldSpan};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use std::collections::VecDeque;
 use std::fmt;
+
+/// A field of typed options that holds a page: what [`Options::deserialize_pages`] fills.
+pub trait PageField {
+    /// Put the page's records in the field.
+    fn fill(&mut self, records: Vec<Record>);
+    /// The records in the field.
+    fn records(&self) -> &[Record];
+}
+
+impl PageField for Vec<Record> {
+    fn fill(&mut self, records: Vec<Record>) {
+        *self = records;
+    }
+    fn records(&self) -> &[Record] {
+        self
+    }
+}
+
+impl PageField for Option<Vec<Record>> {
+    fn fill(&mut self, records: Vec<Record>) {
+        *self = Some(records);
+    }
+    fn records(&self) -> &[Record] {
+        self.as_deref().unwrap_or_default()
+    }
+}
 
 /// The options of one call.
 #[derive(Clone)]
@@ -116,39 +141,64 @@ impl Options {
         }
     }
 
-    /// The options read as `T`, the arrays under `pages` (fields of `T` that are
-    /// `Vec<Record>`) as records that stay text until read. `T` is read from a `Value` (the
-    /// same reader as for any other options, so no second one per options type is linked), in
-    /// which each of those records is a placeholder that hands its `Record` the text.
-    pub fn deserialize<T: DeserializeOwned>(self, pages: &[&str]) -> Result<T, serde_json::Error> {
+    /// The options read as `T` (the usual serde way; records in it are parsed).
+    pub fn deserialize<T: DeserializeOwned>(self) -> Result<T, serde_json::Error> {
+        self.deserialize_pages(&[], |_: &mut T, _, _| {})
+    }
+
+    /// The options read as `T`, the arrays under the keys `pages` as records that stay text
+    /// until read. `T` is read from a `Value` of the other fields (the same reader as for any
+    /// options, so no second one is linked per options type), each page an empty array in it;
+    /// `fill` then puts each page's records in its field (see [`PageField`]). A page is never
+    /// built as values: one `Record` per record, sharing the request's bytes.
+    pub fn deserialize_pages<T: DeserializeOwned>(
+        self,
+        pages: &[&str],
+        fill: impl Fn(&mut T, &str, Vec<Record>),
+    ) -> Result<T, serde_json::Error> {
         let t = match self {
             Options::Value(v) => return serde_json::from_value(v),
             Options::Text(t) => t,
         };
-        let mut object = Map::with_capacity(t.fields.len());
-        let mut texts = VecDeque::new();
-        for f in &t.fields {
-            let value = match &f.records {
-                Some(records) if pages.contains(&f.key.as_str()) => {
-                    texts.extend(
-                        records
-                            .iter()
-                            .map(|r| (t.text.slice(r.start..r.end), r.canonical)),
-                    );
-                    Value::Array(vec![Value::Null; records.len()])
-                }
-                _ => super::json::from_slice(&t.text[f.start..f.end])?,
+        let TextOptions { text, fields, .. } = t;
+        let is_page = |f: &FieldSpan| f.records.is_some() && pages.contains(&f.key.as_str());
+        let mut object = Map::with_capacity(fields.len());
+        for f in &fields {
+            let value = if is_page(f) {
+                Value::Array(Vec::new())
+            } else {
+                super::json::from_slice(&text[f.start..f.end])?
             };
             object.insert(f.key.clone(), value);
         }
-        with_texts(texts, || serde_json::from_value(Value::Object(object)))
+        let mut out: T = serde_json::from_value(Value::Object(object))?;
+        // A repeated key keeps its last value (`JSON.parse`): only a page that is its key's last
+        // value is filled.
+        let last: Vec<bool> = (0..fields.len())
+            .map(|i| !fields[i + 1..].iter().any(|g| g.key == fields[i].key))
+            .collect();
+        for (f, last) in fields.into_iter().zip(last) {
+            if !(last && is_page(&f)) {
+                continue;
+            }
+            let Some(records) = f.records else { continue };
+            let page = records
+                .iter()
+                .map(|r| Record::from_text(text.slice(r.start..r.end), r.canonical))
+                .collect();
+            // The spans go before the next page is built.
+            drop(records);
+            fill(&mut out, &f.key, page);
+        }
+        Ok(out)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::types::{PreMapOptions, PreSavePageOptions};
+    use crate::dispatch::kinds::{FunctionKind, PreMap, PreSavePage};
+    use crate::protocol::types::PreSavePageOptions;
     use serde_json::json;
 
     fn text(t: &str) -> Options {
@@ -161,9 +211,9 @@ mod tests {
     #[test]
     fn typed_options_read_from_text_match_the_value_path() {
         let t = r#"{"data":[{"id":1,"n":"a"},{"id": 2.50}],"errors":[],"_flowId":"f1","pageIndex":3,"zeta":{"k":[1]},"_flowId":"f2"}"#;
-        let lazy: PreSavePageOptions = text(t).deserialize(&["data"]).unwrap();
+        let lazy: PreSavePageOptions = PreSavePage::read_options(text(t)).unwrap();
         let eager: PreSavePageOptions = Options::Value(serde_json::from_str(t).unwrap())
-            .deserialize(&["data"])
+            .deserialize()
             .unwrap();
         // Nothing was parsed to read them: the records are the request's text.
         assert!(lazy.data.iter().all(|r| r.is_text()));
@@ -179,12 +229,10 @@ mod tests {
 
     #[test]
     fn options_that_do_not_fit_fail_with_the_words_of_the_value_path() {
-        let e = text(r#"{"data":5}"#)
-            .deserialize::<PreMapOptions>(&["data"])
+        let e = PreMap::read_options(text(r#"{"data":5}"#))
             .unwrap_err()
             .to_string();
-        let v = Options::Value(json!({"data": 5}))
-            .deserialize::<PreMapOptions>(&["data"])
+        let v = PreMap::read_options(Options::Value(json!({"data": 5})))
             .unwrap_err()
             .to_string();
         assert_eq!(e, v);
@@ -198,6 +246,17 @@ mod tests {
             K::Options: PartialEq + std::fmt::Debug,
         {
             let lazy = K::read_options(text(t)).unwrap();
+            // Every page the kind names is still the request's text (none of it parsed).
+            let pages = K::pages(&lazy);
+            assert!(!pages.is_empty(), "{} names no page", K::NAME);
+            for page in pages {
+                assert!(!page.is_empty(), "{}: an empty page", K::NAME);
+                assert!(
+                    page.iter().all(Record::is_text),
+                    "{}: a page was parsed",
+                    K::NAME
+                );
+            }
             let eager: K::Options = serde_json::from_str(t).unwrap();
             assert_eq!(lazy, eager, "{}", K::NAME);
         }
@@ -209,6 +268,17 @@ mod tests {
         same::<PostResponseMap>(t);
         same::<Import>(t);
         same::<Export>(t);
+    }
+
+    #[test]
+    fn a_repeated_page_key_keeps_its_last_value() {
+        let t = r#"{"data":[{"a":1}],"data":[{"b":2},{"c":3}]}"#;
+        let o = PreSavePage::read_options(text(t)).unwrap();
+        assert_eq!(o.data, vec![json!({"b":2}), json!({"c":3})]);
+        let t = r#"{"data":[{"a":1}],"data":null}"#;
+        assert!(PreSavePage::read_options(text(t)).unwrap().data.is_empty());
+        let t = r#"{"data":null,"data":[{"a":1}]}"#;
+        assert_eq!(PreSavePage::read_options(text(t)).unwrap().data.len(), 1);
     }
 
     #[test]

@@ -8,36 +8,16 @@
 //! through the usual writer otherwise, so the answer is the same byte for byte either way.
 
 use bytes::Bytes;
-use serde::de::{Deserialize, Deserializer, Visitor};
+use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
 
-/// The newtype name `Record` deserializes with.
-const RECORD_TOKEN: &str = "$integrator_lambda::protocol::Record";
-
 /// serde_json's marker for a raw JSON fragment (what `serde_json::value::RawValue` serializes
 /// as): the writer copies the text through its formatter's `write_raw_fragment`.
 const RAW_TOKEN: &str = "$serde_json::private::RawValue";
-
-thread_local! {
-    /// The texts of the records being read, in order (see [`with_texts`]).
-    static TEXTS: RefCell<VecDeque<(Bytes, bool)>> = const { RefCell::new(VecDeque::new()) };
-}
-
-/// Run `f` (one synchronous deserialization) with `texts` (text, canonical) handed, in order,
-/// to the `Record`s it reads: each takes the next text instead of the value in its place (a
-/// placeholder). [`super::options`] reads typed options this way.
-pub(crate) fn with_texts<T>(texts: VecDeque<(Bytes, bool)>, f: impl FnOnce() -> T) -> T {
-    TEXTS.set(texts);
-    let out = f();
-    TEXTS.take();
-    out
-}
 
 /// One record: a JSON value, read lazily from the request. Use it as a
 /// [`serde_json::Value`] (`record["id"]`, `record.get("id")`, `record["x"] = json!(1)`).
@@ -105,13 +85,13 @@ impl Record {
     }
 
     /// The text this record is written as without parsing, when there is one.
-    fn passthrough(&self) -> Option<&str> {
+    fn passthrough(&self) -> Option<&Bytes> {
         match &self.0 {
             Repr::Text {
                 text,
                 canonical: true,
                 ..
-            } => std::str::from_utf8(text).ok(),
+            } => Some(text),
             _ => None,
         }
     }
@@ -180,38 +160,26 @@ impl PartialEq<Value> for Record {
 
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.passthrough() {
-            Some(text) => {
-                let mut raw = s.serialize_struct(RAW_TOKEN, 1)?;
-                raw.serialize_field(RAW_TOKEN, text)?;
-                raw.end()
-            }
-            None => self.value().serialize(s),
-        }
+        let raw = match self.passthrough() {
+            // Sent from the request's bytes: the writer gets a mark (see `super::text`).
+            Some(text) if super::text::splice(text) => super::text::MARK_TEXT,
+            // The scan checked the text as UTF-8; this does not fail.
+            Some(text) => match std::str::from_utf8(text) {
+                Ok(t) => t,
+                Err(_) => return self.value().serialize(s),
+            },
+            None => return self.value().serialize(s),
+        };
+        let mut w = s.serialize_struct(RAW_TOKEN, 1)?;
+        w.serialize_field(RAW_TOKEN, raw)?;
+        w.end()
     }
 }
 
+/// Read as a value: records that stay text are made by [`super::options`] from the request.
 impl<'de> Deserialize<'de> for Record {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_newtype_struct(RECORD_TOKEN, RecordVisitor)
-    }
-}
-
-struct RecordVisitor;
-
-impl<'de> Visitor<'de> for RecordVisitor {
-    type Value = Record;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
-        match TEXTS.with_borrow_mut(VecDeque::pop_front) {
-            // The value here is the placeholder of this text: not read.
-            Some((text, canonical)) => Ok(Record::from_text(text, canonical)),
-            None => Value::deserialize(d).map(Record::from),
-        }
+        Value::deserialize(d).map(Record::from)
     }
 }
 

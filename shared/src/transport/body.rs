@@ -1,13 +1,22 @@
-//! Reading a whole request body into one buffer.
+//! Request bodies in, answers out.
 //!
-//! hyper delivers a large body as many chunks (up to its read buffer, 64 KiB on the local
+//! In: //! hyper delivers a large body as many chunks (up to its read buffer, 64 KiB on the local
 //! server). Collecting the chunks and then joining them holds the page twice; [`read_whole`]
 //! copies each chunk into one buffer sized from the declared length as it arrives, so the page
 //! is held once (plus one chunk).
+//!
+//! Out: [`TextBody`] sends an answer's [`JsonText`] piece by piece (records passed through are
+//! slices of the request), with its exact length, so hyper announces a `Content-Length` as for
+//! a body in one buffer.
 
+use crate::protocol::JsonText;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use hyper::body::Body;
+use hyper::body::{Body, Frame, SizeHint};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// The most a declared length may reserve up front (the Lambda payload limit is 6 MB; a
 /// larger body still reads, growing as it goes).
@@ -34,6 +43,47 @@ where
     Ok(buf.freeze())
 }
 
+/// An answer's text as an HTTP body: its pieces one frame each, its length exact.
+#[derive(Debug, Default)]
+pub struct TextBody {
+    pieces: VecDeque<Bytes>,
+    left: u64,
+}
+
+impl From<JsonText> for TextBody {
+    fn from(text: JsonText) -> Self {
+        let left = text.len() as u64;
+        TextBody {
+            pieces: text.into_pieces().into(),
+            left,
+        }
+    }
+}
+
+impl Body for TextBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.pieces.pop_front();
+        if let Some(p) = &next {
+            self.left = self.left.saturating_sub(p.len() as u64);
+        }
+        Poll::Ready(next.map(|p| Ok(Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +102,16 @@ mod tests {
         assert_eq!(read_whole(one, Some(5)).await.unwrap(), "whole");
         let empty = Full::new(Bytes::new());
         assert_eq!(read_whole(empty, None).await.unwrap(), "");
+    }
+
+    #[tokio::test]
+    async fn a_text_body_sends_its_pieces_with_an_exact_length() {
+        let text = crate::protocol::text::to_text(&serde_json::json!({"a": [1, "b"]})).unwrap();
+        let body = TextBody::from(text);
+        assert_eq!(body.size_hint().exact(), Some(13));
+        let whole = read_whole(body, Some(13)).await.unwrap();
+        assert_eq!(whole, r#"{"a":[1,"b"]}"#);
+        assert!(TextBody::default().is_end_stream());
+        assert_eq!(TextBody::default().size_hint().exact(), Some(0));
     }
 }

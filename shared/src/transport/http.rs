@@ -9,8 +9,8 @@
 
 use super::auth::{Presented, TokenSet, presented_token};
 use crate::dispatch::{CallRequest, Extension, Stack};
-use crate::protocol::Envelope;
 use crate::protocol::error::{WireError, http_body};
+use crate::protocol::{Envelope, JsonText};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use serde_json::Value;
@@ -88,6 +88,11 @@ pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Byt
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     r
+}
+
+/// A JSON response whose body is an answer's text, in its pieces (see [`JsonText`]).
+pub fn text_response(status: StatusCode, body: JsonText) -> Response<JsonText> {
+    json_response(status, Bytes::new()).map(|_| body)
 }
 
 /// A JSON error answer `{"errors":[{"code","message"}]}` with `status`.
@@ -316,9 +321,16 @@ impl HttpApp {
     }
 
     /// Route and answer one request.
-    pub async fn handle(&self, req: HttpRequest) -> Response<Bytes> {
+    pub async fn handle(&self, req: HttpRequest) -> Response<JsonText> {
         match (&req.method, req.path.as_str()) {
             (&Method::POST, "/function") => self.function(req).await,
+            _ => self.other(req).await.map(JsonText::from),
+        }
+    }
+
+    /// Every route but `POST /function`.
+    async fn other(&self, req: HttpRequest) -> Response<Bytes> {
+        match (&req.method, req.path.as_str()) {
             (&Method::POST, p) if self.mount_for(p).is_some() => self.mounted(req).await,
             (&Method::POST, "/jobs") => self.utility(req, "scheduleInvocation", None).await,
             (&Method::POST, "/jobs/cancel") => self.utility(req, "cancelInvocation", None).await,
@@ -382,7 +394,7 @@ impl HttpApp {
             deadline: req.deadline,
         };
         match self.extension.call(call).await {
-            Ok(reply) => json_response(StatusCode::OK, reply.into_http()),
+            Ok(reply) => json_response(StatusCode::OK, reply.into_http().into_bytes()),
             Err(errors) => json_response(StatusCode::UNPROCESSABLE_ENTITY, http_body(&errors)),
         }
     }
@@ -418,9 +430,22 @@ impl HttpApp {
         mount.handle(&name, req).await
     }
 
-    async fn function(&self, req: HttpRequest) -> Response<Bytes> {
+    async fn function(&self, req: HttpRequest) -> Response<JsonText> {
+        match self.function_call(req).await {
+            // Records passed through go out as slices of the request body they came from.
+            Ok((mut text, source)) => {
+                text.join_within(&source);
+                text_response(StatusCode::OK, text)
+            }
+            Err(r) => r.map(JsonText::from),
+        }
+    }
+
+    /// `POST /function`: the answer's text and the (decoded) request body, or the error
+    /// response.
+    async fn function_call(&self, req: HttpRequest) -> Result<(JsonText, Bytes), Response<Bytes>> {
         if req.body.len() > self.body_limit {
-            return too_large(self.body_limit);
+            return Err(too_large(self.body_limit));
         }
         // A token in the Authorization header does not depend on the body (see
         // `presented_token`): a wrong one is refused before the body is decoded or parsed, so an
@@ -428,21 +453,23 @@ impl HttpApp {
         if req.headers.contains_key(header::AUTHORIZATION)
             && !self.accepts(presented_token(&req.headers, None, None))
         {
-            return unauthorized();
+            return Err(unauthorized());
         }
         // 1. Body next (400/413/415 before a token in the body or query is checked, as the
         //    reference does).
+        let mut source = Bytes::new();
         let body = match body_kind(&req.headers) {
-            Err(r) => return *r,
+            Err(r) => return Err(*r),
             Ok(BodyKind::Ignored) => None,
             Ok(BodyKind::Json) => {
                 let raw = match decode_body(&req.headers, req.body, self.body_limit) {
                     Ok(b) => b,
-                    Err(r) => return *r,
+                    Err(r) => return Err(*r),
                 };
+                source = raw.clone();
                 match parse_envelope(raw) {
                     Ok(v) => Some(v),
-                    Err(r) => return *r,
+                    Err(r) => return Err(*r),
                 }
             }
         };
@@ -453,7 +480,7 @@ impl HttpApp {
             body_token.as_ref(),
             req.query.as_deref(),
         )) {
-            return unauthorized();
+            return Err(unauthorized());
         }
         // 3. Dispatch.
         let trace_id = req
@@ -469,8 +496,11 @@ impl HttpApp {
             deadline: req.deadline,
         };
         match self.extension.call(call).await {
-            Ok(reply) => json_response(StatusCode::OK, reply.into_http()),
-            Err(errors) => json_response(StatusCode::UNPROCESSABLE_ENTITY, http_body(&errors)),
+            Ok(reply) => Ok((reply.into_http(), source)),
+            Err(errors) => Err(json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                http_body(&errors),
+            )),
         }
     }
 }

@@ -17,7 +17,7 @@
 use super::http::{HttpApp, HttpRequest};
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::error::{WireError, http_body, lambda_message};
-use crate::protocol::{Envelope, Options};
+use crate::protocol::{Envelope, JsonText, Options};
 use futures_util::FutureExt;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body};
@@ -147,11 +147,12 @@ pub fn is_http_event(payload: &Value) -> bool {
 
 /// The JSON text of the invocation's response, or its error. The text is ours (the reply
 /// writer's output, or serde_json's), so it is posted as it is: checking it with
-/// `RawValue::from_string` would parse a 5 MB page a second time.
-type HandlerResult = Result<String, Diagnostic>;
+/// `RawValue::from_string` would parse a 5 MB page a second time. Records passed through are
+/// posted from the payload's own bytes ([`JsonText`]).
+type HandlerResult = Result<JsonText, Diagnostic>;
 
-fn raw(text: String) -> HandlerResult {
-    Ok(text)
+fn raw(text: impl Into<JsonText>) -> HandlerResult {
+    Ok(text.into())
 }
 
 /// An event source other than integrator.io's calls (the worker's SQS batches), mounted by the
@@ -271,7 +272,8 @@ async fn handle_http(
             };
             let req = HttpRequest::from_parts(parts, body, deadline, Some(request_id));
             let resp = app.handle(req).await;
-            let (parts, bytes) = resp.into_parts();
+            let (parts, text) = resp.into_parts();
+            let bytes = text.into_bytes();
             let body = if bytes.is_empty() {
                 Body::Empty
             } else {
@@ -325,7 +327,13 @@ pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
             tracing::error!("Runtime API event without a request id; skipped");
             continue;
         };
-        let outcome = answer(&app, &config, &mut invocation).await;
+        let outcome = answer(&app, &config, &mut invocation)
+            .await
+            .map(|mut text| {
+                // Records passed through go out as slices of the payload they came in.
+                text.join_within(&invocation.body);
+                text
+            });
         let request = completion_request(&invocation, outcome)?;
         client.call(request).await?;
     }
@@ -398,7 +406,9 @@ fn completion_request(
     let request = match outcome {
         Ok(text) => builder
             .uri(format!("/2018-06-01/runtime/invocation/{id}/response"))
-            .body(text.into())?,
+            .body(lambda_runtime_api_client::body::Body::new(
+                super::body::TextBody::from(text),
+            ))?,
         Err(diagnostic) => builder
             .uri(format!("/2018-06-01/runtime/invocation/{id}/error"))
             .header("lambda-runtime-function-error-type", "unhandled")

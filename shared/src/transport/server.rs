@@ -137,7 +137,9 @@ async fn handle(State(local): State<ServerState>, req: Request) -> Response {
         }
     };
     let req = HttpRequest::from_parts(parts, body, None, None);
-    app.handle(req).await.map(Body::from)
+    app.handle(req)
+        .await
+        .map(|text| Body::new(super::body::TextBody::from(text)))
 }
 
 /// The axum router for `app`: every method and path goes to [`HttpApp::handle`], with request

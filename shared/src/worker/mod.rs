@@ -583,7 +583,7 @@ async fn run_record(
         };
         ext.call(req)
             .await
-            .map(|reply| reply.into_lambda())
+            .map(|reply| reply.into_lambda().into_string())
             .map_err(|errors| lambda_message(&errors))
     };
     // The rate limits are applied inside the idempotent section: a redelivered message that

@@ -76,9 +76,11 @@ pub fn envelope(data: &[u8]) {
 /// the whole-body parse it replaces: the same bodies fail with the same error; otherwise the same
 /// fields, the same options, and typed options that read and write back the same.
 pub fn lazy_envelope(data: &[u8]) {
+    use integrator_lambda::dispatch::kinds::{FunctionKind, PreSavePage};
     use integrator_lambda::protocol::json;
     use integrator_lambda::types::PreSavePageOptions;
-    let lazy = Envelope::from_json(bytes::Bytes::copy_from_slice(data));
+    let source = bytes::Bytes::copy_from_slice(data);
+    let lazy = Envelope::from_json(source.clone());
     let eager = json::from_slice(data);
     let (env, token, v) = match (lazy, eager) {
         (Ok((env, token)), Ok(v)) => (env, token, v),
@@ -105,13 +107,20 @@ pub fn lazy_envelope(data: &[u8]) {
         options.records_in(),
         integrator_lambda::metrics::records_in(field("options").as_ref())
     );
-    let typed = options.clone().deserialize::<PreSavePageOptions>(&["data"]);
+    let typed = PreSavePage::read_options(options.clone());
     assert_eq!(options.into_value().ok(), field("options"));
     let expected =
         serde_json::from_value::<PreSavePageOptions>(field("options").unwrap_or_default());
     match (typed, expected) {
         (Ok(t), Ok(e)) => {
             assert_eq!(json::to_vec(&t.data).ok(), json::to_vec(&e.data).ok());
+            // In pieces, as the transports send it: the same bytes.
+            let mut pieces = integrator_lambda::protocol::text::to_text(&t.data).expect("writes");
+            pieces.join_within(&source);
+            assert_eq!(
+                json::to_vec(&e.data).ok().as_deref(),
+                Some(pieces.to_bytes().as_ref())
+            );
             assert_eq!(t, e);
         }
         (Err(t), Err(e)) => assert_eq!(t.to_string(), e.to_string()),
