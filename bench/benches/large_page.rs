@@ -23,8 +23,8 @@ fn large_page(c: &mut Criterion) {
         .expect("runtime");
     let ext = extension(Mode::Diy);
     // The answer as the transports send it: its pieces, records passed through as slices of
-    // the request (`JsonText::join_within`).
-    let call = |envelope: Envelope, source: &bytes::Bytes| {
+    // the request (`protocol::text`).
+    let call = |envelope: Envelope| {
         let reply = rt
             .block_on(ext.call(CallRequest {
                 envelope,
@@ -34,17 +34,15 @@ fn large_page(c: &mut Criterion) {
                 deadline: None,
             }))
             .expect("preSavePage answers");
-        let mut text = reply.into_http();
-        text.join_within(source);
-        text
+        reply.into_http()
     };
     let through_dispatch = |bytes: &bytes::Bytes| {
         let (envelope, _) = Envelope::from_json(bytes.clone()).expect("json");
-        call(envelope, bytes)
+        call(envelope)
     };
     let through_values = |bytes: &[u8]| {
         let body: Value = serde_json::from_slice(bytes).expect("json");
-        call(Envelope::from_body(body), &bytes::Bytes::new())
+        call(Envelope::from_body(body))
     };
     let bytes = bytes::Bytes::from(bytes);
     let (lazy, whole) = (through_dispatch(&bytes), through_values(&bytes));

@@ -616,6 +616,8 @@ async fn large_lambda(bin: &Path, options: Vec<u8>) -> Option<LargeRun> {
     let api = RuntimeApi::start().await.ok()?;
     let p = process::lambda(&bin.to_path_buf(), &api.address(), &[]);
     let cc = r#"{"diy":true,"type":"hook","function":"preSavePage"}"#;
+    // Initialized (waiting for its first invocation) before its RSS at start is read.
+    api.wait_first_poll(Duration::from_secs(10)).await;
     let start_kib = vm_hwm_kib(p.id());
     let mut ms = Vec::new();
     for i in 0..=LARGE_RUNS {

@@ -248,8 +248,10 @@ fn ours_lazy(line: &str) -> Option<(String, bool)> {
     let o: PreSavePageOptions = PreSavePage::read_options(options).ok()?;
     // As the transports send it: in pieces, the record from the request's bytes when it passes
     // through; the same bytes as the writer in one buffer.
-    let mut pieces = integrator_lambda::protocol::text::to_text(&o.data).expect("serialize");
-    pieces.join_within(&page);
+    let pieces = integrator_lambda::protocol::text::within(Some(page.clone()), || {
+        integrator_lambda::protocol::text::to_text(&o.data)
+    })
+    .expect("serialize");
     let whole = json::to_vec(&o.data).expect("serialize");
     assert_eq!(pieces.to_bytes().as_ref(), whole.as_slice(), "{line}");
     let text = String::from_utf8(whole).expect("UTF-8");

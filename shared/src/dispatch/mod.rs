@@ -416,8 +416,14 @@ async fn run_isolated(
     // task, so a panic there is caught and its time counts against the deadline. The task
     // keeps the call's span and trace id (a spawned task inherits neither).
     let trace_id = inv.trace_id.clone();
+    // The answer's records are mostly the request's: named, they are sent as slices of it.
+    let source = options.source();
     let call =
         crate::telemetry::with_trace_id(trace_id, async move { handler.call(inv, options).await });
+    let call = Sourced {
+        source,
+        inner: Box::pin(call),
+    };
     let mut task = tokio::spawn(call.in_current_span());
     match tokio::time::timeout(budget, &mut task).await {
         Err(_) => {
@@ -444,6 +450,24 @@ async fn run_isolated(
             )])
         }
         Ok(Ok(r)) => r.map_err(CallFailure::into_errors),
+    }
+}
+
+/// A call's future, polled with the request text its records come from named
+/// ([`crate::protocol::text::Source`]): what the function's answer is written with.
+struct Sourced<F> {
+    source: Option<bytes::Bytes>,
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F: std::future::Future> std::future::Future for Sourced<F> {
+    type Output = F::Output;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let _named = crate::protocol::text::Source::set(self.source.clone());
+        self.inner.as_mut().poll(cx)
     }
 }
 

@@ -217,20 +217,29 @@ impl Serialize for JsOrder<'_> {
 /// same data: JavaScript number formatting, and object keys in JavaScript's order (keys that are
 /// array indices first, ascending; the rare text with such keys is rewritten in that order).
 pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, serde_json::Error> {
-    super::text::unspliced(|| {
-        let (mut out, seen) = to_vec_marked(value)?;
-        if seen {
-            // Our own output: it parses, with every key in the order it was written.
-            let v: Value = serde_json::from_slice(&out)?;
-            out.clear();
-            JsOrder(&v).serialize(&mut serde_json::Serializer::with_formatter(
-                &mut out,
-                JsFormatter,
-            ))?;
-        }
-        Ok(out)
-    })
+    in_js_order(&|| to_vec_marked(value))
 }
+
+/// The writer's output (from `write`) in JavaScript's key order, records written as their own
+/// text. Not generic, so that only the writing itself is compiled per type.
+pub(crate) fn in_js_order(write: Writer<'_>) -> Result<Vec<u8>, serde_json::Error> {
+    let _scope = super::text::Scope::unspliced();
+    let (mut out, seen) = write()?;
+    if seen {
+        // Our own output: it parses, with every key in the order it was written.
+        let v: Value = serde_json::from_slice(&out)?;
+        out.clear();
+        JsOrder(&v).serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out,
+            JsFormatter,
+        ))?;
+    }
+    Ok(out)
+}
+
+/// A write of one value: the writer's output, and whether an object key in it is an array
+/// index (see [`to_vec_marked`]).
+pub(crate) type Writer<'a> = &'a dyn Fn() -> Result<(Vec<u8>, bool), serde_json::Error>;
 
 /// The writer's output for `value`, and whether an object key in it is an array index (then
 /// the keys are not yet in JavaScript's order: [`to_vec`] rewrites it). Records write what

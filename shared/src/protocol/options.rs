@@ -103,6 +103,14 @@ impl Options {
         Options::Text(TextOptions { text, span, fields })
     }
 
+    /// The request text the options were read from (records in them are slices of it).
+    pub fn source(&self) -> Option<Bytes> {
+        match self {
+            Options::Value(_) => None,
+            Options::Text(t) => Some(t.text.clone()),
+        }
+    }
+
     /// JavaScript truthiness of the options (text options are an object: truthy).
     pub fn truthy(&self) -> bool {
         match self {
@@ -156,11 +164,26 @@ impl Options {
         pages: &[&str],
         fill: impl Fn(&mut T, &str, Vec<Record>),
     ) -> Result<T, serde_json::Error> {
-        let t = match self {
+        let (rest, records) = match self {
             Options::Value(v) => return serde_json::from_value(v),
-            Options::Text(t) => t,
+            Options::Text(t) => t.split_pages(pages)?,
         };
-        let TextOptions { text, fields, .. } = t;
+        let mut out: T = serde_json::from_value(rest)?;
+        for (key, page) in records {
+            fill(&mut out, &key, page);
+        }
+        Ok(out)
+    }
+}
+
+/// Pages by key, their records made.
+type Pages = Vec<(String, Vec<Record>)>;
+
+impl TextOptions {
+    /// The options without their pages (each an empty array), and the pages' records. Not
+    /// generic: only the reading of the other fields is compiled per options type.
+    fn split_pages(self, pages: &[&str]) -> Result<(Value, Pages), serde_json::Error> {
+        let TextOptions { text, fields, .. } = self;
         let is_page = |f: &FieldSpan| f.records.is_some() && pages.contains(&f.key.as_str());
         let mut object = Map::with_capacity(fields.len());
         for f in &fields {
@@ -171,12 +194,12 @@ impl Options {
             };
             object.insert(f.key.clone(), value);
         }
-        let mut out: T = serde_json::from_value(Value::Object(object))?;
         // A repeated key keeps its last value (`JSON.parse`): only a page that is its key's last
         // value is filled.
         let last: Vec<bool> = (0..fields.len())
             .map(|i| !fields[i + 1..].iter().any(|g| g.key == fields[i].key))
             .collect();
+        let mut filled = Vec::new();
         for (f, last) in fields.into_iter().zip(last) {
             if !(last && is_page(&f)) {
                 continue;
@@ -188,9 +211,9 @@ impl Options {
                 .collect();
             // The spans go before the next page is built.
             drop(records);
-            fill(&mut out, &f.key, page);
+            filled.push((f.key, page));
         }
-        Ok(out)
+        Ok((Value::Object(object), filled))
     }
 }
 

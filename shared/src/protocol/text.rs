@@ -4,10 +4,11 @@
 //! [`to_text`] writes a value as [`super::json::to_vec`] does, except that each untouched
 //! canonical [`super::Record`] leaves a one-byte mark in the writer's output and hands over its
 //! text (a shared slice of the request). The output is then cut at the marks: the pieces are the
-//! writer's own bytes and the records' slices, in order. [`JsonText::join_within`] then merges
-//! the slices that lie side by side in the request with the same bytes between them (a page
-//! whose records all pass through becomes one slice), and the transports send the pieces as
-//! they are: the answer costs the writer's few bytes, not another copy of the page.
+//! writer's own bytes and the records' texts, in order. When the request the records came from
+//! is known ([`within`]: the dispatcher names the options' text), records that sat side by side
+//! in it, with the same bytes between them as the writer wrote, become one slice of it: a page
+//! whose records all pass through is sent as a few pieces, and costs the writer's few bytes, not
+//! another copy of the page.
 //!
 //! The mark is a NUL byte, which serde_json never writes (it escapes control characters in
 //! strings, and raw fragments are JSON). The marks found must match the texts handed over;
@@ -23,9 +24,40 @@ use std::cell::RefCell;
 /// What a record leaves in the writer's output in place of its text.
 const MARK: u8 = 0;
 
+/// The records marked during one [`to_text`].
+#[derive(Default)]
+struct Marked {
+    /// The request the records are expected to come from ([`within`]).
+    source: Bytes,
+    /// Per mark, in order: the text's range in `source`, or `(usize::MAX, i)` for `others[i]`.
+    marks: Vec<(usize, usize)>,
+    others: Vec<Bytes>,
+}
+
+impl Marked {
+    fn push(&mut self, text: &Bytes) {
+        match range_in(&self.source, text) {
+            Some(r) => self.marks.push(r),
+            None => {
+                self.marks.push((usize::MAX, self.others.len()));
+                self.others.push(text.clone());
+            }
+        }
+    }
+}
+
+/// The range of `part` within `whole`, when it is a non-empty slice of it.
+fn range_in(whole: &Bytes, part: &Bytes) -> Option<(usize, usize)> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len() && !part.is_empty()).then_some((start, end))
+}
+
 thread_local! {
-    /// While [`to_text`] writes: the texts of the records marked so far, in order.
-    static SPLICED: RefCell<Option<Vec<Bytes>>> = const { RefCell::new(None) };
+    /// While [`to_text`] writes: the records marked so far.
+    static SPLICED: RefCell<Option<Marked>> = const { RefCell::new(None) };
+    /// The request the records of the answer being written came from ([`within`]).
+    static SOURCE: RefCell<Option<Bytes>> = const { RefCell::new(None) };
 }
 
 /// Called by a record about to be written as its own `text`: `true` when [`to_text`] is writing
@@ -33,8 +65,8 @@ thread_local! {
 /// writes its text).
 pub(crate) fn splice(text: &Bytes) -> bool {
     SPLICED.with_borrow_mut(|s| match s {
-        Some(v) => {
-            v.push(text.clone());
+        Some(m) => {
+            m.push(text);
             true
         }
         None => false,
@@ -44,16 +76,45 @@ pub(crate) fn splice(text: &Bytes) -> bool {
 /// The [`MARK`] byte as the raw text a record writes.
 pub(crate) const MARK_TEXT: &str = "\0";
 
+/// Run `f` (which writes an answer) knowing that its records come from `source`, the request's
+/// text: [`to_text`] then sends neighbouring records as one slice of it.
+pub fn within<T>(source: Option<Bytes>, f: impl FnOnce() -> T) -> T {
+    let _source = Source::set(source);
+    f()
+}
+
+/// The answer being written takes its records from this source until dropped ([`within`]).
+pub struct Source(Option<Bytes>);
+
+impl Source {
+    /// Name `source` (and put back the previous one when dropped).
+    pub fn set(source: Option<Bytes>) -> Self {
+        Source(SOURCE.replace(source))
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        SOURCE.set(self.0.take());
+    }
+}
+
 /// Sets [`SPLICED`] for one write and puts back what was there when dropped, on every path out
 /// (a panic in a `Serialize` included): a mark can never leak into a writer outside [`to_text`].
-struct Scope(Option<Option<Vec<Bytes>>>);
+pub(crate) struct Scope(Option<Option<Marked>>);
 
 impl Scope {
-    fn set(state: Option<Vec<Bytes>>) -> Self {
+    fn set(state: Option<Marked>) -> Self {
         Scope(Some(SPLICED.replace(state)))
     }
-    /// The texts handed over in this scope.
-    fn take(&mut self) -> Vec<Bytes> {
+    /// Records written as their own text, never marked, until dropped: what
+    /// [`json::to_vec`] does, even when called from inside a [`to_text`] (a function's
+    /// `Serialize` that writes JSON of its own).
+    pub(crate) fn unspliced() -> Self {
+        Self::set(None)
+    }
+    /// The records marked in this scope.
+    fn take(&mut self) -> Marked {
         SPLICED.with_borrow_mut(|s| s.as_mut().map(std::mem::take).unwrap_or_default())
     }
 }
@@ -64,14 +125,6 @@ impl Drop for Scope {
             SPLICED.set(prev);
         }
     }
-}
-
-/// Run `f` (a write) with records written as their own text, never marked: what
-/// [`json::to_vec`] does, even when called from inside a [`to_text`] (a function's `Serialize`
-/// that writes JSON of its own).
-pub(crate) fn unspliced<T>(f: impl FnOnce() -> T) -> T {
-    let _scope = Scope::set(None);
-    f()
 }
 
 /// JSON text, as pieces sent one after the other. Built by [`to_text`], or from one string.
@@ -156,58 +209,6 @@ impl JsonText {
         self.pieces.iter().map(|p| json::utf16_len_bytes(p)).sum()
     }
 
-    /// Merge neighbouring pieces that are, together, one slice of `source` (the request the
-    /// spliced records came from): records that sat side by side in the request, separated by
-    /// the same bytes as in the answer, are sent as one slice. Pieces from elsewhere are kept.
-    pub fn join_within(&mut self, source: &Bytes) {
-        if self.pieces.len() < 3 || source.is_empty() {
-            return;
-        }
-        let base = source.as_ptr() as usize;
-        // The range of `p` within `source`, when it is a slice of it.
-        let range = |p: &Bytes| {
-            let start = (p.as_ptr() as usize).checked_sub(base)?;
-            let end = start.checked_add(p.len())?;
-            (end <= source.len() && !p.is_empty()).then_some((start, end))
-        };
-        let mut out: Vec<Bytes> = Vec::with_capacity(self.pieces.len().min(64));
-        // The source range the last piece of `out` covers, when it is one.
-        let mut open: Option<(usize, usize)> = None;
-        let mut pieces = std::mem::take(&mut self.pieces).into_iter().peekable();
-        while let Some(piece) = pieces.next() {
-            let here = range(&piece);
-            // A gap piece (the writer's bytes) between the open slice and a next slice of the
-            // source that follows at exactly that distance with exactly those bytes.
-            if let (Some((s, e)), None) = (open, here)
-                && let Some((ns, ne)) = pieces.peek().and_then(&range)
-                && ns.checked_sub(e) == Some(piece.len())
-                && source.get(e..ns) == Some(&piece[..])
-            {
-                pieces.next();
-                open = Some((s, ne));
-                continue;
-            }
-            // A slice right after the open one.
-            if let (Some((s, e)), Some((ns, ne))) = (open, here)
-                && ns == e
-            {
-                open = Some((s, ne));
-                continue;
-            }
-            if let Some((s, e)) = open.take() {
-                out.push(source.slice(s..e));
-            }
-            match here {
-                Some(r) => open = Some(r),
-                None => out.push(piece),
-            }
-        }
-        if let Some((s, e)) = open {
-            out.push(source.slice(s..e));
-        }
-        self.pieces = out;
-    }
-
     fn whole(bytes: Bytes) -> Self {
         let len = bytes.len();
         let pieces = if bytes.is_empty() {
@@ -259,57 +260,113 @@ impl From<Bytes> for JsonText {
 /// Write `value` as [`json::to_vec`] does (the same bytes), with the untouched canonical records
 /// in it sent from the request's bytes (see the module notes).
 pub fn to_text<T: Serialize + ?Sized>(value: &T) -> Result<JsonText, serde_json::Error> {
+    spliced(&|| json::to_vec_marked(value))
+}
+
+/// [`to_text`] of what `write` writes (not generic: only the writing is compiled per type).
+fn spliced(write: json::Writer<'_>) -> Result<JsonText, serde_json::Error> {
+    let source = SOURCE.with_borrow(Clone::clone).unwrap_or_default();
     let marked = {
-        let mut scope = Scope::set(Some(Vec::new()));
-        let out = json::to_vec_marked(value);
-        out.map(|(out, rewritten)| (out, rewritten, scope.take()))
+        let mut scope = Scope::set(Some(Marked {
+            source,
+            ..Marked::default()
+        }));
+        write().map(|(out, rewritten)| (out, rewritten, scope.take()))
     };
-    match marked {
-        Ok((out, false, texts)) => match cut(out, texts) {
-            Some(text) => Ok(text),
-            None => unspliced(|| json::to_vec(value)).map(JsonText::from),
-        },
-        // Rewritten in JavaScript's key order (it parsed its own output: marks included, so
-        // it cannot have been marked), or an error: written again whole.
-        _ => unspliced(|| json::to_vec(value)).map(JsonText::from),
+    if let Ok((out, false, marked)) = marked
+        && let Some(text) = cut(out, marked)
+    {
+        return Ok(text);
+    }
+    // Rewritten in JavaScript's key order (it parsed its own output: marks included, so it
+    // cannot have been marked), marks that are not the texts handed over, or an error: written
+    // again whole.
+    json::in_js_order(write).map(JsonText::from)
+}
+
+/// Pieces being gathered: the last one, while it is a range of the source, stays open so that
+/// the next record can extend it.
+struct Gather<'a> {
+    source: &'a Bytes,
+    pieces: Vec<Bytes>,
+    open: Option<(usize, usize)>,
+    len: usize,
+}
+
+impl Gather<'_> {
+    fn close(&mut self) {
+        if let Some((s, e)) = self.open.take() {
+            self.pieces.push(self.source.slice(s..e));
+        }
+    }
+    fn push(&mut self, piece: Bytes) {
+        if !piece.is_empty() {
+            self.close();
+            self.len += piece.len();
+            self.pieces.push(piece);
+        }
+    }
+    /// The writer's `gap` and then the source's `range`: one slice with the open one when the
+    /// source has exactly `gap` between them.
+    fn push_range(&mut self, gap: Bytes, (s, e): (usize, usize)) {
+        if let Some((os, oe)) = self.open
+            && oe + gap.len() == s
+            && self.source.get(oe..s) == Some(&gap[..])
+        {
+            self.open = Some((os, e));
+            self.len += gap.len() + (e - s);
+            return;
+        }
+        self.push(gap);
+        self.close();
+        self.open = Some((s, e));
+        self.len += e - s;
     }
 }
 
-/// Cut the writer's output at its marks, or `None` when the marks are not the `texts` handed.
-fn cut(mut out: Vec<u8>, texts: Vec<Bytes>) -> Option<JsonText> {
-    if texts.is_empty() {
+/// Cut the writer's output at its marks, or `None` when the marks are not the records handed.
+fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
+    let Marked {
+        source,
+        marks,
+        mut others,
+    } = marked;
+    if marks.is_empty() {
         return (!out.contains(&MARK)).then(|| JsonText::from(out));
     }
-    let marks: Vec<usize> = out
+    let at: Vec<usize> = out
         .iter()
         .enumerate()
         .filter_map(|(i, &b)| (b == MARK).then_some(i))
         .collect();
-    if marks.len() != texts.len() {
+    if at.len() != marks.len() {
         return None;
     }
     // The outline: the output with a `0` where each record was.
-    for &m in &marks {
+    for &m in &at {
         out[m] = b'0';
     }
     let outline = Bytes::from(out);
-    let mut pieces = Vec::with_capacity(texts.len() * 2 + 1);
-    let mut len = 0;
+    let mut g = Gather {
+        source: &source,
+        pieces: Vec::new(),
+        open: None,
+        len: 0,
+    };
     let mut from = 0;
-    for (&m, text) in marks.iter().zip(texts) {
-        if m > from {
-            pieces.push(outline.slice(from..m));
-        }
-        len += m - from + text.len();
-        if !text.is_empty() {
-            pieces.push(text);
+    for (&m, &(s, e)) in at.iter().zip(&marks) {
+        let gap = outline.slice(from..m);
+        if s == usize::MAX {
+            g.push(gap);
+            g.push(std::mem::take(others.get_mut(e)?));
+        } else {
+            g.push_range(gap, (s, e));
         }
         from = m + 1;
     }
-    if from < outline.len() {
-        pieces.push(outline.slice(from..));
-    }
-    len += outline.len() - from;
+    g.push(outline.slice(from..));
+    g.close();
+    let (pieces, len) = (g.pieces, g.len);
     Some(JsonText {
         pieces,
         len,
@@ -342,17 +399,19 @@ mod tests {
         let data = page(&source, &[(9, 16), (17, 26), (27, 36)]);
         let value = json!({"n": 1});
         let answer = (&data, &value);
-        let mut text = to_text(&answer).unwrap();
         let expected = json::to_vec(&answer).unwrap();
+        // Without the source: each record is a piece ([ mark , mark , mark ] , {"n":1} ]).
+        let apart = to_text(&answer).unwrap();
+        assert_eq!(apart.to_bytes().as_ref(), expected.as_slice());
+        assert_eq!(apart.len(), expected.len());
+        assert_eq!(apart.pieces().len(), 7);
+        // Within it: the three records and the commas between them are one slice of it.
+        let text = within(Some(source.clone()), || to_text(&answer)).unwrap();
         assert_eq!(text.to_bytes().as_ref(), expected.as_slice());
         assert_eq!(text.len(), expected.len());
-        // [ mark , mark , mark ] , {"n":1} ]: 3 records, 4 pieces of the writer's.
-        assert_eq!(text.pieces().len(), 7);
-        text.join_within(&source);
-        assert_eq!(text.to_bytes().as_ref(), expected.as_slice());
-        // The three records and the commas between them are one slice of the request.
         assert_eq!(text.pieces().len(), 3);
         assert_eq!(&text.pieces()[1][..], br#"{"a":1},{"b":[2]},{"c":"x"}"#);
+        assert_eq!(text.pieces()[1].as_ptr(), source[9..].as_ptr());
         assert_eq!(text.outline().as_ref(), br#"[[0,0,0],{"n":1}]"#);
     }
 
@@ -361,8 +420,7 @@ mod tests {
         let source = Bytes::from_static(br#"[{"a":1},{"b": 2},{"c":3}]"#);
         let mut data = page(&source, &[(1, 8), (9, 17), (18, 25)]);
         data[2]["d"] = json!(4);
-        let mut text = to_text(&data).unwrap();
-        text.join_within(&source);
+        let text = within(Some(source.clone()), || to_text(&data)).unwrap();
         assert_eq!(text.into_string(), r#"[{"a":1},{"b":2},{"c":3,"d":4}]"#);
     }
 
@@ -372,10 +430,24 @@ mod tests {
         // answer writes ",": the slices stay apart.
         let source = Bytes::from_static(br#"[{"a":1}, {"b":2}]"#);
         let data = page(&source, &[(1, 8), (10, 17)]);
-        let mut text = to_text(&data).unwrap();
-        text.join_within(&source);
+        let text = within(Some(source.clone()), || to_text(&data)).unwrap();
         assert_eq!(text.pieces().len(), 5);
         assert_eq!(text.into_string(), r#"[{"a":1},{"b":2}]"#);
+        // Records in another order than the request's are not joined either.
+        let mut data = page(&source, &[(1, 8), (10, 17)]);
+        data.reverse();
+        let text = within(Some(source), || to_text(&data)).unwrap();
+        assert_eq!(text.into_string(), r#"[{"b":2},{"a":1}]"#);
+    }
+
+    #[test]
+    fn records_from_elsewhere_are_pieces_of_their_own() {
+        let source = Bytes::from_static(br#"[{"a":1},{"b":2}]"#);
+        let other = Bytes::from_static(br#"[{"c":3}]"#);
+        let mut data = page(&source, &[(1, 8), (9, 16)]);
+        data.insert(1, page(&other, &[(1, 8)]).remove(0));
+        let text = within(Some(source), || to_text(&data)).unwrap();
+        assert_eq!(text.into_string(), r#"[{"a":1},{"c":3},{"b":2}]"#);
     }
 
     #[test]

@@ -432,18 +432,13 @@ impl HttpApp {
 
     async fn function(&self, req: HttpRequest) -> Response<JsonText> {
         match self.function_call(req).await {
-            // Records passed through go out as slices of the request body they came from.
-            Ok((mut text, source)) => {
-                text.join_within(&source);
-                text_response(StatusCode::OK, text)
-            }
+            Ok(text) => text_response(StatusCode::OK, text),
             Err(r) => r.map(JsonText::from),
         }
     }
 
-    /// `POST /function`: the answer's text and the (decoded) request body, or the error
-    /// response.
-    async fn function_call(&self, req: HttpRequest) -> Result<(JsonText, Bytes), Response<Bytes>> {
+    /// `POST /function`: the answer's text, or the error response.
+    async fn function_call(&self, req: HttpRequest) -> Result<JsonText, Response<Bytes>> {
         if req.body.len() > self.body_limit {
             return Err(too_large(self.body_limit));
         }
@@ -457,7 +452,6 @@ impl HttpApp {
         }
         // 1. Body next (400/413/415 before a token in the body or query is checked, as the
         //    reference does).
-        let mut source = Bytes::new();
         let body = match body_kind(&req.headers) {
             Err(r) => return Err(*r),
             Ok(BodyKind::Ignored) => None,
@@ -466,7 +460,6 @@ impl HttpApp {
                     Ok(b) => b,
                     Err(r) => return Err(*r),
                 };
-                source = raw.clone();
                 match parse_envelope(raw) {
                     Ok(v) => Some(v),
                     Err(r) => return Err(*r),
@@ -496,7 +489,7 @@ impl HttpApp {
             deadline: req.deadline,
         };
         match self.extension.call(call).await {
-            Ok(reply) => Ok((reply.into_http(), source)),
+            Ok(reply) => Ok(reply.into_http()),
             Err(errors) => Err(json_response(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 http_body(&errors),

@@ -327,13 +327,7 @@ pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
             tracing::error!("Runtime API event without a request id; skipped");
             continue;
         };
-        let outcome = answer(&app, &config, &mut invocation)
-            .await
-            .map(|mut text| {
-                // Records passed through go out as slices of the payload they came in.
-                text.join_within(&invocation.body);
-                text
-            });
+        let outcome = answer(&app, &config, &mut invocation).await;
         let request = completion_request(&invocation, outcome)?;
         client.call(request).await?;
     }

@@ -115,8 +115,10 @@ pub fn lazy_envelope(data: &[u8]) {
         (Ok(t), Ok(e)) => {
             assert_eq!(json::to_vec(&t.data).ok(), json::to_vec(&e.data).ok());
             // In pieces, as the transports send it: the same bytes.
-            let mut pieces = integrator_lambda::protocol::text::to_text(&t.data).expect("writes");
-            pieces.join_within(&source);
+            let pieces = integrator_lambda::protocol::text::within(Some(source.clone()), || {
+                integrator_lambda::protocol::text::to_text(&t.data)
+            })
+            .expect("writes");
             assert_eq!(
                 json::to_vec(&e.data).ok().as_deref(),
                 Some(pieces.to_bytes().as_ref())
