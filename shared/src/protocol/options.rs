@@ -207,7 +207,7 @@ impl TextOptions {
             let Some(records) = f.records else { continue };
             let page = records
                 .iter()
-                .map(|r| Record::from_text(text.slice(r.start..r.end), r.canonical))
+                .map(|r| Record::from_text(text.slice(r.range()), r.canonical))
                 .collect();
             // The spans go before the next page is built.
             drop(records);

@@ -37,12 +37,20 @@ pub const RECORD_KEYS: [&str; 5] = [
     "postResponseMapData",
 ];
 
-/// One record of a record array: its byte range in the options text.
+/// One record of a record array: its byte range in the text (12 bytes: a 5 MB page has ~26,000
+/// of them; texts past 4 GiB are not split).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordSpan {
-    pub start: usize,
-    pub end: usize,
+    start: u32,
+    end: u32,
     pub canonical: bool,
+}
+
+impl RecordSpan {
+    /// The record's byte range in the text.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
 }
 
 /// One top-level field of the options object.
@@ -88,7 +96,7 @@ pub fn split_body(text: &[u8]) -> Result<Vec<FieldSpan>, NotSplit> {
 }
 
 fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
-    if std::str::from_utf8(text).is_err() {
+    if u32::try_from(text.len()).is_err() || std::str::from_utf8(text).is_err() {
         return Err(NotSplit::Suspicious);
     }
     let mut s = Scanner::new(text);
@@ -221,9 +229,10 @@ impl<'a> Scanner<'a> {
             s.canon = true;
             let start = s.i;
             s.value(2)?;
+            // `split` refuses texts whose offsets do not fit.
             out.push(RecordSpan {
-                start,
-                end: s.i,
+                start: u32::try_from(start).map_err(|_| ())?,
+                end: u32::try_from(s.i).map_err(|_| ())?,
                 canonical: s.canon,
             });
             Ok(())
@@ -559,7 +568,7 @@ mod tests {
             ["data", "_flowId", "x"]
         );
         let records = f[0].records.as_ref().unwrap();
-        let texts: Vec<&[u8]> = records.iter().map(|r| &t[r.start..r.end]).collect();
+        let texts: Vec<&[u8]> = records.iter().map(|r| &t[r.range()]).collect();
         assert_eq!(texts, [&b"1"[..], br#"{"c":3}"#]);
         assert!(records.iter().all(|r| r.canonical));
         assert!(f[2].records.is_none());

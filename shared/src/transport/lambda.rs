@@ -316,7 +316,11 @@ pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
             .method(http::Method::GET)
             .uri(NEXT_PATH)
             .body(lambda_runtime_api_client::body::Body::empty())?;
-        let (parts, body) = client.call(request).await?.into_parts();
+        let (mut parts, body) = client.call(request).await?.into_parts();
+        // hyper's header values share its read buffer: copied, they no longer hold the block
+        // the head arrived in, and hyper reuses it for the payload instead of allocating
+        // another (a MB less at the peak of a 5 MB page).
+        parts.headers = detached(parts.headers);
         let declared = parts
             .headers
             .get(http::header::CONTENT_LENGTH)
@@ -331,6 +335,18 @@ pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
         let request = completion_request(&invocation, outcome)?;
         client.call(request).await?;
     }
+}
+
+/// `headers` with every value in storage of its own.
+fn detached(headers: http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in &headers {
+        let mut owned =
+            http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        owned.set_sensitive(value.is_sensitive());
+        out.append(name.clone(), owned);
+    }
+    out
 }
 
 /// An invocation's payload, as read.
@@ -451,6 +467,29 @@ mod tests {
         let small = app_with_big_answer(1000);
         let ok = handle(small, LambdaEvent::new(envelope(), Default::default())).await;
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn detached_headers_hold_none_of_the_buffer_they_were_read_from() {
+        let buffer = bytes::Bytes::from_static(b"req-1 x-secret");
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "lambda-runtime-aws-request-id",
+            http::HeaderValue::from_maybe_shared(buffer.slice(0..5)).unwrap(),
+        );
+        let mut secret = http::HeaderValue::from_maybe_shared(buffer.slice(6..)).unwrap();
+        secret.set_sensitive(true);
+        h.append("x-key", secret);
+        let d = detached(h.clone());
+        assert_eq!(d, h);
+        assert!(d["x-key"].is_sensitive());
+        let inside = |v: &http::HeaderValue| {
+            let p = v.as_bytes().as_ptr() as usize;
+            let b = buffer.as_ptr() as usize;
+            p >= b && p < b + buffer.len()
+        };
+        assert!(h.values().all(inside));
+        assert!(!d.values().any(inside));
     }
 
     #[test]
