@@ -284,41 +284,63 @@ fn spliced(write: json::Writer<'_>) -> Result<JsonText, serde_json::Error> {
     json::in_js_order(write).map(JsonText::from)
 }
 
-/// Pieces being gathered: the last one, while it is a range of the source, stays open so that
-/// the next record can extend it.
+/// A slice of the request shorter than this is copied into the answer's own bytes: sent apart,
+/// each piece is a frame of its own (a 100-record preMap answer would be ~200 frames, and as
+/// many more writes), and copying a few KB costs less than that.
+const MIN_SLICE: usize = 16 * 1024;
+
+/// Pieces being gathered: the writer's bytes (and short records) go into `own`; the last slice
+/// of the source stays open so that the next record can extend it.
 struct Gather<'a> {
     source: &'a Bytes,
     pieces: Vec<Bytes>,
+    own: Vec<u8>,
     open: Option<(usize, usize)>,
     len: usize,
 }
 
 impl Gather<'_> {
-    fn close(&mut self) {
-        if let Some((s, e)) = self.open.take() {
-            self.pieces.push(self.source.slice(s..e));
-        }
+    /// Bytes of our own (the writer's, or a short record's).
+    fn copy(&mut self, bytes: &[u8]) {
+        self.own.extend_from_slice(bytes);
+        self.len += bytes.len();
     }
+    /// A piece sent as it is when long enough, else copied.
     fn push(&mut self, piece: Bytes) {
-        if !piece.is_empty() {
-            self.close();
+        if piece.len() < MIN_SLICE {
+            self.copy(&piece);
+        } else {
+            self.flush();
             self.len += piece.len();
             self.pieces.push(piece);
         }
     }
+    /// Close the open slice of the source: sent as it is, or copied when short.
+    fn close(&mut self) {
+        if let Some((s, e)) = self.open.take() {
+            self.len -= e - s;
+            self.push(self.source.slice(s..e));
+        }
+    }
+    fn flush(&mut self) {
+        if !self.own.is_empty() {
+            let own = std::mem::take(&mut self.own);
+            self.pieces.push(Bytes::from(own));
+        }
+    }
     /// The writer's `gap` and then the source's `range`: one slice with the open one when the
     /// source has exactly `gap` between them.
-    fn push_range(&mut self, gap: Bytes, (s, e): (usize, usize)) {
+    fn push_range(&mut self, gap: &[u8], (s, e): (usize, usize)) {
         if let Some((os, oe)) = self.open
             && oe + gap.len() == s
-            && self.source.get(oe..s) == Some(&gap[..])
+            && self.source.get(oe..s) == Some(gap)
         {
             self.open = Some((os, e));
             self.len += gap.len() + (e - s);
             return;
         }
-        self.push(gap);
         self.close();
+        self.copy(gap);
         self.open = Some((s, e));
         self.len += e - s;
     }
@@ -350,22 +372,25 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
     let mut g = Gather {
         source: &source,
         pieces: Vec::new(),
+        own: Vec::new(),
         open: None,
         len: 0,
     };
     let mut from = 0;
     for (&m, &(s, e)) in at.iter().zip(&marks) {
-        let gap = outline.slice(from..m);
+        let gap = &outline[from..m];
         if s == usize::MAX {
-            g.push(gap);
+            g.close();
+            g.copy(gap);
             g.push(std::mem::take(others.get_mut(e)?));
         } else {
             g.push_range(gap, (s, e));
         }
         from = m + 1;
     }
-    g.push(outline.slice(from..));
     g.close();
+    g.copy(&outline[from..]);
+    g.flush();
     let (pieces, len) = (g.pieces, g.len);
     Some(JsonText {
         pieces,
@@ -393,26 +418,62 @@ mod tests {
             .collect()
     }
 
+    /// `{"k":"xxx…"}` of `n` bytes in all.
+    fn big(k: &str, n: usize) -> String {
+        format!(r#"{{"{k}":"{}"}}"#, "x".repeat(n - k.len() - 7))
+    }
+
+    /// A request `{"data":[r1,r2,…],"z":0}` and the records' ranges in it.
+    fn request(records: &[String], sep: &str) -> (Bytes, Vec<(usize, usize)>) {
+        let mut text = String::from(r#"{"data":["#);
+        let mut ranges = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                text.push_str(sep);
+            }
+            ranges.push((text.len(), text.len() + r.len()));
+            text.push_str(r);
+        }
+        text.push_str(r#"],"z":0}"#);
+        (Bytes::from(text), ranges)
+    }
+
     #[test]
     fn records_are_sent_from_the_request_and_the_bytes_are_the_same() {
-        let source = Bytes::from_static(br#"{"data":[{"a":1},{"b":[2]},{"c":"x"}],"z":0}"#);
-        let data = page(&source, &[(9, 16), (17, 26), (27, 36)]);
+        let records = [big("a", 20_000), big("b", 9_000), big("c", 30_000)];
+        let (source, ranges) = request(&records, ",");
+        let data = page(&source, &ranges);
         let value = json!({"n": 1});
         let answer = (&data, &value);
         let expected = json::to_vec(&answer).unwrap();
-        // Without the source: each record is a piece ([ mark , mark , mark ] , {"n":1} ]).
+        // Without the source: long records are pieces of their own, the short one is copied.
         let apart = to_text(&answer).unwrap();
         assert_eq!(apart.to_bytes().as_ref(), expected.as_slice());
         assert_eq!(apart.len(), expected.len());
-        assert_eq!(apart.pieces().len(), 7);
+        assert_eq!(apart.pieces().len(), 5);
         // Within it: the three records and the commas between them are one slice of it.
         let text = within(Some(source.clone()), || to_text(&answer)).unwrap();
         assert_eq!(text.to_bytes().as_ref(), expected.as_slice());
         assert_eq!(text.len(), expected.len());
         assert_eq!(text.pieces().len(), 3);
-        assert_eq!(&text.pieces()[1][..], br#"{"a":1},{"b":[2]},{"c":"x"}"#);
-        assert_eq!(text.pieces()[1].as_ptr(), source[9..].as_ptr());
+        assert_eq!(text.pieces()[1].len(), 59_002);
+        assert_eq!(text.pieces()[1].as_ptr(), source[ranges[0].0..].as_ptr());
         assert_eq!(text.outline().as_ref(), br#"[[0,0,0],{"n":1}]"#);
+    }
+
+    #[test]
+    fn short_answers_are_one_piece() {
+        // A preMap-sized answer: records short and apart (`{"data":…}` around each) are copied
+        // into the answer's own bytes rather than sent as hundreds of frames.
+        let records: Vec<String> = (0..100).map(|i| format!(r#"{{"id":{i}}}"#)).collect();
+        let (source, ranges) = request(&records, ",");
+        let data: Vec<_> = page(&source, &ranges)
+            .into_iter()
+            .map(crate::protocol::types::RecordResult::keep)
+            .collect();
+        let text = within(Some(source), || to_text(&data)).unwrap();
+        assert_eq!(text.pieces().len(), 1);
+        assert_eq!(text.into_bytes(), json::to_vec(&data).unwrap());
     }
 
     #[test]
@@ -428,16 +489,18 @@ mod tests {
     fn separators_must_match_to_be_joined() {
         // In the request the records are separated by ", " (not canonical between them); the
         // answer writes ",": the slices stay apart.
-        let source = Bytes::from_static(br#"[{"a":1}, {"b":2}]"#);
-        let data = page(&source, &[(1, 8), (10, 17)]);
+        let records = [big("a", 20_000), big("b", 20_000)];
+        let (source, ranges) = request(&records, ", ");
+        let data = page(&source, &ranges);
         let text = within(Some(source.clone()), || to_text(&data)).unwrap();
         assert_eq!(text.pieces().len(), 5);
-        assert_eq!(text.into_string(), r#"[{"a":1},{"b":2}]"#);
+        assert_eq!(text.into_bytes(), json::to_vec(&data).unwrap());
         // Records in another order than the request's are not joined either.
-        let mut data = page(&source, &[(1, 8), (10, 17)]);
+        let mut data = page(&source, &ranges);
         data.reverse();
         let text = within(Some(source), || to_text(&data)).unwrap();
-        assert_eq!(text.into_string(), r#"[{"b":2},{"a":1}]"#);
+        assert_eq!(text.pieces().len(), 5);
+        assert_eq!(text.into_bytes(), json::to_vec(&data).unwrap());
     }
 
     #[test]

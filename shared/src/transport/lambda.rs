@@ -416,9 +416,12 @@ fn completion_request(
     let request = match outcome {
         Ok(text) => builder
             .uri(format!("/2018-06-01/runtime/invocation/{id}/response"))
-            .body(lambda_runtime_api_client::body::Body::new(
-                super::body::TextBody::from(text),
-            ))?,
+            .body(if text.pieces().len() <= 1 {
+                // One piece (most answers): a plain full body.
+                text.into_bytes().into()
+            } else {
+                lambda_runtime_api_client::body::Body::new(super::body::TextBody::from(text))
+            })?,
         Err(diagnostic) => builder
             .uri(format!("/2018-06-01/runtime/invocation/{id}/error"))
             .header("lambda-runtime-function-error-type", "unhandled")

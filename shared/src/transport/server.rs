@@ -137,9 +137,14 @@ async fn handle(State(local): State<ServerState>, req: Request) -> Response {
         }
     };
     let req = HttpRequest::from_parts(parts, body, None, None);
-    app.handle(req)
-        .await
-        .map(|text| Body::new(super::body::TextBody::from(text)))
+    app.handle(req).await.map(|text| {
+        // One piece (most answers): a plain full body, as before answers came in pieces.
+        if text.pieces().len() <= 1 {
+            Body::from(text.into_bytes())
+        } else {
+            Body::new(super::body::TextBody::from(text))
+        }
+    })
 }
 
 /// The axum router for `app`: every method and path goes to [`HttpApp::handle`], with request
