@@ -194,14 +194,10 @@ impl TextOptions {
             };
             object.insert(f.key.clone(), value);
         }
-        // A repeated key keeps its last value (`JSON.parse`): only a page that is its key's last
-        // value is filled.
-        let last: Vec<bool> = (0..fields.len())
-            .map(|i| !fields[i + 1..].iter().any(|g| g.key == fields[i].key))
-            .collect();
+        // Keys are unique here: the scan keeps a repeated key's last value at its first place.
         let mut filled = Vec::new();
-        for (f, last) in fields.into_iter().zip(last) {
-            if !(last && is_page(&f)) {
+        for f in fields {
+            if !is_page(&f) {
                 continue;
             }
             let Some(records) = f.records else { continue };

@@ -8,7 +8,8 @@
 //! is known ([`within`]: the dispatcher names the options' text), records that sat side by side
 //! in it, with the same bytes between them as the writer wrote, become one slice of it: a page
 //! whose records all pass through is sent as a few pieces, and costs the writer's few bytes, not
-//! another copy of the page.
+//! another copy of the page. Slices under 16 KiB are copied into the writer's bytes instead (a
+//! small answer is one piece, not a frame per record).
 //!
 //! The mark is a NUL byte, which serde_json never writes (it escapes control characters in
 //! strings, and raw fragments are JSON). The marks found must match the texts handed over;
@@ -197,8 +198,8 @@ impl JsonText {
     /// The text as a `String`. Every piece is JSON text (the writer's, or a record's, checked as
     /// UTF-8 when the request was scanned), so nothing is lost; invalid UTF-8 would be replaced.
     pub fn into_string(self) -> String {
-        let bytes = self.into_bytes();
-        match String::from_utf8(bytes.to_vec()) {
+        // `Vec::from` takes the buffer without a copy when it is not shared.
+        match String::from_utf8(Vec::from(self.into_bytes())) {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         }
