@@ -7,7 +7,7 @@
 //! suffix such as `SendMessage` or `UpdateItem`, or a query-protocol `Action=`) are answered
 //! with a [`Fault`] instead of being forwarded — an HTTP 500, a throttling error, a reset
 //! connection, a stall longer than any client timeout, the reply lost after the emulator
-//! applied the request, or a callback (e.g. killing the function process: a crash point).
+//! applied the request (or held until after the client's timeout), or a callback (e.g. killing the function process: a crash point).
 //! A rule hits the `skip`+1-th matching request and the `times` after it, or a seeded
 //! pseudo-random share of them ([`Rule::with_probability`]): the same seed and the same request
 //! order give the same faults.
@@ -56,6 +56,10 @@ pub enum Fault {
     /// The request is forwarded and applied, then the connection is reset: the client cannot
     /// tell whether it happened.
     LostReply,
+    /// The request is forwarded and applied, then nothing is answered for this long (longer
+    /// than the client's read timeout, so it gives up and retries), then the connection is
+    /// closed: the reply arrives, if at all, after the client stopped waiting.
+    LateReply(std::time::Duration),
     /// Nothing is answered for this long, then the connection is closed.
     Stall(std::time::Duration),
     /// Run this (e.g. kill the function process), then stall until the client gives up.
@@ -69,6 +73,7 @@ impl std::fmt::Debug for Fault {
             Fault::Error(code) => write!(f, "{code}"),
             Fault::Reset => write!(f, "reset"),
             Fault::LostReply => write!(f, "lost-reply"),
+            Fault::LateReply(d) => write!(f, "late-reply-{}ms", d.as_millis()),
             Fault::Stall(d) => write!(f, "stall-{}ms", d.as_millis()),
             Fault::Call(_) => write!(f, "crash-point"),
         }
@@ -592,6 +597,11 @@ async fn serve(client: TcpStream, upstream: &str, shared: &Shared) -> io::Result
                 Fault::LostReply => {
                     let _ = forward(upstream, &head, &body).await;
                     return reset(client);
+                }
+                Fault::LateReply(d) => {
+                    let _ = forward(upstream, &head, &body).await;
+                    tokio::time::sleep(d).await;
+                    return Ok(());
                 }
                 Fault::Stall(d) => {
                     tokio::time::sleep(d).await;

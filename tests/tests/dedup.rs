@@ -163,9 +163,13 @@ async fn sixty_four_concurrent_checks_of_one_new_key_give_exactly_one_new() {
             proxy.counts()
         );
         assert_eq!((new, duplicate), (1, 63));
-        assert_eq!(proxy.total(), 64, "one request per check");
+        assert_eq!(
+            proxy.count("UpdateItem"),
+            64 + 63,
+            "one conditional write per check, one refresh per duplicate"
+        );
         let it = item(&cfg, &table, &key).await;
-        assert_eq!(n(&it, "sightings"), 64, "every check was one write");
+        assert_eq!(n(&it, "sightings"), 64, "every check counted once");
     }
 }
 
@@ -207,7 +211,7 @@ async fn check_page_keeps_order_and_flags_in_page_duplicates() {
 }
 
 #[tokio::test]
-async fn one_dedup_check_is_one_dynamodb_request() {
+async fn a_new_key_costs_one_dynamodb_request_and_a_duplicate_two_writes() {
     let cfg = moto_config().await;
     let table = create_table(&cfg, "dedup").await;
     let proxy = CountingProxy::start(&moto_endpoint()).await.expect("proxy");
@@ -220,11 +224,13 @@ async fn one_dedup_check_is_one_dynamodb_request() {
     assert_eq!(proxy.total(), 1);
     assert_eq!(proxy.count("UpdateItem"), 1);
 
+    // A duplicate: the conditional write fails, then a second write pushes its expiry forward
+    // (plus one read on emulators whose failed condition returns no item; DynamoDB returns it).
     proxy.reset();
     assert_eq!(dedup.check(&key).await.unwrap(), Sighting::Duplicate);
     println!("duplicate check: {:?}", proxy.counts());
-    assert_eq!(proxy.total(), 1);
-    assert_eq!(proxy.count("UpdateItem"), 1);
+    assert_eq!(proxy.count("UpdateItem"), 2);
+    assert!(proxy.total() <= 3, "{:?}", proxy.counts());
 
     proxy.reset();
     let page: Vec<Value> = [1, 2, 3, 2, 1].iter().map(|i| json!({"id": i})).collect();

@@ -8,36 +8,45 @@
 //! | `last_seen` (N) | epoch seconds of the latest sighting |
 //! | `sightings` (N) | how many checks hit the item |
 //!
-//! ## One write per check
+//! | `writer` (S) | the token of the check or claim that made the item new |
+//! | `claim` (S) | while a two-state key is pending: its holder's token |
+//! | `confirmed_by` (S) | the token of the claim that confirmed the key |
 //!
-//! A check is **one** `UpdateItem`:
+//! ## One conditional write per check, and lost replies
+//!
+//! A check is one conditional `UpdateItem`:
 //!
 //! ```text
-//! SET expires_at = :exp, last_seen = :now, first_seen = if_not_exists(first_seen, :now)
-//! ADD sightings :one
-//! ReturnValues = ALL_OLD
+//! SET expires_at = :exp, last_seen = :now, first_seen = if_not_exists(first_seen, :now),
+//!     writer = :token  ADD sightings :one
+//! CONDITION attribute_not_exists(pk) OR expires_at <= :now
+//! ReturnValuesOnConditionCheckFailure = ALL_OLD
 //! ```
 //!
-//! The sighting is new iff DynamoDB returns no old item, or the old item's `expires_at` is
-//! not after now (`expires_at <= now`: expired, but not yet reaped: TTL deletion may lag by up to two days, so expiry
-//! is decided here, never trusted to TTL). DynamoDB serializes writes to one item, so of any
-//! number of concurrent checks of a fresh key exactly one sees "no old item". The same write
-//! refreshes the expiry of a duplicate, which is what makes keys live TTL after their *last*
-//! sighting.
+//! The sighting is new iff the write is applied: there was no item, or its `expires_at` is not
+//! after now (expired but not yet reaped: TTL deletion may lag by up to two days, so expiry is
+//! decided here, never trusted to TTL). DynamoDB serializes writes to one item, so of any
+//! number of concurrent checks of a fresh key exactly one is applied.
 //!
-//! The alternative — a conditional `PutItem` (`attribute_not_exists(pk) OR expires_at < :now`)
-//! that returns the old item on failure, with a consistent `GetItem` fallback — needs a second
-//! write to push a duplicate's expiry forward, so it is not used. The price of the single
-//! unconditional update: when a key expired but was not yet reaped, `first_seen` and
-//! `sightings` carry over from its previous life (the answer, `New`, is still right).
+//! `:token` is new for every check and is the same in every attempt the SDK makes of that one
+//! request. When an attempt is applied but its reply is lost (a dropped connection, a read
+//! timeout that fires after the write landed), the SDK retries, the condition fails on the
+//! item the first attempt wrote, and the returned item carries **this check's own token**: the
+//! sighting is still new. Without the token the retry would take the record for a duplicate and
+//! drop it. Nothing else ever overwrites `writer` while the item is alive, so the answer does not
+//! depend on what other checks did in between.
 //!
-
+//! A duplicate costs a second, unconditional write that pushes its expiry forward (keys live TTL
+//! after their *last* sighting); that write does not decide anything, so retrying it is
+//! harmless. Claims work the same way: the claim's token is in the item, so a retried claim
+//! whose first attempt landed finds its own token and holds the claim.
+//!
 use super::Table;
-use crate::store::dedup::{Claim, DedupKey, DedupStore, PK_PREFIX, Sighting, StoreError, alive};
+use crate::store::dedup::{Claim, DedupKey, DedupStore, PK_PREFIX, Sighting, StoreError};
 use crate::time::EpochSeconds;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use std::time::Duration;
 
 /// DynamoDB store: one `UpdateItem` per check (see the module docs).
@@ -60,41 +69,128 @@ impl DynamoDedup {
     }
 }
 
-#[async_trait]
-impl DedupStore for DynamoDedup {
-    async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
+/// An item as a conditional write's failure returned it, or `None` for no item.
+type Item = std::collections::HashMap<String, AttributeValue>;
+
+/// The string attribute `name` of `item`.
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+
+impl DynamoDedup {
+    /// The item a failed conditional write returned, or (emulators that return none) one
+    /// consistent `GetItem`.
+    async fn item_after_failure(
+        &self,
+        key: &DedupKey,
+        returned: Option<Item>,
+    ) -> Result<Option<Item>, StoreError> {
+        match returned.filter(|i| !i.is_empty()) {
+            Some(item) => Ok(Some(item)),
+            None => self
+                .table
+                .get(AttributeValue::S(Self::pk(key)))
+                .await
+                .map_err(|e| StoreError(super::describe_sdk_error(&e))),
+        }
+    }
+
+    /// A duplicate's sighting: its expiry moves to `ttl` from now and the sighting is counted.
+    /// Unconditional and idempotent in effect (a retried attempt only moves the expiry again);
+    /// it never touches `writer` or `claim`, so it cannot change another check's answer.
+    async fn refresh(&self, key: &DedupKey, ttl: Duration) -> Result<(), StoreError> {
         let now = EpochSeconds::now().0;
-        let out = self
-            .table
+        self.table
             .update(AttributeValue::S(Self::pk(key)))
-            .update_expression(
-                "SET expires_at = :exp, last_seen = :now, \
-                 first_seen = if_not_exists(first_seen, :now) ADD sightings :one",
-            )
+            .update_expression("SET expires_at = :exp, last_seen = :now ADD sightings :one")
+            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(
                 ":exp",
                 AttributeValue::N(now.saturating_add(ttl.as_secs()).to_string()),
             )
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(ReturnValue::AllOld)
             .send()
             .await
-            .map_err(|e| StoreError(super::describe_sdk_error(&e)))?;
-        Ok(match out.attributes() {
-            None => Sighting::New,
-            Some(old) if old.is_empty() => Sighting::New,
-            // An item whose expiry cannot be read is treated as alive: it exists, and dropping
-            // a duplicate is the safer mistake for a store that is only ever written here.
-            Some(old) => match old
-                .get("expires_at")
-                .and_then(|v| v.as_n().ok())
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                Some(exp) if !alive(exp, now) => Sighting::New,
-                _ => Sighting::Duplicate,
-            },
-        })
+            .map(|_| ())
+            .or_else(|e| {
+                // Reaped between the two writes: nothing left to refresh.
+                if super::is_condition_failure(&e) {
+                    Ok(())
+                } else {
+                    Err(StoreError(super::describe_sdk_error(&e)))
+                }
+            })
+    }
+}
+
+/// The failed condition's returned item of an `UpdateItem`, or the error to report.
+fn update_condition_failed(
+    r: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<
+            aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<Result<(), Option<Item>>, StoreError> {
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    match r {
+        Ok(_) => Ok(Ok(())),
+        Err(SdkError::ServiceError(se)) => match se.err() {
+            UpdateItemError::ConditionalCheckFailedException(failed) => {
+                Ok(Err(failed.item().cloned()))
+            }
+            _ => Err(StoreError(super::describe_sdk_error(
+                &SdkError::ServiceError(se),
+            ))),
+        },
+        Err(e) => Err(StoreError(super::describe_sdk_error(&e))),
+    }
+}
+
+#[async_trait]
+impl DedupStore for DynamoDedup {
+    /// One conditional `UpdateItem` carrying this check's token (see the module docs); a
+    /// duplicate's expiry is then pushed forward by a second write.
+    async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
+        let now = EpochSeconds::now().0;
+        let token = crate::codec::random_id();
+        let r = self
+            .table
+            .update(AttributeValue::S(Self::pk(key)))
+            .update_expression(
+                "SET expires_at = :exp, last_seen = :now, \
+                 first_seen = if_not_exists(first_seen, :now), writer = :token \
+                 ADD sightings :one",
+            )
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(
+                ":exp",
+                AttributeValue::N(now.saturating_add(ttl.as_secs()).to_string()),
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":token", AttributeValue::S(token.clone()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let returned = match update_condition_failed(r)? {
+            Ok(()) => return Ok(Sighting::New),
+            Err(returned) => returned,
+        };
+        match self.item_after_failure(key, returned).await? {
+            // This check's own earlier attempt was applied; only its reply was lost.
+            Some(item) if text(&item, "writer") == Some(token.as_str()) => Ok(Sighting::New),
+            // The item that failed the condition is gone by the time it is read. Live items
+            // are only ever deleted by a rollback (`forget`, `release`), which makes the key
+            // free again: the sighting is new (a later check sees this one's item).
+            None => Ok(Sighting::New),
+            Some(_) => {
+                self.refresh(key, ttl).await?;
+                Ok(Sighting::Duplicate)
+            }
+        }
     }
 
     /// One `DeleteItem`.
@@ -109,15 +205,15 @@ impl DedupStore for DynamoDedup {
 
     /// One conditional `UpdateItem` (`attribute_not_exists(pk) OR expires_at <= :now`) that
     /// sets the lease and the claim token; when the condition fails, the item it returns (or a
-    /// consistent `GetItem` on emulators that return none) says `InFlight` (it has a `claim`)
-    /// or `Duplicate`; a duplicate's expiry is then pushed forward like any sighting.
+    /// consistent `GetItem` on emulators that return none) says `Claimed` (it carries this
+    /// claim's own token: an earlier attempt landed and its reply was lost), `InFlight` (another
+    /// claim) or `Duplicate`; a duplicate's expiry is then pushed forward like any sighting.
     async fn claim(
         &self,
         key: &DedupKey,
         lease: Duration,
         ttl: Duration,
     ) -> Result<Claim, StoreError> {
-        use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
         let now = EpochSeconds::now().0;
         let token = crate::codec::random_id();
         let until = now.saturating_add(lease.as_secs().max(1));
@@ -125,7 +221,7 @@ impl DedupStore for DynamoDedup {
             .table
             .update(AttributeValue::S(Self::pk(key)))
             .update_expression(
-                "SET expires_at = :until, #c = :token, last_seen = :now, \
+                "SET expires_at = :until, #c = :token, writer = :token, last_seen = :now, \
                  first_seen = if_not_exists(first_seen, :now) ADD sightings :one",
             )
             .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
@@ -137,34 +233,18 @@ impl DedupStore for DynamoDedup {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let old = match r {
-            Ok(_) => return Ok(Claim::Claimed(token)),
-            Err(SdkError::ServiceError(se)) => match se.err() {
-                UpdateItemError::ConditionalCheckFailedException(failed) => {
-                    failed.item().filter(|i| !i.is_empty()).cloned()
-                }
-                _ => {
-                    return Err(StoreError(super::describe_sdk_error(
-                        &SdkError::ServiceError(se),
-                    )));
-                }
-            },
-            Err(e) => return Err(StoreError(super::describe_sdk_error(&e))),
+        let returned = match update_condition_failed(r)? {
+            Ok(()) => return Ok(Claim::Claimed(token)),
+            Err(returned) => returned,
         };
-        let old = match old {
-            Some(o) => Some(o),
-            None => self
-                .table
-                .get(AttributeValue::S(Self::pk(key)))
-                .await
-                .map_err(|e| StoreError(super::describe_sdk_error(&e)))?,
-        };
-        match old {
+        match self.item_after_failure(key, returned).await? {
+            // This claim's own earlier attempt was applied; only its reply was lost.
+            Some(o) if text(&o, "claim") == Some(token.as_str()) => Ok(Claim::Claimed(token)),
             Some(o) if o.contains_key("claim") => Ok(Claim::InFlight),
             Some(_) => {
                 // A confirmed key: count the sighting and push its expiry forward (best effort:
                 // the answer is already known).
-                if let Err(e) = self.check(key, ttl).await {
+                if let Err(e) = self.refresh(key, ttl).await {
                     tracing::warn!(error = %e, "dedup: could not refresh a duplicate's expiry");
                 }
                 Ok(Claim::Duplicate)
@@ -176,13 +256,15 @@ impl DedupStore for DynamoDedup {
         }
     }
 
-    /// `UpdateItem`: the TTL from now, the claim removed; only while the claim is `token`'s.
+    /// `UpdateItem`: the TTL from now, the claim removed and `confirmed_by` set; only while the
+    /// claim is `token`'s. A retried attempt whose first one landed finds `confirmed_by = token`
+    /// and is not mistaken for a takeover.
     async fn confirm(&self, key: &DedupKey, token: &str, ttl: Duration) -> Result<(), StoreError> {
         let now = EpochSeconds::now().0;
         let r = self
             .table
             .update(AttributeValue::S(Self::pk(key)))
-            .update_expression("SET expires_at = :exp REMOVE #c")
+            .update_expression("SET expires_at = :exp, confirmed_by = :token REMOVE #c")
             .condition_expression("#c = :token")
             .expression_attribute_names("#c", "claim")
             .expression_attribute_values(
@@ -190,19 +272,25 @@ impl DedupStore for DynamoDedup {
                 AttributeValue::N(now.saturating_add(ttl.as_secs()).to_string()),
             )
             .expression_attribute_values(":token", AttributeValue::S(token.into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match super::applied(r) {
-            Ok(true) => Ok(()),
-            Ok(false) => {
-                tracing::warn!(dedup_key = %key.as_str(), "dedup: the claim was taken over before it was confirmed (its lease ran out)");
-                Ok(())
-            }
-            Err(e) => Err(StoreError(super::describe_sdk_error(&e))),
+        let returned = match update_condition_failed(r)? {
+            Ok(()) => return Ok(()),
+            Err(returned) => returned,
+        };
+        match self.item_after_failure(key, returned).await? {
+            Some(o) if text(&o, "confirmed_by") == Some(token) => {}
+            _ => tracing::warn!(
+                dedup_key = %key.as_str(),
+                "dedup: the claim was taken over before it was confirmed (its lease ran out)"
+            ),
         }
+        Ok(())
     }
 
-    /// `DeleteItem`, only while the claim is `token`'s.
+    /// `DeleteItem`, only while the claim is `token`'s. A retried attempt whose first one landed
+    /// finds no item: the claim is released either way.
     async fn release(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
         let r = self
             .table

@@ -1,0 +1,181 @@
+//! Lost replies: a DynamoDB write that is **applied** but whose reply never reaches the client
+//! (the connection is reset after the emulator applied it, or the reply comes after the client's
+//! read timeout). The SDK retries the same request; the retry meets the item its own first
+//! attempt wrote. Each test injects the fault on the first attempt of one write that decides an
+//! outcome and checks that the outcome is the one a clean reply would have given. Each fails on
+//! a store that takes its own earlier attempt for someone else's.
+
+use aws_config::SdkConfig;
+use integration_tests::aws::{create_table, moto_config, moto_endpoint, sdk_config_for};
+use integration_tests::counting_proxy::{CountingProxy, Fault, Rule};
+use integrator_lambda::aws::Table;
+use integrator_lambda::aws::dedup::DynamoDedup;
+use integrator_lambda::store::dedup::{Claim, Dedup, DedupKey, Sighting, check_page};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The client's read timeout plus a margin: a reply held this long arrives after the client
+/// gave up on the attempt.
+fn late() -> Duration {
+    integrator_lambda::aws::READ_TIMEOUT + Duration::from_secs(1)
+}
+
+/// The two faults of this file: the reply lost, and the reply late.
+fn faults() -> [Fault; 2] {
+    [Fault::LostReply, Fault::LateReply(late())]
+}
+
+/// A table on the emulator, a fault proxy in front of it, and SDK configurations for both.
+struct Setup {
+    direct: SdkConfig,
+    via: SdkConfig,
+    table: String,
+    proxy: CountingProxy,
+}
+
+async fn setup(prefix: &str) -> Setup {
+    let direct = moto_config().await;
+    let table = create_table(&direct, prefix).await;
+    let proxy = CountingProxy::start(&moto_endpoint()).await.expect("proxy");
+    let via = sdk_config_for(&proxy.endpoint()).await;
+    Setup {
+        direct,
+        via,
+        table,
+        proxy,
+    }
+}
+
+impl Setup {
+    fn dedup(&self) -> Dedup {
+        Dedup::new(Arc::new(DynamoDedup::new(Table::new(&self.via, &self.table))))
+    }
+    fn direct_dedup(&self) -> Dedup {
+        Dedup::new(Arc::new(DynamoDedup::new(Table::new(
+            &self.direct,
+            &self.table,
+        ))))
+    }
+}
+
+/// Dedup check (`UpdateItem`): a new key whose write landed but whose reply was lost is still
+/// new — the record is delivered, not dropped as a duplicate — and a second check is a
+/// duplicate.
+#[tokio::test]
+async fn dedup_check_a_new_key_stays_new_when_its_reply_is_lost() {
+    for fault in faults() {
+        let s = setup("lost-check").await;
+        let dedup = s.dedup();
+        let key = DedupKey::from_caller("lost", &format!("order-{}", fault.kind()));
+        s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
+        assert_eq!(
+            dedup.check(&key).await.expect("check"),
+            Sighting::New,
+            "{fault:?}: the check's own first attempt is not someone else's sighting"
+        );
+        assert!(
+            s.proxy.count("UpdateItem") >= 2,
+            "{fault:?}: the SDK retried: {:?}",
+            s.proxy.counts()
+        );
+        assert_eq!(
+            s.direct_dedup().check(&key).await.expect("check"),
+            Sighting::Duplicate,
+            "{fault:?}: the key is marked"
+        );
+    }
+}
+
+/// Dedup check of a duplicate whose refresh reply is lost: still a duplicate.
+#[tokio::test]
+async fn dedup_check_a_duplicate_stays_a_duplicate_when_a_reply_is_lost() {
+    let s = setup("lost-dup").await;
+    let key = DedupKey::from_caller("lost", "seen");
+    assert_eq!(s.direct_dedup().check(&key).await.unwrap(), Sighting::New);
+    for n in 0..2 {
+        s.proxy.inject(Rule::once("UpdateItem", Fault::LostReply).after(n));
+        assert_eq!(s.dedup().check(&key).await.unwrap(), Sighting::Duplicate);
+    }
+}
+
+/// A page checked as `dropDuplicates` and `upsertRecords` check theirs: ten records never seen,
+/// one write's reply lost: all ten are new (none dropped, none "already imported").
+#[tokio::test]
+async fn a_page_of_new_records_loses_none_when_one_reply_is_lost() {
+    for fault in faults() {
+        let s = setup("lost-page").await;
+        let dedup = s.dedup();
+        let scope = format!("page-{}", fault.kind());
+        let page: Vec<Value> = (0..10).map(|i| json!({"id": i})).collect();
+        s.proxy
+            .inject(Rule::once("UpdateItem", fault.clone()).after(4));
+        let out = check_page(&dedup, &scope, &page, &["id".to_owned()], 4)
+            .await
+            .expect("page");
+        assert_eq!(out, vec![Sighting::New; 10], "{fault:?}");
+        let again = check_page(&s.direct_dedup(), &scope, &page, &["id".to_owned()], 4)
+            .await
+            .expect("page");
+        assert_eq!(again, vec![Sighting::Duplicate; 10], "{fault:?}");
+    }
+}
+
+/// Incoming claim (`UpdateItem` with a lease): a claim whose reply was lost holds the key
+/// (the webhook is queued now, not answered "in progress" until the lease runs out), and its
+/// confirmation (`UpdateItem`) with a lost reply leaves the key done.
+#[tokio::test]
+async fn dedup_claim_and_confirm_hold_when_their_replies_are_lost() {
+    for fault in faults() {
+        let s = setup("lost-claim").await;
+        let dedup = s.dedup();
+        let key = DedupKey::from_caller("claim", &fault.kind());
+        s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
+        let token = match dedup
+            .claim(&key, Duration::from_secs(60))
+            .await
+            .expect("claim")
+        {
+            Claim::Claimed(t) => t,
+            other => panic!("{fault:?}: the claim's own first attempt holds it: {other:?}"),
+        };
+        assert_eq!(
+            s.direct_dedup()
+                .claim(&key, Duration::from_secs(60))
+                .await
+                .unwrap(),
+            Claim::InFlight
+        );
+        s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
+        dedup.confirm(&key, &token).await.expect("confirm");
+        assert_eq!(
+            s.direct_dedup()
+                .claim(&key, Duration::from_secs(60))
+                .await
+                .unwrap(),
+            Claim::Duplicate,
+            "{fault:?}"
+        );
+    }
+}
+
+/// Incoming release (`DeleteItem`) whose reply was lost: the key is free and the release does
+/// not fail.
+#[tokio::test]
+async fn dedup_release_frees_the_key_when_its_reply_is_lost() {
+    let s = setup("lost-release").await;
+    let dedup = s.dedup();
+    let key = DedupKey::from_caller("release", "k");
+    let Claim::Claimed(token) = dedup.claim(&key, Duration::from_secs(60)).await.unwrap() else {
+        panic!("claimed")
+    };
+    s.proxy.inject(Rule::once("DeleteItem", Fault::LostReply));
+    dedup.release(&key, &token).await.expect("release");
+    assert!(matches!(
+        s.direct_dedup()
+            .claim(&key, Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::Claimed(_)
+    ));
+}
