@@ -49,7 +49,10 @@ async fn setup(prefix: &str) -> Setup {
 
 impl Setup {
     fn dedup(&self) -> Dedup {
-        Dedup::new(Arc::new(DynamoDedup::new(Table::new(&self.via, &self.table))))
+        Dedup::new(Arc::new(DynamoDedup::new(Table::new(
+            &self.via,
+            &self.table,
+        ))))
     }
     fn direct_dedup(&self) -> Dedup {
         Dedup::new(Arc::new(DynamoDedup::new(Table::new(
@@ -94,7 +97,8 @@ async fn dedup_check_a_duplicate_stays_a_duplicate_when_a_reply_is_lost() {
     let key = DedupKey::from_caller("lost", "seen");
     assert_eq!(s.direct_dedup().check(&key).await.unwrap(), Sighting::New);
     for n in 0..2 {
-        s.proxy.inject(Rule::once("UpdateItem", Fault::LostReply).after(n));
+        s.proxy
+            .inject(Rule::once("UpdateItem", Fault::LostReply).after(n));
         assert_eq!(s.dedup().check(&key).await.unwrap(), Sighting::Duplicate);
     }
 }

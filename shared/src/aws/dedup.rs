@@ -74,7 +74,9 @@ type Item = std::collections::HashMap<String, AttributeValue>;
 
 /// The string attribute `name` of `item`.
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 impl DynamoDedup {
