@@ -10,7 +10,10 @@ use integration_tests::aws::{create_table, moto_config, moto_endpoint, sdk_confi
 use integration_tests::counting_proxy::{CountingProxy, Fault, Rule};
 use integrator_lambda::aws::Table;
 use integrator_lambda::aws::dedup::DynamoDedup;
+use integrator_lambda::aws::idempotency::DynamoIdempotency;
 use integrator_lambda::store::dedup::{Claim, Dedup, DedupKey, Sighting, check_page};
+use integrator_lambda::store::idempotency::{Idempotency, IdempotencyKey, RunError};
+use integrator_lambda::time::EpochMillis;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,4 +185,74 @@ async fn dedup_release_frees_the_key_when_its_reply_is_lost() {
             .unwrap(),
         Claim::Claimed(_)
     ));
+}
+
+/// The idempotency store on the emulator through the proxy.
+fn idempotency(s: &Setup) -> Idempotency {
+    Idempotency::new(Arc::new(DynamoIdempotency::new(Table::new(
+        &s.via, &s.table,
+    ))))
+}
+
+/// A deadline a minute away, for the in-progress lock.
+fn in_a_minute() -> EpochMillis {
+    EpochMillis(EpochMillis::now().0 + 60_000)
+}
+
+/// Idempotency claim (`PutItem`): a first call whose lock write landed but whose reply was lost
+/// still runs its work once and answers it — not "already in progress" (a 409 for the only
+/// call there is) — and the completion (`UpdateItem`) with a lost reply still stores the result
+/// that a later call replays.
+#[tokio::test]
+async fn idempotency_claim_and_complete_hold_when_their_replies_are_lost() {
+    for fault in faults() {
+        let s = setup("lost-idem").await;
+        let idem = idempotency(&s);
+        let key = IdempotencyKey::from_caller("lost", &fault.kind(), &json!({"a": 1}));
+        s.proxy.inject(Rule::once("PutItem", fault.clone()));
+        s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
+        let ran = std::sync::atomic::AtomicU32::new(0);
+        let out = idem
+            .run(&key, in_a_minute(), || async {
+                ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok::<_, std::convert::Infallible>("{\"done\":true}".to_owned())
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: the first call runs: {e:?}"));
+        assert!(!out.is_replayed(), "{fault:?}");
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let again = idem
+            .run(&key, in_a_minute(), || async {
+                Ok::<_, std::convert::Infallible>("{\"second\":true}".to_owned())
+            })
+            .await
+            .expect("replayed");
+        assert!(again.is_replayed(), "{fault:?}");
+        assert_eq!(again.as_str(), "{\"done\":true}");
+    }
+}
+
+/// Idempotency release (`DeleteItem`) after failed work, its reply lost: the failure is
+/// reported as the work's own error (not a lost lock), and a retry runs the work.
+#[tokio::test]
+async fn idempotency_release_after_a_failure_holds_when_its_reply_is_lost() {
+    let s = setup("lost-idem-release").await;
+    let idem = idempotency(&s);
+    let key = IdempotencyKey::from_caller("lost", "release", &json!({"a": 1}));
+    s.proxy.inject(Rule::once("DeleteItem", Fault::LostReply));
+    let failed = idem
+        .run(&key, in_a_minute(), || async { Err::<String, _>("boom") })
+        .await
+        .expect_err("the work failed");
+    assert!(
+        matches!(failed, RunError::Handler("boom")),
+        "the work's own error: {failed:?}"
+    );
+    let retry = idem
+        .run(&key, in_a_minute(), || async {
+            Ok::<_, &str>("{\"ok\":1}".to_owned())
+        })
+        .await
+        .expect("the retry runs");
+    assert!(!retry.is_replayed());
 }

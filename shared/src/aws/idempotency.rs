@@ -83,6 +83,17 @@ fn parse_record(
     })
 }
 
+/// What a failed acquisition found: `record`, held by someone, unless it carries `lock` — then
+/// this acquisition's own earlier attempt was applied and only its reply was lost (the SDK
+/// retried the put and the retry met its own item): the lock is ours.
+fn held_or_ours(record: IdempotencyRecord, lock: &LockToken) -> Acquire {
+    if record.status == Status::InProgress && record.lock_id.as_deref() == Some(lock.as_str()) {
+        Acquire::Acquired
+    } else {
+        Acquire::Held(record)
+    }
+}
+
 #[async_trait]
 impl IdempotencyStore for DynamoIdempotency {
     async fn acquire(
@@ -135,14 +146,14 @@ impl IdempotencyStore for DynamoIdempotency {
                     )));
                 };
                 if let Some(old) = failed.item().filter(|i| !i.is_empty()) {
-                    return parse_record(old).map(Acquire::Held);
+                    return parse_record(old).map(|r| held_or_ours(r, lock));
                 }
             }
             Err(e) => return Err(Self::store_error(&e)),
         }
         // The condition failed but no old item came back: read it.
         Ok(match self.get(key).await? {
-            Some(record) => Acquire::Held(record),
+            Some(record) => held_or_ours(record, lock),
             None => Acquire::Vanished,
         })
     }
@@ -216,7 +227,13 @@ impl IdempotencyStore for DynamoIdempotency {
                     DeleteItemError::ConditionalCheckFailedException(_)
                 ) =>
             {
-                Err(IdempotencyError::LockLost)
+                // No item at all: this release's own earlier attempt deleted it (its reply was
+                // lost) or it expired; either way no one holds the lock. An item held by
+                // another lock is a lost lock.
+                match self.get(key).await? {
+                    None => Ok(()),
+                    Some(_) => Err(IdempotencyError::LockLost),
+                }
             }
             Err(e) => Err(Self::store_error(&e)),
         }
