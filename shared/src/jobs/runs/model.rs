@@ -1,0 +1,195 @@
+//! The run engine's data: runs, streams and their states, what a service sees and returns,
+//! and its errors.
+
+use crate::time::EpochMillis;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Errors of the run engine.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    #[error("unknown integration {0:?}")]
+    UnknownIntegration(String),
+    #[error("run {0:?} not found")]
+    RunNotFound(String),
+    #[error("invalid run message: {0}")]
+    InvalidMessage(String),
+    #[error("{0}")]
+    TooManyStreams(String),
+    #[error("run store unavailable: {0}")]
+    Store(String),
+    #[error("work queue unavailable: {0}")]
+    Queue(String),
+}
+
+/// A stream to process: a name and the parameters the service needs (a channel id, a page
+/// cursor…).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSpec {
+    pub name: String,
+    pub params: Value,
+}
+
+impl StreamSpec {
+    pub fn new(name: impl Into<String>, params: Value) -> Self {
+        Self {
+            name: name.into(),
+            params,
+        }
+    }
+}
+
+/// What processing one stream gave.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamResult {
+    /// Records/operations to apply
+    /// ([`IntegrationService::apply_operations`](super::IntegrationService::apply_operations)).
+    pub operations: Vec<Value>,
+    /// The next page of this stream.
+    pub next_page_stream: Option<StreamSpec>,
+    /// Further streams discovered.
+    pub new_streams: Vec<StreamSpec>,
+    /// Pause before the follow-up streams run.
+    pub sleep: Option<Duration>,
+}
+
+/// What a service sees of its run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunContext {
+    pub run_id: String,
+    pub integration: String,
+    pub onboarding: bool,
+    pub params: Value,
+}
+/// Run states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Pending,
+    Processing,
+    Processed,
+    Error,
+}
+
+/// Stream states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    Pending,
+    Processing,
+    Processed,
+    Error,
+}
+
+macro_rules! state_text {
+    ($t:ty) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    Self::Pending => "pending",
+                    Self::Processing => "processing",
+                    Self::Processed => "processed",
+                    Self::Error => "error",
+                }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                Some(match s {
+                    "pending" => Self::Pending,
+                    "processing" => Self::Processing,
+                    "processed" => Self::Processed,
+                    "error" => Self::Error,
+                    _ => return None,
+                })
+            }
+        }
+    };
+}
+state_text!(RunState);
+state_text!(StreamState);
+
+/// A run record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub id: String,
+    pub integration: String,
+    pub onboarding: bool,
+    pub params: Value,
+    pub state: RunState,
+    pub started_at: EpochMillis,
+    pub processed_at: Option<EpochMillis>,
+    pub error: Option<String>,
+    pub pending: i64,
+    pub streams_total: i64,
+    pub errored_streams: i64,
+    pub records: i64,
+}
+
+impl Run {
+    /// The state and error a run ends with, once it is `processing` with no stream pending:
+    /// `processed`, or `error` when some stream errored. `None` while it is not done.
+    pub fn ending(&self) -> Option<(RunState, Option<String>)> {
+        if self.state != RunState::Processing || self.pending != 0 {
+            return None;
+        }
+        Some(if self.errored_streams > 0 {
+            (
+                RunState::Error,
+                Some(format!("{} stream(s) failed", self.errored_streams)),
+            )
+        } else {
+            (RunState::Processed, None)
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        let iso = |m: EpochMillis| crate::time::iso_millis(i64::try_from(m.0).unwrap_or(i64::MAX));
+        json!({
+            "id": self.id,
+            "integration": self.integration,
+            "onboarding": self.onboarding,
+            "state": self.state.as_str(),
+            "startedAt": iso(self.started_at),
+            "processedAt": self.processed_at.map(iso),
+            "error": self.error,
+            "pending": self.pending,
+            "streams": self.streams_total,
+            "erroredStreams": self.errored_streams,
+            "records": self.records,
+        })
+    }
+}
+
+/// A stream record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stream {
+    pub run_id: String,
+    pub id: String,
+    pub spec: StreamSpec,
+    pub state: StreamState,
+    pub attempt: u32,
+    pub retries: u32,
+    pub error: Option<String>,
+    pub lease_until: EpochMillis,
+}
+
+impl Stream {
+    pub(super) fn new(run_id: &str, id: String, spec: StreamSpec) -> Self {
+        Self {
+            run_id: run_id.to_owned(),
+            id,
+            spec,
+            state: StreamState::Pending,
+            attempt: 0,
+            retries: 0,
+            error: None,
+            lease_until: EpochMillis(0),
+        }
+    }
+}
+
+/// How a claimed stream ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finish {
+    /// Processed; `records` operations applied, with these children.
+    Processed { records: u64, children: Vec<Stream> },
+    /// Out of retries.
+    Errored { error: String },
+}

@@ -1,0 +1,63 @@
+//! The integrations a worker can run: the [`IntegrationService`] trait and its registry.
+
+use super::BoxError;
+use super::model::{RunContext, StreamResult, StreamSpec};
+use crate::jobs::limits::GlobalLimit;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// An integration the worker can run.
+#[async_trait]
+pub trait IntegrationService: Send + Sync + 'static {
+    /// The id `make run-integration ID=…` names.
+    fn integration_type(&self) -> &str;
+    /// Retries of a failing stream before it is marked `error`.
+    fn max_retries(&self) -> u32 {
+        3
+    }
+    /// An allowance of stream executions per period, if the partner API has one.
+    fn global_limit(&self) -> Option<GlobalLimit> {
+        None
+    }
+    /// The first streams of a run.
+    async fn get_streams(&self, ctx: &RunContext) -> Result<Vec<StreamSpec>, BoxError>;
+    /// Process one stream.
+    async fn process_stream(
+        &self,
+        ctx: &RunContext,
+        stream: &StreamSpec,
+    ) -> Result<StreamResult, BoxError>;
+    /// Apply a stream's operations (default: count them). An error fails the stream.
+    async fn apply_operations(
+        &self,
+        _ctx: &RunContext,
+        _stream: &StreamSpec,
+        _operations: &[Value],
+    ) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// The integrations a worker can run, by type.
+#[derive(Clone, Default)]
+pub struct Integrations(HashMap<String, Arc<dyn IntegrationService>>);
+
+impl Integrations {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn with(mut self, s: impl IntegrationService) -> Self {
+        self.0.insert(s.integration_type().to_owned(), Arc::new(s));
+        self
+    }
+    pub fn get(&self, t: &str) -> Option<&Arc<dyn IntegrationService>> {
+        self.0.get(t)
+    }
+    pub fn names(&self) -> Vec<&str> {
+        let mut n: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        n.sort_unstable();
+        n
+    }
+}
