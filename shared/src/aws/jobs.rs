@@ -119,13 +119,21 @@ impl JobStore for DynamoJobs {
         now: EpochMillis,
         lease_until: EpochMillis,
     ) -> Result<bool, JobError> {
+        // The lease carries this claim's token: when the write lands but its reply is lost, the
+        // SDK's retry finds the job `sending` under its own lease and still claims it (instead
+        // of leaving the job to wait for its own lease to run out).
+        let token = crate::codec::random_id();
         let r = self
             .table
             .update(Self::pk(id))
-            .update_expression("SET #s = :sending, lease_until = :lease, gsi1sk = :sk")
-            .condition_expression(
-                "version = :v AND (#s = :scheduled OR (#s = :sending AND lease_until <= :now))",
+            .update_expression(
+                "SET #s = :sending, lease_until = :lease, gsi1sk = :sk, lease_token = :tok",
             )
+            .condition_expression(
+                "version = :v AND (#s = :scheduled OR (#s = :sending AND \
+                 (lease_until <= :now OR lease_token = :tok)))",
+            )
+            .expression_attribute_values(":tok", AttributeValue::S(token))
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":sending", s(JobState::Sending))
             .expression_attribute_values(":scheduled", s(JobState::Scheduled))
@@ -142,7 +150,7 @@ impl JobStore for DynamoJobs {
         let r = self
             .table
             .update(Self::pk(id))
-            .update_expression("SET #s = :queued REMOVE gsi1pk, gsi1sk, lease_until")
+            .update_expression("SET #s = :queued REMOVE gsi1pk, gsi1sk, lease_until, lease_token")
             .condition_expression("#s = :sending AND version = :v")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":queued", s(JobState::Queued))
@@ -157,7 +165,7 @@ impl JobStore for DynamoJobs {
         let r = self
             .table
             .update(Self::pk(&job.id))
-            .update_expression("SET #s = :scheduled, gsi1sk = :sk REMOVE lease_until")
+            .update_expression("SET #s = :scheduled, gsi1sk = :sk REMOVE lease_until, lease_token")
             .condition_expression("#s = :sending AND version = :v")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":sending", s(JobState::Sending))
@@ -173,7 +181,7 @@ impl JobStore for DynamoJobs {
         let r = self
             .table
             .update(Self::pk(id))
-            .update_expression("SET #s = :failed REMOVE gsi1pk, gsi1sk, lease_until")
+            .update_expression("SET #s = :failed REMOVE gsi1pk, gsi1sk, lease_until, lease_token")
             .condition_expression("version = :v")
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":failed", s(JobState::Failed))
