@@ -1,0 +1,223 @@
+//! Report sections written by their own functions: 3b (large page end to end) and the second
+//! half of 6 (cold `make test` build times).
+
+use super::yes;
+use crate::driver::measure::{LARGE_RUNS, LargeE2E, LargeRun};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Section 3b: the large page end to end (HTTP ours vs Node, Lambda path), with its summary rows.
+pub(crate) fn large_e2e_section(
+    s: &mut String,
+    summary: &mut Vec<(String, String, String, String)>,
+    e: &LargeE2E,
+    root: &Path,
+) {
+    let mib =
+        |kib: Option<u64>| kib.map_or("n/a".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+    let page_mib = e.bytes as f64 / (1024.0 * 1024.0);
+    let _ = writeln!(
+        s,
+        "### Large page end to end\n\nThe same {:.2} MB preSavePage page ({} records, `bench::envelope_of_size`) sent whole, \
+         one request at a time, {LARGE_RUNS} timed requests after one warm-up, each server freshly started (so its peak \
+         RSS is this page's): over HTTP `POST /function` (a new connection per request; the answer read into one buffer sized for it) to \
+         `conformance-server --mode diy` and to the Node reference stack; and through integrator.io's Lambda path, a \
+         direct Invoke of `conformance-lambda` at the Runtime API double (envelope in the client context, options as \
+         the payload; the time includes the Runtime API's HTTP transfer in and out). Both servers answer with the same \
+         bytes: {}. Targets: HTTP ≥ 5× faster than Node; peak RSS ≤ 4× the page ({:.1} MiB).\n\n\
+         | path | median ms | min ms | max ms | MB/s | peak RSS MiB | RSS at start MiB | peak RSS / page |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|",
+        e.bytes as f64 / 1e6,
+        e.records,
+        yes(e.identical),
+        4.0 * page_mib
+    );
+    let rows = [
+        ("ours, HTTP", &e.ours_http),
+        ("Node, HTTP", &e.node_http),
+        ("ours, Lambda path", &e.lambda),
+    ];
+    for (label, run) in rows {
+        match run {
+            Some(r) if !r.ms.is_empty() => {
+                let m = bench::median(&r.ms);
+                let min = r.ms.iter().copied().fold(f64::MAX, f64::min);
+                let max = r.ms.iter().copied().fold(0.0, f64::max);
+                let per_page = r.peak_kib.map_or("n/a".to_owned(), |k| {
+                    format!("{:.1}×", k as f64 / 1024.0 / page_mib)
+                });
+                let _ = writeln!(
+                    s,
+                    "| {label} | {m:.1} | {min:.1} | {max:.1} | {:.0} | {} | {} | {per_page} |",
+                    e.bytes as f64 / 1e6 / (m / 1000.0),
+                    mib(r.peak_kib),
+                    mib(r.start_kib)
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "| {label} | failed | | | | | | |");
+            }
+        }
+    }
+    let med = |r: &Option<LargeRun>| {
+        r.as_ref()
+            .filter(|r| !r.ms.is_empty())
+            .map(|r| bench::median(&r.ms))
+    };
+    if let (Some(o), Some(n)) = (med(&e.ours_http), med(&e.node_http)) {
+        let ratio = n / o.max(1e-9);
+        let _ = writeln!(s, "\nNode / ours over HTTP: **{ratio:.2}×**.\n");
+        summary.push((
+            "Large page end to end over HTTP".into(),
+            "≥ 5× faster than Node".into(),
+            format!("{ratio:.2}× ({o:.1} ms vs {n:.1} ms)"),
+            yes(ratio >= 5.0).into(),
+        ));
+    }
+    for (label, run) in [("server", &e.ours_http), ("Lambda path", &e.lambda)] {
+        if let Some(k) = run.as_ref().and_then(|r| r.peak_kib) {
+            let x = k as f64 / 1024.0 / page_mib;
+            summary.push((
+                format!("Large page peak RSS, {label}"),
+                "≤ 4× the page".into(),
+                format!(
+                    "{x:.1}× ({:.1} MiB for a {page_mib:.2} MiB page)",
+                    k as f64 / 1024.0
+                ),
+                yes(x <= 4.0).into(),
+            ));
+        }
+    }
+    // The engine candidates: a hand-run table (not this run), kept in docs/json-candidates.md.
+    if let Ok(t) = std::fs::read_to_string(root.join("docs/json-candidates.md")) {
+        let _ = writeln!(
+            s,
+            "### Engine candidates (hand-run, not measured by this run)\n\nThe same page through each \
+             candidate parser and writer, in `bench/json-candidates` (a crate outside the workspace, so \
+             none of them is linked), copied from `docs/json-candidates.md`. On a machine shared with \
+             other builds while it ran: compare within a table, not across.\n\n{}\n",
+            t.trim()
+        );
+    }
+    if let Some(l) = med(&e.lambda) {
+        summary.push((
+            "Large page through the Lambda path".into(),
+            "end to end, Runtime API transfer included".into(),
+            format!("{l:.1} ms (the same-run before/after ratio is in section 3)"),
+            "reported".into(),
+        ));
+    }
+}
+
+/// Section 6, second half: the cold `make test` compile before and after the lean choices,
+/// from `scripts/build-times.sh`'s JSON (measured by `make bench` before the release build).
+pub(super) fn build_times_section(
+    s: &mut String,
+    summary: &mut Vec<(String, String, String, String)>,
+    times: Option<&Value>,
+) {
+    let _ = writeln!(s, "### Cold `make test` build, before and after\n");
+    let Some(t) = times else {
+        let _ = writeln!(
+            s,
+            "Not measured in this run (`BENCH_BUILD_TIMES=0`, or `scripts/build-times.sh` failed).\n"
+        );
+        return;
+    };
+    let variants = t
+        .get("variants")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "`scripts/build-times.sh`: the working tree copied twice, each built cold in its own empty \
+         target directory with the compile steps of `make test` (clippy on all targets, \
+         `cargo build --workspace --bins`, `cargo test --workspace --no-run`), one after the \
+         other on this machine ({} cores, {}), registry already downloaded. \"Before\" is the \
+         same source with the lean choices undone in `[workspace.dependencies]`:\n",
+        t.get("nproc").and_then(Value::as_u64).unwrap_or(0),
+        t.get("rustc").and_then(Value::as_str).unwrap_or("rustc")
+    );
+    for v in &variants {
+        if let Some(ch) = v.get("changes").and_then(Value::as_array)
+            && !ch.is_empty()
+        {
+            for c in ch.iter().filter_map(Value::as_str) {
+                let _ = writeln!(s, "- {c}");
+            }
+            s.push('\n');
+        }
+    }
+    let _ = writeln!(
+        s,
+        "| variant | total s (wall) | clippy s | build bins s | test --no-run s | CPU s (user + sys) | crates compiled | aws-lc-sys | ring |\n|---|---:|---:|---:|---:|---:|---:|---|---|"
+    );
+    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64);
+    let step = |v: &Value, k: &str| {
+        v.get("steps")
+            .and_then(|x| x.get(k))
+            .and_then(Value::as_f64)
+            .map_or_else(|| "–".to_owned(), |x| format!("{x:.0}"))
+    };
+    let flag = |v: &Value, k: &str| match v.get(k).and_then(Value::as_bool) {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "–",
+    };
+    let mut totals = Vec::new();
+    let mut contended = false;
+    for v in &variants {
+        let name = v.get("name").and_then(Value::as_str).unwrap_or("?");
+        if let Some(e) = v.get("error").and_then(Value::as_str) {
+            let _ = writeln!(
+                s,
+                "| {name} | failed: {} | | | | | | | |",
+                e.replace('|', "/")
+            );
+            continue;
+        }
+        let total = num(v, "total_s");
+        totals.push((name.to_owned(), total));
+        if num(v, "other_cpu_s").is_some_and(|o| o > 30.0) {
+            contended = true;
+        }
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            total.map_or_else(|| "–".to_owned(), |x| format!("{x:.0}")),
+            step(v, "clippy"),
+            step(v, "build_bins"),
+            step(v, "test_no_run"),
+            num(v, "cpu_s").map_or_else(|| "–".to_owned(), |x| format!("{x:.0}")),
+            v.get("compiled").and_then(Value::as_u64).unwrap_or(0),
+            flag(v, "aws_lc_sys"),
+            flag(v, "ring"),
+        );
+    }
+    if let [(_, Some(before)), (_, Some(after))] = totals.as_slice()
+        && *before > 0.0
+    {
+        let r = after / before;
+        let _ = writeln!(
+            s,
+            "\nAfter / before: **{r:.2}×** ({:.0} s saved on a cold build).{}\n",
+            before - after,
+            if contended {
+                " Other load on the machine during these builds (`other_cpu_s` in the JSON) \
+                 stretched the wall times; the CPU seconds are the steadier comparison."
+            } else {
+                ""
+            }
+        );
+        summary.push((
+            "Cold `make test` build, lean vs default features".into(),
+            "report before/after".into(),
+            format!("{after:.0} s vs {before:.0} s ({r:.2}×)"),
+            "reported".into(),
+        ));
+    } else {
+        s.push('\n');
+    }
+}
