@@ -1,0 +1,21 @@
+//! The [`SecretBackend`] trait: where secrets are kept.
+
+use async_trait::async_trait;
+
+#[cfg(doc)]
+use super::SecretStore;
+use super::{SecretError, SecretString};
+
+/// Where secrets are kept.
+#[async_trait]
+pub trait SecretBackend: Send + Sync + 'static {
+    /// The current value of `name`. One attempt: retries are the caller's business
+    /// ([`SecretStore`] does them).
+    async fn fetch(&self, name: &str) -> Result<SecretString, SecretError>;
+    /// Store (or replace) `name`.
+    async fn store(&self, name: &str, value: &SecretString) -> Result<(), SecretError>;
+    /// Where values go, for messages (`kms key …, table …`). Never a value.
+    fn describe(&self) -> String {
+        "custom backend".into()
+    }
+}
