@@ -13,7 +13,7 @@ use integrator_lambda::aws::dedup::DynamoDedup;
 use integrator_lambda::aws::idempotency::DynamoIdempotency;
 use integrator_lambda::store::dedup::{Claim, Dedup, DedupKey, Sighting, check_page};
 use integrator_lambda::store::idempotency::{Idempotency, IdempotencyKey, RunError};
-use integrator_lambda::time::EpochMillis;
+use integrator_lambda::time::{EpochMillis, EpochSeconds};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -255,4 +255,73 @@ async fn idempotency_release_after_a_failure_holds_when_its_reply_is_lost() {
         .await
         .expect("the retry runs");
     assert!(!retry.is_replayed());
+}
+
+/// Job lease (`UpdateItem`): a tick's claim of a due job whose reply was lost still holds the
+/// job — it is sent on this tick instead of waiting for its own lease to run out.
+#[tokio::test]
+async fn job_claim_holds_the_job_when_its_reply_is_lost() {
+    use integrator_lambda::aws::jobs::DynamoJobs;
+    use integrator_lambda::jobs::deferred::{Job, JobState, JobStore};
+    for fault in faults() {
+        let s = setup("lost-job").await;
+        let jobs = DynamoJobs::new(Table::new(&s.via, &s.table));
+        let now = EpochMillis::now();
+        let job = Job {
+            id: format!("job-{}", fault.kind()),
+            version: "v1".into(),
+            state: JobState::Scheduled,
+            due_at: now,
+            body: "{}".into(),
+            lease_until: None,
+        };
+        jobs.put(&job, EpochSeconds(EpochSeconds::now().0 + 3600))
+            .await
+            .expect("put");
+        s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
+        let claimed = jobs
+            .claim(&job.id, "v1", now, EpochMillis(now.0 + 60_000))
+            .await
+            .expect("claim");
+        assert!(
+            claimed,
+            "{fault:?}: the claim's own first attempt holds the job"
+        );
+        // Another tick's claim within the lease is refused.
+        let direct = DynamoJobs::new(Table::new(&s.direct, &s.table));
+        assert!(
+            !direct
+                .claim(&job.id, "v1", now, EpochMillis(now.0 + 60_000))
+                .await
+                .expect("claim")
+        );
+    }
+}
+
+/// Rate-limit counter (`UpdateItem` with `ADD`): an admission whose reply was lost is counted
+/// once — with a limit of 2, two calls are admitted and the third refused — and a release
+/// whose reply was lost gives back one slot, not two.
+#[tokio::test]
+async fn rate_counter_counts_a_retried_admission_once() {
+    use integrator_lambda::aws::limits::DynamoCounters;
+    use integrator_lambda::jobs::limits::CounterStore;
+    for fault in faults() {
+        let s = setup("lost-rate").await;
+        let counters = DynamoCounters::new(Table::new(&s.via, &s.table));
+        let bucket = format!("rate#f#{}", fault.kind());
+        let exp = EpochSeconds(EpochSeconds::now().0 + 3600);
+        s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
+        assert_eq!(
+            counters.acquire(&bucket, 2, exp).await.expect("acquire"),
+            Some(1),
+            "{fault:?}: the first admission is counted once"
+        );
+        assert_eq!(counters.acquire(&bucket, 2, exp).await.unwrap(), Some(2));
+        assert_eq!(counters.acquire(&bucket, 2, exp).await.unwrap(), None);
+        // Give one back with its reply lost: exactly one slot frees.
+        s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
+        counters.release(&bucket).await.expect("release");
+        assert_eq!(counters.acquire(&bucket, 2, exp).await.unwrap(), Some(2));
+        assert_eq!(counters.acquire(&bucket, 2, exp).await.unwrap(), None);
+    }
 }
