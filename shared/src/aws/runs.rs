@@ -107,6 +107,37 @@ impl DynamoRuns {
         Ok(false)
     }
 
+    /// Whether the item `pk` carries `token` in `attr`: after a conditional write failed, this
+    /// tells the write's own earlier attempt (applied, its reply lost, the SDK retried) from
+    /// another writer's. One consistent `GetItem`.
+    async fn wrote(&self, pk: AttributeValue, attr: &str, token: &str) -> Result<bool, RunsError> {
+        let item = self.table.get(pk).await.map_err(|e| store_err(&e))?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| i.get(attr))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|v| v == token))
+    }
+
+    /// A conditional write's outcome, `applied`, or — when its condition failed — whether the
+    /// item carries this write's own `token` in `attr` (see [`DynamoRuns::wrote`]).
+    async fn applied_or_own(
+        &self,
+        applied: bool,
+        pk: AttributeValue,
+        attr: &str,
+        token: &str,
+    ) -> Result<bool, RunsError> {
+        if applied {
+            return Ok(true);
+        }
+        let own = self.wrote(pk, attr, token).await?;
+        if own {
+            tracing::debug!(attr, "a retried write met its own earlier attempt");
+        }
+        Ok(own)
+    }
+
     fn stream_from(item: &HashMap<String, AttributeValue>) -> Option<Stream> {
         let txt = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
         let num = |k: &str| -> Option<u64> { item.get(k)?.as_n().ok()?.parse().ok() };
@@ -158,7 +189,9 @@ impl DynamoRuns {
 #[async_trait]
 impl RunStore for DynamoRuns {
     async fn create_run(&self, run: &Run) -> Result<(), RunsError> {
-        self.table
+        let token = crate::codec::random_id();
+        let r = self
+            .table
             .put()
             .item("pk", Self::run_pk(&run.id))
             .item("integration", s(&run.integration))
@@ -170,11 +203,22 @@ impl RunStore for DynamoRuns {
             .item("streams_total", n(0))
             .item("errored_streams", n(0))
             .item("records", n(0))
+            .item("created_by", s(&token))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| store_err(&e))
+            .await;
+        let applied = applied(r).map_err(|e| store_err(&e))?;
+        if self
+            .applied_or_own(applied, Self::run_pk(&run.id), "created_by", &token)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RunsError::Store(format!(
+                "ConditionalCheckFailedException: run {} already exists",
+                run.id
+            )))
+        }
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError> {
@@ -183,11 +227,15 @@ impl RunStore for DynamoRuns {
     }
 
     async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError> {
+        let token = crate::codec::random_id();
         let begin = Update::builder()
             .table_name(&self.table.name)
             .key("pk", Self::run_pk(id))
-            .update_expression("SET #s = :processing ADD pending :p, streams_total :p")
+            .update_expression(
+                "SET #s = :processing, begun_by = :tok ADD pending :p, streams_total :p",
+            )
             .condition_expression("#s = :pending")
+            .expression_attribute_values(":tok", s(&token))
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":pending", s("pending"))
@@ -198,7 +246,9 @@ impl RunStore for DynamoRuns {
         for r in roots {
             items.push(self.put_stream(r)?);
         }
-        self.transact(items).await
+        let applied = self.transact(items).await?;
+        self.applied_or_own(applied, Self::run_pk(id), "begun_by", &token)
+            .await
     }
 
     async fn claim_stream(
@@ -211,10 +261,13 @@ impl RunStore for DynamoRuns {
         let r = self
             .table
             .update(Self::stream_pk(run_id, stream_id))
-            .update_expression("SET #s = :processing, lease_until = :lease")
+            .update_expression("SET #s = :processing, lease_until = :lease, claimed_by = :tok")
             .condition_expression(
-                "attempt = :a AND (#s = :pending OR (#s = :processing AND lease_until < :now))",
+                "attempt = :a AND (#s = :pending OR (#s = :processing AND \
+                 (lease_until < :now OR claimed_by = :tok)))",
             )
+            // A retry whose first attempt landed finds its own token and still holds the lease.
+            .expression_attribute_values(":tok", s(crate::codec::random_id()))
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":pending", s("pending"))
@@ -232,6 +285,7 @@ impl RunStore for DynamoRuns {
     }
 
     async fn finish_stream(&self, st: &Stream, finish: &Finish) -> Result<bool, RunsError> {
+        let token = crate::codec::random_id();
         let (state, error, records, children): (_, _, u64, &[Stream]) = match finish {
             Finish::Processed { records, children } => ("processed", None, *records, children),
             Finish::Errored { error } => ("error", Some(error.as_str()), 0, &[]),
@@ -246,11 +300,12 @@ impl RunStore for DynamoRuns {
             .expression_attribute_values(":state", s(state));
         end = match error {
             Some(e) => end
-                .update_expression("SET #s = :state, #e = :error")
+                .update_expression("SET #s = :state, #e = :error, finished_by = :tok")
                 .expression_attribute_names("#e", "error")
                 .expression_attribute_values(":error", s(e)),
-            None => end.update_expression("SET #s = :state"),
+            None => end.update_expression("SET #s = :state, finished_by = :tok"),
         };
+        end = end.expression_attribute_values(":tok", s(&token));
         let mut items = vec![
             TransactWriteItem::builder()
                 .update(end.build().map_err(build_err)?)
@@ -278,15 +333,29 @@ impl RunStore for DynamoRuns {
             .update(counters.build().map_err(build_err)?)
             .build();
         items.push(counters);
-        self.transact(items).await
+        // The stream's state, its children and the run's counters commit together; a retry
+        // whose first attempt committed finds `finished_by` = this commit's token (the counters
+        // were added once).
+        let applied = self.transact(items).await?;
+        self.applied_or_own(
+            applied,
+            Self::stream_pk(&st.run_id, &st.id),
+            "finished_by",
+            &token,
+        )
+        .await
     }
 
     async fn retry_stream(&self, st: &Stream, error: &str) -> Result<bool, RunsError> {
+        let token = crate::codec::random_id();
         let r = self
             .table
             .update(Self::stream_pk(&st.run_id, &st.id))
-            .update_expression("SET #s = :pending, #e = :error ADD attempt :one, retries :one")
+            .update_expression(
+                "SET #s = :pending, #e = :error, retried_by = :tok ADD attempt :one, retries :one",
+            )
             .condition_expression("#s = :processing AND attempt = :a")
+            .expression_attribute_values(":tok", s(&token))
             .expression_attribute_names("#s", "state")
             .expression_attribute_names("#e", "error")
             .expression_attribute_values(":pending", s("pending"))
@@ -296,7 +365,14 @@ impl RunStore for DynamoRuns {
             .expression_attribute_values(":a", n(st.attempt))
             .send()
             .await;
-        applied(r).map_err(|e| store_err(&e))
+        let applied = applied(r).map_err(|e| store_err(&e))?;
+        self.applied_or_own(
+            applied,
+            Self::stream_pk(&st.run_id, &st.id),
+            "retried_by",
+            &token,
+        )
+        .await
     }
 
     async fn list_streams(&self, run_id: &str) -> Result<Vec<Stream>, RunsError> {
@@ -314,11 +390,15 @@ impl RunStore for DynamoRuns {
     }
 
     async fn reopen_stream(&self, st: &Stream) -> Result<bool, RunsError> {
+        let token = crate::codec::random_id();
         let reopen = Update::builder()
             .table_name(&self.table.name)
             .key("pk", Self::stream_pk(&st.run_id, &st.id))
-            .update_expression("SET #s = :pending, retries = :zero ADD attempt :one")
+            .update_expression(
+                "SET #s = :pending, retries = :zero, reopened_by = :tok ADD attempt :one",
+            )
             .condition_expression("#s = :was AND attempt = :a")
+            .expression_attribute_values(":tok", s(&token))
             .expression_attribute_names("#s", "state")
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":was", s(st.state.as_str()))
@@ -351,10 +431,18 @@ impl RunStore for DynamoRuns {
                 .map_err(build_err)?;
             items.push(TransactWriteItem::builder().update(run).build());
         }
-        self.transact(items).await
+        let applied = self.transact(items).await?;
+        self.applied_or_own(
+            applied,
+            Self::stream_pk(&st.run_id, &st.id),
+            "reopened_by",
+            &token,
+        )
+        .await
     }
 
     async fn finish_run(&self, id: &str, now: EpochMillis) -> Result<Option<RunState>, RunsError> {
+        let token = crate::codec::random_id();
         let Some(run) = self.get_run(id).await? else {
             return Ok(None);
         };
@@ -369,21 +457,26 @@ impl RunStore for DynamoRuns {
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":state", s(state.as_str()))
-            .expression_attribute_values(":at", n(now.0));
+            .expression_attribute_values(":at", n(now.0))
+            .expression_attribute_values(":tok", s(&token));
         req = match error {
             Some(e) => req
-                .update_expression("SET #s = :state, processed_at = :at, #e = :error")
+                .update_expression(
+                    "SET #s = :state, processed_at = :at, #e = :error, ended_by = :tok",
+                )
                 .expression_attribute_names("#e", "error")
                 .expression_attribute_values(":error", s(e)),
-            None => req.update_expression("SET #s = :state, processed_at = :at"),
+            None => req.update_expression("SET #s = :state, processed_at = :at, ended_by = :tok"),
         };
-        match req.send().await {
-            Ok(_) => {
-                tracing::info!(run_id = id, state = state.as_str(), "run finished");
-                Ok(Some(state))
-            }
-            Err(e) if is_condition_failure(&e) => Ok(None),
-            Err(e) => Err(store_err(&e)),
+        let applied = applied(req.send().await).map_err(|e| store_err(&e))?;
+        if self
+            .applied_or_own(applied, Self::run_pk(id), "ended_by", &token)
+            .await?
+        {
+            tracing::info!(run_id = id, state = state.as_str(), "run finished");
+            Ok(Some(state))
+        } else {
+            Ok(None)
         }
     }
 }
