@@ -7,6 +7,8 @@ pub mod kinds;
 pub mod module;
 pub mod services;
 
+mod isolation;
+
 pub use checks::invalid_settings;
 pub use handler::{CallFailure, ExtError, ExtResult, Handler, IntoReply, Invocation, Reply, Stack};
 pub use module::{Module, Registration};
@@ -15,6 +17,7 @@ pub use services::Services;
 use crate::protocol::envelope::{Envelope, namespace_for_type, truthy};
 use crate::protocol::error::text;
 use crate::protocol::{JsonText, Options, WireError};
+use isolation::run_isolated;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -396,79 +399,6 @@ fn resolve(module: &Module, env: &Envelope, function: &str) -> Result<Resolved, 
         .resolve(namespace, type_name.as_deref().unwrap_or(""), function)
         .map_err(|e| vec![e])?;
     Ok((handler, namespace.map(str::to_owned)))
-}
-
-/// 3. Run in its own task until the invocation's deadline: a panic or an overrun becomes a 422,
-///    never a dead process. A function that blocks its thread (CPU-bound, or a blocking call)
-///    past the deadline still gets its 422 in time: the timer runs on another worker thread of
-///    the multi-threaded runtime (at least two, see `app`). Rust cannot pre-empt a thread, so
-///    the aborted task keeps that worker busy until the function next yields or returns; the
-///    other workers go on serving (on Lambda, the next invocation).
-async fn run_isolated(
-    handler: Arc<dyn Handler>,
-    inv: Invocation,
-    options: Options,
-) -> Result<Reply, Vec<WireError>> {
-    let function = inv.function.clone();
-    let budget = inv.remaining();
-    // `Handler::call` deserializes the options and calls the function (whose code up to its
-    // first await may be synchronous) before it returns the future: all of it runs inside the
-    // task, so a panic there is caught and its time counts against the deadline. The task
-    // keeps the call's span and trace id (a spawned task inherits neither).
-    let trace_id = inv.trace_id.clone();
-    // The answer's records are mostly the request's: named, they are sent as slices of it.
-    let source = options.source();
-    let call =
-        crate::telemetry::with_trace_id(trace_id, async move { handler.call(inv, options).await });
-    let call = Sourced {
-        source,
-        inner: Box::pin(call),
-    };
-    let mut task = tokio::spawn(call.in_current_span());
-    match tokio::time::timeout(budget, &mut task).await {
-        Err(_) => {
-            task.abort();
-            tracing::warn!(function = %function, budget_ms = budget.as_millis() as u64, "function overran its deadline");
-            Err(vec![WireError::message_first(
-                format!(
-                    "Function {function} did not finish within its time budget of {:.3} s (the invocation deadline less a safety margin).",
-                    budget.as_secs_f64()
-                ),
-                "timeout",
-            )])
-        }
-        Ok(Err(join)) => {
-            let detail = if join.is_panic() {
-                crate::telemetry::panic_text(&*join.into_panic()).to_owned()
-            } else {
-                "task cancelled".into()
-            };
-            tracing::error!(function = %function, panic = %detail, "function panicked");
-            Err(vec![WireError::message_first(
-                format!("Function {function} panicked: {detail}"),
-                "Error",
-            )])
-        }
-        Ok(Ok(r)) => r.map_err(CallFailure::into_errors),
-    }
-}
-
-/// A call's future, polled with the request text its records come from named
-/// ([`crate::protocol::text::Source`]): what the function's answer is written with.
-struct Sourced<F> {
-    source: Option<bytes::Bytes>,
-    inner: std::pin::Pin<Box<F>>,
-}
-
-impl<F: std::future::Future> std::future::Future for Sourced<F> {
-    type Output = F::Output;
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        let _named = crate::protocol::text::Source::set(self.source.clone());
-        self.inner.as_mut().poll(cx)
-    }
 }
 
 /// 4. Size rule: UTF-16 code units of the compact JSON; `size == limit` passes. A text never

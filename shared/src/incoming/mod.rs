@@ -60,18 +60,26 @@ pub mod jwt_crypto;
 pub mod resolver;
 pub mod signature;
 
+mod answers;
+mod app;
+mod queueing;
+mod stores;
+
 pub use config::{
     AuthConfig, DedupConfig, EndpointConfig, HmacConfig, IncomingConfig, IncomingConfigError,
     JwtAlgorithm, JwtConfig, SecretValue,
 };
 pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
+pub use stores::IncomingStores;
 
-use crate::store::dedup::{Claim, Dedup, DedupKey, MemoryDedup, Sighting};
-use crate::store::queue::{MemoryQueue, OutMessage, Queue};
+use crate::store::dedup::{Dedup, DedupKey, Sighting};
+use crate::store::queue::Queue;
 
-use crate::transport::http::{HttpRequest, json_response, new_request_id};
+use crate::transport::http::error_response as error;
+use crate::transport::http::{HttpRequest, new_request_id};
+use answers::{check_content, parse_object, queue_too_large, unauthorized, unavailable};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, Response, StatusCode};
 use jwt::JwtVerifier;
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
@@ -86,14 +94,10 @@ pub const PATH_PREFIX: &str = "/incoming/";
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// How long a resolved named secret is reused before it is looked up again.
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
-/// `Retry-After` on 503 answers.
-const RETRY_AFTER_SECS: &str = "5";
 /// How long a claimed dedup key stays pending by default (above any request's time budget).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// The time budget of a request without a platform deadline.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time kept back from the send for the bookkeeping write that follows it (confirm or release).
-const BOOKKEEPING: Duration = Duration::from_secs(2);
 
 /// Why a request failed authentication. The messages are fixed texts: they never echo the
 /// token, the signature or the secret.
@@ -151,38 +155,6 @@ impl AuthFailure {
                     .into()
             }
         }
-    }
-}
-
-/// What the endpoints rely on: the dedup store, the incoming queue, and (optionally) a resolver
-/// for named secrets.
-#[derive(Clone)]
-pub struct IncomingStores {
-    pub dedup: Arc<Dedup>,
-    pub queue: Arc<dyn Queue>,
-    pub resolver: Option<Arc<dyn SecretResolver>>,
-}
-
-impl IncomingStores {
-    pub fn new(dedup: Arc<Dedup>, queue: Arc<dyn Queue>) -> Self {
-        Self {
-            dedup,
-            queue,
-            resolver: None,
-        }
-    }
-
-    /// In-memory dedup and queue (local runs, tests).
-    pub fn embedded() -> Self {
-        Self::new(
-            Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
-            Arc::new(MemoryQueue::default()),
-        )
-    }
-
-    pub fn with_resolver(mut self, resolver: Arc<dyn SecretResolver>) -> Self {
-        self.resolver = Some(resolver);
-        self
     }
 }
 
@@ -254,41 +226,6 @@ impl std::fmt::Debug for IncomingApp {
     }
 }
 
-/// A `SecretValue` that can be used right away (inline or file), or the name to resolve.
-enum Material {
-    Now(secrecy::SecretString),
-    Later(String),
-}
-
-fn material(v: &SecretValue) -> Result<Material, String> {
-    let now = match v {
-        SecretValue::Inline(s) => s.clone(),
-        SecretValue::File(p) => std::fs::read_to_string(p)
-            .map(secrecy::SecretString::from)
-            .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
-        // Resolved through the secret store, which registers what it fetches.
-        SecretValue::Named(n) => return Ok(Material::Later(n.clone())),
-    };
-    // Inline and file secrets never reach a log either (as read, and without the file's
-    // trailing newline).
-    crate::telemetry::redact(now.expose_secret());
-    crate::telemetry::redact(now.expose_secret().trim());
-    Ok(Material::Now(now))
-}
-
-fn compile_key<K>(
-    v: &SecretValue,
-    compile: impl Fn(&str) -> Result<K, String>,
-) -> Result<Key<K>, String> {
-    Ok(match material(v)? {
-        Material::Now(s) => Key::Ready(Arc::new(compile(s.expose_secret())?)),
-        Material::Later(name) => Key::Named {
-            name,
-            cache: Mutex::new(None),
-        },
-    })
-}
-
 /// Headers never copied into a queued event, whatever `forwardHeaders` says.
 fn is_secret_header(name: &str) -> bool {
     const EXACT: [&str; 4] = [
@@ -322,256 +259,9 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
-use crate::transport::http::error_response as error;
-
-/// 503 while another request holds the event's dedup key (retry after its lease).
-fn in_flight(lease: Duration) -> Response<Bytes> {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "in_progress",
-        "The same event is being accepted by another request; retry later.",
-    );
-    if let Ok(v) = HeaderValue::from_str(&lease.as_secs().max(1).to_string()) {
-        r.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    r
-}
-
-/// The 413 for a message over the queue's limit (`size`: its size in bytes, or a lower bound).
-fn queue_too_large(size: String, limit: usize) -> Response<Bytes> {
-    error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request_too_large",
-        format!("The event is too large to queue ({size} bytes; the limit is {limit})."),
-    )
-}
-
-fn unavailable(what: &str) -> Response<Bytes> {
-    let mut r = error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
-        format!("The event could not be accepted right now ({what}); retry later."),
-    );
-    r.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECS),
-    );
-    r
-}
-
-fn unauthorized(auth: &Auth, failure: AuthFailure) -> Response<Bytes> {
-    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", failure.message());
-    if let Auth::Jwt { .. } = auth {
-        let v = if failure == AuthFailure::MissingToken {
-            r#"Bearer realm="incoming""#
-        } else {
-            r#"Bearer realm="incoming", error="invalid_token""#
-        };
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
-    }
-    r
-}
-
-/// JSON only: `application/json` or `application/*+json`, UTF-8, no content coding.
-fn check_content(headers: &HeaderMap) -> Result<(), Box<Response<Bytes>>> {
-    let unsupported = |code: &'static str, msg: String| {
-        Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, msg))
-    };
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mut parts = ct.split(';');
-    let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-    let json =
-        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
-    if !json {
-        return Err(unsupported(
-            "unsupported_media_type",
-            "Incoming events must be JSON: send Content-Type: application/json.".into(),
-        ));
-    }
-    for p in parts {
-        if let Some((k, v)) = p.split_once('=')
-            && k.trim().eq_ignore_ascii_case("charset")
-        {
-            let cs = v.trim().trim_matches('"');
-            if !cs.eq_ignore_ascii_case("utf-8") {
-                return Err(unsupported(
-                    "unsupported_charset",
-                    "Send JSON as UTF-8 (charset=utf-8).".into(),
-                ));
-            }
-        }
-    }
-    let encoded = headers.get(header::CONTENT_ENCODING).is_some_and(|v| {
-        let e = v.to_str().unwrap_or("?").trim();
-        !e.is_empty() && !e.eq_ignore_ascii_case("identity")
-    });
-    if encoded {
-        return Err(unsupported(
-            "unsupported_encoding",
-            "Incoming events are not accepted with a Content-Encoding (signatures cover the bytes as sent).".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The body as a JSON object.
-fn parse_object(body: &[u8], limit: usize) -> Result<Map<String, Value>, Box<Response<Bytes>>> {
-    let bad =
-        |msg: Cow<'static, str>| Box::new(error(StatusCode::BAD_REQUEST, "invalid_json", msg));
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(bad("The request body is empty: send a JSON object.".into()));
-    }
-    // Measured before it is parsed: parsing into values costs a fixed factor of the body, and
-    // only a body whose flattened form fits the queue is worth it (see `flatten::measure`).
-    let top_is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    match flatten::measure(body, limit) {
-        Err(flatten::Measure::TooLarge(e)) if top_is_object => {
-            return Err(Box::new(queue_too_large(
-                format!("more than {}", e.limit),
-                e.limit,
-            )));
-        }
-        Err(flatten::Measure::Json(e)) => {
-            return Err(bad(
-                format!("The request body is not valid JSON: {e}").into()
-            ));
-        }
-        _ if !top_is_object => return Err(bad("The request body must be a JSON object.".into())),
-        _ => {}
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(bad("The request body must be a JSON object.".into())),
-        Err(e) => Err(bad(
-            format!("The request body is not valid JSON: {e}").into()
-        )),
-    }
-}
-
 pub use crate::time::rfc3339_millis;
 
 impl IncomingApp {
-    /// Compile `config` (inline and file secrets are read and checked now; named ones need a
-    /// resolver in `stores` and are looked up on first use).
-    pub fn new(
-        config: IncomingConfig,
-        stores: IncomingStores,
-    ) -> Result<Self, IncomingConfigError> {
-        config.validate()?;
-        let IncomingStores {
-            dedup,
-            queue,
-            resolver,
-        } = stores;
-        let mut endpoints = BTreeMap::new();
-        for (name, ep) in config.endpoints {
-            let err = |m: String| IncomingConfigError::new(format!("endpoint \"{name}\": {m}"));
-            let needs_resolver =
-                |v: &SecretValue| matches!(v, SecretValue::Named(_)) && resolver.is_none();
-            let auth = match ep.auth {
-                AuthConfig::None => Auth::None,
-                AuthConfig::Jwt(j) => {
-                    let v = match (j.algorithm, &j.secret, &j.public_key) {
-                        (JwtAlgorithm::HS256, Some(s), _) | (JwtAlgorithm::RS256, _, Some(s)) => {
-                            s.clone()
-                        }
-                        _ => return Err(err("the JWT key is missing".into())),
-                    };
-                    if needs_resolver(&v) {
-                        return Err(err(format!(
-                            "{v:?} needs a SecretResolver, and none is configured"
-                        )));
-                    }
-                    let key = compile_key(&v, |m| JwtVerifier::new(&j, m)).map_err(err)?;
-                    Auth::Jwt {
-                        config: Box::new(j),
-                        key,
-                    }
-                }
-                AuthConfig::Hmac(h) => {
-                    if needs_resolver(&h.secret) {
-                        return Err(err(format!(
-                            "{:?} needs a SecretResolver, and none is configured",
-                            h.secret
-                        )));
-                    }
-                    Auth::Hmac {
-                        tolerance: Duration::from_secs(h.tolerance_secs),
-                        key: compile_key(&h.secret, signature::key_from_secret).map_err(err)?,
-                    }
-                }
-            };
-            let mut endpoint_dedup = (*dedup).clone();
-            if let Some(t) = ep.dedup.as_ref().and_then(|d| d.ttl_secs) {
-                endpoint_dedup.ttl = Duration::from_secs(t);
-            }
-            let forward = ep
-                .forward_headers
-                .iter()
-                .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
-                .filter(|h| !is_secret_header(h.as_str()))
-                .collect();
-            endpoints.insert(
-                name.clone(),
-                Endpoint {
-                    scope: format!("incoming/{name}"),
-                    name,
-                    auth,
-                    dedup_config: ep.dedup,
-                    dedup: endpoint_dedup,
-                    forward,
-                    function: ep.function,
-                },
-            );
-        }
-        Ok(Self {
-            endpoints,
-            queue,
-            resolver,
-            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            secret_ttl: DEFAULT_SECRET_TTL,
-            lease: DEFAULT_LEASE,
-            timeout: DEFAULT_TIMEOUT,
-        })
-    }
-
-    /// Largest queued message (default [`DEFAULT_MAX_MESSAGE_BYTES`]; SQS accepts up to 1 MiB
-    /// when the queue's `MaximumMessageSize` allows it).
-    pub fn with_max_message_bytes(mut self, n: usize) -> Self {
-        self.max_message_bytes = n;
-        self
-    }
-
-    /// How long a resolved named secret is reused (default [`DEFAULT_SECRET_TTL`]).
-    /// How long a claimed dedup key stays pending while its event is being queued (default
-    /// [`DEFAULT_LEASE`]): a sender's retry within it is answered 503, after it (the first
-    /// attempt died) the key is free again. Kept above the request's time budget.
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
-    }
-
-    /// The time budget of a request without a platform deadline (default
-    /// [`DEFAULT_TIMEOUT`]; on a Function URL, the Lambda deadline).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    pub fn with_secret_ttl(mut self, ttl: Duration) -> Self {
-        self.secret_ttl = ttl;
-        self
-    }
-
-    /// The configured endpoint names, sorted.
-    pub fn endpoint_names(&self) -> Vec<&str> {
-        self.endpoints.keys().map(String::as_str).collect()
-    }
-
     async fn key<K>(
         &self,
         key: &Key<K>,
@@ -855,118 +545,6 @@ impl IncomingApp {
             key,
             request_id,
         })
-    }
-
-    /// Steps 6–7: dedup first (a duplicate must never reach the queue), then send; a failed
-    /// send releases the key so the sender's retry is accepted.
-    async fn enqueue(&self, accepted: Accepted<'_>, deadline: Instant) -> Response<Bytes> {
-        let Accepted {
-            endpoint: ep,
-            message,
-            key,
-            request_id,
-        } = accepted;
-        let send_by = deadline
-            .checked_sub(BOOKKEEPING)
-            .filter(|d| *d > Instant::now())
-            .unwrap_or(deadline);
-        let claim = match &key {
-            None => None,
-            Some(k) => match within(send_by, ep.dedup.claim(k, self.lease)).await {
-                Ok(Claim::Claimed(token)) => Some((k, token)),
-                Ok(Claim::Duplicate) => {
-                    tracing::info!(endpoint = %ep.name, dedup_key = %k.as_str(), request_id = %request_id, "incoming: duplicate");
-                    let mut r = Response::new(Bytes::new());
-                    *r.status_mut() = StatusCode::NO_CONTENT;
-                    return r;
-                }
-                Ok(Claim::InFlight) => {
-                    tracing::info!(endpoint = %ep.name, dedup_key = %k.as_str(), request_id = %request_id, "incoming: the same event is being queued by another request");
-                    return in_flight(self.lease);
-                }
-                Err(e) => {
-                    tracing::warn!(endpoint = %ep.name, error = %e, "incoming: dedup store failed");
-                    return unavailable("dedup store unavailable");
-                }
-            },
-        };
-        let send = self.queue.send(OutMessage {
-            body: message,
-            ..OutMessage::default()
-        });
-        match within(send_by, send).await {
-            Ok(id) => {
-                if let Some((k, token)) = &claim {
-                    confirm(&ep.dedup, k, token, deadline, &ep.name).await;
-                }
-                tracing::info!(endpoint = %ep.name, message_id = %id, request_id = %request_id, dedup = key.is_some(), "incoming: accepted");
-                let answer = json!({
-                    "status": "accepted",
-                    "id": id,
-                    "dedupKey": key.as_ref().map(DedupKey::as_str),
-                });
-                json_response(StatusCode::OK, answer.to_string())
-            }
-            Err(e) => {
-                tracing::warn!(endpoint = %ep.name, error = %e, request_id = %request_id, "incoming: queue send failed");
-                if let Some((k, token)) = &claim {
-                    release(&ep.dedup, k, token, deadline, &ep.name).await;
-                }
-                unavailable("queue unavailable")
-            }
-        }
-    }
-}
-
-/// `work`, given up at `deadline` (a stalled store or queue must not hold the request).
-async fn within<T, E: std::fmt::Display>(
-    deadline: Instant,
-    work: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, String> {
-    match tokio::time::timeout_at(deadline.into(), work).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("timed out".into()),
-    }
-}
-
-/// The event is queued: mark its key as done (a few attempts within the deadline). If that
-/// fails, the key stays pending until its lease ends, and a retry after that queues the event
-/// again (the consumer sees the same `dedupKey`).
-async fn confirm(dedup: &Dedup, key: &DedupKey, token: &str, deadline: Instant, endpoint: &str) {
-    let mut last = String::new();
-    for _ in 0..3 {
-        match within(deadline, dedup.confirm(key, token)).await {
-            Ok(()) => return,
-            Err(e) => last = e,
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    tracing::error!(
-        endpoint = %endpoint, dedup_key = %key.as_str(), error = %last,
-        "incoming: event queued, but its dedup key could not be confirmed; a retry after the lease may queue it again"
-    );
-}
-
-/// The event could not be queued: free its key at once, so the sender's retry is accepted. If
-/// that fails too, the retry is accepted once the lease ends.
-async fn release(dedup: &Dedup, key: &DedupKey, token: &str, deadline: Instant, endpoint: &str) {
-    if let Err(e) = within(deadline, dedup.release(key, token)).await {
-        tracing::error!(
-            endpoint = %endpoint, dedup_key = %key.as_str(), error = %e,
-            "incoming: could not release the dedup key; a retry is accepted once its lease ends"
-        );
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::transport::http::Mount for IncomingApp {
-    fn prefix(&self) -> &str {
-        PATH_PREFIX
-    }
-    async fn handle(&self, name: &str, req: HttpRequest) -> Response<Bytes> {
-        IncomingApp::handle(self, name, req).await
     }
 }
 

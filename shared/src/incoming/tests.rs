@@ -1,10 +1,10 @@
 //! Unit tests of the request pipeline with in-memory (and deliberately failing) services.
 
 use super::*;
-use crate::store::dedup::{DedupStore, Sighting, StoreError};
-use crate::store::queue::{Queue, QueueError};
+use crate::store::dedup::{DedupStore, MemoryDedup, Sighting, StoreError};
+use crate::store::queue::{MemoryQueue, OutMessage, Queue, QueueError};
 use async_trait::async_trait;
-use http::Method;
+use http::{HeaderValue, Method, header};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::UNIX_EPOCH;

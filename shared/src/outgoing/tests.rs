@@ -1,3 +1,4 @@
+use super::retry::{backoff, retry_after};
 use super::*;
 use async_trait::async_trait;
 use std::collections::VecDeque;
