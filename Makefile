@@ -12,7 +12,7 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run new-function new-function-check secret fixture help serve test fmt-check clippy build-bins cargo-test lint-template lint-workflows events-check \
+.PHONY: run new-function new-function-check secret fixture help serve test fmt-check promises clippy build-bins cargo-test lint-template lint-workflows events-check \
         invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny
 
 help:
@@ -53,7 +53,7 @@ $(TOOLS): scripts/tools.sh
 
 tools: $(TOOLS)
 
-test: $(TOOLS) fmt-check clippy deny build-bins cargo-test new-function-check lint-template lint-workflows events-check
+test: $(TOOLS) fmt-check promises clippy deny build-bins cargo-test new-function-check lint-template lint-workflows events-check
 	@echo "make test: all checks passed"
 
 fmt-check:
@@ -61,6 +61,10 @@ fmt-check:
 
 clippy:
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# Every promise in README.md and docs/ names a test (`file.rs::name`), and every named test exists.
+promises:
+	python3 scripts/check-promises.py
 
 # Dependency policy (deny.toml): licenses, duplicate versions and banned crates, sources.
 deny:
