@@ -65,7 +65,10 @@ impl CounterStore for DynamoCounters {
         match r {
             Ok(out) => Ok(Some(hits(out.attributes()).unwrap_or(1))),
             Err(SdkError::ServiceError(se))
-                if matches!(se.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
             {
                 let UpdateItemError::ConditionalCheckFailedException(failed) = se.err() else {
                     return Ok(None);
@@ -78,10 +81,14 @@ impl CounterStore for DynamoCounters {
                         .await
                         .map_err(|e| LimitError::Store(describe_sdk_error(&e)))?,
                 };
-                let ours = old.as_ref().is_some_and(|i| {
-                    i.get("last").and_then(|v| v.as_s().ok()) == Some(&token)
-                });
-                Ok(if ours { Some(hits(old.as_ref()).unwrap_or(1)) } else { None })
+                let ours = old
+                    .as_ref()
+                    .is_some_and(|i| i.get("last").and_then(|v| v.as_s().ok()) == Some(&token));
+                Ok(if ours {
+                    Some(hits(old.as_ref()).unwrap_or(1))
+                } else {
+                    None
+                })
             }
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(LimitError::Store(describe_sdk_error(&e))),
