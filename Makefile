@@ -28,6 +28,13 @@ help:
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
 	@echo "make build | deploy STAGE=dev|prod   all binaries in one cargo-lambda build (arm64; prod: fat LTO) | sam deploy --config-env STAGE"
+	@echo "make bench                 release builds, criterion and load runs against the Node reference → docs/BENCHMARKS.md"
+	@echo "make tools                 the git-ignored venv: moto, cfn-lint, cargo-lambda, aws-sam-cli (aws-lambda-rie)"
+	@echo "make clean                 cargo clean and remove the venv"
+	@echo "Parts of make test, each runnable alone:"
+	@echo "  make fmt-check | clippy | promises | deny | build-bins | cargo-test | new-function-check"
+	@echo "  make lint-template | lint-workflows | events-check"
+	@echo "  (promises: every guarantee in the docs names a test that exists; events-check: events/ = gen-events.py)"
 
 # Runs and streams: against `make serve` (URL, TOKEN), or the deployed worker with STACK=name.
 run-integration:
@@ -101,7 +108,8 @@ lint-workflows: $(TOOLS)
 
 events-check:
 	@for f in $$(find events -name '*.json' | sort); do python3 -m json.tool "$$f" >/dev/null || { echo "bad JSON: $$f"; exit 1; }; done
-	@echo "events: $$(find events -name '*.json' | wc -l) JSON files parse"
+	@python3 scripts/gen-events.py --check || { echo "events/ differs from scripts/gen-events.py: run python3 scripts/gen-events.py"; exit 1; }
+	@echo "events: $$(find events -name '*.json' | wc -l) JSON files parse and match scripts/gen-events.py"
 
 # One local Lambda invoke under AWS's own Runtime Interface Emulator (aws-lambda-rie from the
 # aws-sam-cli wheel in .venv; no Docker), bound to 127.0.0.1; prints the log lines and the answer:
@@ -125,6 +133,17 @@ run:
 	@test -n "$(PAYLOAD)" || { echo "usage: make run FN=<function name> PAYLOAD=<options or fixture JSON file>"; exit 2; }
 	@cargo build -q --bin run-function
 	@./target/debug/run-function '$(FN)' '$(PAYLOAD)'
+
+# Record a fixture: run one function once against the real API (secrets from the dev file, or
+# KMS with EXTENSION_BACKEND=aws) and write functions/fixtures/<FN>/<CASE>.json, secrets and
+# tokens redacted. Without OPTIONS the existing fixture's options are used (re-record).
+#   make fixture FN=enrichRecords CASE=gold-customer OPTIONS=/tmp/options.json
+CASE ?=
+OPTIONS ?=
+fixture:
+	@test -n "$(CASE)" || { echo "usage: make fixture FN=<function name> CASE=<case> [OPTIONS=options.json]"; exit 2; }
+	@cargo build -q --bin record-fixture
+	@./target/debug/record-fixture '$(FN)' '$(CASE)' $(if $(OPTIONS),'$(OPTIONS)')
 
 # Scaffold a function: make new-function POINT=preMap NAME=enrichOrders (scripts/new-function.py).
 POINT ?=
