@@ -60,8 +60,9 @@ $(TOOLS): scripts/tools.sh
 
 tools: $(TOOLS)
 
-test: $(TOOLS) fmt-check promises clippy deny build-bins cargo-test new-function-check lint-template lint-workflows events-check
-	@echo "make test: all checks passed"
+# Every check in order (scripts/test.sh); cargo-deny builds in the background meanwhile.
+test: $(TOOLS)
+	@bash scripts/test.sh
 
 fmt-check:
 	cargo fmt --all -- --check
