@@ -14,6 +14,7 @@ the function is served by that binary, by `make serve` and by the queue worker a
 is registered: no bin file, resource or event is added.
 """
 import json
+import os
 import re
 import subprocess
 import sys
@@ -211,11 +212,14 @@ def main():
     if not re.fullmatch(r"[a-z][A-Za-z0-9]{0,62}", name):
         fail("NAME must be lowerCamelCase letters and digits (e.g. enrichOrders)")
     module, method, options, output, body, fx_options, expected, namespaces, binary = POINTS[point]
+    # A module is a file, or a folder (`<module>/mod.rs`, its tests in a sibling `tests.rs`).
     src = ROOT / "functions" / "src" / f"{module}.rs"
+    if not src.exists():
+        src = ROOT / "functions" / "src" / module / "mod.rs"
     fixture = ROOT / "functions" / "fixtures" / name / "basic.json"
     if not src.exists():
         fail(f"{src} is missing")
-    for f in (ROOT / "functions" / "src").glob("*.rs"):
+    for f in (ROOT / "functions" / "src").rglob("*.rs"):
         if f'"{name}"' in f.read_text():
             fail(f"{name} is already used in {f.relative_to(ROOT)}")
     if fixture.exists():
@@ -233,6 +237,7 @@ def main():
         fail(f"cannot find `pub fn module() -> Module {{ … m }}` in {src}")
     text = text[: m.start(1)] + f'    m.{method}("{name}", {fn});\n' + text[m.start(1):]
 
+    fixtures_rel = os.path.relpath(ROOT / "functions" / "fixtures", src.parent)
     text = text.rstrip("\n") + f"""
 
 /// `{name}` ({point}): made by `make new-function`; replace the body with your own. It
@@ -253,7 +258,7 @@ mod {fn}_tests {{
     #[tokio::test]
     async fn answers_its_fixture() {{
         let fixture: serde_json::Value =
-            serde_json::from_str(include_str!("../fixtures/{name}/basic.json")).unwrap();
+            serde_json::from_str(include_str!("{fixtures_rel}/{name}/basic.json")).unwrap();
         let options = serde_json::from_value(fixture["options"].clone()).unwrap();
         let inv = integrator_lambda::Invocation::for_test("{name}", Duration::from_secs(5));
         {check}
