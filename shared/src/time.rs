@@ -26,6 +26,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 impl EpochSeconds {
+    /// The current wall-clock time.
     pub fn now() -> Self {
         Self(since_epoch().as_secs())
     }
@@ -36,6 +37,7 @@ impl EpochSeconds {
 }
 
 impl EpochMillis {
+    /// The current wall-clock time.
     pub fn now() -> Self {
         Self(millis(since_epoch()))
     }
@@ -86,6 +88,7 @@ impl Now {
 
 /// Wall-clock time, injectable.
 pub trait Clock: Send + Sync + 'static {
+    /// The time now.
     fn now(&self) -> EpochMillis;
 }
 
@@ -104,12 +107,15 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
+    /// A clock standing at `ms` milliseconds since the epoch.
     pub fn at(ms: u64) -> Self {
         Self(AtomicU64::new(ms))
     }
+    /// Move the clock to `ms`.
     pub fn set(&self, ms: u64) {
         self.0.store(ms, Ordering::SeqCst);
     }
+    /// Move the clock `d` forward.
     pub fn advance(&self, d: Duration) {
         self.0.fetch_add(
             u64::try_from(d.as_millis()).unwrap_or(u64::MAX),

@@ -13,7 +13,9 @@ mod run_once;
 pub mod settings;
 mod wiring;
 
+#[doc(hidden)]
 pub use fixture::record_fixture;
+#[doc(hidden)]
 pub use run_once::{call_envelope, options_of, run_once};
 
 use crate::dispatch::{Extension, Module};
@@ -96,8 +98,8 @@ impl App {
         self.incoming_required = true;
         self
     }
-    /// Integrations this binary runs as runs and streams; the run engine is then offered to
-    /// functions (`inv.runs()`).
+    /// Integrations this binary runs as runs and streams (started with the `startRun`
+    /// utility; see [`crate::jobs::runs`]).
     pub fn integrations(mut self, integrations: Integrations) -> Self {
         self.integrations = Some(integrations);
         self
@@ -123,6 +125,7 @@ impl From<Extension> for App {
 
 /// The multi-threaded runtime every binary uses: at least two workers, so the deadline timer
 /// still fires while a handler hogs a thread.
+#[doc(hidden)]
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
@@ -258,6 +261,7 @@ async fn start_async(
 /// through the backend the environment selects (KMS `Encrypt` + `PutItem`, or the dev file),
 /// retrying transient failures for up to 30 s. Returns the line to print:
 /// `stored secret NAME (kms key …, table …)` or `stored secret NAME (dev file …)`.
+#[doc(hidden)]
 pub fn store_secret(
     name: &str,
     value: &crate::store::secrets::SecretString,

@@ -64,6 +64,7 @@ fn envelope_of(type_name: Option<String>, function: &str, options: Value) -> Val
     envelope
 }
 
+#[doc(hidden)]
 pub fn run_once(module: Module, function: &str, options: Value) -> ExitCode {
     init_logging();
     let settings = match Settings::from_env() {

@@ -49,21 +49,21 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const TOKEN_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN";
-pub const TOKEN_SECRET_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET";
-pub const INCOMING_FILE_VAR: &str = "EXTENSION_INCOMING_CONFIG";
-pub const INCOMING_JSON_VAR: &str = "EXTENSION_INCOMING_ENDPOINTS";
-pub const INFLIGHT_VAR: &str = "EXTENSION_MAX_INFLIGHT_BYTES";
-pub const DEFAULT_PORT: u16 = 8080;
+pub(crate) const TOKEN_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN";
+pub(crate) const TOKEN_SECRET_VAR: &str = "INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET";
+pub(crate) const INCOMING_FILE_VAR: &str = "EXTENSION_INCOMING_CONFIG";
+pub(crate) const INCOMING_JSON_VAR: &str = "EXTENSION_INCOMING_ENDPOINTS";
+pub(crate) const INFLIGHT_VAR: &str = "EXTENSION_MAX_INFLIGHT_BYTES";
+pub(crate) const DEFAULT_PORT: u16 = 8080;
 /// The name of the table's secondary index (`gsi1pk` S hash, `gsi1sk` S range) used to find
 /// due jobs and the streams of a run.
-pub const DEFAULT_INDEX: &str = "gsi1";
+pub(crate) const DEFAULT_INDEX: &str = "gsi1";
 const STREAM_RETRY_VAR: &str = "EXTENSION_STREAM_RETRY_SECS";
 const DEFAULT_STREAM_RETRY: Duration = Duration::from_secs(30);
 
 /// Where the stores are served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// DynamoDB, KMS and SQS (on Lambda, or an emulator at `AWS_ENDPOINT_URL`).
     Aws,
     /// In-memory twins and the dev secrets file (local runs).
@@ -72,7 +72,7 @@ pub enum Backend {
 
 /// The log set-up (read before everything else, so the other settings can log).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogSettings {
+pub(crate) struct LogSettings {
     pub level: String,
     pub json: bool,
 }
@@ -96,7 +96,7 @@ impl LogSettings {
 
 /// The names of the AWS resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsNames {
+pub(crate) struct AwsNames {
     pub table: String,
     pub table_index: String,
     pub kms_key_id: String,
@@ -110,7 +110,7 @@ pub struct AwsNames {
 
 /// Every setting, typed.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Inside a Lambda execution environment (`AWS_LAMBDA_RUNTIME_API`).
     pub on_lambda: bool,
     pub backend: Backend,
@@ -146,7 +146,7 @@ pub struct Settings {
 /// A setting that cannot be served as given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct SettingsError(pub String);
+pub(crate) struct SettingsError(pub String);
 
 /// The longest call budget a setting may give: Lambda's 15-minute maximum.
 const MAX_CALL: Duration = Duration::from_secs(900);

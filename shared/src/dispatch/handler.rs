@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[doc(hidden)]
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// Which transport a call arrived on.
@@ -83,6 +84,7 @@ impl Invocation {
         self.services.idempotency()
     }
     /// Deferred invocations; a 422 `scheduler_unavailable` without a work queue.
+    #[doc(hidden)]
     pub fn scheduler(&self) -> Result<Arc<crate::jobs::deferred::Scheduler>, ExtError> {
         self.services.scheduler()
     }
@@ -101,6 +103,7 @@ impl Invocation {
         self.services.cache()
     }
     /// Runs and streams; a 422 `runs_unavailable` without integrations or a work queue.
+    #[doc(hidden)]
     pub fn runs(&self) -> Result<Arc<crate::jobs::runs::Runs>, ExtError> {
         self.services.runs()
     }
@@ -129,6 +132,7 @@ impl Invocation {
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
+    /// Which integrator.io stack sent the call.
     pub fn stack(&self) -> Stack {
         self.stack
     }
@@ -138,17 +142,21 @@ impl Invocation {
 /// `"Error"`), as `{"message":…,"code":…}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtError {
+    /// What integrator.io shows.
     pub message: String,
+    /// A short machine-readable code; `None` is sent as `"Error"`.
     pub code: Option<String>,
 }
 
 impl ExtError {
+    /// An error with this message and the default code.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             code: None,
         }
     }
+    /// An error with this code and message.
     pub fn with_code(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -192,12 +200,14 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// `value` as JSON text (JavaScript's number format).
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, WireError> {
         text::to_text(value).map(Reply::Json).map_err(|_| {
             WireError::invalid_response(crate::protocol::error::text::NOT_SERIALIZABLE)
         })
     }
     /// The text Lambda receives (`null` for no result).
+    #[doc(hidden)]
     pub fn into_lambda(self) -> JsonText {
         match self {
             Reply::Nothing => JsonText::from("null"),
@@ -205,6 +215,7 @@ impl Reply {
         }
     }
     /// The server-stack body (empty for no result).
+    #[doc(hidden)]
     pub fn into_http(self) -> JsonText {
         match self {
             Reply::Nothing => JsonText::default(),
@@ -222,6 +233,8 @@ impl Reply {
 
 /// Values a function may return. `()` and `None` mean "no result".
 pub trait IntoReply: Send + 'static {
+    /// Serialize the value (an error when it cannot be: a non-finite number, a map with
+    /// non-string keys…).
     fn into_reply(self) -> Result<Reply, WireError>;
 }
 
@@ -266,6 +279,7 @@ json_reply!(
 
 /// Why a call failed after dispatch; each becomes one wire error.
 #[derive(Debug, thiserror::Error)]
+#[doc(hidden)]
 pub enum CallFailure {
     #[error("{0}")]
     Function(ExtError),
@@ -309,12 +323,14 @@ impl From<CallFailure> for WireError {
 }
 
 /// A registered function, type-erased.
+#[doc(hidden)]
 pub trait Handler: Send + Sync + 'static {
     fn call(&self, inv: Invocation, options: Options) -> BoxFuture<Result<Reply, CallFailure>>;
 }
 
 /// A raw-JSON handler: options in as a `serde_json::Value`, any [`IntoReply`] out, no contract
 /// checks. Used for utilities and for anything the typed kinds do not cover.
+#[doc(hidden)]
 pub struct RawFn<F>(pub F);
 
 impl<F, Fut, R> Handler for RawFn<F>

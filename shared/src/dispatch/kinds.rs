@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 /// One extension-function kind.
 pub trait FunctionKind: Send + Sync + 'static {
+    /// What the function receives ([`crate::types`]).
     type Options: DeserializeOwned + Send + 'static;
+    /// What the function returns.
     type Output: IntoReply;
     /// The function kind as integrator.io documents it (`preMap`, `export`, …).
     const NAME: &'static str;
@@ -239,6 +241,7 @@ impl RecordKind for PostResponseMap {
 }
 
 /// A typed function of kind `K`, with the checks declared at its registration.
+#[doc(hidden)]
 pub struct TypedFn<K: FunctionKind, F> {
     f: Arc<F>,
     checks: Arc<Checks<K>>,

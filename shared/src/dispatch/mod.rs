@@ -2,15 +2,17 @@
 //! isolation (panics caught, deadline enforced), check its answer.
 
 pub mod checks;
-pub mod handler;
+pub(crate) mod handler;
 pub mod kinds;
-pub mod module;
-pub mod services;
+pub(crate) mod module;
+pub(crate) mod services;
 
 mod isolation;
 
 pub use checks::invalid_settings;
-pub use handler::{CallFailure, ExtError, ExtResult, Handler, IntoReply, Invocation, Reply, Stack};
+#[doc(hidden)]
+pub use handler::{CallFailure, Handler};
+pub use handler::{ExtError, ExtResult, IntoReply, Invocation, Reply, Stack};
 pub use module::{Module, Registration};
 pub use services::Services;
 
@@ -26,16 +28,20 @@ use tracing::Instrument;
 
 /// Default time budget when the platform gives no deadline (local server, tests): Lambda's
 /// recommended 300 s timeout for extension functions.
+#[doc(hidden)]
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A configuration problem found at start-up.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// Neither a DIY module nor a connector module was given.
     #[error("Either DIY or connectors field needs to be set.")]
     NoModules,
     #[error("functions registered more than once: {}", .0.join(", "))]
+    /// These functions (`diy:name`, `connector:name`) or connectors were registered twice.
     Duplicates(Vec<String>),
     #[error("connector id must not be empty")]
+    /// A connector module was given an empty id.
     EmptyConnectorId,
 }
 
@@ -78,6 +84,7 @@ impl ExtensionBuilder {
         self.services = Some(services.into());
         self
     }
+    /// The extension, or why it cannot be served (no module, duplicate names, empty ids).
     pub fn build(self) -> Result<Extension, ConfigError> {
         if self.diy.is_none() && self.connectors.is_empty() {
             return Err(ConfigError::NoModules);
@@ -110,6 +117,7 @@ impl ExtensionBuilder {
 
 /// One call to dispatch, from any transport.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct CallRequest {
     pub envelope: Envelope,
     pub stack: Stack,
@@ -146,11 +154,13 @@ impl LogIds {
 }
 
 impl Extension {
+    /// Start building an extension.
     pub fn builder() -> ExtensionBuilder {
         ExtensionBuilder::default()
     }
 
     /// Every function of the DIY module, for start-up logs.
+    #[doc(hidden)]
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(m) = &self.diy {
@@ -162,6 +172,7 @@ impl Extension {
         parts.join("; ")
     }
 
+    /// The time budget used when the platform gives no deadline.
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -172,11 +183,13 @@ impl Extension {
         self
     }
 
+    /// The services handed to every function.
     pub fn services(&self) -> &Arc<Services> {
         &self.services
     }
 
     /// Validate and dispatch one call; errors come back as the wire error list (422).
+    #[doc(hidden)]
     pub async fn call(&self, req: CallRequest) -> Result<Reply, Vec<WireError>> {
         let started = Instant::now();
         let function = req.envelope.function_name().unwrap_or("").to_owned();

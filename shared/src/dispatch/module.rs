@@ -39,6 +39,7 @@ macro_rules! typed_registrations {
 }
 
 impl Module {
+    /// An empty module.
     pub fn new() -> Self {
         Self::default()
     }
@@ -163,6 +164,7 @@ impl Module {
     }
 
     /// Register an already-built handler at `namespace` (`None` = top level).
+    #[doc(hidden)]
     pub fn insert(
         &mut self,
         namespace: Option<&str>,
@@ -195,6 +197,7 @@ impl Module {
     }
 
     /// Names registered twice (a start-up error).
+    #[doc(hidden)]
     pub fn duplicates(&self) -> &[String] {
         &self.duplicates
     }

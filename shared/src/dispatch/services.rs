@@ -68,44 +68,54 @@ fn unavailable(code: &str, message: &str) -> ExtError {
 }
 
 impl Services {
+    /// No services: every accessor answers "unavailable" (add the ones a test needs).
     pub fn new() -> Self {
         Self::default()
     }
+    /// The secret store functions read with `inv.secret(name)`.
     pub fn with_secrets(mut self, s: Arc<SecretStore>) -> Self {
         self.secrets = Some(s);
         self
     }
+    /// The dedup store behind `inv.dedup()`.
     pub fn with_dedup(mut self, s: Arc<Dedup>) -> Self {
         self.dedup = Some(s);
         self
     }
+    /// The idempotency store behind `inv.idempotency()`.
     pub fn with_idempotency(mut self, s: Arc<Idempotency>) -> Self {
         self.idempotency = Some(s);
         self
     }
     /// The queue accepted webhook events go to.
+    #[doc(hidden)]
     pub fn with_incoming_queue(mut self, q: Arc<dyn Queue>) -> Self {
         self.incoming_queue = Some(q);
         self
     }
+    #[doc(hidden)]
     pub fn with_scheduler(mut self, s: Arc<Scheduler>) -> Self {
         self.scheduler = Some(s);
         self
     }
+    #[doc(hidden)]
     pub fn with_limiter(mut self, s: Arc<RateLimiter>) -> Self {
         self.limiter = Some(s);
         self
     }
+    #[doc(hidden)]
     pub fn with_runs(mut self, s: Arc<Runs>) -> Self {
         self.runs = Some(s);
         self
     }
+    /// The cache behind `inv.cache()`.
     pub fn with_cache(mut self, c: Arc<Cache>) -> Self {
         self.cache = Some(c);
         self
     }
     /// The outgoing HTTP client (a replaying one in fixture tests); without one, functions get
     /// the process's real client.
+    #[doc(hidden)]
     pub fn with_http(mut self, c: HttpClient) -> Self {
         self.http = Some(c);
         self
@@ -139,6 +149,7 @@ impl Services {
         })
     }
     /// The incoming queue (where accepted webhook events go).
+    #[doc(hidden)]
     pub fn incoming_queue(&self) -> Result<Arc<dyn Queue>, ExtError> {
         self.incoming_queue.clone().ok_or_else(|| {
             unavailable(
@@ -148,6 +159,7 @@ impl Services {
         })
     }
     /// Deferred invocations.
+    #[doc(hidden)]
     pub fn scheduler(&self) -> Result<Arc<Scheduler>, ExtError> {
         self.scheduler.clone().ok_or_else(|| {
             unavailable(
@@ -157,6 +169,7 @@ impl Services {
         })
     }
     /// Rate limits of queued invocations.
+    #[doc(hidden)]
     pub fn limiter(&self) -> Result<Arc<RateLimiter>, ExtError> {
         self.limiter.clone().ok_or_else(|| {
             unavailable(
@@ -172,10 +185,12 @@ impl Services {
             .ok_or_else(|| unavailable("cache_unavailable", "this deployment provides no cache"))
     }
     /// The outgoing HTTP client: the configured one, else the process's real one.
+    #[doc(hidden)]
     pub fn http_client(&self) -> HttpClient {
         self.http.clone().unwrap_or_else(HttpClient::shared_default)
     }
     /// Runs and streams.
+    #[doc(hidden)]
     pub fn runs(&self) -> Result<Arc<Runs>, ExtError> {
         self.runs.clone().ok_or_else(|| {
             unavailable(

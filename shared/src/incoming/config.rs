@@ -105,6 +105,7 @@ impl IncomingConfigError {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(transparent)]
 pub struct IncomingConfig {
+    /// The endpoints, by the name in `/incoming/{name}`.
     pub endpoints: BTreeMap<String, EndpointConfig>,
 }
 
@@ -112,10 +113,13 @@ pub struct IncomingConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EndpointConfig {
+    /// How requests are authenticated (default: not at all).
     #[serde(default)]
     pub auth: AuthConfig,
+    /// How duplicates are recognised; `None`: every event is queued.
     #[serde(default)]
     pub dedup: Option<DedupConfig>,
+    /// Request headers copied into the queued event ([`DEFAULT_FORWARD_HEADERS`] by default).
     #[serde(default = "default_forward_headers")]
     pub forward_headers: Vec<String>,
     /// The webhook function (registered with `Module::webhook`) the queue worker runs for each
@@ -147,10 +151,12 @@ impl EndpointConfig {
     pub fn open() -> Self {
         Self::default()
     }
+    /// The same endpoint, authenticated by `auth`.
     pub fn with_auth(mut self, auth: AuthConfig) -> Self {
         self.auth = auth;
         self
     }
+    /// The same endpoint, dropping duplicates as `dedup` says.
     pub fn with_dedup(mut self, dedup: DedupConfig) -> Self {
         self.dedup = Some(dedup);
         self
@@ -168,7 +174,9 @@ pub enum AuthConfig {
     /// Anyone who knows the URL may post.
     #[default]
     None,
+    /// A bearer JWT (HS256 or RS256).
     Jwt(JwtConfig),
+    /// A Standard Webhooks HMAC signature.
     Hmac(HmacConfig),
 }
 
@@ -214,6 +222,7 @@ pub enum JwtAlgorithm {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtConfig {
+    /// The one algorithm accepted (tokens signed otherwise are refused).
     pub algorithm: JwtAlgorithm,
     /// HS256: the shared secret.
     #[serde(default)]
@@ -227,6 +236,7 @@ pub struct JwtConfig {
     /// Accepted `iss` values; when set, `iss` is required and must be one of them.
     #[serde(default, deserialize_with = "one_or_many")]
     pub issuer: Vec<String>,
+    /// Clock skew allowed on `exp` and `nbf`, in seconds.
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
     /// The longest a token may be valid: `exp` at most this far from now (and from `iat` when
@@ -284,7 +294,9 @@ impl JwtConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HmacConfig {
+    /// The signing secret (`whsec_`-prefixed base64, or raw bytes).
     pub secret: SecretValue,
+    /// How far the `webhook-timestamp` may be from now, in seconds.
     #[serde(default = "default_tolerance")]
     pub tolerance_secs: u64,
 }
@@ -294,6 +306,7 @@ fn default_tolerance() -> u64 {
 }
 
 impl HmacConfig {
+    /// HMAC with `secret` and the default tolerance ([`DEFAULT_HMAC_TOLERANCE_SECS`]).
     pub fn new(secret: SecretValue) -> Self {
         Self {
             secret,
@@ -414,9 +427,11 @@ pub enum SecretValue {
 }
 
 impl SecretValue {
+    /// The value itself (development and tests).
     pub fn inline(value: impl Into<String>) -> Self {
         Self::Inline(SecretString::from(value.into()))
     }
+    /// A secret looked up by name at start-up.
     pub fn named(name: impl Into<String>) -> Self {
         Self::Named(name.into())
     }

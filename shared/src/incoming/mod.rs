@@ -54,10 +54,15 @@
 //! `dedupKey`, which is what consumers deduplicate on.
 
 pub mod config;
+#[doc(hidden)]
 pub mod flatten;
+#[doc(hidden)]
 pub mod jwt;
+#[doc(hidden)]
 pub mod jwt_crypto;
+#[doc(hidden)]
 pub mod resolver;
+#[doc(hidden)]
 pub mod signature;
 
 mod answers;
@@ -69,7 +74,9 @@ pub use config::{
     AuthConfig, DedupConfig, EndpointConfig, HmacConfig, IncomingConfig, IncomingConfigError,
     JwtAlgorithm, JwtConfig, SecretValue,
 };
+#[doc(hidden)]
 pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
+#[doc(hidden)]
 pub use stores::IncomingStores;
 
 use crate::store::dedup::{Dedup, DedupKey, Sighting};
@@ -89,19 +96,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// The path prefix of the incoming endpoints.
+#[doc(hidden)]
 pub const PATH_PREFIX: &str = "/incoming/";
 /// Largest queued message by default: SQS's classic limit (256 KiB).
+#[doc(hidden)]
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// How long a resolved named secret is reused before it is looked up again.
+#[doc(hidden)]
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// How long a claimed dedup key stays pending by default (above any request's time budget).
+#[doc(hidden)]
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// The time budget of a request without a platform deadline.
+#[doc(hidden)]
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a request failed authentication. The messages are fixed texts: they never echo the
 /// token, the signature or the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum AuthFailure {
     MissingToken,
     MalformedToken,
@@ -208,6 +221,7 @@ struct Accepted<'a> {
 }
 
 /// The incoming-webhook application: the compiled endpoints plus their stores.
+#[doc(hidden)]
 pub struct IncomingApp {
     endpoints: BTreeMap<String, Endpoint>,
     queue: Arc<dyn Queue>,
@@ -259,6 +273,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     (!values.is_empty()).then(|| values.join(", "))
 }
 
+#[doc(hidden)]
 pub use crate::time::rfc3339_millis;
 
 impl IncomingApp {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 /// What the endpoints rely on: the dedup store, the incoming queue, and (optionally) a resolver
 /// for named secrets.
 #[derive(Clone)]
+#[doc(hidden)]
 pub struct IncomingStores {
     pub dedup: Arc<Dedup>,
     pub queue: Arc<dyn Queue>,

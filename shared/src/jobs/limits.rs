@@ -31,6 +31,7 @@ use std::time::Duration;
 
 /// Errors of the limiter.
 #[derive(Debug, thiserror::Error)]
+#[doc(hidden)]
 pub enum LimitError {
     #[error("invalid rate limit configuration: {0}")]
     Config(String),
@@ -40,6 +41,7 @@ pub enum LimitError {
 
 /// What a limit applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Target {
     /// Every invocation of the function.
     Function,
@@ -49,6 +51,7 @@ pub enum Target {
 
 /// One limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct RateLimit {
     pub function: String,
     pub limit: u64,
@@ -60,8 +63,11 @@ pub struct RateLimit {
 /// `limitResetFrequencySeconds`, `onboardingLimitModifierFactor`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GlobalLimit {
+    /// Streams allowed per period.
     pub limit: u64,
+    /// The period's length.
     pub reset: Duration,
+    /// The allowance is multiplied by this for onboarding runs.
     pub onboarding_factor: f64,
 }
 
@@ -78,6 +84,7 @@ impl GlobalLimit {
 
 /// The verdict for one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Admission {
     Allowed,
     /// Over the limit until `retry_at` (the next window's start).
@@ -89,6 +96,7 @@ pub enum Admission {
 
 /// Atomic counters.
 #[async_trait]
+#[doc(hidden)]
 pub trait CounterStore: Send + Sync + 'static {
     /// Add one to `bucket` if it is below `limit`: the new count, or `None` when full.
     async fn acquire(
@@ -103,6 +111,7 @@ pub trait CounterStore: Send + Sync + 'static {
 }
 
 /// Parse an interval: whole seconds, or a number with `s`, `m`, `h`, `d` or `w`.
+#[doc(hidden)]
 pub fn parse_interval(v: &Value) -> Result<Duration, LimitError> {
     let bad = || {
         LimitError::Config(format!(
@@ -134,6 +143,7 @@ pub fn parse_interval(v: &Value) -> Result<Duration, LimitError> {
 }
 
 /// Parse the `EXTENSION_RATE_LIMITS` JSON.
+#[doc(hidden)]
 pub fn parse_limits(text: &str) -> Result<Vec<RateLimit>, LimitError> {
     let v: Value =
         serde_json::from_str(text).map_err(|e| LimitError::Config(format!("not JSON: {e}")))?;
@@ -176,6 +186,7 @@ pub fn parse_limits(text: &str) -> Result<Vec<RateLimit>, LimitError> {
 
 /// The limiter service (used by the worker).
 #[derive(Clone)]
+#[doc(hidden)]
 pub struct RateLimiter {
     store: Arc<dyn CounterStore>,
     clock: Arc<dyn Clock>,
@@ -314,6 +325,7 @@ impl RateLimiter {
 
 /// In-memory counters (local runs, unit tests).
 #[derive(Debug, Default)]
+#[doc(hidden)]
 pub struct MemoryCounters {
     counts: Mutex<HashMap<String, u64>>,
 }

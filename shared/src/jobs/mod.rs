@@ -7,7 +7,9 @@
 //! Time comes from a [`Clock`](crate::time::Clock), so tests can move it
 //! ([`ManualClock`](crate::time::ManualClock)).
 
+#[doc(hidden)]
 pub mod deferred;
 pub mod limits;
 pub mod runs;
+#[doc(hidden)]
 pub mod window;

@@ -41,11 +41,14 @@
 //! - **Trace**: the call's trace id goes out as `X-Amzn-Trace-Id` (unless the request sets it).
 //! - Response bodies are capped at [`HttpConfig::max_response_bytes`] (10 MiB).
 
+#[doc(hidden)]
 pub mod replay;
+#[doc(hidden)]
 pub mod transport;
 
 mod retry;
 
+#[doc(hidden)]
 pub use transport::{HyperTransport, OutRequest, OutResponse, Transport, TransportError};
 
 use retry::execute;
@@ -61,9 +64,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// The `User-Agent` of requests that set none.
+#[doc(hidden)]
 pub const USER_AGENT: &str = "integrator-lambda";
 
 /// The header the trace id travels in.
+#[doc(hidden)]
 pub const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 /// The client's limits.
@@ -99,29 +104,57 @@ impl Default for HttpConfig {
 /// Why an outgoing request failed. Texts show the URL with its query values redacted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
+    /// The request could not be built (bad URL, header or body); nothing was sent.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// No answer after every attempt (connection refused, reset, timed out…).
     #[error("{method} {url} failed after {attempts} attempt(s): {detail}")]
     Unreachable {
+        /// The HTTP method.
         method: String,
+        /// The URL, query values redacted.
         url: String,
+        /// How many attempts were made.
         attempts: u32,
+        /// What went wrong on the last attempt.
         detail: String,
     },
+    /// The invocation's deadline came before an answer.
     #[error("{method} {url} did not complete before the invocation's deadline")]
-    Deadline { method: String, url: String },
+    Deadline {
+        /// The HTTP method.
+        method: String,
+        /// The URL, query values redacted.
+        url: String,
+    },
+    /// The server answered with an error status (after retries, for retryable ones).
     #[error("{method} {url} answered {status}: {body}")]
     Status {
+        /// The HTTP method.
         method: String,
+        /// The URL, query values redacted.
         url: String,
+        /// The status code.
         status: u16,
         /// The start of the body (at most 300 characters).
         body: String,
     },
+    /// The response body is larger than the client accepts.
     #[error("{url}: response body over {limit} bytes")]
-    TooLarge { url: String, limit: usize },
+    TooLarge {
+        /// The URL, query values redacted.
+        url: String,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The body is not the JSON the caller asked for.
     #[error("{url}: response is not the JSON expected: {detail}")]
-    Json { url: String, detail: String },
+    Json {
+        /// The URL, query values redacted.
+        url: String,
+        /// The parser's complaint.
+        detail: String,
+    },
 }
 
 impl HttpError {
@@ -149,6 +182,7 @@ impl HttpError {
 /// clone. Functions use it through [`Http`] (`inv.http()`), which adds the call's deadline and
 /// trace id.
 #[derive(Clone)]
+#[doc(hidden)]
 pub struct HttpClient {
     shared: Arc<Shared>,
 }
@@ -169,6 +203,7 @@ impl std::fmt::Debug for HttpClient {
 
 impl HttpClient {
     /// A client over `transport`.
+    #[doc(hidden)]
     pub fn new(transport: Arc<dyn Transport>, config: HttpConfig) -> Self {
         Self {
             shared: Arc::new(Shared {
@@ -179,10 +214,12 @@ impl HttpClient {
         }
     }
     /// The real client (hyper + rustls), with default limits.
+    #[doc(hidden)]
     pub fn hyper() -> Self {
         Self::new(Arc::new(HyperTransport::new()), HttpConfig::default())
     }
     /// One process-wide real client, for invocations whose services name none.
+    #[doc(hidden)]
     pub fn shared_default() -> Self {
         static DEFAULT: OnceLock<HttpClient> = OnceLock::new();
         DEFAULT.get_or_init(Self::hyper).clone()
@@ -191,6 +228,7 @@ impl HttpClient {
         &self.shared.config
     }
     /// The client bound to one call: its deadline and trace id.
+    #[doc(hidden)]
     pub fn for_call(&self, deadline: Instant, trace_id: Option<Arc<str>>) -> Http {
         Http {
             client: self.clone(),
@@ -239,18 +277,23 @@ impl Http {
             error: None,
         }
     }
+    /// A `GET` request.
     pub fn get(&self, url: &str) -> RequestBuilder<'_> {
         self.request(Method::GET, url)
     }
+    /// A `POST` request.
     pub fn post(&self, url: &str) -> RequestBuilder<'_> {
         self.request(Method::POST, url)
     }
+    /// A `PUT` request.
     pub fn put(&self, url: &str) -> RequestBuilder<'_> {
         self.request(Method::PUT, url)
     }
+    /// A `PATCH` request.
     pub fn patch(&self, url: &str) -> RequestBuilder<'_> {
         self.request(Method::PATCH, url)
     }
+    /// A `DELETE` request.
     pub fn delete(&self, url: &str) -> RequestBuilder<'_> {
         self.request(Method::DELETE, url)
     }
@@ -420,6 +463,7 @@ impl RequestBuilder<'_> {
 
 /// `uri` as logs and errors show it: user info dropped, each query value replaced by
 /// `[REDACTED]` (names kept), and every registered secret scrubbed.
+#[doc(hidden)]
 pub fn display_url(uri: &Uri) -> String {
     let mut out = String::new();
     if let Some(s) = uri.scheme_str() {
@@ -461,12 +505,15 @@ pub struct Response {
 }
 
 impl Response {
+    /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
     }
+    /// The response headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
+    /// The whole body, as received.
     pub fn bytes(&self) -> &Bytes {
         &self.body
     }

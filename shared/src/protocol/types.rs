@@ -19,6 +19,7 @@ where
 }
 
 /// Decides which fields are left out when a struct is written back.
+#[doc(hidden)]
 pub trait Skip {
     fn skip(&self) -> bool {
         false
@@ -65,6 +66,8 @@ macro_rules! wire_struct {
         pub struct $name {
             $(
                 $(#[$fdoc])*
+                #[doc = ""]
+                #[doc = concat!("Wire key: `", $key, "`.")]
                 #[serde(rename = $key, default, deserialize_with = "nullable", skip_serializing_if = "Skip::skip")]
                 pub $field: $ty,
             )*
@@ -88,6 +91,7 @@ wire_struct! {
 }
 
 impl RecordError {
+    /// An error with this code and message.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             code: Some(code.into()),
@@ -107,18 +111,21 @@ wire_struct! {
 }
 
 impl RecordResult {
+    /// Keep the record, as `data`.
     pub fn keep(data: impl Into<Record>) -> Self {
         Self {
             data: Some(data.into()),
             ..Default::default()
         }
     }
+    /// Fail the record with these errors.
     pub fn fail(errors: Vec<RecordError>) -> Self {
         Self {
             errors: Some(errors),
             ..Default::default()
         }
     }
+    /// Ignore the record (`{}`): it goes no further, without an error.
     pub fn ignore() -> Self {
         Self::default()
     }
@@ -162,6 +169,7 @@ wire_struct! {
 }
 
 impl PreSavePageResult {
+    /// The page's records and its errors; no abort, no retry data.
     pub fn new(data: Vec<Record>, errors: Vec<Value>) -> Self {
         Self {
             data,
@@ -217,6 +225,7 @@ wire_struct! {
 }
 
 impl SubmitResponse {
+    /// The record was submitted: status 200 with the id it got.
     pub fn ok(id: impl Into<Value>) -> Self {
         Self {
             status_code: Some(200),
@@ -225,6 +234,7 @@ impl SubmitResponse {
             ..Default::default()
         }
     }
+    /// The record failed with this status and these errors.
     pub fn failed(status_code: u16, errors: Vec<RecordError>) -> Self {
         Self {
             status_code: Some(status_code),
@@ -340,12 +350,14 @@ wire_struct! {
 }
 
 impl PingResult {
+    /// The connection works: `{statusCode: 200}`.
     pub fn ok() -> Self {
         Self {
             status_code: 200,
             ..Default::default()
         }
     }
+    /// The connection is refused: `{statusCode: 401, errors}`.
     pub fn unauthorized(errors: Vec<RecordError>) -> Self {
         Self {
             status_code: 401,

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// Prefix of a cache entry's partition key.
+#[doc(hidden)]
 pub const PK_PREFIX: &str = "cache#";
 /// Largest value (its compact JSON text) the cache takes.
 pub const MAX_VALUE_BYTES: usize = 350 * 1024;
@@ -47,18 +48,30 @@ pub const MAX_KEY_LEN: usize = 512;
 /// Why the cache could not answer or store.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CacheError {
+    /// The value's JSON is over [`MAX_VALUE_BYTES`]; nothing was stored.
     #[error("cache value for {key} is {bytes} bytes of JSON, over the {limit}-byte limit")]
     TooLarge {
+        /// The key.
         key: String,
+        /// The size of the value's JSON.
         bytes: usize,
+        /// The limit.
         limit: usize,
     },
+    /// The key is empty, too long or has control characters.
     #[error("invalid cache key: {0}")]
     InvalidKey(&'static str),
+    /// The store could not be reached or refused the request.
     #[error("cache unavailable: {0}")]
     Unavailable(String),
+    /// The stored value does not read as the type asked for.
     #[error("cache entry {key} is not the JSON expected: {detail}")]
-    Corrupt { key: String, detail: String },
+    Corrupt {
+        /// The key.
+        key: String,
+        /// The parser's complaint.
+        detail: String,
+    },
 }
 
 impl CacheError {
@@ -75,6 +88,7 @@ impl CacheError {
 
 /// A stored entry: the value's JSON text and when it expires.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct CacheEntry {
     pub json: String,
     pub expires_at: EpochSeconds,
@@ -82,6 +96,7 @@ pub struct CacheEntry {
 
 /// Where entries are kept. Stores return entries as stored, expired or not: [`Cache`] decides.
 #[async_trait]
+#[doc(hidden)]
 pub trait CacheStore: Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheError>;
     async fn put(&self, key: &str, entry: CacheEntry) -> Result<(), CacheError>;
@@ -91,6 +106,7 @@ pub trait CacheStore: Send + Sync + 'static {
 /// The in-memory twin (local runs, tests): at most [`MemoryCache::CAPACITY`] entries; when
 /// full, expired entries go first, then the ones closest to expiry.
 #[derive(Debug, Default)]
+#[doc(hidden)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<String, CacheEntry>>,
 }
@@ -155,6 +171,7 @@ fn check_key(key: &str) -> Result<(), CacheError> {
 }
 
 impl Cache {
+    /// A cache on `store`, with the system clock.
     pub fn new(store: Arc<dyn CacheStore>) -> Self {
         Self::with_clock(store, Arc::new(SystemClock))
     }

@@ -12,5 +12,6 @@
 pub mod cache;
 pub mod dedup;
 pub mod idempotency;
+#[doc(hidden)]
 pub mod queue;
 pub mod secrets;

@@ -207,7 +207,7 @@ pub async fn serve_with_budget(
 }
 
 /// Serve `router` on `listener` (HTTP/1.1, keep-alive) until `shutdown` completes, then stop
-/// accepting and let the requests in flight finish (at most [`DRAIN`]).
+/// accepting and let the requests in flight finish (at most `DRAIN`, 10 s).
 pub async fn serve_router(
     listener: tokio::net::TcpListener,
     router: axum::Router,

@@ -80,6 +80,7 @@ type RecordCheck = Arc<dyn Fn(&Value) -> Option<RecordError> + Send + Sync>;
 
 /// One rejected record: where it was, why, and what the kind passes through in its place.
 #[derive(Debug, Clone, PartialEq)]
+#[doc(hidden)]
 pub struct Rejected {
     /// Its index in the records integrator.io sent.
     pub index: usize,
@@ -146,6 +147,7 @@ pub(crate) fn interleave<T>(
 }
 
 /// The declared checks of one registration.
+#[doc(hidden)]
 pub struct Checks<K: FunctionKind> {
     settings: Vec<String>,
     calls: Vec<CallCheck<K::Options>>,

@@ -52,11 +52,13 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+#[doc(hidden)]
 pub use memory::MemoryRuns;
-pub use model::{
-    Finish, Run, RunContext, RunState, RunsError, Stream, StreamResult, StreamSpec, StreamState,
-};
+#[doc(hidden)]
+pub use model::{Finish, Run, RunState, Stream, StreamState};
+pub use model::{RunContext, RunsError, StreamResult, StreamSpec};
 pub use service::{IntegrationService, Integrations};
+#[doc(hidden)]
 pub use store::RunStore;
 
 use super::deferred::{MAX_DIRECT_DELAY, ScheduleRequest, Scheduler};
@@ -69,8 +71,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Streams written by one transaction at most (DynamoDB allows 100 actions; one is the run).
+#[doc(hidden)]
 pub const MAX_STREAMS_PER_STEP: usize = 98;
 /// How long a claimed stream is reserved for its worker.
+#[doc(hidden)]
 pub const LEASE: Duration = Duration::from_secs(300);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -116,6 +120,7 @@ fn children_of(run_id: &str, parent: &str, r: &StreamResult) -> Vec<Stream> {
 
 /// What [`Runs::continue_run`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct ContinueReport {
     pub requeued: usize,
     pub restarted: bool,
@@ -123,6 +128,7 @@ pub struct ContinueReport {
 
 /// The run engine (a service of the worker).
 #[derive(Clone)]
+#[doc(hidden)]
 pub struct Runs {
     store: Arc<dyn RunStore>,
     queue: Arc<dyn Queue>,
@@ -142,6 +148,7 @@ impl std::fmt::Debug for Runs {
 }
 
 /// Is this message body a run or stream message?
+#[doc(hidden)]
 pub fn is_run_message(body: &Value) -> bool {
     body.get("function").is_none() && (body.get("run").is_some() || body.get("stream").is_some())
 }

@@ -8,16 +8,22 @@ use std::time::Duration;
 /// Errors of the run engine.
 #[derive(Debug, thiserror::Error)]
 pub enum RunsError {
+    /// No integration of that type is registered.
     #[error("unknown integration {0:?}")]
     UnknownIntegration(String),
+    /// No run has that id.
     #[error("run {0:?} not found")]
     RunNotFound(String),
+    /// A queue message that is not a valid run or stream message.
     #[error("invalid run message: {0}")]
     InvalidMessage(String),
+    /// One step produced more streams than can be committed at once.
     #[error("{0}")]
     TooManyStreams(String),
+    /// The run store failed.
     #[error("run store unavailable: {0}")]
     Store(String),
+    /// The work queue failed.
     #[error("work queue unavailable: {0}")]
     Queue(String),
 }
@@ -26,11 +32,14 @@ pub enum RunsError {
 /// cursor…).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSpec {
+    /// A readable name (shown in the run's status).
     pub name: String,
+    /// What the service needs to process the stream.
     pub params: Value,
 }
 
 impl StreamSpec {
+    /// A stream named `name` with these parameters.
     pub fn new(name: impl Into<String>, params: Value) -> Self {
         Self {
             name: name.into(),
@@ -56,13 +65,18 @@ pub struct StreamResult {
 /// What a service sees of its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunContext {
+    /// The run's id.
     pub run_id: String,
+    /// The integration type being run.
     pub integration: String,
+    /// Whether this is an onboarding run (everything) rather than an incremental one.
     pub onboarding: bool,
+    /// The parameters the run was started with.
     pub params: Value,
 }
 /// Run states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum RunState {
     Pending,
     Processing,
@@ -72,6 +86,7 @@ pub enum RunState {
 
 /// Stream states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum StreamState {
     Pending,
     Processing,
@@ -107,6 +122,7 @@ state_text!(StreamState);
 
 /// A run record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct Run {
     pub id: String,
     pub integration: String,
@@ -159,6 +175,7 @@ impl Run {
 
 /// A stream record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct Stream {
     pub run_id: String,
     pub id: String,
@@ -187,6 +204,7 @@ impl Stream {
 
 /// How a claimed stream ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Finish {
     /// Processed; `records` operations applied, with these children.
     Processed { records: u64, children: Vec<Stream> },

@@ -45,16 +45,20 @@ pub trait IntegrationService: Send + Sync + 'static {
 pub struct Integrations(HashMap<String, Arc<dyn IntegrationService>>);
 
 impl Integrations {
+    /// No integrations.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Add `s`, under its [`IntegrationService::integration_type`].
     pub fn with(mut self, s: impl IntegrationService) -> Self {
         self.0.insert(s.integration_type().to_owned(), Arc::new(s));
         self
     }
+    #[doc(hidden)]
     pub fn get(&self, t: &str) -> Option<&Arc<dyn IntegrationService>> {
         self.0.get(t)
     }
+    #[doc(hidden)]
     pub fn names(&self) -> Vec<&str> {
         let mut n: Vec<&str> = self.0.keys().map(String::as_str).collect();
         n.sort_unstable();

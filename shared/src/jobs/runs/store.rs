@@ -6,6 +6,7 @@ use async_trait::async_trait;
 
 /// The run store.
 #[async_trait]
+#[doc(hidden)]
 pub trait RunStore: Send + Sync + 'static {
     async fn create_run(&self, run: &Run) -> Result<(), RunsError>;
     async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError>;

@@ -41,6 +41,7 @@ impl DedupKey {
         Self::from_values(scope, &[Some(record)])
     }
 
+    /// The key as hex text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -49,10 +50,13 @@ impl DedupKey {
 /// An invalid selection of key fields (a configuration mistake, not retryable).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyFieldsError {
+    /// No field was given.
     #[error("no dedup key fields were given; list 1 to {MAX_KEY_FIELDS} field paths")]
     Empty,
+    /// More than [`MAX_KEY_FIELDS`] fields were given (how many).
     #[error("{0} dedup key fields were given; at most {MAX_KEY_FIELDS} are allowed")]
     TooMany(usize),
+    /// The field at this index is an empty path.
     #[error("dedup key field {0} is an empty path; use dotted paths such as \"customer.id\"")]
     EmptyPath(usize),
 }
@@ -95,6 +99,7 @@ impl KeyFields {
         Ok(Self(paths))
     }
 
+    /// The selected field paths, in order.
     pub fn paths(&self) -> &[String] {
         &self.0
     }

@@ -28,7 +28,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use key::{DedupKey, KeyFields, KeyFieldsError, field_at, key_for};
+pub use key::{DedupKey, KeyFields, KeyFieldsError};
+#[doc(hidden)]
+pub use key::{field_at, key_for};
 pub use memory::MemoryDedup;
 pub(crate) use store::alive;
 pub use store::{Claim, DedupStore, Sighting, StoreError};
@@ -40,13 +42,16 @@ pub const MAX_KEY_FIELDS: usize = 5;
 /// The setting overriding [`DEFAULT_TTL`] (whole seconds, at least 1).
 pub const TTL_VAR: &str = "EXTENSION_DEDUP_TTL_SECS";
 /// Prefix of the partition key of dedup items.
+#[doc(hidden)]
 pub const PK_PREFIX: &str = "dedup#";
 
 /// Why a page could not be checked.
 #[derive(Debug, thiserror::Error)]
 pub enum DedupError {
+    /// The key fields are invalid (a configuration mistake).
     #[error(transparent)]
     Fields(#[from] KeyFieldsError),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -62,7 +67,9 @@ impl DedupError {
 /// call, the time its page checks must end by: [`Dedup::for_call`]).
 #[derive(Clone)]
 pub struct Dedup {
+    /// Where the keys live.
     pub store: Arc<dyn DedupStore>,
+    /// How long a key is remembered after its last sighting.
     pub ttl: Duration,
     /// Page checks still running at this instant fail (and their keys are rolled back).
     pub checks_end_by: Option<Instant>,
@@ -77,6 +84,7 @@ impl std::fmt::Debug for Dedup {
 }
 
 impl Dedup {
+    /// The service on `store`, remembering keys for [`DEFAULT_TTL`].
     pub fn new(store: Arc<dyn DedupStore>) -> Self {
         Self::with_ttl(store, DEFAULT_TTL)
     }
@@ -99,6 +107,8 @@ impl Dedup {
             ..self.clone()
         }
     }
+    /// Record a sighting of `key`: [`Sighting::New`] the first time within the TTL, else
+    /// [`Sighting::Duplicate`].
     pub async fn check(&self, key: &DedupKey) -> Result<Sighting, StoreError> {
         let sighting = self.store.check(key, self.ttl).await?;
         let new = usize::from(sighting == Sighting::New);
@@ -110,6 +120,7 @@ impl Dedup {
         self.store.forget(key).await
     }
     /// See [`DedupStore::claim`].
+    #[doc(hidden)]
     pub async fn claim(&self, key: &DedupKey, lease: Duration) -> Result<Claim, StoreError> {
         let claim = self.store.claim(key, lease, self.ttl).await?;
         match claim {
@@ -120,10 +131,12 @@ impl Dedup {
         Ok(claim)
     }
     /// See [`DedupStore::confirm`] (for this service's TTL).
+    #[doc(hidden)]
     pub async fn confirm(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
         self.store.confirm(key, token, self.ttl).await
     }
     /// See [`DedupStore::release`].
+    #[doc(hidden)]
     pub async fn release(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
         self.store.release(key, token).await
     }

@@ -8,11 +8,14 @@ use super::DedupKey;
 /// Result of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sighting {
+    /// Not seen within the TTL.
     New,
+    /// Seen before within the TTL.
     Duplicate,
 }
 
 impl Sighting {
+    /// Whether this is the first sighting.
     pub fn is_new(self) -> bool {
         self == Sighting::New
     }
@@ -74,6 +77,7 @@ pub trait DedupStore: Send + Sync + 'static {
 
 /// The answer to [`DedupStore::claim`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Claim {
     /// Ours until the lease ends: do the work, then confirm (or release) with this token.
     Claimed(String),

@@ -7,26 +7,36 @@ use super::{EpochMillis, MAX_STORED_RESULT_BYTES};
 /// Why idempotent execution could not run or replay.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdempotencyError {
+    /// Another invocation holds the lock on this key until `until`.
     #[error(
         "another invocation is already processing this request (its lock expires at {until}); retry after that"
     )]
-    AlreadyInProgress { until: EpochMillis },
+    AlreadyInProgress {
+        /// When the other invocation's lock expires.
+        until: EpochMillis,
+    },
+    /// The key was used before with a different payload.
     #[error(
         "this request's key was already used with a different payload; send a different request under a new key"
     )]
     PayloadMismatch,
+    /// The work ran before, but its result was too large to keep, so it cannot be replayed.
     #[error(
         "this request was already processed, but its result was too large to store (over {MAX_STORED_RESULT_BYTES} bytes), so it cannot be replayed"
     )]
     ResultNotStored,
+    /// This run outlived its lock and another invocation took over; its result was dropped.
     #[error(
         "the lock on this request was taken over by another invocation after this one's deadline passed; this run's result was not recorded"
     )]
     LockLost,
+    /// The record kept changing while it was read.
     #[error("the idempotency record kept changing while it was being read; retry")]
     Inconsistent,
+    /// The stored record cannot be read.
     #[error("the stored idempotency record is unreadable: {0}")]
     InvalidRecord(String),
+    /// The store could not be reached or refused the request.
     #[error("idempotency store unavailable: {0}")]
     Store(String),
 }
@@ -62,8 +72,10 @@ impl IdempotencyError {
 /// was released, so a retry runs the work again).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError<E> {
+    /// The idempotency layer failed; the work may not have run.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),
+    /// The work itself failed.
     #[error("{0}")]
     Handler(E),
 }

@@ -71,6 +71,7 @@ fn validation_hash(payload: &Value) -> String {
 
 /// The random token identifying one lock acquisition (`lock_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[doc(hidden)]
 pub struct LockToken(String);
 
 impl LockToken {

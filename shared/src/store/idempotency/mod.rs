@@ -76,9 +76,14 @@ mod store;
 mod tests;
 
 pub use error::{IdempotencyError, RunError};
-pub use key::{IdempotencyKey, LockToken};
+pub use key::IdempotencyKey;
+#[doc(hidden)]
+pub use key::LockToken;
 pub use memory::MemoryIdempotency;
-pub use record::{Acquire, IdempotencyRecord, Outcome, Status, StoredResult};
+pub use record::Outcome;
+#[doc(hidden)]
+pub use record::{Acquire, IdempotencyRecord, Status, StoredResult};
+#[doc(hidden)]
 pub use store::IdempotencyStore;
 
 /// Default lifetime of a completed record.
@@ -88,6 +93,7 @@ pub const TTL_VAR: &str = "EXTENSION_IDEMPOTENCY_TTL_SECS";
 /// Results longer than this (bytes of JSON text) are not stored.
 pub const MAX_STORED_RESULT_BYTES: usize = 350 * 1024;
 /// Prefix of the partition key of idempotency records.
+#[doc(hidden)]
 pub const PK_PREFIX: &str = "idem#";
 /// Conditional puts tried before giving up with [`IdempotencyError::Inconsistent`].
 const MAX_ATTEMPTS: usize = 3;
@@ -96,7 +102,9 @@ const MAX_ATTEMPTS: usize = 3;
 /// completed records.
 #[derive(Clone)]
 pub struct Idempotency {
+    /// Where the records live.
     pub store: Arc<dyn IdempotencyStore>,
+    /// How long a completed record is kept.
     pub ttl: Duration,
 }
 
@@ -109,12 +117,14 @@ impl fmt::Debug for Idempotency {
 }
 
 impl Idempotency {
+    /// The service on `store`, keeping completed records for [`DEFAULT_TTL`].
     pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
         Self {
             store,
             ttl: DEFAULT_TTL,
         }
     }
+    /// The service on `store`, keeping completed records for `ttl`.
     pub fn with_ttl(store: Arc<dyn IdempotencyStore>, ttl: Duration) -> Self {
         Self { store, ttl }
     }

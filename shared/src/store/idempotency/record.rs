@@ -8,6 +8,7 @@ use crate::time::Now;
 
 /// The state of a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Status {
     InProgress,
     Completed,
@@ -31,6 +32,7 @@ impl Status {
 
 /// A stored record, as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub struct IdempotencyRecord {
     pub status: Status,
     pub expires_at: EpochSeconds,
@@ -53,6 +55,7 @@ impl IdempotencyRecord {
 
 /// What a store's conditional put found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Acquire {
     /// The lock is ours.
     Acquired,
@@ -64,6 +67,7 @@ pub enum Acquire {
 
 /// What completion stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum StoredResult<'a> {
     Data(&'a str),
     /// Too large to store (`data_omitted = true`).
@@ -80,14 +84,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Whether the result comes from an earlier run.
     pub fn is_replayed(&self) -> bool {
         matches!(self, Outcome::Replayed(_))
     }
+    /// The result text.
     pub fn as_str(&self) -> &str {
         match self {
             Outcome::Fresh(s) | Outcome::Replayed(s) => s,
         }
     }
+    /// The result text, owned.
     pub fn into_string(self) -> String {
         match self {
             Outcome::Fresh(s) | Outcome::Replayed(s) => s,

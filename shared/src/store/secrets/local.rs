@@ -13,6 +13,7 @@ use super::{
 /// mode 0600 and `/secrets.dev.json` is git-ignored, but nothing is encrypted: never use it for
 /// production values, and never deploy with `EXTENSION_BACKEND=embedded`.
 #[derive(Debug)]
+#[doc(hidden)]
 pub struct LocalSecrets {
     path: PathBuf,
     write_lock: tokio::sync::Mutex<()>,

@@ -64,21 +64,30 @@ mod validate;
 
 pub use backend::SecretBackend;
 pub use error::SecretError;
+#[doc(hidden)]
 pub use local::LocalSecrets;
+#[doc(hidden)]
 pub use retry::{RetryPolicy, with_retries};
+#[doc(hidden)]
 pub use validate::{validate_name, validate_value, value_from_input};
 
 /// The `app` entry of every encryption context.
+#[doc(hidden)]
 pub const CONTEXT_APP: &str = "integrator-lambda";
 /// Prefix of a secret's partition key.
+#[doc(hidden)]
 pub const PK_PREFIX: &str = "secret#";
 /// How long a decrypted value is cached when `EXTENSION_SECRET_TTL_SECS` is not set.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// The setting overriding [`DEFAULT_TTL`].
 pub const TTL_VAR: &str = "EXTENSION_SECRET_TTL_SECS";
+/// The setting naming the local (embedded) backend's plaintext secrets file.
 pub const DEV_FILE_VAR: &str = "EXTENSION_DEV_SECRETS_FILE";
+/// The local backend's file when [`DEV_FILE_VAR`] is not set.
 pub const DEFAULT_DEV_FILE: &str = "secrets.dev.json";
 /// KMS `Encrypt` takes at most 4096 bytes of plaintext.
 pub const MAX_VALUE_LEN: usize = 4096;
+/// Longest secret name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
 
 struct Cached {
@@ -127,21 +136,25 @@ impl SecretStore {
         self
     }
 
+    #[doc(hidden)]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
+    /// How long a decrypted value is cached (zero: not cached).
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
     /// Where values come from (`kms key …, table …` or `dev file …`).
+    #[doc(hidden)]
     pub fn describe(&self) -> String {
         self.backend.describe()
     }
 
     /// Backend fetches so far (attempts included), for tests and metrics.
+    #[doc(hidden)]
     pub fn fetches(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
     }
