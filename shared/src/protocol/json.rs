@@ -8,7 +8,9 @@
 //! control characters, raw non-ASCII and U+2028, no `/` escaping); [`JsFormatter`] adds
 //! ECMAScript's `Number::toString` for floats (`100`, `1e+21`, `0` where serde prints `100.0`,
 //! `1e21`, `-0.0`) and writes integers beyond 2^53 as the double JavaScript would hold; and keys
-//! that are array indices (`"0"`, `"42"`) come first, ascending, as in any JavaScript object.
+//! that are array indices (`"0"`, `"42"`) come first, ascending, as in any JavaScript object,
+//! whether they are strings or the integer keys of a typed map (`HashMap<u32, _>`, written in
+//! hash order by serde), which also keep every digit (a key is a string in JavaScript).
 //!
 //! `shared/tests/json_differential.rs` checks all of this against `node` on generated texts.
 //! Two inputs Node accepts are refused here (a 400 on the server stack): a lone surrogate escape
@@ -120,6 +122,17 @@ struct Noting<'a> {
     key: KeyState,
 }
 
+impl Noting<'_> {
+    /// An integer key's exact digits, noted like a string key's text.
+    fn key_digits<W: ?Sized + io::Write>(&mut self, w: &mut W, digits: &str) -> io::Result<()> {
+        self.key = match self.key {
+            KeyState::Empty if is_array_index(digits) => KeyState::Index,
+            _ => KeyState::Other,
+        };
+        w.write_all(digits.as_bytes())
+    }
+}
+
 impl Formatter for Noting<'_> {
     fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f64) -> io::Result<()> {
         write_js_f64(w, v)
@@ -127,17 +140,51 @@ impl Formatter for Noting<'_> {
     fn write_f32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: f32) -> io::Result<()> {
         write_js_f64(w, f64::from(v))
     }
+    // An integer inside a key is a typed map's integer key (`HashMap<u32, _>`): serde_json
+    // writes it between the key's quotes with these methods, not as a string fragment. In
+    // JavaScript a key is a string, so it keeps every digit (no rounding above 2^53), and it
+    // is noted when it is an array index so that the keys are put in JavaScript's order.
+    fn write_u8<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u8) -> io::Result<()> {
+        self.write_u64(w, u64::from(v))
+    }
+    fn write_u16<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u16) -> io::Result<()> {
+        self.write_u64(w, u64::from(v))
+    }
+    fn write_u32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u32) -> io::Result<()> {
+        self.write_u64(w, u64::from(v))
+    }
+    fn write_i8<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i8) -> io::Result<()> {
+        self.write_i64(w, i64::from(v))
+    }
+    fn write_i16<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i16) -> io::Result<()> {
+        self.write_i64(w, i64::from(v))
+    }
+    fn write_i32<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i32) -> io::Result<()> {
+        self.write_i64(w, i64::from(v))
+    }
     fn write_u64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u64) -> io::Result<()> {
-        JsFormatter.write_u64(w, v)
+        match self.key {
+            KeyState::Outside => JsFormatter.write_u64(w, v),
+            _ => self.key_digits(w, itoa::Buffer::new().format(v)),
+        }
     }
     fn write_i64<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i64) -> io::Result<()> {
-        JsFormatter.write_i64(w, v)
+        match self.key {
+            KeyState::Outside => JsFormatter.write_i64(w, v),
+            _ => self.key_digits(w, itoa::Buffer::new().format(v)),
+        }
     }
     fn write_u128<W: ?Sized + io::Write>(&mut self, w: &mut W, v: u128) -> io::Result<()> {
-        JsFormatter.write_u128(w, v)
+        match self.key {
+            KeyState::Outside => JsFormatter.write_u128(w, v),
+            _ => self.key_digits(w, itoa::Buffer::new().format(v)),
+        }
     }
     fn write_i128<W: ?Sized + io::Write>(&mut self, w: &mut W, v: i128) -> io::Result<()> {
-        JsFormatter.write_i128(w, v)
+        match self.key {
+            KeyState::Outside => JsFormatter.write_i128(w, v),
+            _ => self.key_digits(w, itoa::Buffer::new().format(v)),
+        }
     }
     fn begin_object_key<W: ?Sized + io::Write>(
         &mut self,
@@ -491,6 +538,73 @@ mod tests {
         assert_eq!(
             to_string(&v).unwrap(),
             "{\"b\":1,\"a\":[1,2.5,0],\"s\":\"q\\\"b\\\\s/t\\tn\\nc\\u0001d\u{7f}\",\"ls\":\"a\u{2028}b\"}"
+        );
+    }
+
+    /// What `JSON.stringify` writes for an object built from these entries in this order:
+    /// array-index keys ascending first, then the others in insertion order.
+    #[test]
+    fn typed_maps_with_integer_keys_are_written_in_javascripts_key_order() {
+        use std::collections::{BTreeMap, HashMap};
+        // Enough keys that hash order is all but certainly not ascending.
+        let m: HashMap<u32, u32> = (0..64u32).map(|k| (k * 7 % 64, k)).collect();
+        let want = format!(
+            "{{{}}}",
+            (0..64u32)
+                .map(|k| format!("\"{k}\":{}", m[&k]))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(to_string(&m).unwrap(), want);
+        // Every integer width; a negative or too-large key is an ordinary (string) key, written
+        // after the index keys. JSON.stringify({"-1":"a","4294967295":"b","7":"c"}) is
+        // {"7":"c","-1":"a","4294967295":"b"}.
+        let signed: BTreeMap<i64, &str> =
+            BTreeMap::from([(-1, "a"), (4_294_967_295, "b"), (7, "c")]);
+        assert_eq!(
+            to_string(&signed).unwrap(),
+            r#"{"7":"c","-1":"a","4294967295":"b"}"#
+        );
+        let small: BTreeMap<i8, u8> = BTreeMap::from([(-3, 1), (2, 2)]);
+        assert_eq!(to_string(&small).unwrap(), r#"{"2":2,"-3":1}"#);
+        let u16s: HashMap<u16, bool> = HashMap::from([(300, true), (20, false), (1, true)]);
+        assert_eq!(
+            to_string(&u16s).unwrap(),
+            r#"{"1":true,"20":false,"300":true}"#
+        );
+        // Inside a record (struct field), beside string keys.
+        #[derive(serde::Serialize)]
+        struct Page {
+            counts: HashMap<u64, u64>,
+        }
+        let page = Page {
+            counts: HashMap::from([(10, 1), (9, 2)]),
+        };
+        assert_eq!(to_string(&page).unwrap(), r#"{"counts":{"9":2,"10":1}}"#);
+    }
+
+    /// A key is a string in JavaScript: a `u64` key above 2^53 keeps its digits (only a number
+    /// *value* above 2^53 becomes the nearest double).
+    #[test]
+    fn integer_keys_above_2_pow_53_keep_every_digit() {
+        use std::collections::BTreeMap;
+        let big = (1u64 << 53) + 1;
+        let m: BTreeMap<u64, u64> = BTreeMap::from([(big, big), (u64::MAX, 1)]);
+        assert_eq!(
+            to_string(&m).unwrap(),
+            r#"{"9007199254740993":9007199254740992,"18446744073709551615":1}"#
+        );
+        let m: BTreeMap<i64, u8> = BTreeMap::from([(i64::MIN, 1)]);
+        assert_eq!(to_string(&m).unwrap(), r#"{"-9223372036854775808":1}"#);
+        let m: BTreeMap<u128, u8> = BTreeMap::from([(u128::MAX, 1)]);
+        assert_eq!(
+            to_string(&m).unwrap(),
+            r#"{"340282366920938463463374607431768211455":1}"#
+        );
+        let m: BTreeMap<i128, u8> = BTreeMap::from([(i128::MIN, 1)]);
+        assert_eq!(
+            to_string(&m).unwrap(),
+            r#"{"-170141183460469231731687303715884105728":1}"#
         );
     }
 
