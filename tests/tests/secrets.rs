@@ -334,3 +334,108 @@ async fn set_secret_binary_stores_without_printing() {
     let out = run_set_secret(&["n", "value-as-arg"], b"", &env);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `POST /function` with the bearer `token` on the server at `addr`: its status.
+async fn status_with(addr: &str, token: &str) -> u16 {
+    let (addr, token) = (addr.to_owned(), token.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let envelope =
+            serde_json::json!({"diy": true, "function": "noSuchFunction", "options": {}});
+        integration_tests::http_client::post_function(&addr, &token, &envelope).status
+    })
+    .await
+    .expect("request thread")
+}
+
+/// System-token rotation on the real server binary (`ping`, AWS backend: the token is the KMS
+/// secret `system-token`, read through a counting proxy in front of the emulator). After the
+/// secret changes, the new token is accepted within the refresh interval (5 s) and the old one
+/// refused, without a restart; a flood of wrong tokens costs at most one secret read (GetItem +
+/// Decrypt) per interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_system_token_works_within_seconds_and_the_old_one_stops() {
+    use integration_tests::counting_proxy::CountingProxy;
+    use integration_tests::process::{bin, server};
+    const INTERVAL: Duration = integrator_lambda::transport::auth::TOKEN_REFRESH_INTERVAL;
+    let (cfg, res) = setup().await;
+    let secrets = res.kms(&cfg);
+    let old = value("token-old");
+    let new = value("token-new");
+    secrets
+        .store("system-token", &SecretString::from(old.clone()))
+        .await
+        .unwrap();
+    let proxy = CountingProxy::start(&moto_endpoint()).await.expect("proxy");
+    let endpoint = proxy.endpoint();
+    let (_server, addr) = server(
+        &bin("ping"),
+        &[],
+        &[
+            ("PORT", "0"),
+            ("EXTENSION_BACKEND", "aws"),
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("EXTENSION_TABLE", &res.table),
+            ("EXTENSION_KMS_KEY_ID", &res.kms_key_id),
+            ("EXTENSION_STACK_NAME", &res.stack_name),
+            ("INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET", "system-token"),
+        ],
+    );
+    assert_eq!(proxy.count("Decrypt"), 1, "read once at start-up");
+    // Authenticated: the unknown function's 422, not a 401.
+    assert_eq!(status_with(&addr, &old).await, 422);
+
+    // The token is rotated in the secret (integrator.io stops the old one at once).
+    secrets
+        .store("system-token", &SecretString::from(new.clone()))
+        .await
+        .unwrap();
+    let rotated = Instant::now();
+    let mut accepted_after = None;
+    for _ in 0..100 {
+        if status_with(&addr, &new).await == 422 {
+            accepted_after = Some(rotated.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = accepted_after.expect("the new token is never accepted (10 s)");
+    assert!(
+        after <= INTERVAL + Duration::from_secs(2),
+        "the new token was accepted only after {after:?}"
+    );
+    assert_eq!(
+        status_with(&addr, &old).await,
+        401,
+        "the old token still works"
+    );
+
+    // 100 wrong tokens, 10 at a time: one re-read per interval at most, one at a time.
+    proxy.reset();
+    let started = Instant::now();
+    for round in 0..10 {
+        let all: Vec<_> = (0..10)
+            .map(|i| {
+                let addr = addr.clone();
+                tokio::spawn(async move { status_with(&addr, &format!("wrong-{round}-{i}")).await })
+            })
+            .collect();
+        for h in all {
+            assert_eq!(h.await.unwrap(), 401);
+        }
+    }
+    let intervals = started.elapsed().as_secs() / INTERVAL.as_secs() + 1;
+    let (gets, decrypts) = (proxy.count("GetItem"), proxy.count("Decrypt"));
+    assert!(
+        gets <= intervals && decrypts <= intervals,
+        "100 wrong tokens in {:?} read the secret {gets} (GetItem) / {decrypts} (Decrypt) times",
+        started.elapsed()
+    );
+    assert_eq!(
+        status_with(&addr, &new).await,
+        422,
+        "the new token still works"
+    );
+}

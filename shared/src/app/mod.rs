@@ -210,7 +210,7 @@ async fn start_async(
         q.start(ext.clone());
     }
     let tokens = match app.tokens {
-        Some(t) => t,
+        Some(t) => crate::transport::auth::SystemTokens::fixed(t),
         None => wiring::system_tokens(&settings, &services)
             .await
             .map_err(|e| e.to_string())?,

@@ -15,7 +15,7 @@ use crate::store::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotency
 use crate::store::queue::{MemoryQueue, Queue};
 use crate::store::secrets::{LocalSecrets, SecretBackend, SecretError, SecretStore};
 use crate::time::{Clock, SystemClock};
-use crate::transport::auth::TokenSet;
+use crate::transport::auth::{SystemTokens, TokenSet, TokenSource};
 use crate::worker::local::LocalQueue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,22 +179,50 @@ pub(crate) fn incoming_app(
         .map_err(|e| e.to_string())
 }
 
+/// The system token secret as a [`TokenSource`]: every load bypasses the secret cache (KMS
+/// `Decrypt` + DynamoDB `GetItem` on AWS, the dev file locally), and registers each token for
+/// log redaction.
+struct SecretTokens {
+    store: Arc<SecretStore>,
+    name: String,
+}
+
+#[async_trait::async_trait]
+impl TokenSource for SecretTokens {
+    async fn load(&self, deadline: Instant) -> Result<TokenSet, String> {
+        use secrecy::ExposeSecret;
+        self.store.invalidate(&self.name);
+        let value = self
+            .store
+            .get(&self.name, Some(deadline))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(TokenSet::parse_redacted(value.expose_secret()))
+    }
+}
+
 /// The system tokens: from the secret named by `INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET` when
-/// set (decrypted with KMS; a rotation takes effect at the next cold start), else from
-/// `INTEGRATOR_EXTENSION_SYSTEM_TOKEN`.
+/// set (decrypted with KMS at start-up, then re-read when a presented token matches none or the
+/// tokens held are old: a rotation takes effect within seconds, see [`SystemTokens`]), else
+/// the fixed `INTEGRATOR_EXTENSION_SYSTEM_TOKEN`.
 pub(crate) async fn system_tokens(
     settings: &Settings,
     services: &Services,
-) -> Result<TokenSet, SecretError> {
+) -> Result<SystemTokens, SecretError> {
     use secrecy::ExposeSecret;
     let tokens = match (&settings.token_secret, services.secrets()) {
         (Some(name), Ok(store)) => {
             let deadline = Instant::now() + Duration::from_secs(10);
             let value = store.get(name, Some(deadline)).await?;
             // The store registered the whole value; each token is registered too.
-            TokenSet::parse_redacted(value.expose_secret())
+            let initial = TokenSet::parse_redacted(value.expose_secret());
+            let source = SecretTokens {
+                store,
+                name: name.clone(),
+            };
+            SystemTokens::refreshed(initial, Arc::new(source))
         }
-        _ => settings.tokens.clone(),
+        _ => SystemTokens::fixed(settings.tokens.clone()),
     };
     if tokens.is_empty() {
         tracing::warn!("{TOKEN_VAR} is not set: POST /function will answer 401");
@@ -222,11 +250,41 @@ mod tests {
         let services = Services::new().with_secrets(store);
         let tokens = system_tokens(&settings, &services).await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(tokens.accepts("second-token-Zr4k2"));
+        assert!(tokens.accepts("second-token-Zr4k2").await);
         let line = crate::telemetry::redact_text("presented second-token-Zr4k2 alone");
         assert!(!line.contains("second-token-Zr4k2"), "{line}");
         let line = crate::telemetry::redact_text("presented first-token-Qm7x9 alone");
         assert!(!line.contains("first-token-Qm7x9"), "{line}");
+    }
+
+    /// The secret store caches values for minutes: a re-read of the token secret bypasses the
+    /// cache, so a token written to the secret works at its first use and the one it replaced
+    /// stops.
+    #[tokio::test]
+    async fn a_token_rotated_in_the_secret_works_without_a_restart() {
+        use crate::store::secrets::{LocalSecrets, SecretStore};
+        let dir = std::env::temp_dir().join(format!("wiring-rotation-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secrets.json");
+        std::fs::write(&file, r#"{"sys":"token-before-Hq2"}"#).unwrap();
+        let settings = Settings::from_lookup(&|k| {
+            (k == crate::app::settings::TOKEN_SECRET_VAR).then(|| "sys".to_owned())
+        })
+        .unwrap();
+        let store = Arc::new(SecretStore::new(Arc::new(LocalSecrets::new(&file))));
+        let services = Services::new().with_secrets(store.clone());
+        let tokens = system_tokens(&settings, &services)
+            .await
+            .unwrap()
+            .with_interval(Duration::ZERO);
+        assert!(tokens.accepts("token-before-Hq2").await);
+        std::fs::write(&file, r#"{"sys":"token-after-Jw5"}"#).unwrap();
+        let accepted = tokens.accepts("token-after-Jw5").await;
+        let old = tokens.accepts("token-before-Hq2").await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(accepted, "the new token is read from the secret");
+        assert!(!old, "the replaced token stops working");
+        assert_eq!(store.fetches(), 3, "the start-up read, then one per miss (no interval here)");
     }
 
     #[tokio::test]

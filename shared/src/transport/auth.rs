@@ -4,6 +4,8 @@ use http::HeaderMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
 /// The system tokens this deployment accepts. Several may be active at once so a token can be
@@ -69,6 +71,178 @@ impl TokenSet {
             ok |= known.ct_eq(&d);
         }
         bool::from(ok)
+    }
+}
+
+/// Where the system tokens are read from when they can change while the process runs (the
+/// secret `INTEGRATOR_EXTENSION_SYSTEM_TOKEN_SECRET` names); the startup module provides it.
+#[async_trait::async_trait]
+pub trait TokenSource: Send + Sync + 'static {
+    /// The tokens as they are now, read afresh (never from a cache), within `deadline`.
+    async fn load(&self, deadline: Instant) -> Result<TokenSet, String>;
+}
+
+/// [`SystemTokens`] re-reads its source at most once per this interval (per process, i.e. per
+/// Lambda instance), so a flood of wrong tokens costs at most one secret read per interval.
+pub const TOKEN_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a re-read may take, and a request wait for one in flight, before the tokens held
+/// answer alone.
+pub const TOKEN_REFRESH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Tokens held longer than this are re-read at the next request even when its token matches,
+/// so a token removed from the secret stops working within this time even if nobody presents
+/// its replacement.
+pub const TOKEN_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// The system tokens a running process accepts: a fixed [`TokenSet`], or one re-read from its
+/// [`TokenSource`] when the secret may have changed:
+///
+/// - a presented token that matches none triggers a re-read, then is checked against the new
+///   tokens (a token added to the secret works from its first use);
+/// - a set older than [`TOKEN_MAX_AGE`] is re-read at the next request (a token removed from
+///   the secret stops working; at once when its replacement is presented);
+/// - at most one re-read every [`TOKEN_REFRESH_INTERVAL`], one at a time: requests arriving
+///   during a re-read wait for it (at most [`TOKEN_REFRESH_TIMEOUT`]) and are checked against
+///   its result; within the interval a wrong token is refused without a re-read;
+/// - a failed re-read keeps the tokens held (logged); the interval still applies.
+pub struct SystemTokens {
+    held: RwLock<Held>,
+    source: Option<Arc<dyn TokenSource>>,
+    interval: Duration,
+    max_age: Duration,
+    /// Held while a re-read runs; the time of the last one started.
+    refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+#[derive(Clone)]
+struct Held {
+    tokens: Arc<TokenSet>,
+    loaded: Instant,
+    /// Bumped at every successful re-read.
+    generation: u64,
+}
+
+impl fmt::Debug for SystemTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SystemTokens")
+            .field("tokens", &self.held().tokens)
+            .field("refreshed", &self.source.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<TokenSet> for SystemTokens {
+    fn from(tokens: TokenSet) -> Self {
+        Self::fixed(tokens)
+    }
+}
+
+impl SystemTokens {
+    /// These tokens, never re-read (the plain variable, the conformance binaries, tests).
+    pub fn fixed(tokens: TokenSet) -> Self {
+        Self {
+            held: RwLock::new(Held {
+                tokens: Arc::new(tokens),
+                loaded: Instant::now(),
+                generation: 0,
+            }),
+            source: None,
+            interval: TOKEN_REFRESH_INTERVAL,
+            max_age: TOKEN_MAX_AGE,
+            refresh: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// `initial` (just read from `source`), re-read from `source` as described on the type.
+    pub fn refreshed(initial: TokenSet, source: Arc<dyn TokenSource>) -> Self {
+        Self {
+            source: Some(source),
+            // The initial read counts: the next one is an interval away at the soonest.
+            refresh: tokio::sync::Mutex::new(Some(Instant::now())),
+            ..Self::fixed(initial)
+        }
+    }
+
+    /// Another refresh interval than [`TOKEN_REFRESH_INTERVAL`] (tests).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Another maximum age than [`TOKEN_MAX_AGE`] (tests).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    fn held(&self) -> Held {
+        self.held
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many tokens are held now.
+    pub fn len(&self) -> usize {
+        self.held().tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Is `candidate` one of the system tokens? (Constant-time against every token held; may
+    /// re-read the source first, see the type.)
+    pub async fn accepts(&self, candidate: &str) -> bool {
+        let seen = self.held();
+        let matched = seen.tokens.accepts(candidate);
+        let Some(source) = &self.source else {
+            return matched;
+        };
+        if matched && seen.loaded.elapsed() < self.max_age {
+            return true;
+        }
+        // One re-read at a time: the others wait for it and use what it read.
+        let Ok(mut last) = tokio::time::timeout(TOKEN_REFRESH_TIMEOUT, self.refresh.lock()).await
+        else {
+            return matched;
+        };
+        let now = self.held();
+        if now.generation != seen.generation {
+            return now.tokens.accepts(candidate);
+        }
+        if last.is_some_and(|t| t.elapsed() < self.interval) {
+            return matched;
+        }
+        *last = Some(Instant::now());
+        let deadline = Instant::now() + TOKEN_REFRESH_TIMEOUT;
+        let loaded = tokio::time::timeout(TOKEN_REFRESH_TIMEOUT, source.load(deadline)).await;
+        match loaded {
+            Ok(Ok(tokens)) => {
+                if tokens.is_empty() {
+                    tracing::warn!(
+                        "the system token secret holds no token: POST /function will answer 401"
+                    );
+                }
+                tracing::info!(tokens = tokens.len(), "system tokens re-read");
+                let tokens = Arc::new(tokens);
+                let mut held = self.held.write().unwrap_or_else(PoisonError::into_inner);
+                *held = Held {
+                    tokens: tokens.clone(),
+                    loaded: Instant::now(),
+                    generation: held.generation.wrapping_add(1),
+                };
+                drop(held);
+                tokens.accepts(candidate)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "system tokens not re-read: the tokens held still apply");
+                matched
+            }
+            Err(_) => {
+                tracing::warn!("system tokens not re-read in time: the tokens held still apply");
+                matched
+            }
+        }
     }
 }
 
@@ -182,6 +356,125 @@ mod tests {
             Presented::Token("q ".into())
         );
         assert_eq!(presented_token(&h, None, Some("a=1")), Presented::Missing);
+    }
+
+    /// A source whose value the test changes, counting its reads.
+    struct Source {
+        value: std::sync::Mutex<Result<String, String>>,
+        reads: std::sync::atomic::AtomicUsize,
+        delay: Duration,
+    }
+
+    impl Source {
+        fn new(v: &str) -> Arc<Self> {
+            Arc::new(Self {
+                value: std::sync::Mutex::new(Ok(v.to_owned())),
+                reads: Default::default(),
+                delay: Duration::from_millis(20),
+            })
+        }
+        fn set(&self, v: Result<&str, &str>) {
+            *self.value.lock().unwrap() = v.map(str::to_owned).map_err(str::to_owned);
+        }
+        fn reads(&self) -> usize {
+            self.reads.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl TokenSource for Source {
+        async fn load(&self, _deadline: Instant) -> Result<TokenSet, String> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.value
+                .lock()
+                .unwrap()
+                .clone()
+                .map(|v| TokenSet::parse(&v))
+        }
+    }
+
+    fn rotating(source: &Arc<Source>, interval: Duration) -> SystemTokens {
+        let initial = TokenSet::parse("old-token");
+        SystemTokens::refreshed(initial, source.clone()).with_interval(interval)
+    }
+
+    #[tokio::test]
+    async fn a_rotated_token_works_at_once_and_the_replaced_one_stops() {
+        let source = Source::new("old-token");
+        let tokens = rotating(&source, Duration::ZERO);
+        assert!(tokens.accepts("old-token").await);
+        assert_eq!(source.reads(), 0, "a matching token reads nothing");
+        source.set(Ok("new-token"));
+        assert!(tokens.accepts("new-token").await, "re-read on a miss");
+        assert_eq!(source.reads(), 1);
+        assert!(!tokens.accepts("old-token").await, "gone with the re-read");
+        // During a rotation both are in the secret, and both work.
+        source.set(Ok("new-token, newer-token"));
+        assert!(tokens.accepts("newer-token").await && tokens.accepts("new-token").await);
+    }
+
+    #[tokio::test]
+    async fn wrong_tokens_cause_at_most_one_read_per_interval_and_none_at_once() {
+        let source = Source::new("old-token");
+        let tokens = Arc::new(rotating(&source, Duration::from_millis(300)));
+        // Within the interval after the initial read: refused without a read.
+        assert!(!tokens.accepts("wrong").await);
+        assert_eq!(source.reads(), 0);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        // 100 wrong tokens at once: one read, the others wait for it.
+        let all: Vec<_> = (0..100)
+            .map(|i| {
+                let t = tokens.clone();
+                tokio::spawn(async move { t.accepts(&format!("wrong-{i}")).await })
+            })
+            .collect();
+        for h in all {
+            assert!(!h.await.unwrap());
+        }
+        assert_eq!(source.reads(), 1, "one read for the whole flood");
+        // 100 more, one after the other, within the interval: no read.
+        for i in 0..100 {
+            assert!(!tokens.accepts(&format!("again-{i}")).await);
+        }
+        assert_eq!(source.reads(), 1);
+        // A new token presented within the interval waits for it, then works.
+        source.set(Ok("new-token"));
+        let started = Instant::now();
+        let mut accepted = false;
+        for _ in 0..40 {
+            if tokens.accepts("new-token").await {
+                accepted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(accepted && started.elapsed() < Duration::from_millis(700));
+        assert_eq!(source.reads(), 2);
+        assert!(!tokens.accepts("old-token").await);
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_keeps_the_tokens_and_an_old_set_is_read_again() {
+        let source = Source::new("old-token");
+        let tokens = rotating(&source, Duration::ZERO).with_max_age(Duration::from_millis(50));
+        source.set(Err("kms unavailable"));
+        assert!(!tokens.accepts("wrong").await);
+        assert!(
+            tokens.accepts("old-token").await,
+            "kept after a failed read"
+        );
+        // The token was removed from the secret; nobody presents the new one, but the set held
+        // is past its age: the next request re-reads, and the removed token stops working.
+        source.set(Ok("new-token"));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let before = source.reads();
+        assert!(!tokens.accepts("old-token").await);
+        assert_eq!(source.reads(), before + 1);
+        assert!(tokens.accepts("new-token").await);
+        // A fixed set is never read.
+        let fixed = SystemTokens::fixed(TokenSet::parse("a"));
+        assert!(fixed.accepts("a").await && !fixed.accepts("b").await);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! the reference server, so malformed or unsupported bodies get 400/413/415 even without a
 //! token; every answer is JSON (except the incoming endpoints' 204 for a duplicate).
 
-use super::auth::{Presented, TokenSet, presented_token};
+use super::auth::{Presented, SystemTokens, presented_token};
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::error::{WireError, http_body};
 use crate::protocol::{Envelope, JsonText};
@@ -31,7 +31,8 @@ const JSON_UTF8: &str = "application/json; charset=utf-8";
 #[derive(Clone)]
 pub struct HttpApp {
     pub extension: Extension,
-    pub tokens: TokenSet,
+    /// The system tokens (shared by the clones: one re-read serves them all).
+    pub tokens: Arc<SystemTokens>,
     pub body_limit: usize,
     /// Routes mounted beside integrator.io's (the incoming webhooks), by path prefix.
     pub mounts: Vec<Arc<dyn Mount>>,
@@ -304,10 +305,14 @@ fn run_path<'a>(path: &'a str, suffix: &str) -> Option<&'a str> {
 }
 
 impl HttpApp {
-    pub fn new(extension: Extension, tokens: TokenSet, body_limit: usize) -> Arc<Self> {
+    pub fn new(
+        extension: Extension,
+        tokens: impl Into<SystemTokens>,
+        body_limit: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
             extension,
-            tokens,
+            tokens: Arc::new(tokens.into()),
             body_limit,
             mounts: Vec::new(),
         })
@@ -366,7 +371,10 @@ impl HttpApp {
         if req.body.len() > self.body_limit {
             return too_large(self.body_limit);
         }
-        if !self.accepts(presented_token(&req.headers, None, req.query.as_deref())) {
+        if !self
+            .accepts(presented_token(&req.headers, None, req.query.as_deref()))
+            .await
+        {
             return unauthorized();
         }
         let mut options = match decode_body(&req.headers, req.body, self.body_limit)
@@ -400,9 +408,9 @@ impl HttpApp {
     }
 
     /// Is the presented token one of ours?
-    fn accepts(&self, presented: Presented) -> bool {
+    async fn accepts(&self, presented: Presented) -> bool {
         match presented {
-            Presented::Token(t) => self.tokens.accepts(&t),
+            Presented::Token(t) => self.tokens.accepts(&t).await,
             Presented::Invalid | Presented::Missing => false,
         }
     }
@@ -446,7 +454,9 @@ impl HttpApp {
         // `presented_token`): a wrong one is refused before the body is decoded or parsed, so an
         // unauthenticated caller cannot make us inflate or parse anything.
         if req.headers.contains_key(header::AUTHORIZATION)
-            && !self.accepts(presented_token(&req.headers, None, None))
+            && !self
+                .accepts(presented_token(&req.headers, None, None))
+                .await
         {
             return Err(unauthorized());
         }
@@ -468,11 +478,14 @@ impl HttpApp {
         };
         let (envelope, body_token) = body.unwrap_or_default();
         // 2. Authentication.
-        if !self.accepts(presented_token(
-            &req.headers,
-            body_token.as_ref(),
-            req.query.as_deref(),
-        )) {
+        if !self
+            .accepts(presented_token(
+                &req.headers,
+                body_token.as_ref(),
+                req.query.as_deref(),
+            ))
+            .await
+        {
             return Err(unauthorized());
         }
         // 3. Dispatch.
