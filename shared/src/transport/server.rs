@@ -14,14 +14,16 @@ use axum::response::Response;
 use http_body_util::Limited;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The default budget per CPU: enough for a few 1,000-record pages per core at once, while a
 /// 5 MB page has the budget to itself.
 const DEFAULT_PER_CPU: usize = 1024 * 1024;
 
 /// A request's admission cost is its body length in KiB (at least 1); a body whose length is
-/// not declared is admitted at [`UNDECLARED_KIB`] (the body limit still applies while reading).
+/// not declared (chunked) is admitted at [`UNDECLARED_KIB`], then charged as it is read: past
+/// what it was charged it takes more of the budget before it reads on (see
+/// [`InflightBudget::cover`]), so it never holds more than it was charged for.
 const UNDECLARED_KIB: u32 = 64;
 
 /// How many request-body bytes the server works on at once (bodies read, parsed, being answered).
@@ -29,6 +31,8 @@ const UNDECLARED_KIB: u32 = 64;
 pub struct InflightBudget {
     gate: Option<Arc<Semaphore>>,
     kib: u32,
+    /// Held by the one undeclared body growing past its first charge (see [`Self::cover`]).
+    growing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Default for InflightBudget {
@@ -47,6 +51,7 @@ impl InflightBudget {
         Self {
             gate: (kib > 0).then(|| Arc::new(Semaphore::new(kib as usize))),
             kib,
+            growing: Arc::default(),
         }
     }
 
@@ -68,6 +73,70 @@ impl InflightBudget {
             .await
             .ok()
     }
+
+    /// Make `permit` cover `bytes` of an undeclared body read so far (capped at the whole
+    /// budget, as a declared body is). Growing takes more of the budget, at least doubling the
+    /// charge each time; only one body grows at a time (`growing`, held until its read ends),
+    /// and a body gives its first charge back before it waits for that turn. So a body waiting
+    /// for budget never holds any while another waits for its share: the grower waits only
+    /// for bodies that finish without growing, and cannot deadlock with another grower. A
+    /// body waiting its turn to grow holds what it read (at most its first charge) uncharged.
+    async fn cover(
+        &self,
+        permit: Option<OwnedSemaphorePermit>,
+        bytes: usize,
+        growing: &mut Option<tokio::sync::OwnedMutexGuard<()>>,
+    ) -> Option<OwnedSemaphorePermit> {
+        let gate = self.gate.as_ref()?;
+        let need = u32::try_from(bytes.div_ceil(1024)).map_or(self.kib, |k| k.min(self.kib));
+        let mut permit = permit;
+        let held = permit.as_ref().map_or(0, |p| p.num_permits());
+        if need as usize <= held {
+            return permit;
+        }
+        if growing.is_none() {
+            drop(permit.take());
+            *growing = Some(self.growing.clone().lock_owned().await);
+        }
+        let held = permit.as_ref().map_or(0, |p| p.num_permits());
+        let target = (need as usize).max(held * 2).min(self.kib as usize);
+        let more = u32::try_from(target.saturating_sub(held)).unwrap_or(self.kib);
+        // The semaphore is never closed; were it, the body would read on uncharged.
+        let Ok(more) = gate.clone().acquire_many_owned(more).await else {
+            return permit;
+        };
+        match permit {
+            Some(mut p) => {
+                p.merge(more);
+                Some(p)
+            }
+            None => Some(more),
+        }
+    }
+}
+
+/// Every data frame of an undeclared body, charged to `budget` as it arrives (starting from
+/// `permit`, its admission): the body and the permit that now covers it.
+async fn read_charged<B>(
+    body: B,
+    budget: &InflightBudget,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<(bytes::Bytes, Option<OwnedSemaphorePermit>), B::Error>
+where
+    B: axum::body::HttpBody<Data = bytes::Bytes>,
+{
+    use http_body_util::BodyExt;
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    let mut permit = permit;
+    let mut growing = None;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+            permit = budget.cover(permit, buf.len(), &mut growing).await;
+        }
+    }
+    Ok((buf.freeze(), permit))
 }
 
 /// How long a request body may take to arrive once its headers are in: a client that stalls
@@ -115,15 +184,25 @@ async fn handle(State(local): State<ServerState>, req: Request) -> Response {
     }
     // Requests without a body (GET /healthCheck, empty POSTs) are never held back; a body is
     // weighed by its declared length, or as undeclared.
-    let _permit = match declared {
+    let permit = match declared {
         Some(0) => None,
         declared => {
             let weight = decoded_weight(&parts.headers, declared, app.body_limit);
             local.budget.admit(weight).await
         }
     };
-    let read = super::body::read_whole(Limited::new(body, app.body_limit), declared);
-    let body = match tokio::time::timeout(local.body_timeout, read).await {
+    let limited = Limited::new(body, app.body_limit);
+    // A declared length is exact (hyper stops the body there); an undeclared one is charged as
+    // it is read. Waiting for budget mid-body counts toward the read timeout.
+    let read = async {
+        match declared {
+            Some(_) => super::body::read_whole(limited, declared)
+                .await
+                .map(|b| (b, permit)),
+            None => read_charged(limited, &local.budget, permit).await,
+        }
+    };
+    let (body, _permit) = match tokio::time::timeout(local.body_timeout, read).await {
         Ok(Ok(b)) => b,
         Ok(Err(_)) => return too_large(app.body_limit).map(Body::from),
         Err(_) => {
@@ -375,6 +454,108 @@ mod tests {
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
         let v: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON error");
         assert!(v.get("errors").is_some(), "{v}");
+    }
+
+    /// Permits of `budget` in use, polled until `done` says so (bounded: 5 s).
+    async fn in_use_until(budget: &InflightBudget, done: impl Fn(usize) -> bool) -> usize {
+        let gate = budget.gate.clone().expect("a budget");
+        let total = budget.kib as usize;
+        for _ in 0..500 {
+            let used = total - gate.available_permits();
+            if done(used) {
+                return used;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        total - gate.available_permits()
+    }
+
+    /// A chunked body (no Content-Length) over a real connection is charged for what it
+    /// reads, not the 64 KiB it was admitted at.
+    #[tokio::test]
+    async fn a_chunked_body_is_charged_as_it_is_read() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let budget = InflightBudget::bytes(1024 * 1024);
+        let server = tokio::spawn(serve_router(
+            listener,
+            router_with(app(), budget.clone()),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        let pad = "x".repeat(300 * 1024);
+        let body = format!(r#"{{"diy":true,"function":"nope","options":{{"pad":"{pad}"}}}}"#);
+        let (most, last) = body.as_bytes().split_at(body.len() - 10);
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(
+            b"POST /function HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              authorization: Bearer t\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        )
+        .await
+        .expect("head");
+        for chunk in most.chunks(16 * 1024) {
+            s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await
+                .expect("chunk size");
+            s.write_all(chunk).await.expect("chunk");
+            s.write_all(b"\r\n").await.expect("chunk end");
+        }
+        // Everything but the last bytes is in: at least that much is charged.
+        let used = in_use_until(&budget, |used| used >= 300).await;
+        assert!(
+            used >= 300,
+            "a 300 KiB chunked body read so far holds {used} KiB of the budget"
+        );
+        let tail = format!("{:x}\r\n", last.len());
+        s.write_all(tail.as_bytes()).await.expect("last chunk");
+        s.write_all(last).await.expect("last chunk");
+        s.write_all(b"\r\n0\r\n\r\n").await.expect("end");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        assert!(
+            out.starts_with("HTTP/1.1 422"),
+            "{}",
+            &out[..out.len().min(200)]
+        );
+        assert_eq!(
+            in_use_until(&budget, |used| used == 0).await,
+            0,
+            "all given back"
+        );
+        let _ = tx.send(());
+        tokio::time::timeout(DRAIN, server)
+            .await
+            .expect("stopped")
+            .expect("no panic");
+    }
+
+    /// Two undeclared bodies growing at once in a budget too small for both: one grows while
+    /// the other waits its turn without holding any budget, so both finish (no deadlock).
+    #[tokio::test]
+    async fn undeclared_bodies_growing_at_once_take_turns() {
+        let budget = InflightBudget::bytes(8 * 1024);
+        let grow = |budget: InflightBudget| async move {
+            let first = budget.admit(Some(4 * 1024)).await;
+            let mut growing = None;
+            let p = budget.cover(first, 8 * 1024, &mut growing).await;
+            assert_eq!(p.as_ref().map(|p| p.num_permits()), Some(8));
+            tokio::task::yield_now().await;
+        };
+        let both = futures_util::future::join(grow(budget.clone()), grow(budget.clone()));
+        tokio::time::timeout(std::time::Duration::from_secs(5), both)
+            .await
+            .expect("both bodies were read");
+        // No budget: nothing is charged.
+        let mut growing = None;
+        let free = InflightBudget::unlimited()
+            .cover(None, 1 << 30, &mut growing)
+            .await;
+        assert!(free.is_none() && growing.is_none());
     }
 
     #[tokio::test]
