@@ -17,7 +17,9 @@ example) or events/<bin>/<function>/ (its other examples):
                        envelope as a JSON string
 
 plus events/local-env.json (`sam local invoke --env-vars`, sets the token the Function URL
-events carry). The generated files are committed; rerun after editing the table:
+events carry) and events/tick/scheduled-event.json: what an EventBridge rule without an input
+sends (`sam local generate-event cloudwatch scheduled-event` writes the same shape), which the
+tick binary answers with a tick. The generated files are committed; rerun after editing the table:
 
   python3 scripts/gen-events.py          write events/
   python3 scripts/gen-events.py --check  exit 1 if events/ is not what the table gives
@@ -422,6 +424,22 @@ def function_url_event(bin_name: str, function: str, body: str) -> dict:
     }
 
 
+def scheduled_event() -> dict:
+    """AWS's own scheduled event: an EventBridge rule `rate(1 minute)` with no input (no
+    `function`: the Lambda transport runs the tick for it)."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "integrator-extension/tick/scheduled-event")),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2024-05-02T12:00:00Z",
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/example-stack-tick"],
+        "detail": {},
+    }
+
+
 def render(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
@@ -454,6 +472,7 @@ def planned() -> dict[Path, str]:
             }
         }
     )
+    files[EVENTS / "tick" / "scheduled-event.json"] = render(scheduled_event())
     return files
 
 

@@ -12,6 +12,8 @@
 //! - a Function URL / API Gateway HTTP API event → the server-stack routes via `lambda_http`;
 //! - an event another component consumes (SQS batches: the queue worker, mounted by the startup
 //!   module as an [`EventConsumer`]);
+//! - AWS's own scheduled event (an EventBridge rule or schedule without an input,
+//!   [`is_scheduled_event`]) → the deferred-jobs tick, `{"diy":true,"function":"tick","options":{}}`;
 //! - anything else → the payload is a whole envelope (`sam local invoke -e`, queued messages).
 
 use super::http::{HttpApp, HttpRequest};
@@ -145,6 +147,24 @@ pub fn is_http_event(payload: &Value) -> bool {
             .is_some_and(Value::is_object)
 }
 
+/// Is this payload AWS's own scheduled event (what an EventBridge rule or an EventBridge
+/// Scheduler schedule without an input sends: `"detail-type": "Scheduled Event"` from
+/// `aws.events` or `aws.scheduler`), which names no function? It is answered with a tick.
+pub fn is_scheduled_event(payload: &Value) -> bool {
+    payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        && matches!(
+            payload.get("source").and_then(Value::as_str),
+            Some("aws.events" | "aws.scheduler")
+        )
+        && payload.get("function").is_none()
+}
+
+/// The envelope a scheduled event runs: the deferred-jobs tick (a binary without it answers
+/// the usual unknown-function error).
+fn tick_envelope() -> Envelope {
+    Envelope::from_body(serde_json::json!({"diy": true, "function": "tick", "options": {}}))
+}
+
 /// The JSON text of the invocation's response, or its error. The text is ours (the reply
 /// writer's output, or serde_json's), so it is posted as it is: checking it with
 /// `RawValue::from_string` would parse a 5 MB page a second time. Records passed through are
@@ -193,6 +213,8 @@ pub async fn handle(app: LambdaApp, event: LambdaEvent<Value>) -> HandlerResult 
         return raw(c
             .consume(ext, payload, &context.request_id, deadline)
             .await?);
+    } else if is_scheduled_event(&payload) {
+        tick_envelope()
     } else {
         Envelope::from_body(payload)
     };
@@ -493,6 +515,45 @@ mod tests {
         };
         assert!(h.values().all(inside));
         assert!(!d.values().any(inside));
+    }
+
+    /// AWS's own scheduled event (events/tick/scheduled-event.json, what an EventBridge rule
+    /// without an input sends) runs the tick, as the envelope TickSchedule sends does.
+    #[tokio::test]
+    async fn aws_scheduled_events_run_the_tick() {
+        let mut m = Module::new();
+        m.utility("tick", |_inv, _o: Value| async move {
+            Ok::<_, crate::ExtError>(serde_json::json!({"due": 0, "enqueued": 0}))
+        });
+        let ext = Extension::builder().diy(m).build().expect("extension");
+        let app = LambdaApp {
+            http: HttpApp::new(ext, TokenSet::default(), 1 << 20),
+            consumers: Vec::new(),
+        };
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/tick/scheduled-event.json"
+        );
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(is_scheduled_event(&event));
+        let scheduler = serde_json::json!({
+            "version": "0", "id": "x", "detail-type": "Scheduled Event",
+            "source": "aws.scheduler", "account": "1", "time": "2024-05-02T12:00:00Z",
+            "region": "us-east-1", "resources": ["arn:aws:scheduler:::schedule/default/x"],
+            "detail": "{}",
+        });
+        for e in [event, scheduler] {
+            let out = handle(app.clone(), LambdaEvent::new(e, Default::default()))
+                .await
+                .unwrap_or_else(|d| panic!("{}", d.error_message));
+            let v: Value = serde_json::from_slice(&out.into_bytes()).unwrap();
+            assert_eq!(v, serde_json::json!({"due": 0, "enqueued": 0}));
+        }
+        // Another source's event, or one naming a function, is still read as an envelope.
+        let other = serde_json::json!({"detail-type": "Scheduled Event", "source": "my.app"});
+        assert!(!is_scheduled_event(&other));
+        let named = serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "function": "f"});
+        assert!(!is_scheduled_event(&named));
     }
 
     #[test]
