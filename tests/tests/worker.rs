@@ -420,7 +420,8 @@ async fn a_poison_message_reaches_the_dlq_after_max_receive_count() {
 
 /// The real `worker` and `tick` binaries on the emulator, as deployed: a direct
 /// `scheduleInvocation` (window covering now, so it is stored for the tick), the `tick` binary
-/// with `events/tick/schedule.json` moves it to the work queue, the worker runs it from an SQS
+/// with `events/tick/schedule.json` moves it to the work queue (and answers AWS's own scheduled
+/// event, `events/tick/scheduled-event.json`, with a tick too), the worker runs it from an SQS
 /// event; then `startRun` of the `paged-numbers` example, with the worker fed from the queue
 /// until it is empty, ends `processed` (`runStatus`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,10 +504,13 @@ async fn worker_and_tick_binaries_run_a_deferred_job_and_a_paged_run_on_the_emul
     assert_eq!(scheduled["via"], "table");
     let tick_event =
         std::fs::read_to_string(repo_root().join("events/tick/schedule.json")).expect("tick event");
-    let report = response(tick_api.invoke(tick_event.clone(), None, T).await);
+    let report = response(tick_api.invoke(tick_event, None, T).await);
     println!("tick binary: {report}");
     assert_eq!(report, r#"{"due":1,"enqueued":1,"lost":0,"failed":0}"#);
-    let again = response(tick_api.invoke(tick_event, None, T).await);
+    // AWS's own scheduled event (an EventBridge rule without an input) runs a tick too.
+    let aws_event = std::fs::read_to_string(repo_root().join("events/tick/scheduled-event.json"))
+        .expect("scheduled event");
+    let again = response(tick_api.invoke(aws_event, None, T).await);
     assert_eq!(again, r#"{"due":0,"enqueued":0,"lost":0,"failed":0}"#);
     assert_eq!(pump(5).await, 1, "the job's one message");
     let job = aws_sdk_dynamodb::Client::new(&cfg)
