@@ -12,7 +12,7 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run new-function new-function-check secret fixture help serve test fmt-check promises clippy build-bins cargo-test lint-template lint-workflows events-check \
+.PHONY: call new-function new-function-check secret fixture help serve test fmt-check promises clippy build-bins cargo-test lint-template lint-workflows events-check \
         invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny
 
 help:
@@ -23,7 +23,7 @@ help:
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x [STACK=s] store a secret read from stdin (dev file locally; KMS + table of stack s)"
 	@echo "make fixture FN=enrichRecords CASE=name [OPTIONS=file]   record a fixture from a run against the real API"
-	@echo "make run FN=stampSource PAYLOAD=file.json   one call in process: log lines, time, answer"
+	@echo "make call FN=stampSource PAYLOAD=file.json  one call in process: log lines, time, answer"
 	@echo "make new-function POINT=preMap NAME=myHook   add a function, its registration, fixture and test"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
@@ -128,12 +128,12 @@ invoke: $(TOOLS)
 # One call of any function, in process (the same dispatch path and local stores as `make
 # serve`): its log lines (stderr), `Execution finished in N ms`, then `200 <answer>` or
 # `422 <errors>` (stdout). PAYLOAD is the options JSON, or a fixture/envelope (its `options`).
-#   make run FN=stampSource PAYLOAD=events/run/stamp-source.json
+#   make call FN=stampSource PAYLOAD=events/run/stamp-source.json
 PAYLOAD ?=
-run:
-	@test -n "$(PAYLOAD)" || { echo "usage: make run FN=<function name> PAYLOAD=<options or fixture JSON file>"; exit 2; }
-	@cargo build -q --bin run-function
-	@./target/debug/run-function '$(FN)' '$(PAYLOAD)'
+call:
+	@test -n "$(PAYLOAD)" || { echo "usage: make call FN=<function name> PAYLOAD=<options or fixture JSON file>"; exit 2; }
+	@cargo build -q --bin call-function
+	@./target/debug/call-function '$(FN)' '$(PAYLOAD)'
 
 # Record a fixture: run one function once against the real API (secrets from the dev file, or
 # KMS with EXTENSION_BACKEND=aws) and write functions/fixtures/<FN>/<CASE>.json, secrets and

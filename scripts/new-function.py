@@ -280,7 +280,7 @@ mod {fn}_tests {{
     print(f"  fixture  functions/fixtures/{name}/basic.json")
     print(f"  test     functions/src/{module}.rs ({fn}_tests)")
     print(f"  served by the {binary} binary, make serve and the worker; try:")
-    print(f"  make run FN={name} PAYLOAD=functions/fixtures/{name}/basic.json")
+    print(f"  make call FN={name} PAYLOAD=functions/fixtures/{name}/basic.json")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@
 //!
 //! A function is an `async fn` that takes the call's [`Invocation`] and the typed options of
 //! its extension point, and returns an [`ExtResult`]. A [`Module`] registers it under the name
-//! integrator.io calls it by; [`run`] serves the module:
+//! integrator.io calls it by; [`start`] serves the module:
 //!
 //! ```no_run
 //! use integrator_lambda::types::{PreMapOptions, RecordResult};
@@ -26,7 +26,7 @@
 //! fn main() -> std::process::ExitCode {
 //!     let mut m = Module::new();
 //!     m.pre_map("keepAll", keep_all);
-//!     integrator_lambda::run(m)
+//!     integrator_lambda::start(m)
 //! }
 //! ```
 //!
@@ -126,7 +126,7 @@
 //!
 //! - `make serve`: every example function on `127.0.0.1:8080` (the `POST /function` route of
 //!   the server stack, the webhook endpoints and an in-process work queue);
-//! - `make run FN=name PAYLOAD=options.json`: one call in process, with its log lines and
+//! - `make call FN=name PAYLOAD=options.json`: one call in process, with its log lines and
 //!   answer;
 //! - `make new-function POINT=preMap NAME=myHook`: a new function with its registration,
 //!   fixture and test.
@@ -205,7 +205,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // What a function author needs, in one place. The modules above are the building blocks for
 // embedding (the integration tests and benchmarks use them); `codec` and `utilities` are
 // internal.
-pub use app::{App, run, serve};
+pub use app::{App, serve, start};
 pub use dispatch::{
     ExtError, ExtResult, Extension, Invocation, Module, Registration, Reply, Services, Stack,
     invalid_settings,

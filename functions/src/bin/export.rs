@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::export::module())
+    integrator_lambda::start(functions::export::module())
 }

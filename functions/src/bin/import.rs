@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::import::module())
+    integrator_lambda::start(functions::import::module())
 }

@@ -3,5 +3,5 @@ fn main() -> std::process::ExitCode {
     let app = integrator_lambda::App::new(integrator_lambda::Module::new())
         .incoming(functions::incoming::default_endpoints())
         .incoming_required();
-    integrator_lambda::run(app)
+    integrator_lambda::start(app)
 }

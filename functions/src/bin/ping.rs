@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::ping::module())
+    integrator_lambda::start(functions::ping::module())
 }

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::post_response_map::module())
+    integrator_lambda::start(functions::post_response_map::module())
 }

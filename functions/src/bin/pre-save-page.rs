@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::pre_save_page::module())
+    integrator_lambda::start(functions::pre_save_page::module())
 }

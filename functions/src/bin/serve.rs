@@ -7,5 +7,5 @@ fn main() -> std::process::ExitCode {
     let app = integrator_lambda::App::new(m)
         .incoming(functions::incoming::default_endpoints())
         .integrations(functions::integrations::all());
-    integrator_lambda::run(app)
+    integrator_lambda::start(app)
 }

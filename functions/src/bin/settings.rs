@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(functions::settings::module())
+    integrator_lambda::start(functions::settings::module())
 }

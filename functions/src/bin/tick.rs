@@ -2,5 +2,5 @@
 //! `{"diy":true,"function":"tick","options":{}}`): moves the deferred jobs that are due into
 //! the work queue, each exactly once (see `integrator_lambda::jobs::deferred`).
 fn main() -> std::process::ExitCode {
-    integrator_lambda::run(integrator_lambda::utilities())
+    integrator_lambda::start(integrator_lambda::utilities())
 }

@@ -7,5 +7,5 @@ fn main() -> std::process::ExitCode {
     let mut m = functions::all();
     m.merge(integrator_lambda::utilities());
     let app = integrator_lambda::App::lambda_only(m).integrations(functions::integrations::all());
-    integrator_lambda::run(app)
+    integrator_lambda::start(app)
 }

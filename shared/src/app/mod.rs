@@ -3,20 +3,20 @@
 //! incoming endpoints and the queue worker on the transports, and runs.
 //!
 //! Two ways to start:
-//! - [`run`]: a function binary. On Lambda (`AWS_LAMBDA_RUNTIME_API` set) it serves
+//! - [`start`]: a function binary. On Lambda (`AWS_LAMBDA_RUNTIME_API` set) it serves
 //!   integrator.io's direct Invoke, Function URL requests and SQS batches; elsewhere the same
 //!   routes on the local HTTP server (`HOST`/`PORT`).
 //! - [`serve`]: the local HTTP server only, on a given address (the conformance server, tools).
 
+mod call_once;
 mod fixture;
-mod run_once;
 pub mod settings;
 mod wiring;
 
 #[doc(hidden)]
-pub use fixture::record_fixture;
+pub use call_once::{call_envelope, call_once, options_of};
 #[doc(hidden)]
-pub use run_once::{call_envelope, options_of, run_once};
+pub use fixture::record_fixture;
 
 use crate::dispatch::{Extension, Module};
 use crate::incoming::IncomingConfig;
@@ -141,16 +141,16 @@ fn init_logging() {
 /// Run a function binary: on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, otherwise on the
 /// local HTTP server at `HOST`/`PORT`. Everything else comes from the environment
 /// ([`settings`]).
-pub fn run(app: impl Into<App>) -> ExitCode {
-    start(app.into(), None)
+pub fn start(app: impl Into<App>) -> ExitCode {
+    launch(app.into(), None)
 }
 
 /// Run the local HTTP server at `addr` (whatever the environment says about Lambda).
 pub fn serve(app: impl Into<App>, addr: SocketAddr) -> ExitCode {
-    start(app.into(), Some(addr))
+    launch(app.into(), Some(addr))
 }
 
-fn start(app: App, local_addr: Option<SocketAddr>) -> ExitCode {
+fn launch(app: App, local_addr: Option<SocketAddr>) -> ExitCode {
     init_logging();
     crate::memory::at_start();
     let settings = match Settings::from_env() {

@@ -284,7 +284,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(accepted, "the new token is read from the secret");
         assert!(!old, "the replaced token stops working");
-        assert_eq!(store.fetches(), 3, "the start-up read, then one per miss (no interval here)");
+        assert_eq!(
+            store.fetches(),
+            3,
+            "the start-up read, then one per miss (no interval here)"
+        );
     }
 
     #[tokio::test]

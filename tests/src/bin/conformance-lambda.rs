@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    integrator_lambda::run(
+    integrator_lambda::start(
         integrator_lambda::App::extension(reference::extension(mode))
             .tokens(TokenSet::new([SYSTEM_TOKEN])),
     )

@@ -1,4 +1,4 @@
-//! One call, in process, for `make run FN=<name> PAYLOAD=<file>` (Qubit's "Run" button): the
+//! One call, in process, for `make call FN=<name> PAYLOAD=<file>` (what the "Run" button of a hosted function editor does): the
 //! same settings, wiring (embedded stores locally: the dev secrets file, in-memory dedup and
 //! cache) and dispatch path as a real call, with the function's log lines (its own, and the
 //! HTTP client's `HTTP <METHOD> <url> - <status> …` lines) on stderr as they happen, then
@@ -49,7 +49,7 @@ pub fn options_of(payload: Value) -> Value {
 /// Run `function` of `module` once with `options` (see the module docs). Exit code: success
 /// for a 200 answer, failure for a 422 or a start-up problem.
 /// The `diy` envelope that calls `function` of `module` (by its plain name, or the name it has
-/// under its namespace, e.g. a webhook function's) with `options`: what `make run` and the
+/// under its namespace, e.g. a webhook function's) with `options`: what `make call` and the
 /// fixture runner send through the dispatcher.
 pub fn call_envelope(module: &Module, function: &str, options: Value) -> Result<Value, String> {
     Ok(envelope_of(type_for(module, function)?, function, options))
@@ -65,7 +65,7 @@ fn envelope_of(type_name: Option<String>, function: &str, options: Value) -> Val
 }
 
 #[doc(hidden)]
-pub fn run_once(module: Module, function: &str, options: Value) -> ExitCode {
+pub fn call_once(module: Module, function: &str, options: Value) -> ExitCode {
     init_logging();
     let settings = match Settings::from_env() {
         Ok(s) => s,
