@@ -11,7 +11,7 @@
 
 use integrator_lambda::store::dedup::seen_before;
 use integrator_lambda::types::{ImportOptions, RecordError, SubmitResponse};
-use integrator_lambda::{Dedup, DedupKey};
+use integrator_lambda::DedupKey;
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module, Record};
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ pub fn module() -> Module {
 ///
 /// Records that are not JSON objects fail with status 422 and a `missing_field` error.
 ///
-/// **Idempotent imports.** When the deployment provides a [`Dedup`] service and the call has
+/// **Idempotent imports.** When the deployment provides a [`Dedup`](integrator_lambda::Dedup) service and the call has
 /// an `_importId`, every record is checked before it is written, keyed (within the import) on
 /// its `id` field when it has one (`42` and `"42"` are the same target record), otherwise on
 /// the whole record. A record already imported — in an earlier call, e.g. a retried page, or
@@ -48,14 +48,36 @@ pub fn module() -> Module {
 /// failure fails the whole call with `dedup_unavailable` before anything is written. Without
 /// the service (or without `_importId`) every record is written.
 ///
-/// The check marks a record as imported *before* it is written. That is right here, where the
-/// write cannot fail; a wrapper whose target can fail should use
-/// `inv.idempotency()` per record instead (its lock is released when the
-/// write fails, so a retry writes the record then).
+/// The check marks a record as imported *before* it is written; the mark is taken back when
+/// the record is not: a record whose write fails has its key forgotten at once (its response
+/// is the failure, and the retry writes it), and when the call's answer is not delivered (the
+/// call fails or times out, or the answer is over `maxResponseSize` or Lambda's 6 MB) every key
+/// the call marked is forgotten ([`CallMarks`](integrator_lambda::store::dedup::CallMarks)).
+/// Proven by `a_record_whose_write_fails_is_not_already_imported_on_retry` (below) and
+/// `an_undelivered_upsert_answer_is_not_already_imported_on_retry` (tests/tests/dedup_delivery.rs).
 pub async fn upsert_records(
     inv: Invocation,
     options: ImportOptions,
 ) -> ExtResult<Vec<SubmitResponse>> {
+    upsert_with(inv, options, write_record).await
+}
+
+/// Write one record to the target under `id`. The example has no target: every write
+/// succeeds. A real wrapper calls the target's upsert API here and returns its failure.
+async fn write_record(_id: &str, _record: &Value) -> Result<(), RecordError> {
+    Ok(())
+}
+
+/// [`upsert_records`] with its write step.
+async fn upsert_with<W, F>(
+    inv: Invocation,
+    options: ImportOptions,
+    write: W,
+) -> ExtResult<Vec<SubmitResponse>>
+where
+    W: Fn(&str, &Value) -> F,
+    F: std::future::Future<Output = Result<(), RecordError>>,
+{
     let planned: Vec<Result<String, String>> = options
         .post_map_data
         .iter()
@@ -68,32 +90,51 @@ pub async fn upsert_records(
         .as_deref()
         .filter(|id| !id.is_empty())
         .map(|id| format!("import:{id}"));
-    let already = match (dedup, scope) {
+    let (already, keys) = match (&dedup, scope) {
         (Some(dedup), Some(scope)) => {
-            already_imported(&dedup, &scope, &options.post_map_data, &planned).await?
+            let keys = import_keys(&scope, &options.post_map_data, &planned);
+            let seen = seen_before(dedup, &keys, Clone::clone, DEDUP_CONCURRENCY)
+                .await
+                .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))?;
+            (seen, keys)
         }
         (Some(_), None) => {
             tracing::warn!("upsertRecords: no _importId, so records are not deduplicated");
-            vec![false; planned.len()]
+            (vec![false; planned.len()], vec![None; planned.len()])
         }
-        _ => vec![false; planned.len()],
+        _ => (vec![false; planned.len()], vec![None; planned.len()]),
     };
-    Ok(planned
+    let mut responses = Vec::with_capacity(planned.len());
+    for (((plan, already), key), record) in planned
         .into_iter()
         .zip(already)
-        .map(|(plan, already)| match plan {
+        .zip(keys)
+        .zip(&options.post_map_data)
+    {
+        responses.push(match plan {
             Ok(id) if already => {
                 let mut response = SubmitResponse::ok(id);
                 response.ignored = Some(true);
                 response
             }
-            // A real wrapper writes the record to the target here.
-            Ok(id) => SubmitResponse::ok(id),
+            Ok(id) => match write(&id, record.value()).await {
+                Ok(()) => SubmitResponse::ok(id),
+                Err(error) => {
+                    // Not written: not imported either, so the retry writes it.
+                    if let (Some(dedup), Some(key)) = (&dedup, key)
+                        && let Err(e) = dedup.forget(&key).await
+                    {
+                        tracing::error!(error = %e, "upsertRecords: could not forget the key of a record whose write failed; a retry within its TTL will report it as already imported");
+                    }
+                    SubmitResponse::failed(422, vec![error])
+                }
+            },
             Err(message) => {
                 SubmitResponse::failed(422, vec![RecordError::new("missing_field", message)])
             }
-        })
-        .collect())
+        });
+    }
+    Ok(responses)
 }
 
 /// The id the target uses for `record`, or why it has none.
@@ -118,28 +159,25 @@ fn own_id(id: Option<&Value>) -> Option<String> {
     }
 }
 
-/// For each record, whether it was imported before (failed records are not checked).
-async fn already_imported(
-    dedup: &Dedup,
+/// Each record's dedup key (none for records that failed planning): its `id` within the import
+/// when it has one, otherwise the whole record.
+fn import_keys(
     scope: &str,
     records: &[Record],
     planned: &[Result<String, String>],
-) -> ExtResult<Vec<bool>> {
-    let planned_ok: Vec<(&Value, bool)> = records
+) -> Vec<Option<DedupKey>> {
+    records
         .iter()
         .map(Record::value)
         .zip(planned)
-        .map(|(record, plan)| (record, plan.is_ok()))
-        .collect();
-    let key_of = |&(record, ok): &(&Value, bool)| {
-        ok.then(|| match record.get("id").and_then(|id| own_id(Some(id))) {
-            Some(id) => DedupKey::from_values(scope, &[Some(&Value::String(id))]),
-            None => DedupKey::from_record(scope, record),
+        .map(|(record, plan)| {
+            plan.is_ok()
+                .then(|| match record.get("id").and_then(|id| own_id(Some(id))) {
+                    Some(id) => DedupKey::from_values(scope, &[Some(&Value::String(id))]),
+                    None => DedupKey::from_record(scope, record),
+                })
         })
-    };
-    seen_before(dedup, &planned_ok, key_of, DEDUP_CONCURRENCY)
-        .await
-        .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))
+        .collect()
 }
 
 /// `fnv-` and the 64-bit FNV-1a hash of `record`'s compact JSON, in hex. Stable across Rust
@@ -161,6 +199,7 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use integrator_lambda::dispatch::Services;
+    use integrator_lambda::Dedup;
     use integrator_lambda::store::dedup::MemoryDedup;
     use serde_json::json;
     use std::sync::Arc;
@@ -232,6 +271,38 @@ mod tests {
             .await
             .unwrap();
         assert!(other.iter().all(|r| r.ignored == Some(false)));
+    }
+
+    /// A record whose write fails is answered with the failure and its key is forgotten: the
+    /// retried page writes it (not "already imported"), while the records written stay
+    /// imported.
+    #[tokio::test]
+    async fn a_record_whose_write_fails_is_not_already_imported_on_retry() {
+        let inv = with_dedup();
+        let page = json!([{"id": "A"}, {"id": "B"}, {"id": "C"}]);
+        let failing = |id: &str, _: &Value| {
+            let fail = id == "B";
+            async move {
+                if fail {
+                    Err(RecordError::new("target_unavailable", "the target refused B"))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        let first = upsert_with(inv.clone(), options(Some("imp-w"), page.clone()), failing)
+            .await
+            .unwrap();
+        let status: Vec<_> = first.iter().map(|r| r.status_code).collect();
+        assert_eq!(status, [Some(200), Some(422), Some(200)]);
+        let retry = upsert_records(inv, options(Some("imp-w"), page)).await.unwrap();
+        let ignored: Vec<_> = retry.iter().map(|r| r.ignored).collect();
+        assert_eq!(
+            ignored,
+            [Some(true), Some(false), Some(true)],
+            "B was never written, so it is not already imported"
+        );
+        assert_eq!(retry[1].status_code, Some(200));
     }
 
     #[tokio::test]

@@ -155,6 +155,9 @@ impl DynamoRuns {
             retries: u32::try_from(num("retries").unwrap_or(0)).ok()?,
             error: txt("error"),
             lease_until: EpochMillis(num("lease_until").unwrap_or(0)),
+            applied: num("applied_attempt")
+                .and_then(|a| u32::try_from(a).ok())
+                .map(|a| (a, num("applied_records").unwrap_or(0))),
         })
     }
 
@@ -282,6 +285,23 @@ impl RunStore for DynamoRuns {
             Err(e) if is_condition_failure(&e) => Ok(None),
             Err(e) => Err(store_err(&e)),
         }
+    }
+
+    async fn mark_applied(&self, st: &Stream, records: u64) -> Result<bool, RunsError> {
+        // A plain SET under the claim's condition: a retry whose first attempt landed sets the
+        // same values again and still finds the stream `processing` at this attempt.
+        let r = self
+            .table
+            .update(Self::stream_pk(&st.run_id, &st.id))
+            .update_expression("SET applied_attempt = :a, applied_records = :r")
+            .condition_expression("#s = :processing AND attempt = :a")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":a", n(st.attempt))
+            .expression_attribute_values(":r", n(records))
+            .send()
+            .await;
+        applied(r).map_err(|e| store_err(&e))
     }
 
     async fn finish_stream(&self, st: &Stream, finish: &Finish) -> Result<bool, RunsError> {

@@ -37,6 +37,8 @@ pub struct Invocation {
     pub(crate) deadline: Instant,
     pub(crate) stack: Stack,
     pub(crate) services: Arc<super::Services>,
+    /// The dedup keys this call marks, forgotten when its answer is not delivered.
+    pub(crate) marks: crate::store::dedup::CallMarks,
 }
 
 impl Invocation {
@@ -50,6 +52,7 @@ impl Invocation {
             deadline: Instant::now() + time_left,
             stack: Stack::Http,
             services: Default::default(),
+            marks: Default::default(),
         }
     }
     /// The same context with `services` (for unit tests of functions that use them).
@@ -75,9 +78,16 @@ impl Invocation {
         })?;
         Ok(store.get(name, Some(self.deadline)).await?)
     }
-    /// The dedup store; a 422 `dedup_unavailable` when the deployment has none.
+    /// The dedup store; a 422 `dedup_unavailable` when the deployment has none. The keys its
+    /// page checks mark as new are held by this call and forgotten again when its answer is
+    /// not delivered (the call fails, times out, or its answer is over the size limit), so
+    /// the caller's retry finds them new ([`CallMarks`](crate::store::dedup::CallMarks)).
     pub fn dedup(&self) -> Result<Arc<crate::store::dedup::Dedup>, ExtError> {
-        self.services.dedup()
+        Ok(Arc::new(self.services.dedup()?.holding(self.marks.clone())))
+    }
+    /// The dedup keys this call's checks marked so far (see [`Invocation::dedup`]).
+    pub fn dedup_marks(&self) -> &crate::store::dedup::CallMarks {
+        &self.marks
     }
     /// The idempotency store; a 422 `idempotency_unavailable` when the deployment has none.
     pub fn idempotency(&self) -> Result<Arc<crate::store::idempotency::Idempotency>, ExtError> {

@@ -218,6 +218,11 @@ impl Extension {
             import = ids.import.as_deref().unwrap_or(""),
             connection = ids.connection.as_deref().unwrap_or(""),
         );
+        // The dedup keys the call marks: forgotten here when it fails (its answer is an
+        // error, not the records the marks stand for); kept when it succeeds, unless the
+        // transport holds them until it has sent the answer (`store::dedup::held`).
+        let outer = crate::store::dedup::held_marks();
+        let marks = outer.clone().unwrap_or_default();
         let result = crate::telemetry::with_trace_id(
             trace_id.clone(),
             self.dispatch(
@@ -226,10 +231,16 @@ impl Extension {
                 &req.request_id,
                 trace_id.as_deref(),
                 req.deadline,
+                marks.clone(),
             ),
         )
         .instrument(span.clone())
         .await;
+        match &result {
+            Err(_) => marks.forget().instrument(span.clone()).await,
+            Ok(_) if outer.is_none() => marks.keep(),
+            Ok(_) => {}
+        }
         let _entered = span.enter();
         // A 422 carries messages built from outside data (a panic's text, serde's description
         // of the options, the function's own words): registered secrets never leave in them.
@@ -289,10 +300,11 @@ impl Extension {
         request_id: &str,
         trace_id: Option<&str>,
         deadline: Option<Instant>,
+        marks: crate::store::dedup::CallMarks,
     ) -> Result<Reply, Vec<WireError>> {
         let (module, function, options) = self.validate(&mut env)?;
         let (handler, namespace) = resolve(&module, &env, &function)?;
-        let inv = self.invocation(
+        let mut inv = self.invocation(
             &function,
             namespace.as_deref(),
             request_id,
@@ -300,6 +312,7 @@ impl Extension {
             deadline,
             stack,
         );
+        inv.marks = marks;
         let reply = run_isolated(handler, inv, options).await?;
         check_size(&env, reply)
     }
@@ -387,6 +400,7 @@ impl Extension {
             deadline: now + budget,
             stack,
             services: self.services.clone(),
+            marks: Default::default(),
         }
     }
 }
@@ -540,6 +554,69 @@ mod tests {
         let errors = ext.call(req).await.expect_err("422");
         let all = format!("{errors:?}");
         assert!(!all.contains("opt-secret-Pw3z"), "{all}");
+    }
+
+    /// A function that checks a page of two new records, then answers `"x" × size` or fails.
+    async fn check_then(inv: Invocation, o: Value) -> ExtResult<Value> {
+        let dedup = inv.dedup()?;
+        let page = [json!({"id": 1}), json!({"id": 2})];
+        crate::store::dedup::check_page(&dedup, "marks", &page, &["id".to_owned()], 2)
+            .await
+            .map_err(|e| ExtError::with_code("dedup_unavailable", e.to_string()))?;
+        if o["fail"] == true {
+            return Err(ExtError::with_code("target_unavailable", "after the check"));
+        }
+        Ok(json!("x".repeat(o["size"].as_u64().unwrap_or(1) as usize)))
+    }
+
+    async fn still_new(dedup: &crate::store::dedup::Dedup) -> Vec<crate::Sighting> {
+        let page = [json!({"id": 1}), json!({"id": 2})];
+        let sightings = crate::store::dedup::check_page(dedup, "marks", &page, &["id".to_owned()], 2)
+            .await
+            .unwrap();
+        for k in [1, 2] {
+            let key = crate::store::dedup::KeyFields::new(["id"])
+                .unwrap()
+                .key("marks", &json!({"id": k}));
+            dedup.forget(&key).await.unwrap();
+        }
+        sightings
+    }
+
+    /// The keys a call marks are forgotten when its answer is not delivered — over
+    /// `maxResponseSize`, or the function fails after its checks — and kept when it is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_keys_of_an_undelivered_answer_are_forgotten() {
+        use crate::Sighting::{Duplicate, New};
+        let dedup = Arc::new(crate::store::dedup::Dedup::new(Arc::new(
+            crate::store::dedup::MemoryDedup::default(),
+        )));
+        let mut m = Module::new();
+        m.raw("checkThen", check_then);
+        let ext = Extension::builder()
+            .diy(m)
+            .services(Services::new().with_dedup(dedup.clone()))
+            .build()
+            .unwrap();
+        let req = |options: Value, max: u64| CallRequest {
+            envelope: Envelope::from_body(json!({"diy": true, "function": "checkThen",
+                "options": options, "maxResponseSize": max})),
+            ..call("checkThen", Duration::from_secs(5))
+        };
+        let errors = ext
+            .call(req(json!({"size": 100}), 10))
+            .await
+            .expect_err("over the size");
+        assert_eq!(errors[0].code, "response_size_exceeded");
+        assert_eq!(still_new(&dedup).await, [New, New], "oversized answer");
+        let errors = ext
+            .call(req(json!({"fail": true}), 1000))
+            .await
+            .expect_err("failed");
+        assert_eq!(errors[0].code, "target_unavailable");
+        assert_eq!(still_new(&dedup).await, [New, New], "failed call");
+        ext.call(req(json!({"size": 1}), 1000)).await.expect("delivered");
+        assert_eq!(still_new(&dedup).await, [Duplicate, Duplicate], "delivered");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

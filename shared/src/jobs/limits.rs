@@ -323,11 +323,45 @@ impl RateLimiter {
 // ---------------------------------------------------------------------------------------------
 // In-memory twin
 
-/// In-memory counters (local runs, unit tests).
-#[derive(Debug, Default)]
+/// In-memory counters (local runs, unit tests). Bounded: at most
+/// [`MemoryCounters::CAPACITY`] buckets; a new bucket in a full store first drops the buckets
+/// whose period ended, and when all are current it is refused with a store error (the call is
+/// not admitted and can be retried) — a current count is never dropped, which would admit
+/// calls over the limit.
+#[derive(Debug)]
 #[doc(hidden)]
 pub struct MemoryCounters {
-    counts: Mutex<HashMap<String, u64>>,
+    /// bucket → (count, expiry in epoch seconds)
+    counts: Mutex<HashMap<String, (u64, u64)>>,
+    capacity: usize,
+}
+
+impl Default for MemoryCounters {
+    fn default() -> Self {
+        Self::with_capacity(Self::CAPACITY)
+    }
+}
+
+impl MemoryCounters {
+    /// Buckets kept at most by default.
+    pub const CAPACITY: usize = 100_000;
+
+    /// Counters of at most `capacity` buckets (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            counts: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Buckets held now.
+    pub fn len(&self) -> usize {
+        self.counts.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[async_trait]
@@ -336,13 +370,24 @@ impl CounterStore for MemoryCounters {
         &self,
         bucket: &str,
         limit: u64,
-        _: EpochSeconds,
+        expires_at: EpochSeconds,
     ) -> Result<Option<u64>, LimitError> {
         let mut counts = self
             .counts
             .lock()
             .map_err(|_| LimitError::Store("in-memory counters poisoned".into()))?;
-        let n = counts.entry(bucket.to_owned()).or_insert(0);
+        let now = EpochSeconds::now().0;
+        if counts.len() >= self.capacity && !counts.contains_key(bucket) {
+            counts.retain(|_, (_, exp)| *exp > now);
+            if counts.len() >= self.capacity {
+                return Err(LimitError::Store(format!(
+                    "the in-memory counters are full ({} current buckets)",
+                    counts.len()
+                )));
+            }
+        }
+        let (n, exp) = counts.entry(bucket.to_owned()).or_insert((0, 0));
+        *exp = (*exp).max(expires_at.0);
         if *n >= limit {
             return Ok(None);
         }
@@ -355,7 +400,7 @@ impl CounterStore for MemoryCounters {
             .counts
             .lock()
             .map_err(|_| LimitError::Store("in-memory counters poisoned".into()))?;
-        if let Some(n) = counts.get_mut(bucket) {
+        if let Some((n, _)) = counts.get_mut(bucket) {
             *n = n.saturating_sub(1);
         }
         Ok(())
@@ -394,6 +439,25 @@ mod tests {
         ));
     }
     use serde_json::json;
+
+    /// The in-memory counters are bounded: a full store drops buckets whose period ended and
+    /// refuses a new bucket while all are current (never forgetting a current count).
+    #[tokio::test]
+    async fn full_memory_counters_drop_ended_buckets_and_refuse_current_ones() {
+        let c = MemoryCounters::with_capacity(2);
+        let later = EpochSeconds(EpochSeconds::now().0 + 3600);
+        assert_eq!(c.acquire("a", 5, later).await.unwrap(), Some(1));
+        assert_eq!(c.acquire("b", 5, EpochSeconds(1)).await.unwrap(), Some(1));
+        // "b"'s period ended: it makes room for "c".
+        assert_eq!(c.acquire("c", 5, later).await.unwrap(), Some(1));
+        assert!(matches!(
+            c.acquire("d", 5, later).await,
+            Err(LimitError::Store(m)) if m.contains("full")
+        ));
+        // Current buckets keep counting.
+        assert_eq!(c.acquire("a", 5, later).await.unwrap(), Some(2));
+        assert_eq!(c.len(), 2);
+    }
 
     #[test]
     fn limits_are_read_from_json() {

@@ -45,13 +45,33 @@ pub trait Queue: Send + Sync + 'static {
     async fn send(&self, message: OutMessage) -> Result<String, QueueError>;
 }
 
-/// In-memory twin for local runs and unit tests: keeps what was sent.
-#[derive(Debug, Default)]
+/// In-memory twin for local runs and unit tests: keeps what was sent. Bounded: it holds at
+/// most [`MemoryQueue::CAPACITY`] messages; a send to a full queue is refused with an error (a
+/// queued message is never dropped to make room: it is work someone was told is queued).
+#[derive(Debug)]
 pub struct MemoryQueue {
     sent: Mutex<Vec<OutMessage>>,
+    capacity: usize,
+}
+
+impl Default for MemoryQueue {
+    fn default() -> Self {
+        Self::with_capacity(Self::CAPACITY)
+    }
 }
 
 impl MemoryQueue {
+    /// Messages held at most by default.
+    pub const CAPACITY: usize = 10_000;
+
+    /// A queue of at most `capacity` messages (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            sent: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
     /// Everything sent so far, oldest first.
     pub fn sent(&self) -> Vec<OutMessage> {
         self.sent.lock().map(|s| s.clone()).unwrap_or_default()
@@ -65,6 +85,12 @@ impl Queue for MemoryQueue {
             .sent
             .lock()
             .map_err(|_| QueueError("in-memory queue poisoned".into()))?;
+        if sent.len() >= self.capacity {
+            return Err(QueueError(format!(
+                "the in-memory queue is full ({} messages)",
+                sent.len()
+            )));
+        }
         sent.push(message);
         Ok(format!("local-{}", sent.len()))
     }
@@ -85,6 +111,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(id, "local-1");
+        assert_eq!(q.sent().len(), 1);
+    }
+
+    /// A full queue refuses a send (an error the sender sees) and keeps what it holds.
+    #[tokio::test]
+    async fn a_full_memory_queue_refuses_rather_than_drop() {
+        let q = MemoryQueue::with_capacity(1);
+        let m = || OutMessage {
+            body: "{}".into(),
+            ..OutMessage::default()
+        };
+        q.send(m()).await.unwrap();
+        let full = q.send(m()).await.expect_err("full");
+        assert!(full.0.contains("full"), "{full:?}");
         assert_eq!(q.sent().len(), 1);
     }
 }

@@ -20,6 +20,7 @@ use super::http::{HttpApp, HttpRequest};
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::error::{WireError, http_body, lambda_message};
 use crate::protocol::{Envelope, JsonText, Options};
+use crate::store::dedup::{CallMarks, held};
 use futures_util::FutureExt;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Adapter, Body};
@@ -251,7 +252,9 @@ async fn call(
         trace_id: context.xray_trace_id.clone(),
         deadline,
     };
-    match app.http.extension.call(call).await {
+    // The dedup keys the call marks are kept only once its answer is known to fit.
+    let marks = CallMarks::new();
+    match held(marks.clone(), app.http.extension.call(call)).await {
         Ok(reply) => {
             let text = reply.into_lambda();
             if text.len() > RESPONSE_LIMIT {
@@ -259,8 +262,10 @@ async fn call(
                     bytes = text.len(),
                     "the answer is over Lambda's 6 MB response limit: answered with the size error"
                 );
+                marks.forget().await;
                 return Err(too_large_for_lambda());
             }
+            marks.keep();
             raw(text)
         }
         Err(errors) => Err(Diagnostic {
@@ -307,7 +312,9 @@ async fn handle_http(
             Ok::<_, std::convert::Infallible>(http::Response::from_parts(parts, body))
         }
     }));
-    let response = match adapter.call(LambdaEvent::new(request, context)).await {
+    // The dedup keys the call marks are kept only once its answer is known to fit.
+    let marks = CallMarks::new();
+    let response = match held(marks.clone(), adapter.call(LambdaEvent::new(request, context))).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
@@ -322,8 +329,10 @@ async fn handle_http(
             bytes = text.len(),
             "the Function URL answer is over Lambda's 6 MB response limit: answered with the size error"
         );
+        marks.forget().await;
         return raw(too_large_for_function_url());
     }
+    marks.keep();
     raw(text)
 }
 
@@ -492,6 +501,44 @@ mod tests {
         let small = app_with_big_answer(1000);
         let ok = handle(small, LambdaEvent::new(envelope(), Default::default())).await;
         assert!(ok.is_ok());
+    }
+
+    /// An answer over Lambda's 6 MB (the protocol's own `maxResponseSize` far above it) was
+    /// never delivered: the dedup keys its call marked are forgotten, so the retried page finds
+    /// its records new. A delivered answer keeps them.
+    #[tokio::test]
+    async fn the_keys_of_an_answer_over_lambdas_limit_are_forgotten() {
+        use crate::store::dedup::{Dedup, KeyFields, MemoryDedup, check_page};
+        let dedup = Arc::new(Dedup::new(Arc::new(MemoryDedup::default())));
+        let app = |bytes: usize| {
+            let mut m = Module::new();
+            m.raw("big", move |inv: crate::Invocation, _o: Value| async move {
+                let page = [serde_json::json!({"id": 7})];
+                check_page(&*inv.dedup()?, "big", &page, &["id".to_owned()], 1)
+                    .await
+                    .map_err(|e| crate::ExtError::new(e.to_string()))?;
+                Ok::<_, crate::ExtError>(Value::String("x".repeat(bytes)))
+            });
+            let ext = Extension::builder()
+                .diy(m)
+                .services(crate::dispatch::Services::new().with_dedup(dedup.clone()))
+                .build()
+                .expect("extension");
+            LambdaApp {
+                http: HttpApp::new(ext, TokenSet::default(), 1 << 20),
+                consumers: Vec::new(),
+            }
+        };
+        let key = KeyFields::new(["id"])
+            .unwrap()
+            .key("big", &serde_json::json!({"id": 7}));
+        let out = handle(app(RESPONSE_LIMIT + 10), LambdaEvent::new(envelope(), Default::default())).await;
+        assert!(out.is_err());
+        assert_eq!(dedup.check(&key).await.unwrap(), crate::Sighting::New);
+        dedup.forget(&key).await.unwrap();
+        let ok = handle(app(1000), LambdaEvent::new(envelope(), Default::default())).await;
+        assert!(ok.is_ok());
+        assert_eq!(dedup.check(&key).await.unwrap(), crate::Sighting::Duplicate);
     }
 
     #[test]

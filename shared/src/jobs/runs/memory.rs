@@ -69,6 +69,16 @@ impl RunStore for MemoryRuns {
         s.lease_until = now.after(LEASE);
         Ok(Some(s.clone()))
     }
+    async fn mark_applied(&self, s: &Stream, records: u64) -> Result<bool, RunsError> {
+        let mut st = self.lock()?;
+        match st.streams.get_mut(&(s.run_id.clone(), s.id.clone())) {
+            Some(cur) if cur.state == StreamState::Processing && cur.attempt == s.attempt => {
+                cur.applied = Some((s.attempt, records));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
     async fn finish_stream(&self, s: &Stream, finish: &Finish) -> Result<bool, RunsError> {
         let mut st = self.lock()?;
         let key = (s.run_id.clone(), s.id.clone());

@@ -19,12 +19,22 @@
 //!   `processed` | `error`), `attempt`, `retries`, `error`, `lease_until`; indexed under
 //!   `gsi1pk = run#<run>` so a run's streams can be listed.
 //!
-//! **Exactly once.** A stream message runs only if it claims the stream: a conditional update
-//! `pending` + its attempt → `processing` (or a `processing` stream whose lease ran out, after a
-//! crash). Finishing a stream is **one transaction**: the stream's state change, the new child
-//! streams (deterministic ids, so a replay cannot add them twice) and the run's counters
+//! **Committed once.** A stream message runs only if it claims the stream: a conditional
+//! update `pending` + its attempt → `processing` (or a `processing` stream whose lease ran out,
+//! after a crash). Finishing a stream is **one transaction**: the stream's state change, the new
+//! child streams (deterministic ids, so a replay cannot add them twice) and the run's counters
 //! (`pending += children − 1`). A run finishes (conditional on `pending = 0`) when its last
 //! stream does: `processed`, or `error` when some stream errored.
+//!
+//! **Applied at least once, under a key.** A stream's operations are applied before its
+//! commit; once applied, the attempt records it on the stream (`applied_attempt`,
+//! `applied_records`: [`RunStore::mark_applied`]) and then commits. A delivery that claims the
+//! stream again for an attempt whose apply is recorded (its commit failed, or its worker died
+//! or timed out after the record) commits without applying them again. Between the apply's end
+//! and that record (one write), a crash, a timeout or a failed write leaves nothing to tell:
+//! the next delivery applies the operations again, with the same [`ApplyKey`]
+//! (`<run>/<stream>`, shared by every attempt), so the integration applies them idempotently
+//! under it. A failed apply retries the stream (a new attempt, the same key).
 //!
 //! **Committed, then sent.** Every state change is committed before the messages it calls for
 //! are sent (a claim needs the stream's item). If a send fails, or the process dies in
@@ -56,7 +66,7 @@ mod tests;
 pub use memory::MemoryRuns;
 #[doc(hidden)]
 pub use model::{Finish, Run, RunState, Stream, StreamState};
-pub use model::{RunContext, RunsError, StreamResult, StreamSpec};
+pub use model::{ApplyKey, RunContext, RunsError, StreamResult, StreamSpec};
 pub use service::{IntegrationService, Integrations};
 #[doc(hidden)]
 pub use store::RunStore;
@@ -383,19 +393,11 @@ impl Runs {
         };
         let outcome =
             match isolated("process_stream", service.process_stream(&ctx, &stream.spec)).await {
-                Ok(result) => match isolated(
-                    "apply_operations",
-                    service.apply_operations(&ctx, &stream.spec, &result.operations),
-                )
-                .await
-                {
-                    Ok(()) => Ok(result),
-                    Err(e) => Err(format!("applying operations failed: {e}")),
-                },
+                Ok(result) => self.apply(&service, &ctx, &stream, result).await?,
                 Err(e) => Err(e.to_string()),
             };
         match outcome {
-            Ok(result) => {
+            Ok((result, records)) => {
                 let children = children_of(run_id, stream_id, &result);
                 if children.len() > MAX_STREAMS_PER_STEP {
                     let e = format!(
@@ -404,10 +406,7 @@ impl Runs {
                     );
                     return self.fail(&service, &stream, &e).await;
                 }
-                let finish = Finish::Processed {
-                    records: result.operations.len() as u64,
-                    children,
-                };
+                let finish = Finish::Processed { records, children };
                 if !self.store.finish_stream(&stream, &finish).await? {
                     return Ok(());
                 }
@@ -430,6 +429,52 @@ impl Runs {
         }
         self.store.finish_run(run_id, self.clock.now()).await?;
         Ok(())
+    }
+
+    /// Apply a processed stream's operations, once per attempt as far as the store can tell:
+    /// an attempt whose apply was recorded ([`RunStore::mark_applied`]) by an earlier delivery
+    /// (its commit failed, or it died or timed out after the record) is not applied again.
+    /// The result and the number of operations the commit counts, or why the stream failed;
+    /// `Err` when the apply could not be recorded (the message fails and is redelivered).
+    async fn apply(
+        &self,
+        service: &Arc<dyn IntegrationService>,
+        ctx: &RunContext,
+        stream: &Stream,
+        result: StreamResult,
+    ) -> Result<Result<(StreamResult, u64), String>, RunsError> {
+        if let Some((attempt, records)) = stream.applied
+            && attempt == stream.attempt
+        {
+            tracing::info!(
+                run_id = %stream.run_id,
+                stream_id = %stream.id,
+                attempt,
+                records,
+                "operations already applied by an earlier delivery of this attempt; not applied again"
+            );
+            return Ok(Ok((result, records)));
+        }
+        let key = ApplyKey {
+            key: format!("{}/{}", stream.run_id, stream.id),
+            attempt: stream.attempt,
+        };
+        if let Err(e) = isolated(
+            "apply_operations",
+            service.apply_operations(ctx, &stream.spec, &result.operations, &key),
+        )
+        .await
+        {
+            return Ok(Err(format!("applying operations failed: {e}")));
+        }
+        let records = result.operations.len() as u64;
+        // Applied: recorded before the commit, so a redelivery after a failed commit does not
+        // apply them again. If this write fails, the message fails and its redelivery (after
+        // the lease) applies them again under the same key: the at-least-once window.
+        if !self.store.mark_applied(stream, records).await? {
+            tracing::warn!(run_id = %stream.run_id, stream_id = %stream.id, "the stream's claim was lost while its operations were applied");
+        }
+        Ok(Ok((result, records)))
     }
 
     async fn fail(

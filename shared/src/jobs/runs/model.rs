@@ -62,6 +62,19 @@ pub struct StreamResult {
     pub sleep: Option<Duration>,
 }
 
+/// What [`IntegrationService::apply_operations`](super::IntegrationService::apply_operations)
+/// is told about the stream whose operations it applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyKey {
+    /// `<run id>/<stream id>`: the same for every attempt and every delivery of the stream. A
+    /// crash (or timeout) after the operations were applied and before that was recorded gets
+    /// them applied again under the same key: apply them idempotently under it (e.g. an upsert
+    /// keyed by the record's own id, or by this key and the operation's index).
+    pub key: String,
+    /// The stream's attempt (0 first; a retry after a failure is a new attempt).
+    pub attempt: u32,
+}
+
 /// What a service sees of its run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunContext {
@@ -185,6 +198,10 @@ pub struct Stream {
     pub retries: u32,
     pub error: Option<String>,
     pub lease_until: EpochMillis,
+    /// The attempt whose operations were applied, and how many there were, once recorded
+    /// ([`RunStore::mark_applied`](super::RunStore::mark_applied)): a later delivery of that
+    /// attempt commits without applying them again.
+    pub applied: Option<(u32, u64)>,
 }
 
 impl Stream {
@@ -198,6 +215,7 @@ impl Stream {
             retries: 0,
             error: None,
             lease_until: EpochMillis(0),
+            applied: None,
         }
     }
 }

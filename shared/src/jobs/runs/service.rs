@@ -1,7 +1,7 @@
 //! The integrations a worker can run: the [`IntegrationService`] trait and its registry.
 
 use super::BoxError;
-use super::model::{RunContext, StreamResult, StreamSpec};
+use super::model::{ApplyKey, RunContext, StreamResult, StreamSpec};
 use crate::jobs::limits::GlobalLimit;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -30,11 +30,19 @@ pub trait IntegrationService: Send + Sync + 'static {
         stream: &StreamSpec,
     ) -> Result<StreamResult, BoxError>;
     /// Apply a stream's operations (default: count them). An error fails the stream.
+    ///
+    /// **At least once, under `key`.** Once this returns `Ok`, the engine records that the
+    /// stream's attempt applied its operations, then commits the stream; a delivery that finds
+    /// the record commits without calling this again (a commit that failed, a timeout or a
+    /// crash after the record). Only a crash or timeout between this returning and the record
+    /// being written (one DynamoDB write) calls it again for the same operations, with the
+    /// same [`ApplyKey::key`]: make the operations idempotent under it.
     async fn apply_operations(
         &self,
         _ctx: &RunContext,
         _stream: &StreamSpec,
         _operations: &[Value],
+        _key: &ApplyKey,
     ) -> Result<(), BoxError> {
         Ok(())
     }

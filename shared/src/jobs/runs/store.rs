@@ -20,6 +20,10 @@ pub trait RunStore: Send + Sync + 'static {
         attempt: u32,
         now: EpochMillis,
     ) -> Result<Option<Stream>, RunsError>;
+    /// Record that the claimed stream's attempt applied its `records` operations (before its
+    /// commit); false when the claim was lost. The stream's next claim carries it
+    /// ([`Stream::applied`](super::Stream::applied)).
+    async fn mark_applied(&self, s: &Stream, records: u64) -> Result<bool, RunsError>;
     /// End a claimed stream (one transaction with its children and the run's counters);
     /// false when the claim was lost.
     async fn finish_stream(&self, s: &Stream, finish: &Finish) -> Result<bool, RunsError>;

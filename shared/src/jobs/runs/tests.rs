@@ -178,3 +178,163 @@ async fn a_run_pages_retries_and_finishes_in_memory() {
     assert!(is_run_message(&json!({"stream": {}})));
     assert!(!is_run_message(&json!({"function": "f", "run": 1})));
 }
+
+/// Applies records once per key: the operations it has seen per [`ApplyKey::key`], and every
+/// call.
+#[derive(Default)]
+struct Ledger {
+    calls: std::sync::Mutex<Vec<(String, u32, usize)>>,
+}
+
+struct Applying(Arc<Ledger>);
+
+#[async_trait]
+impl IntegrationService for Applying {
+    fn integration_type(&self) -> &str {
+        "applying"
+    }
+    async fn get_streams(&self, _ctx: &RunContext) -> Result<Vec<StreamSpec>, BoxError> {
+        Ok(vec![StreamSpec::new("only", json!({}))])
+    }
+    async fn process_stream(
+        &self,
+        _ctx: &RunContext,
+        _stream: &StreamSpec,
+    ) -> Result<StreamResult, BoxError> {
+        Ok(StreamResult {
+            operations: vec![json!(1), json!(2), json!(3)],
+            ..StreamResult::default()
+        })
+    }
+    async fn apply_operations(
+        &self,
+        _ctx: &RunContext,
+        _stream: &StreamSpec,
+        operations: &[Value],
+        key: &ApplyKey,
+    ) -> Result<(), BoxError> {
+        if let Ok(mut calls) = self.0.calls.lock() {
+            calls.push((key.key.clone(), key.attempt, operations.len()));
+        }
+        Ok(())
+    }
+}
+
+/// The in-memory store whose next `n` writes of `which` fail (a store error, after which the
+/// message is redelivered): `finish` = `finish_stream`, `mark` = `mark_applied`.
+struct FailingRuns {
+    inner: MemoryRuns,
+    fail_finish: std::sync::atomic::AtomicUsize,
+    fail_mark: std::sync::atomic::AtomicUsize,
+}
+
+fn take(n: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering::SeqCst;
+    n.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok()
+}
+
+#[async_trait]
+impl RunStore for FailingRuns {
+    async fn create_run(&self, run: &Run) -> Result<(), RunsError> {
+        self.inner.create_run(run).await
+    }
+    async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError> {
+        self.inner.get_run(id).await
+    }
+    async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError> {
+        self.inner.begin_run(id, roots).await
+    }
+    async fn claim_stream(
+        &self,
+        run_id: &str,
+        stream_id: &str,
+        attempt: u32,
+        now: crate::time::EpochMillis,
+    ) -> Result<Option<Stream>, RunsError> {
+        self.inner
+            .claim_stream(run_id, stream_id, attempt, now)
+            .await
+    }
+    async fn mark_applied(&self, s: &Stream, records: u64) -> Result<bool, RunsError> {
+        if take(&self.fail_mark) {
+            return Err(RunsError::Store("injected: mark_applied".into()));
+        }
+        self.inner.mark_applied(s, records).await
+    }
+    async fn finish_stream(&self, s: &Stream, finish: &Finish) -> Result<bool, RunsError> {
+        if take(&self.fail_finish) {
+            return Err(RunsError::Store("injected: finish_stream".into()));
+        }
+        self.inner.finish_stream(s, finish).await
+    }
+    async fn retry_stream(&self, s: &Stream, error: &str) -> Result<bool, RunsError> {
+        self.inner.retry_stream(s, error).await
+    }
+    async fn list_streams(&self, run_id: &str) -> Result<Vec<Stream>, RunsError> {
+        self.inner.list_streams(run_id).await
+    }
+    async fn reopen_stream(&self, s: &Stream) -> Result<bool, RunsError> {
+        self.inner.reopen_stream(s).await
+    }
+    async fn finish_run(
+        &self,
+        id: &str,
+        now: crate::time::EpochMillis,
+    ) -> Result<Option<RunState>, RunsError> {
+        self.inner.finish_run(id, now).await
+    }
+}
+
+/// One run of one stream whose first delivery fails after the apply (its commit, or the
+/// record of the apply, fails once), redelivered after its lease ran out: the apply calls,
+/// and the run.
+async fn redelivered_after_the_apply(fail_finish: usize, fail_mark: usize) -> (Vec<(String, u32, usize)>, Run) {
+    use crate::time::ManualClock;
+    let ledger = Arc::new(Ledger::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let clock = Arc::new(ManualClock::at(1_000_000));
+    let store = Arc::new(FailingRuns {
+        inner: MemoryRuns::default(),
+        fail_finish: fail_finish.into(),
+        fail_mark: fail_mark.into(),
+    });
+    let runs = Runs::new(
+        store,
+        queue.clone(),
+        Integrations::new().with(Applying(ledger.clone())),
+        clock.clone(),
+    );
+    let run = runs.start_run("applying", false, json!({})).await.unwrap();
+    let start: Value = serde_json::from_str(&queue.sent()[0].body).unwrap();
+    runs.handle(&start).await.unwrap();
+    let stream: Value = serde_json::from_str(&queue.sent()[1].body).unwrap();
+    assert!(runs.handle(&stream).await.is_err(), "the first delivery fails after the apply");
+    // SQS redelivers after the visibility timeout (750 s), past the stream's lease.
+    clock.set(1_000_000 + 750_000);
+    runs.handle(&stream).await.unwrap();
+    let calls = ledger.calls.lock().unwrap().clone();
+    let r = runs.store().get_run(&run.id).await.unwrap().unwrap();
+    (calls, r)
+}
+
+/// A stream whose commit (`finish_stream`) fails after its operations were applied: the
+/// redelivery commits without applying them again (the apply was recorded), and the run counts
+/// them once. Without the record, the redelivery applied them a second time.
+#[tokio::test]
+async fn a_failed_commit_after_the_apply_does_not_apply_again() {
+    let (calls, r) = redelivered_after_the_apply(1, 0).await;
+    assert_eq!(calls.len(), 1, "applied once: {calls:?}");
+    assert_eq!((r.state, r.records, r.pending), (RunState::Processed, 3, 0), "{r:?}");
+}
+
+/// The documented window: the apply ran but its record could not be written (a crash or a
+/// failed write right after the apply). The redelivery applies again — with the same key, so
+/// an integration that applies idempotently under it applies once.
+#[tokio::test]
+async fn an_apply_whose_record_failed_is_applied_again_under_the_same_key() {
+    let (calls, r) = redelivered_after_the_apply(0, 1).await;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0], calls[1], "same key, same attempt, same operations");
+    assert_eq!(calls[0].0, format!("{}/{}", r.id, child_id(&r.id, "0")));
+    assert_eq!((r.state, r.records), (RunState::Processed, 3), "counted once: {r:?}");
+}

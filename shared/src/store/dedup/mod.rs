@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod key;
+mod marks;
 mod memory;
 mod store;
 #[cfg(test)]
@@ -31,6 +32,8 @@ mod tests;
 pub use key::{DedupKey, KeyFields, KeyFieldsError};
 #[doc(hidden)]
 pub use key::{field_at, key_for};
+#[doc(hidden)]
+pub use marks::{CallMarks, held, held_marks};
 pub use memory::MemoryDedup;
 pub(crate) use store::alive;
 pub use store::{Claim, DedupStore, Sighting, StoreError};
@@ -73,6 +76,9 @@ pub struct Dedup {
     pub ttl: Duration,
     /// Page checks still running at this instant fail (and their keys are rolled back).
     pub checks_end_by: Option<Instant>,
+    /// The call whose answer reports the keys [`check_keys`] marks: they are held there and
+    /// forgotten again when that answer is not delivered (see [`CallMarks`]).
+    pub marks: Option<CallMarks>,
 }
 
 impl std::fmt::Debug for Dedup {
@@ -94,6 +100,7 @@ impl Dedup {
             store,
             ttl,
             checks_end_by: None,
+            marks: None,
         }
     }
     /// The service for one call due at `deadline`: its page checks end a margin before it
@@ -114,6 +121,13 @@ impl Dedup {
         let new = usize::from(sighting == Sighting::New);
         crate::metrics::dedup(new, 1 - new);
         Ok(sighting)
+    }
+    /// The same service, its page checks' marks held by `marks` (see [`CallMarks`]).
+    pub fn holding(&self, marks: CallMarks) -> Self {
+        Self {
+            marks: Some(marks),
+            ..self.clone()
+        }
     }
     /// See [`DedupStore::forget`].
     pub async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
@@ -191,6 +205,20 @@ pub async fn check_keys(
             }
         }
         return Err(e);
+    }
+    // Marked, but not delivered yet: the call holds the new keys until its answer is sent,
+    // and forgets them when it is not (see [`CallMarks`]).
+    if let Some(marks) = &dedup.marks {
+        let new: Vec<DedupKey> = results
+            .iter()
+            .filter(|(_, r)| matches!(r, Ok(Sighting::New)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if let Err(e) = marks.hold(&dedup.store, &new) {
+            let marked: Vec<_> = new.into_iter().map(|k| (dedup.store.clone(), k)).collect();
+            marks::forget_all(&marked).await;
+            return Err(e);
+        }
     }
     let checked: Vec<Sighting> = results.into_iter().filter_map(|(_, r)| r.ok()).collect();
     let mut checked = checked.into_iter();

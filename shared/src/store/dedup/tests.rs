@@ -239,3 +239,26 @@ async fn forgetting_or_a_zero_ttl_makes_a_key_new_again() {
     );
     assert_eq!(d.check(&k).await.unwrap(), Sighting::New);
 }
+
+/// The in-memory store is bounded: a full store drops its expired keys to make room, and when
+/// every key is alive it refuses a new one (an error, never a live key dropped); a key it holds
+/// is still answered.
+#[tokio::test]
+async fn a_full_memory_store_drops_expired_keys_and_refuses_rather_than_forget_a_live_one() {
+    let s = MemoryDedup::with_capacity(2);
+    let key = |i: u32| DedupKey::from_values("cap", &[Some(&json!(i))]);
+    assert_eq!(s.check(&key(1), DEFAULT_TTL).await.unwrap(), Sighting::New);
+    assert_eq!(s.check(&key(2), DEFAULT_TTL).await.unwrap(), Sighting::New);
+    let full = s.check(&key(3), DEFAULT_TTL).await.expect_err("full");
+    assert!(full.0.contains("full"), "{full}");
+    assert!(s.claim(&key(3), Duration::from_secs(5), DEFAULT_TTL).await.is_err());
+    // Keys it holds are still answered, and stay duplicates.
+    assert_eq!(s.check(&key(1), DEFAULT_TTL).await.unwrap(), Sighting::Duplicate);
+    // An expired key makes room.
+    s.keys.lock().unwrap().insert(key(2).0.clone(), (1, None));
+    assert_eq!(s.check(&key(3), DEFAULT_TTL).await.unwrap(), Sighting::New);
+    assert_eq!(s.len(), 2);
+    // A forgotten key frees its place at once.
+    s.forget(&key(3)).await.unwrap();
+    assert_eq!(s.len(), 1);
+}
