@@ -9,9 +9,9 @@
 //!
 //! Register it on a wrapper import with function name `upsertRecords`.
 
+use integrator_lambda::DedupKey;
 use integrator_lambda::store::dedup::seen_before;
 use integrator_lambda::types::{ImportOptions, RecordError, SubmitResponse};
-use integrator_lambda::DedupKey;
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module, Record};
 use serde_json::Value;
 
@@ -64,8 +64,8 @@ pub async fn upsert_records(
 
 /// Write one record to the target under `id`. The example has no target: every write
 /// succeeds. A real wrapper calls the target's upsert API here and returns its failure.
-async fn write_record(_id: &str, _record: &Value) -> Result<(), RecordError> {
-    Ok(())
+fn write_record(_id: &str, _record: &Value) -> std::future::Ready<Result<(), RecordError>> {
+    std::future::ready(Ok(()))
 }
 
 /// [`upsert_records`] with its write step.
@@ -198,8 +198,8 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use integrator_lambda::dispatch::Services;
     use integrator_lambda::Dedup;
+    use integrator_lambda::dispatch::Services;
     use integrator_lambda::store::dedup::MemoryDedup;
     use serde_json::json;
     use std::sync::Arc;
@@ -284,7 +284,10 @@ mod tests {
             let fail = id == "B";
             async move {
                 if fail {
-                    Err(RecordError::new("target_unavailable", "the target refused B"))
+                    Err(RecordError::new(
+                        "target_unavailable",
+                        "the target refused B",
+                    ))
                 } else {
                     Ok(())
                 }
@@ -295,7 +298,9 @@ mod tests {
             .unwrap();
         let status: Vec<_> = first.iter().map(|r| r.status_code).collect();
         assert_eq!(status, [Some(200), Some(422), Some(200)]);
-        let retry = upsert_records(inv, options(Some("imp-w"), page)).await.unwrap();
+        let retry = upsert_records(inv, options(Some("imp-w"), page))
+            .await
+            .unwrap();
         let ignored: Vec<_> = retry.iter().map(|r| r.ignored).collect();
         assert_eq!(
             ignored,

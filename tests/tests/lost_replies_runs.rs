@@ -160,7 +160,11 @@ async fn begin_run_is_begun_once_when_its_reply_is_lost() {
         s.retried("TransactWriteItems", &fault, before);
         let r = s.run(&id).await;
         assert_eq!(r.state, RunState::Processing);
-        assert_eq!((r.pending, r.streams_total), (2, 2), "{fault:?}: counted once");
+        assert_eq!(
+            (r.pending, r.streams_total),
+            (2, 2),
+            "{fault:?}: counted once"
+        );
         assert_eq!(s.direct.list_streams(&id).await.unwrap().len(), 2);
         // A second begin (a redelivered start) is refused.
         assert!(!s.direct.begin_run(&id, &roots).await.unwrap());
@@ -182,8 +186,8 @@ async fn claim_stream_holds_the_stream_when_its_reply_is_lost() {
             .await
             .expect("claim");
         s.retried("UpdateItem", &fault, before);
-        let claimed = claimed
-            .unwrap_or_else(|| panic!("{fault:?}: the claim's own first attempt holds it"));
+        let claimed =
+            claimed.unwrap_or_else(|| panic!("{fault:?}: the claim's own first attempt holds it"));
         assert_eq!(claimed.state, StreamState::Processing);
         assert!(
             s.direct
@@ -210,7 +214,10 @@ async fn finish_stream_commits_once_when_its_reply_is_lost() {
         };
         let before = s.inject("TransactWriteItems", &fault);
         assert!(
-            s.via.finish_stream(&claimed, &finish).await.expect("finish"),
+            s.via
+                .finish_stream(&claimed, &finish)
+                .await
+                .expect("finish"),
             "{fault:?}: the commit's own first attempt committed it"
         );
         s.retried("TransactWriteItems", &fault, before);

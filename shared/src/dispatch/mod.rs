@@ -571,9 +571,10 @@ mod tests {
 
     async fn still_new(dedup: &crate::store::dedup::Dedup) -> Vec<crate::Sighting> {
         let page = [json!({"id": 1}), json!({"id": 2})];
-        let sightings = crate::store::dedup::check_page(dedup, "marks", &page, &["id".to_owned()], 2)
-            .await
-            .unwrap();
+        let sightings =
+            crate::store::dedup::check_page(dedup, "marks", &page, &["id".to_owned()], 2)
+                .await
+                .unwrap();
         for k in [1, 2] {
             let key = crate::store::dedup::KeyFields::new(["id"])
                 .unwrap()
@@ -615,7 +616,9 @@ mod tests {
             .expect_err("failed");
         assert_eq!(errors[0].code, "target_unavailable");
         assert_eq!(still_new(&dedup).await, [New, New], "failed call");
-        ext.call(req(json!({"size": 1}), 1000)).await.expect("delivered");
+        ext.call(req(json!({"size": 1}), 1000))
+            .await
+            .expect("delivered");
         assert_eq!(still_new(&dedup).await, [Duplicate, Duplicate], "delivered");
     }
 

@@ -268,6 +268,32 @@ mod tests {
     use crate::time::ManualClock;
     use serde_json::{Value, json};
 
+    /// The in-memory cache is bounded: a put into a full cache drops the expired entries,
+    /// then the entry closest to expiry; it never holds more than its capacity.
+    #[tokio::test]
+    async fn a_full_memory_cache_drops_expired_then_soonest_entries() {
+        let c = MemoryCache::default();
+        let later = EpochSeconds(EpochSeconds::now().0 + 3600);
+        let entry = |at: EpochSeconds| CacheEntry {
+            json: "1".into(),
+            expires_at: at,
+        };
+        c.put("expired", entry(EpochSeconds(1))).await.unwrap();
+        c.put("soonest", entry(EpochSeconds(later.0 - 60)))
+            .await
+            .unwrap();
+        for i in 2..MemoryCache::CAPACITY {
+            c.put(&format!("k{i}"), entry(later)).await.unwrap();
+        }
+        c.put("new-1", entry(later)).await.unwrap();
+        assert!(c.get("expired").await.unwrap().is_none());
+        assert!(c.get("soonest").await.unwrap().is_some());
+        c.put("new-2", entry(later)).await.unwrap();
+        assert!(c.get("soonest").await.unwrap().is_none());
+        assert!(c.get("new-1").await.unwrap().is_some());
+        assert_eq!(c.entries.lock().unwrap().len(), MemoryCache::CAPACITY);
+    }
+
     fn cache() -> (Cache, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::at(1_000_000_000_000));
         (

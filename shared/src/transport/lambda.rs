@@ -314,7 +314,12 @@ async fn handle_http(
     }));
     // The dedup keys the call marks are kept only once its answer is known to fit.
     let marks = CallMarks::new();
-    let response = match held(marks.clone(), adapter.call(LambdaEvent::new(request, context))).await {
+    let response = match held(
+        marks.clone(),
+        adapter.call(LambdaEvent::new(request, context)),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(never) => match never {},
     };
@@ -532,7 +537,11 @@ mod tests {
         let key = KeyFields::new(["id"])
             .unwrap()
             .key("big", &serde_json::json!({"id": 7}));
-        let out = handle(app(RESPONSE_LIMIT + 10), LambdaEvent::new(envelope(), Default::default())).await;
+        let out = handle(
+            app(RESPONSE_LIMIT + 10),
+            LambdaEvent::new(envelope(), Default::default()),
+        )
+        .await;
         assert!(out.is_err());
         assert_eq!(dedup.check(&key).await.unwrap(), crate::Sighting::New);
         dedup.forget(&key).await.unwrap();

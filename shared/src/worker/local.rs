@@ -9,8 +9,8 @@ use crate::dispatch::Extension;
 use crate::store::queue::{OutMessage, Queue, QueueError};
 use async_trait::async_trait;
 use serde_json::json;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -18,15 +18,30 @@ use tokio::sync::mpsc;
 pub const MAX_RECEIVES: u32 = 5;
 /// Wait before a failed message is delivered again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Messages held at once (waiting for their delay, being delivered or waiting to be delivered
+/// again); a send beyond it is refused with an error, never dropped.
+pub const CAPACITY: usize = 10_000;
 
-type Item = (String, OutMessage);
+type Item = (String, OutMessage, Held);
 
-/// An in-process queue feeding the worker.
+/// An in-process queue feeding the worker; it holds at most [`CAPACITY`] messages.
 #[derive(Debug)]
 pub struct LocalQueue {
     tx: mpsc::UnboundedSender<Item>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Item>>>,
     counter: AtomicU64,
+    held: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// One held message: the count goes down when its delivery ends (or it is never delivered).
+#[derive(Debug)]
+struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Default for LocalQueue {
@@ -36,6 +51,8 @@ impl Default for LocalQueue {
             tx,
             rx: Mutex::new(Some(rx)),
             counter: AtomicU64::new(0),
+            held: Arc::default(),
+            capacity: CAPACITY,
         }
     }
 }
@@ -62,8 +79,12 @@ impl LocalQueue {
             return;
         };
         tokio::spawn(async move {
-            while let Some((id, message)) = rx.recv().await {
-                tokio::spawn(deliver(ext.clone(), id, message));
+            while let Some((id, message, held)) = rx.recv().await {
+                let ext = ext.clone();
+                tokio::spawn(async move {
+                    deliver(ext, id, message).await;
+                    drop(held);
+                });
             }
         });
     }
@@ -86,14 +107,52 @@ async fn deliver(ext: Extension, id: String, message: OutMessage) {
 #[async_trait]
 impl Queue for LocalQueue {
     async fn send(&self, message: OutMessage) -> Result<String, QueueError> {
+        let taken = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            });
+        if let Err(n) = taken {
+            return Err(QueueError(format!(
+                "the local work queue is full ({n} messages held)"
+            )));
+        }
+        let held = Held(self.held.clone());
         let id = format!(
             "local-{}-{}",
             std::process::id(),
             self.counter.fetch_add(1, Ordering::Relaxed) + 1
         );
         self.tx
-            .send((id.clone(), message))
+            .send((id.clone(), message, held))
             .map_err(|_| QueueError("local work queue closed".into()))?;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    /// The local queue holds at most its capacity: a send beyond it is refused (the sender
+    /// sees the error), and a place frees when a held message is done with.
+    #[tokio::test]
+    async fn a_full_local_queue_refuses_a_send() {
+        let q = LocalQueue {
+            capacity: 2,
+            ..LocalQueue::default()
+        };
+        let m = || OutMessage {
+            body: "{}".into(),
+            ..OutMessage::default()
+        };
+        q.send(m()).await.unwrap();
+        q.send(m()).await.unwrap();
+        let full = q.send(m()).await.expect_err("full");
+        assert!(full.0.contains("full"), "{full:?}");
+        // Not started: take one message off the channel as delivery would, and finish it.
+        let (_, _, held) = q.rx.lock().unwrap().as_mut().unwrap().try_recv().unwrap();
+        drop(held);
+        q.send(m()).await.unwrap();
     }
 }

@@ -288,7 +288,10 @@ impl RunStore for FailingRuns {
 /// One run of one stream whose first delivery fails after the apply (its commit, or the
 /// record of the apply, fails once), redelivered after its lease ran out: the apply calls,
 /// and the run.
-async fn redelivered_after_the_apply(fail_finish: usize, fail_mark: usize) -> (Vec<(String, u32, usize)>, Run) {
+async fn redelivered_after_the_apply(
+    fail_finish: usize,
+    fail_mark: usize,
+) -> (Vec<(String, u32, usize)>, Run) {
     use crate::time::ManualClock;
     let ledger = Arc::new(Ledger::default());
     let queue = Arc::new(MemoryQueue::default());
@@ -308,7 +311,10 @@ async fn redelivered_after_the_apply(fail_finish: usize, fail_mark: usize) -> (V
     let start: Value = serde_json::from_str(&queue.sent()[0].body).unwrap();
     runs.handle(&start).await.unwrap();
     let stream: Value = serde_json::from_str(&queue.sent()[1].body).unwrap();
-    assert!(runs.handle(&stream).await.is_err(), "the first delivery fails after the apply");
+    assert!(
+        runs.handle(&stream).await.is_err(),
+        "the first delivery fails after the apply"
+    );
     // SQS redelivers after the visibility timeout (750 s), past the stream's lease.
     clock.set(1_000_000 + 750_000);
     runs.handle(&stream).await.unwrap();
@@ -324,7 +330,11 @@ async fn redelivered_after_the_apply(fail_finish: usize, fail_mark: usize) -> (V
 async fn a_failed_commit_after_the_apply_does_not_apply_again() {
     let (calls, r) = redelivered_after_the_apply(1, 0).await;
     assert_eq!(calls.len(), 1, "applied once: {calls:?}");
-    assert_eq!((r.state, r.records, r.pending), (RunState::Processed, 3, 0), "{r:?}");
+    assert_eq!(
+        (r.state, r.records, r.pending),
+        (RunState::Processed, 3, 0),
+        "{r:?}"
+    );
 }
 
 /// The documented window: the apply ran but its record could not be written (a crash or a
@@ -334,7 +344,14 @@ async fn a_failed_commit_after_the_apply_does_not_apply_again() {
 async fn an_apply_whose_record_failed_is_applied_again_under_the_same_key() {
     let (calls, r) = redelivered_after_the_apply(0, 1).await;
     assert_eq!(calls.len(), 2, "{calls:?}");
-    assert_eq!(calls[0], calls[1], "same key, same attempt, same operations");
+    assert_eq!(
+        calls[0], calls[1],
+        "same key, same attempt, same operations"
+    );
     assert_eq!(calls[0].0, format!("{}/{}", r.id, child_id(&r.id, "0")));
-    assert_eq!((r.state, r.records), (RunState::Processed, 3), "counted once: {r:?}");
+    assert_eq!(
+        (r.state, r.records),
+        (RunState::Processed, 3),
+        "counted once: {r:?}"
+    );
 }

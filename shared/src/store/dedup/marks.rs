@@ -49,7 +49,9 @@ impl CallMarks {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A poisoned list is still a list of keys: forgetting them is what a failure needs.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Hold `keys`, marked in `store` by this call. `Err` when the call already ended without

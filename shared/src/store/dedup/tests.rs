@@ -251,9 +251,16 @@ async fn a_full_memory_store_drops_expired_keys_and_refuses_rather_than_forget_a
     assert_eq!(s.check(&key(2), DEFAULT_TTL).await.unwrap(), Sighting::New);
     let full = s.check(&key(3), DEFAULT_TTL).await.expect_err("full");
     assert!(full.0.contains("full"), "{full}");
-    assert!(s.claim(&key(3), Duration::from_secs(5), DEFAULT_TTL).await.is_err());
+    assert!(
+        s.claim(&key(3), Duration::from_secs(5), DEFAULT_TTL)
+            .await
+            .is_err()
+    );
     // Keys it holds are still answered, and stay duplicates.
-    assert_eq!(s.check(&key(1), DEFAULT_TTL).await.unwrap(), Sighting::Duplicate);
+    assert_eq!(
+        s.check(&key(1), DEFAULT_TTL).await.unwrap(),
+        Sighting::Duplicate
+    );
     // An expired key makes room.
     s.keys.lock().unwrap().insert(key(2).0.clone(), (1, None));
     assert_eq!(s.check(&key(3), DEFAULT_TTL).await.unwrap(), Sighting::New);

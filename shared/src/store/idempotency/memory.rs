@@ -160,23 +160,31 @@ mod bounds {
     #[tokio::test]
     async fn a_full_memory_store_drops_expired_records_and_refuses_live_ones() {
         let s = MemoryIdempotency::with_capacity(2);
-        let key = |i: u32| IdempotencyKey::from_caller("cap", &i.to_string(), &serde_json::json!({}));
+        let key =
+            |i: u32| IdempotencyKey::from_caller("cap", &i.to_string(), &serde_json::json!({}));
         let later = EpochSeconds(EpochSeconds::now().0 + 3600);
         let lock_until = EpochMillis(EpochMillis::now().0 + 60_000);
         for i in [1, 2] {
-            let acquired = s.acquire(&key(i), &LockToken::generate(), lock_until, later).await;
+            let acquired = s
+                .acquire(&key(i), &LockToken::generate(), lock_until, later)
+                .await;
             assert_eq!(acquired.unwrap(), Acquire::Acquired);
         }
-        let refused = s.acquire(&key(3), &LockToken::generate(), lock_until, later).await;
+        let refused = s
+            .acquire(&key(3), &LockToken::generate(), lock_until, later)
+            .await;
         assert!(matches!(refused, Err(IdempotencyError::Store(m)) if m.contains("full")));
         assert!(matches!(
-            s.acquire(&key(1), &LockToken::generate(), lock_until, later).await,
+            s.acquire(&key(1), &LockToken::generate(), lock_until, later)
+                .await,
             Ok(Acquire::Held(_))
         ));
         if let Some(r) = s.records.lock().unwrap().get_mut(key(2).as_str()) {
             r.expires_at = EpochSeconds(1);
         }
-        let room = s.acquire(&key(3), &LockToken::generate(), lock_until, later).await;
+        let room = s
+            .acquire(&key(3), &LockToken::generate(), lock_until, later)
+            .await;
         assert_eq!(room.unwrap(), Acquire::Acquired);
         assert_eq!(s.len(), 2);
     }
