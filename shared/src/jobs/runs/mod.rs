@@ -64,9 +64,9 @@ mod tests;
 
 #[doc(hidden)]
 pub use memory::MemoryRuns;
+pub use model::{ApplyKey, RunContext, RunsError, StreamResult, StreamSpec};
 #[doc(hidden)]
 pub use model::{Finish, Run, RunState, Stream, StreamState};
-pub use model::{ApplyKey, RunContext, RunsError, StreamResult, StreamSpec};
 pub use service::{IntegrationService, Integrations};
 #[doc(hidden)]
 pub use store::RunStore;

@@ -43,6 +43,7 @@ impl std::fmt::Debug for CallMarks {
 }
 
 impl CallMarks {
+    /// An empty list, for one call.
     pub fn new() -> Self {
         Self::default()
     }
@@ -77,6 +78,7 @@ impl CallMarks {
         self.lock().marked.len()
     }
 
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

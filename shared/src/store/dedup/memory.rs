@@ -45,6 +45,7 @@ impl MemoryDedup {
         self.keys.lock().map(|k| k.len()).unwrap_or(0)
     }
 
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

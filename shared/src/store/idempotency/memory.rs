@@ -44,6 +44,7 @@ impl MemoryIdempotency {
         self.records.lock().map(|r| r.len()).unwrap_or(0)
     }
 
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
