@@ -93,7 +93,7 @@
 //! - [`Invocation::dedup`]: "seen before?" per key, remembered for days ([`Dedup`];
 //!   [`check_page`] and [`store::dedup::seen_before`] check a whole page at once);
 //! - [`Invocation::idempotency`]: run a piece of work once per key and replay its stored result
-//!   to retries ([`Idempotency::run`]);
+//!   to retries ([`Idempotency::once`]);
 //! - [`Invocation::cache`]: JSON values with a time to live ([`Cache::get_or_compute`]).
 //!
 //! ```no_run

@@ -10,7 +10,7 @@ use integration_tests::counting_proxy::CountingProxy;
 use integrator_lambda::aws::Table;
 use integrator_lambda::aws::idempotency::DynamoIdempotency;
 use integrator_lambda::store::idempotency::{
-    Idempotency, IdempotencyError, IdempotencyKey, MAX_STORED_RESULT_BYTES, Outcome, RunError,
+    Idempotency, IdempotencyError, IdempotencyKey, MAX_STORED_RESULT_BYTES, OnceError, Outcome,
 };
 use integrator_lambda::time::EpochMillis;
 use serde_json::{Value, json};
@@ -84,7 +84,7 @@ async fn a_first_run_is_two_requests_and_a_replay_is_one() {
     let key = IdempotencyKey::new("queue:orders", &json!({"order": 1}));
 
     let first = idem
-        .run(&key, deadline(), || ok(r#"{"done":1}"#))
+        .once(&key, deadline(), || ok(r#"{"done":1}"#))
         .await
         .unwrap();
     assert_eq!(first, Outcome::Fresh(r#"{"done":1}"#.into()));
@@ -94,7 +94,7 @@ async fn a_first_run_is_two_requests_and_a_replay_is_one() {
     assert_eq!(proxy.total(), 2);
 
     proxy.reset();
-    let replay = idem.run(&key, deadline(), || ok("not run")).await.unwrap();
+    let replay = idem.once(&key, deadline(), || ok("not run")).await.unwrap();
     assert_eq!(replay, Outcome::Replayed(r#"{"done":1}"#.into()));
     println!("replay: {:?}", proxy.counts());
     assert_eq!(proxy.count("PutItem"), 1);
@@ -124,9 +124,9 @@ async fn without_all_old_a_consistent_get_reads_the_existing_record() {
         DynamoIdempotency::new(Table::new(&counted, &table)).with_return_old_on_failure(false),
     ));
     let key = IdempotencyKey::new("s", &json!({"n": 1}));
-    idem.run(&key, deadline(), || ok("1")).await.unwrap();
+    idem.once(&key, deadline(), || ok("1")).await.unwrap();
     proxy.reset();
-    let replay = idem.run(&key, deadline(), || ok("2")).await.unwrap();
+    let replay = idem.once(&key, deadline(), || ok("2")).await.unwrap();
     assert_eq!(replay, Outcome::Replayed("1".into()));
     println!("replay without ALL_OLD: {:?}", proxy.counts());
     assert_eq!((proxy.count("PutItem"), proxy.count("GetItem")), (1, 1));
@@ -138,7 +138,7 @@ async fn the_in_progress_record_has_the_documented_layout() {
     let key = IdempotencyKey::new("s", &json!({"n": 1}));
     let until = deadline();
     let seen = idem
-        .run(&key, until, || async {
+        .once(&key, until, || async {
             Ok::<_, String>(format!("{:?}", item(&cfg, &table, &key).await))
         })
         .await
@@ -165,7 +165,7 @@ async fn a_concurrent_duplicate_in_flight_is_already_in_progress() {
         let (idem, key, started, finish) =
             (idem.clone(), key.clone(), started.clone(), finish.clone());
         async move {
-            idem.run(&key, deadline(), || async move {
+            idem.once(&key, deadline(), || async move {
                 started.notify_one();
                 finish.notified().await;
                 Ok::<_, String>("held".to_owned())
@@ -176,13 +176,13 @@ async fn a_concurrent_duplicate_in_flight_is_already_in_progress() {
     started.notified().await;
     let runs = AtomicUsize::new(0);
     let dup = idem
-        .run(&key, deadline(), || async {
+        .once(&key, deadline(), || async {
             runs.fetch_add(1, Ordering::SeqCst);
             Ok::<_, String>("dup".to_owned())
         })
         .await;
     let err = match dup {
-        Err(RunError::Idempotency(e)) => e,
+        Err(OnceError::Idempotency(e)) => e,
         other => panic!("expected AlreadyInProgress, got {other:?}"),
     };
     println!("in-flight duplicate: {err}");
@@ -195,7 +195,7 @@ async fn a_concurrent_duplicate_in_flight_is_already_in_progress() {
         Outcome::Fresh("held".into())
     );
     assert_eq!(
-        idem.run(&key, deadline(), || ok("again")).await.unwrap(),
+        idem.once(&key, deadline(), || ok("again")).await.unwrap(),
         Outcome::Replayed("held".into())
     );
 }
@@ -210,11 +210,11 @@ async fn a_completed_request_replays_the_same_data_without_running_the_work() {
         runs.fetch_add(1, Ordering::SeqCst);
         Ok::<_, String>(r#"{"id":"A-1","note":"é"}"#.to_owned())
     };
-    let first = idem.run(&key, deadline(), work).await.unwrap();
+    let first = idem.once(&key, deadline(), work).await.unwrap();
     // The same payload with its members in another order is the same request.
     let reordered = IdempotencyKey::new("s", &json!({"a": {"x": "é", "y": 1.5}, "b": [1, 2]}));
-    let second = idem.run(&reordered, deadline(), work).await.unwrap();
-    let third = idem.run(&key, deadline(), work).await.unwrap();
+    let second = idem.once(&reordered, deadline(), work).await.unwrap();
+    let third = idem.once(&key, deadline(), work).await.unwrap();
     assert!(!first.is_replayed());
     assert!(second.is_replayed() && third.is_replayed());
     assert_eq!(first.as_str(), second.as_str());
@@ -228,9 +228,9 @@ async fn the_same_key_with_a_different_payload_is_a_payload_mismatch() {
     let a = IdempotencyKey::from_caller("payments", "idem-key-1", &json!({"amount": 10}));
     let b = IdempotencyKey::from_caller("payments", "idem-key-1", &json!({"amount": 99}));
     assert_eq!(a.as_str(), b.as_str());
-    idem.run(&a, deadline(), || ok("paid 10")).await.unwrap();
-    let err = match idem.run(&b, deadline(), || ok("paid 99")).await {
-        Err(RunError::Idempotency(e)) => e,
+    idem.once(&a, deadline(), || ok("paid 10")).await.unwrap();
+    let err = match idem.once(&b, deadline(), || ok("paid 99")).await {
+        Err(OnceError::Idempotency(e)) => e,
         other => panic!("expected PayloadMismatch, got {other:?}"),
     };
     println!("mismatch: {err}");
@@ -249,16 +249,16 @@ async fn a_failing_handler_releases_the_lock_and_a_retry_runs() {
     ))));
     let key = IdempotencyKey::new("s", &json!({"n": 1}));
     let failed = idem
-        .run(&key, deadline(), || async {
+        .once(&key, deadline(), || async {
             Err::<String, _>("target said 503".to_owned())
         })
         .await;
-    assert!(matches!(failed, Err(RunError::Handler(ref e)) if e == "target said 503"));
+    assert!(matches!(failed, Err(OnceError::Handler(ref e)) if e == "target said 503"));
     println!("failed run: {:?}", proxy.counts());
     assert_eq!((proxy.count("PutItem"), proxy.count("DeleteItem")), (1, 1));
     assert!(item(&cfg, &table, &key).await.is_empty(), "lock released");
     let retry = idem
-        .run(&key, deadline(), || ok("second try"))
+        .once(&key, deadline(), || ok("second try"))
         .await
         .unwrap();
     assert_eq!(retry, Outcome::Fresh("second try".into()));
@@ -271,7 +271,7 @@ async fn a_handler_that_mutates_its_input_does_not_move_the_key() {
     let key = IdempotencyKey::new("s", &original);
     let mut payload = original.clone();
     let out = idem
-        .run(&key, deadline(), || {
+        .once(&key, deadline(), || {
             if let Value::Object(m) = &mut payload {
                 m.insert("processed".into(), json!(true));
                 m.remove("lines");
@@ -294,7 +294,7 @@ async fn a_handler_that_mutates_its_input_does_not_move_the_key() {
         "nothing under a moved key"
     );
     let replay = idem
-        .run(&IdempotencyKey::new("s", &original), deadline(), || ok("x"))
+        .once(&IdempotencyKey::new("s", &original), deadline(), || ok("x"))
         .await
         .unwrap();
     assert_eq!(replay, Outcome::Replayed(out.into_string()));
@@ -308,14 +308,14 @@ async fn only_the_lock_holder_can_complete() {
     // its work is still running.
     let expired = EpochMillis::now().before(Duration::from_millis(5));
     let stale = idem
-        .run(&key, expired, || async {
-            let taker = idem.run(&key, deadline(), || ok("taker's result")).await;
+        .once(&key, expired, || async {
+            let taker = idem.once(&key, deadline(), || ok("taker's result")).await;
             assert_eq!(taker.unwrap(), Outcome::Fresh("taker's result".into()));
             Ok::<_, String>("stale result".to_owned())
         })
         .await;
     let err = match stale {
-        Err(RunError::Idempotency(e)) => e,
+        Err(OnceError::Idempotency(e)) => e,
         other => panic!("expected LockLost, got {other:?}"),
     };
     println!("stale holder: {err}");
@@ -324,7 +324,7 @@ async fn only_the_lock_holder_can_complete() {
     assert_eq!(s(&it, "status"), Some("COMPLETED"));
     assert_eq!(s(&it, "data"), Some("taker's result"), "not overwritten");
     assert_eq!(
-        idem.run(&key, deadline(), || ok("x")).await.unwrap(),
+        idem.once(&key, deadline(), || ok("x")).await.unwrap(),
         Outcome::Replayed("taker's result".into())
     );
 }
@@ -348,7 +348,7 @@ async fn an_expired_completed_record_runs_again() {
         .send()
         .await
         .expect("put");
-    let out = idem.run(&key, deadline(), || ok("new")).await.unwrap();
+    let out = idem.once(&key, deadline(), || ok("new")).await.unwrap();
     assert_eq!(out, Outcome::Fresh("new".into()));
 }
 
@@ -358,7 +358,7 @@ async fn an_oversize_result_is_not_stored() {
     let key = IdempotencyKey::new("s", &json!({"big": true}));
     let big = format!("\"{}\"", "x".repeat(360 * 1024));
     assert!(big.len() > MAX_STORED_RESULT_BYTES);
-    let first = idem.run(&key, deadline(), || ok(&big)).await.unwrap();
+    let first = idem.once(&key, deadline(), || ok(&big)).await.unwrap();
     assert_eq!(first.as_str().len(), big.len(), "the caller still gets it");
     let it = item(&cfg, &table, &key).await;
     assert_eq!(s(&it, "status"), Some("COMPLETED"));
@@ -366,13 +366,13 @@ async fn an_oversize_result_is_not_stored() {
     assert_eq!(it.get("data_omitted"), Some(&AttributeValue::Bool(true)));
     let runs = AtomicUsize::new(0);
     let replay = idem
-        .run(&key, deadline(), || async {
+        .once(&key, deadline(), || async {
             runs.fetch_add(1, Ordering::SeqCst);
             Ok::<_, String>(big.clone())
         })
         .await;
     let err = match replay {
-        Err(RunError::Idempotency(e)) => e,
+        Err(OnceError::Idempotency(e)) => e,
         other => panic!("expected ResultNotStored, got {other:?}"),
     };
     println!("replay of an oversize result: {err}");
@@ -403,7 +403,7 @@ async fn concurrent_runs_of_one_request_run_the_work_once() {
                 (idem.clone(), key.clone(), runs.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                idem.run(&key, deadline(), || async move {
+                idem.once(&key, deadline(), || async move {
                     runs.fetch_add(1, Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     Ok::<_, String>("once".to_owned())
@@ -417,7 +417,7 @@ async fn concurrent_runs_of_one_request_run_the_work_once() {
         match t.await.expect("task") {
             Ok(Outcome::Fresh(_)) => fresh += 1,
             Ok(Outcome::Replayed(_)) => replayed += 1,
-            Err(RunError::Idempotency(IdempotencyError::AlreadyInProgress { .. })) => {
+            Err(OnceError::Idempotency(IdempotencyError::AlreadyInProgress { .. })) => {
                 in_progress += 1
             }
             other => panic!("unexpected {other:?}"),

@@ -12,7 +12,7 @@ use integrator_lambda::aws::Table;
 use integrator_lambda::aws::dedup::DynamoDedup;
 use integrator_lambda::aws::idempotency::DynamoIdempotency;
 use integrator_lambda::store::dedup::{Claim, Dedup, DedupKey, Sighting, check_page};
-use integrator_lambda::store::idempotency::{Idempotency, IdempotencyKey, RunError};
+use integrator_lambda::store::idempotency::{Idempotency, IdempotencyKey, OnceError};
 use integrator_lambda::time::{EpochMillis, EpochSeconds};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -213,7 +213,7 @@ async fn idempotency_claim_and_complete_hold_when_their_replies_are_lost() {
         s.proxy.inject(Rule::once("UpdateItem", fault.clone()));
         let ran = std::sync::atomic::AtomicU32::new(0);
         let out = idem
-            .run(&key, in_a_minute(), || async {
+            .once(&key, in_a_minute(), || async {
                 ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 Ok::<_, std::convert::Infallible>("{\"done\":true}".to_owned())
             })
@@ -222,7 +222,7 @@ async fn idempotency_claim_and_complete_hold_when_their_replies_are_lost() {
         assert!(!out.is_replayed(), "{fault:?}");
         assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 1);
         let again = idem
-            .run(&key, in_a_minute(), || async {
+            .once(&key, in_a_minute(), || async {
                 Ok::<_, std::convert::Infallible>("{\"second\":true}".to_owned())
             })
             .await
@@ -241,15 +241,15 @@ async fn idempotency_release_after_a_failure_holds_when_its_reply_is_lost() {
     let key = IdempotencyKey::from_caller("lost", "release", &json!({"a": 1}));
     s.proxy.inject(Rule::once("DeleteItem", Fault::LostReply));
     let failed = idem
-        .run(&key, in_a_minute(), || async { Err::<String, _>("boom") })
+        .once(&key, in_a_minute(), || async { Err::<String, _>("boom") })
         .await
         .expect_err("the work failed");
     assert!(
-        matches!(failed, RunError::Handler("boom")),
+        matches!(failed, OnceError::Handler("boom")),
         "the work's own error: {failed:?}"
     );
     let retry = idem
-        .run(&key, in_a_minute(), || async {
+        .once(&key, in_a_minute(), || async {
             Ok::<_, &str>("{\"ok\":1}".to_owned())
         })
         .await

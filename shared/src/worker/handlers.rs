@@ -9,7 +9,7 @@ use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::jobs::deferred::JobRef;
 use crate::protocol::Envelope;
 use crate::protocol::error::lambda_message;
-use crate::store::idempotency::{Idempotency, IdempotencyError, IdempotencyKey, RunError};
+use crate::store::idempotency::{Idempotency, IdempotencyError, IdempotencyKey, OnceError};
 use crate::time::EpochMillis;
 use serde_json::Value;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ struct Delivery<'a> {
 /// job's envelope) passes the job check and the rate limits, then runs through the
 /// idempotency layer and the dispatcher. The body is parsed once into a [`Message`], then
 /// handled by its kind's handler.
-pub(super) async fn run_record(
+pub(super) async fn handle_message(
     ext: &Extension,
     idem: Option<&Arc<Idempotency>>,
     record: &Record,
@@ -217,7 +217,7 @@ async fn run_idempotent(
         Some(idem) => {
             let key = key(&body);
             let lock_until = EpochMillis::from_deadline(hard_deadline);
-            match idem.run(&key, lock_until, || admit_then_call(body)).await {
+            match idem.once(&key, lock_until, || admit_then_call(body)).await {
                 Ok(outcome) if outcome.is_replayed() => {
                     tracing::info!(
                         "message already processed by an earlier delivery; not run again"
@@ -227,14 +227,14 @@ async fn run_idempotent(
                 Ok(outcome) if outcome.as_str() == DEFERRED => Outcome::Deferred,
                 Ok(_) => Outcome::Succeeded,
                 // The call's own 422 was logged by `Extension::call`.
-                Err(RunError::Handler(_)) => Outcome::Failed,
-                Err(RunError::Idempotency(IdempotencyError::ResultNotStored)) => {
+                Err(OnceError::Handler(_)) => Outcome::Failed,
+                Err(OnceError::Idempotency(IdempotencyError::ResultNotStored)) => {
                     tracing::info!(
                         "message already processed by an earlier delivery (result not stored); not run again"
                     );
                     Outcome::Replayed
                 }
-                Err(RunError::Idempotency(e)) => {
+                Err(OnceError::Idempotency(e)) => {
                     if e.is_retryable() {
                         tracing::warn!(code = e.code(), error = %e, "message not processed now; it will be redelivered");
                     } else {

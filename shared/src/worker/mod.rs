@@ -101,7 +101,7 @@ pub use message::{is_webhook_message, webhook_envelope};
 use crate::dispatch::Extension;
 use batch::{Record, read_batch};
 use futures_util::StreamExt;
-use handlers::run_record;
+use handlers::handle_message;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -279,7 +279,7 @@ async fn run_groups(
                         Outcome::Skipped
                     } else {
                         let span = tracing::info_span!("sqs_message", message_id = %record.id);
-                        run_record(ext, idem.as_ref(), &record, request_id, deadline, hard_deadline)
+                        handle_message(ext, idem.as_ref(), &record, request_id, deadline, hard_deadline)
                             .instrument(span)
                             .await
                     };

@@ -50,14 +50,14 @@ pub(crate) async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
     let key = IdempotencyKey::new("bench", &serde_json::json!({"order": 1}));
     let deadline = || EpochMillis::now().after(Duration::from_secs(30));
     proxy.reset();
-    idem.run(&key, deadline(), || async {
+    idem.once(&key, deadline(), || async {
         Ok::<_, String>("{\"done\":1}".to_owned())
     })
     .await
     .map_err(|e| format!("{e:?}"))?;
     rows.push(("idempotent execution, new".into(), describe(&proxy)));
     proxy.reset();
-    idem.run(&key, deadline(), || async {
+    idem.once(&key, deadline(), || async {
         Ok::<_, String>("not run".to_owned())
     })
     .await

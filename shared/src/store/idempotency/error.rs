@@ -1,4 +1,4 @@
-//! Why idempotent execution failed: [`IdempotencyError`] and [`RunError`].
+//! Why idempotent execution failed: [`IdempotencyError`] and [`OnceError`].
 
 #[cfg(doc)]
 use super::Idempotency;
@@ -68,10 +68,10 @@ impl IdempotencyError {
     }
 }
 
-/// The failure of [`Idempotency::run`]: the idempotency layer's, or the work's own (the lock
+/// The failure of [`Idempotency::once`]: the idempotency layer's, or the work's own (the lock
 /// was released, so a retry runs the work again).
 #[derive(Debug, thiserror::Error)]
-pub enum RunError<E> {
+pub enum OnceError<E> {
     /// The idempotency layer failed; the work may not have run.
     #[error(transparent)]
     Idempotency(#[from] IdempotencyError),

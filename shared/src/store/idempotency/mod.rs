@@ -20,7 +20,7 @@
 //!
 //! Seconds and milliseconds are distinct types and are never compared with each other.
 //!
-//! # Algorithm ([`Idempotency::run`])
+//! # Algorithm ([`Idempotency::once`])
 //!
 //! The key and the validation hash are computed **once**, before the work runs
 //! ([`IdempotencyKey::new`] hashes a snapshot of the payload), so work that mutates its input
@@ -75,7 +75,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use error::{IdempotencyError, RunError};
+pub use error::{IdempotencyError, OnceError};
 pub use key::IdempotencyKey;
 #[doc(hidden)]
 pub use key::LockToken;
@@ -133,12 +133,12 @@ impl Idempotency {
     /// ([`Outcome::Fresh`]), or the stored result of an earlier run ([`Outcome::Replayed`]).
     /// `in_progress_until` bounds the lock: past it, a retry may take over (pass the
     /// invocation's deadline, [`EpochMillis::from_deadline`]).
-    pub async fn run<F, Fut, E>(
+    pub async fn once<F, Fut, E>(
         &self,
         key: &IdempotencyKey,
         in_progress_until: EpochMillis,
         work: F,
-    ) -> Result<Outcome, RunError<E>>
+    ) -> Result<Outcome, OnceError<E>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<String, E>>,
@@ -162,7 +162,7 @@ impl Idempotency {
                         // Read back (fallback path) after it expired: try the put again.
                         continue;
                     }
-                    return Self::answer_from(key, record).map_err(RunError::Idempotency);
+                    return Self::answer_from(key, record).map_err(OnceError::Idempotency);
                 }
             }
         }
@@ -204,7 +204,7 @@ impl Idempotency {
                         "could not release the idempotency lock after the work failed; retries wait for its deadline"
                     );
                 }
-                Err(RunError::Handler(e))
+                Err(OnceError::Handler(e))
             }
         }
     }

@@ -74,7 +74,7 @@ pub enum StoredResult<'a> {
     Omitted,
 }
 
-/// The result of [`Idempotency::run`].
+/// The result of [`Idempotency::once`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The work ran now; this is its result.

@@ -45,7 +45,7 @@ fn runs_are_send() {
     let idem = service();
     is_send(async move {
         let key = IdempotencyKey::new("s", &json!({"n": 1}));
-        idem.run(&key, deadline(), || async {
+        idem.once(&key, deadline(), || async {
             Ok::<_, String>("x".to_owned())
         })
         .await
@@ -106,7 +106,7 @@ async fn work_done_is_answered_even_when_its_record_cannot_be_completed() {
     let idem = Idempotency::new(Arc::new(CompleteFails(MemoryIdempotency::default())));
     let key = IdempotencyKey::new("s", &json!({"n": 1}));
     let out = idem
-        .run(&key, deadline(), || async {
+        .once(&key, deadline(), || async {
             Ok::<_, String>("done".to_owned())
         })
         .await;
@@ -127,11 +127,11 @@ async fn runs_once_then_replays() {
         Ok::<_, String>("{\"ok\":true}".to_owned())
     };
     assert_eq!(
-        idem.run(&key, deadline(), work).await.unwrap(),
+        idem.once(&key, deadline(), work).await.unwrap(),
         Outcome::Fresh("{\"ok\":true}".into())
     );
     assert_eq!(
-        idem.run(&key, deadline(), work).await.unwrap(),
+        idem.once(&key, deadline(), work).await.unwrap(),
         Outcome::Replayed("{\"ok\":true}".into())
     );
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -144,30 +144,30 @@ async fn in_flight_duplicates_mismatches_and_failures() {
     let key = IdempotencyKey::from_caller("s", "k", &payload);
     let other = IdempotencyKey::from_caller("s", "k", &json!({"n": 2}));
     let out = idem
-        .run(&key, deadline(), || async {
+        .once(&key, deadline(), || async {
             let inner = idem
-                .run(&key, deadline(), || async { Ok::<_, String>("x".into()) })
+                .once(&key, deadline(), || async { Ok::<_, String>("x".into()) })
                 .await;
             assert!(matches!(
                 inner,
-                Err(RunError::Idempotency(
+                Err(OnceError::Idempotency(
                     IdempotencyError::AlreadyInProgress { .. }
                 ))
             ));
             let mismatch = idem
-                .run(&other, deadline(), || async { Ok::<_, String>("x".into()) })
+                .once(&other, deadline(), || async { Ok::<_, String>("x".into()) })
                 .await;
             assert!(matches!(
                 mismatch,
-                Err(RunError::Idempotency(IdempotencyError::PayloadMismatch))
+                Err(OnceError::Idempotency(IdempotencyError::PayloadMismatch))
             ));
             Err::<String, _>("boom".to_owned())
         })
         .await;
-    assert!(matches!(out, Err(RunError::Handler(ref e)) if e == "boom"));
+    assert!(matches!(out, Err(OnceError::Handler(ref e)) if e == "boom"));
     assert_eq!(idem.store.get(&key).await.unwrap(), None, "lock released");
     let retry = idem
-        .run(&key, deadline(), || async {
+        .once(&key, deadline(), || async {
             Ok::<_, String>("second".into())
         })
         .await
@@ -181,9 +181,9 @@ async fn a_stale_holder_cannot_complete_and_oversize_is_not_stored() {
     let key = IdempotencyKey::new("s", &json!({"n": 1}));
     let expired = EpochMillis::now().before(Duration::from_millis(1));
     let stale = idem
-        .run(&key, expired, || async {
+        .once(&key, expired, || async {
             let taker = idem
-                .run(&key, deadline(), || async {
+                .once(&key, deadline(), || async {
                     Ok::<_, String>("taker".into())
                 })
                 .await
@@ -194,10 +194,10 @@ async fn a_stale_holder_cannot_complete_and_oversize_is_not_stored() {
         .await;
     assert!(matches!(
         stale,
-        Err(RunError::Idempotency(IdempotencyError::LockLost))
+        Err(OnceError::Idempotency(IdempotencyError::LockLost))
     ));
     let replay = idem
-        .run(&key, deadline(), || async { Ok::<_, String>("x".into()) })
+        .once(&key, deadline(), || async { Ok::<_, String>("x".into()) })
         .await
         .unwrap();
     assert_eq!(replay, Outcome::Replayed("taker".into()));
@@ -205,16 +205,16 @@ async fn a_stale_holder_cannot_complete_and_oversize_is_not_stored() {
     let big = IdempotencyKey::new("s", &json!({"big": true}));
     let text = "x".repeat(MAX_STORED_RESULT_BYTES + 1);
     let fresh = idem
-        .run(&big, deadline(), || async { Ok::<_, String>(text.clone()) })
+        .once(&big, deadline(), || async { Ok::<_, String>(text.clone()) })
         .await
         .unwrap();
     assert_eq!(fresh.as_str().len(), MAX_STORED_RESULT_BYTES + 1);
     let again = idem
-        .run(&big, deadline(), || async { Ok::<_, String>(text.clone()) })
+        .once(&big, deadline(), || async { Ok::<_, String>(text.clone()) })
         .await;
     assert!(matches!(
         again,
-        Err(RunError::Idempotency(IdempotencyError::ResultNotStored))
+        Err(OnceError::Idempotency(IdempotencyError::ResultNotStored))
     ));
     assert!(!IdempotencyError::ResultNotStored.is_retryable());
     assert!(
