@@ -108,7 +108,7 @@ fn lambda_command(path: &PathBuf, api: &str, env: &[(&str, &str)]) -> Command {
         .env("AWS_REGION", "us-east-1")
         // Never reach real AWS from a test: tests that want the emulator say `aws` and set
         // AWS_ENDPOINT_URL.
-        .env("EXTENSION_BACKEND", "embedded")
+        .env("EXTENSION_BACKEND", "memory")
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     for (k, v) in env {

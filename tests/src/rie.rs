@@ -74,7 +74,7 @@ impl Rie {
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
-            .env("EXTENSION_BACKEND", "embedded")
+            .env("EXTENSION_BACKEND", "memory")
             .env("INTEGRATOR_EXTENSION_SYSTEM_TOKEN", "local-dev-token")
             .args(["--runtime-interface-emulator-address", &addr])
             .args(["--runtime-api-address", &api])

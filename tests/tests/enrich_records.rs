@@ -115,7 +115,7 @@ async fn enrich_records_against_a_local_crm() {
         &[
             ("PORT", "0"),
             ("INTEGRATOR_EXTENSION_SYSTEM_TOKEN", TOKEN),
-            ("EXTENSION_BACKEND", "embedded"),
+            ("EXTENSION_BACKEND", "memory"),
             ("EXTENSION_DEV_SECRETS_FILE", &secrets_path),
         ],
     );
@@ -213,7 +213,7 @@ async fn enrich_records_against_a_local_crm() {
         .arg(&options)
         .arg("--out")
         .arg(&out)
-        .env("EXTENSION_BACKEND", "embedded")
+        .env("EXTENSION_BACKEND", "memory")
         .env("EXTENSION_DEV_SECRETS_FILE", &secrets_path)
         .stdin(std::process::Stdio::null());
     let done = tokio::task::spawn_blocking(move || cmd.output())

@@ -49,7 +49,7 @@ fn local_server_answers_an_amplifying_webhook_with_413_in_bounded_memory() {
         &[],
         &[
             ("PORT", "0"),
-            ("EXTENSION_BACKEND", "embedded"),
+            ("EXTENSION_BACKEND", "memory"),
             ("EXTENSION_INCOMING_ENDPOINTS", &endpoints),
         ],
     );

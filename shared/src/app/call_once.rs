@@ -1,5 +1,5 @@
 //! One call, in process, for `make call FN=<name> PAYLOAD=<file>` (what the "Run" button of a hosted function editor does): the
-//! same settings, wiring (embedded stores locally: the dev secrets file, in-memory dedup and
+//! same settings, wiring (in-memory stores locally: the dev secrets file, in-memory dedup and
 //! cache) and dispatch path as a real call, with the function's log lines (its own, and the
 //! HTTP client's `HTTP <METHOD> <url> - <status> …` lines) on stderr as they happen, then
 //! `Execution finished in N ms` and the answer on stdout.

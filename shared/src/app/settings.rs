@@ -11,7 +11,7 @@
 //! | `EXTENSION_TIMEOUT_SECS` | time budget when there is no Lambda deadline | `300` |
 //! | `HOST`, `PORT` | local server address | `127.0.0.1`, `8080` |
 //! | `EXTENSION_MAX_INFLIGHT_BYTES` | local server: request bytes held in memory at once | 256 MiB |
-//! | `EXTENSION_BACKEND` | `aws` or `embedded` | `aws` on Lambda or with `AWS_ENDPOINT_URL`, else `embedded` |
+//! | `EXTENSION_BACKEND` | `aws` or `memory` (or `embedded`, its earlier name) | `aws` on Lambda or with `AWS_ENDPOINT_URL`, else `memory` |
 //! | `EXTENSION_TABLE` | DynamoDB table (partition key `pk` S, TTL attribute `expires_at`) | `integrator-extension` |
 //! | `EXTENSION_TABLE_INDEX` | the table's index (`gsi1pk`/`gsi1sk`) for due jobs and run streams | `gsi1` |
 //! | `EXTENSION_KMS_KEY_ID` | KMS key (id, ARN or alias) secrets are encrypted with | `alias/integrator-extension` |
@@ -23,7 +23,7 @@
 //! | `EXTENSION_DEDUP_TTL_SECS` | how long a dedup key is remembered | 7 days |
 //! | `EXTENSION_IDEMPOTENCY_TTL_SECS` | how long a completed idempotency record is kept | 24 h |
 //! | `EXTENSION_SECRET_TTL_SECS` | how long a decrypted secret is cached (`0`: not cached) | `300` |
-//! | `EXTENSION_DEV_SECRETS_FILE` | the embedded backend's plaintext secrets file | `secrets.dev.json` |
+//! | `EXTENSION_DEV_SECRETS_FILE` | the memory backend's plaintext secrets file | `secrets.dev.json` |
 //! | `EXTENSION_INCOMING_TIMEOUT_SECS` | time budget of an incoming webhook request off Lambda (on a Function URL: the Lambda deadline) | `10` |
 //! | `EXTENSION_DEDUP_LEASE_SECS` | how long an incoming event's dedup key stays pending while it is queued | `30` |
 //! | `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` | incoming endpoints: a file path / JSON text (one of them) | the binary's defaults |
@@ -67,7 +67,7 @@ pub(crate) enum Backend {
     /// DynamoDB, KMS and SQS (on Lambda, or an emulator at `AWS_ENDPOINT_URL`).
     Aws,
     /// In-memory twins and the dev secrets file (local runs).
-    Embedded,
+    Memory,
 }
 
 /// The log set-up (read before everything else, so the other settings can log).
@@ -214,15 +214,16 @@ impl Settings {
             .as_deref()
         {
             Some("aws") => Backend::Aws,
-            Some("embedded") => Backend::Embedded,
+            // `embedded` is the earlier name of `memory`, still accepted.
+            Some("memory" | "embedded") => Backend::Memory,
             Some(other) => {
                 problem(format!(
-                    "EXTENSION_BACKEND must be aws or embedded (got {other:?})"
+                    "EXTENSION_BACKEND must be aws or memory (got {other:?})"
                 ));
-                Backend::Embedded
+                Backend::Memory
             }
             _ if on_lambda || get("AWS_ENDPOINT_URL").is_some() => Backend::Aws,
-            _ => Backend::Embedded,
+            _ => Backend::Memory,
         };
         let incoming_queue_url = get("EXTENSION_QUEUE_URL");
         let aws = AwsNames {
@@ -378,11 +379,21 @@ mod tests {
         Settings::from_lookup(&move |k| map.get(k).cloned())
     }
 
+    /// `memory` names the in-memory backend; `embedded`, its earlier name, still selects it.
+    #[test]
+    fn the_memory_backend_has_two_names() {
+        for name in ["memory", "embedded", "MEMORY"] {
+            let s = settings(&[("EXTENSION_BACKEND", name)]).unwrap();
+            assert_eq!(s.backend, Backend::Memory, "{name}");
+        }
+        assert!(settings(&[("EXTENSION_BACKEND", "local")]).is_err());
+    }
+
     #[test]
     fn defaults() {
         let s = settings(&[]).unwrap();
         assert!(!s.on_lambda);
-        assert_eq!(s.backend, Backend::Embedded);
+        assert_eq!(s.backend, Backend::Memory);
         assert_eq!(s.aws.table, "integrator-extension");
         assert_eq!(s.aws.table_index, DEFAULT_INDEX);
         assert_eq!(s.aws.work_queue_url, None);

@@ -16,15 +16,15 @@ use crate::store::queue::{MemoryQueue, Queue};
 use crate::store::secrets::{LocalSecrets, SecretBackend, SecretError, SecretStore};
 use crate::time::{Clock, SystemClock};
 use crate::transport::auth::{SystemTokens, TokenSet, TokenSource};
-use crate::worker::local::LocalQueue;
+use crate::worker::local::MemoryWorkQueue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What one process runs on.
 pub(crate) struct Wired {
     pub services: Services,
-    /// Embedded backend: the in-process work queue, started once the extension is built.
-    pub local_queue: Option<Arc<LocalQueue>>,
+    /// Memory backend: the in-process work queue, started once the extension is built.
+    pub local_queue: Option<Arc<MemoryWorkQueue>>,
 }
 
 /// The secret backend `settings` select: KMS + DynamoDB, or the dev-only plaintext file.
@@ -36,7 +36,7 @@ pub(crate) async fn secret_backend(settings: &Settings) -> Arc<dyn SecretBackend
             &settings.aws.kms_key_id,
             &settings.aws.stack_name,
         )),
-        Backend::Embedded => {
+        Backend::Memory => {
             let local = LocalSecrets::new(settings.dev_secrets_file.clone());
             if settings.on_lambda {
                 tracing::warn!(file = %local.path().display(), "secrets come from a plaintext dev file on Lambda: use EXTENSION_BACKEND=aws");
@@ -52,7 +52,7 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
     let names = &settings.aws;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let local_queue =
-        (settings.backend == Backend::Embedded).then(|| Arc::new(LocalQueue::default()));
+        (settings.backend == Backend::Memory).then(|| Arc::new(MemoryWorkQueue::default()));
     let secrets = SecretStore::new(secret_backend(settings).await).with_ttl(settings.secret_ttl);
 
     let cache: Arc<dyn CacheStore>;
@@ -64,7 +64,7 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
     let incoming_queue: Option<Arc<dyn Queue>>;
     let work_queue: Option<Arc<dyn Queue>>;
     match settings.backend {
-        Backend::Embedded => {
+        Backend::Memory => {
             cache = Arc::new(MemoryCache::default());
             dedup = Arc::new(MemoryDedup::default());
             idempotency = Arc::new(MemoryIdempotency::default());
@@ -162,7 +162,7 @@ pub(crate) fn incoming_app(
         tracing::error!("incoming endpoints disabled: {problem}");
         return Ok(None);
     };
-    if settings.backend == Backend::Embedded {
+    if settings.backend == Backend::Memory {
         tracing::warn!("incoming: accepted events stay in this process (in-memory queue)");
     }
     let (Ok(dedup), Ok(secrets)) = (services.dedup(), services.secrets()) else {
@@ -292,7 +292,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_embedded_backend_is_in_memory() {
+    async fn the_memory_backend_is_in_memory() {
         let settings = Settings::from_lookup(&|_| None).unwrap();
         let wired = wire(&settings, None).await;
         let d = wired.services.dedup().unwrap();

@@ -1,7 +1,7 @@
 //! Queues: the incoming queue (accepted webhook events) and the work queue (deferred jobs,
 //! rate-limited retries, run streams). Amazon SQS on AWS ([`SqsQueue`](crate::aws::queue::SqsQueue)),
 //! [`MemoryQueue`] in tests, and locally the in-process work queue that delivers to the worker
-//! ([`crate::worker::local::LocalQueue`]).
+//! ([`crate::worker::local::MemoryWorkQueue`]).
 
 use async_trait::async_trait;
 use std::sync::Mutex;

@@ -26,7 +26,7 @@ type Item = (String, OutMessage, Held);
 
 /// An in-process queue feeding the worker; it holds at most [`CAPACITY`] messages.
 #[derive(Debug)]
-pub struct LocalQueue {
+pub struct MemoryWorkQueue {
     tx: mpsc::UnboundedSender<Item>,
     rx: Mutex<Option<mpsc::UnboundedReceiver<Item>>>,
     counter: AtomicU64,
@@ -44,7 +44,7 @@ impl Drop for Held {
     }
 }
 
-impl Default for LocalQueue {
+impl Default for MemoryWorkQueue {
     fn default() -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Self {
@@ -72,7 +72,7 @@ pub fn sqs_event(message_id: &str, body: &str, receive_count: u32) -> serde_json
     }]})
 }
 
-impl LocalQueue {
+impl MemoryWorkQueue {
     /// Start delivering to `ext` (once; later calls do nothing). Needs a Tokio runtime.
     pub fn start(&self, ext: Extension) {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut r| r.take()) else {
@@ -105,7 +105,7 @@ async fn deliver(ext: Extension, id: String, message: OutMessage) {
 }
 
 #[async_trait]
-impl Queue for LocalQueue {
+impl Queue for MemoryWorkQueue {
     async fn send(&self, message: OutMessage) -> Result<String, QueueError> {
         let taken = self
             .held
@@ -138,9 +138,9 @@ mod bounds {
     /// sees the error), and a place frees when a held message is done with.
     #[tokio::test]
     async fn a_full_local_queue_refuses_a_send() {
-        let q = LocalQueue {
+        let q = MemoryWorkQueue {
             capacity: 2,
-            ..LocalQueue::default()
+            ..MemoryWorkQueue::default()
         };
         let m = || OutMessage {
             body: "{}".into(),

@@ -84,7 +84,7 @@ pub(crate) fn report(
         s,
         "## 1. Cold init\n\nExec → first `GET /2018-06-01/runtime/invocation/next` at a fresh Runtime \
          API double (`tests/src/runtime_api.rs`), median of {} starts per binary (round-robin over \
-         the binaries, after one page-cache warm-up start each), `EXTENSION_BACKEND=embedded`. \
+         the binaries, after one page-cache warm-up start each), `EXTENSION_BACKEND=memory`. \
          Baseline: `bench/src/bin/hello-world.rs`, a bare `lambda_runtime` echo, same release \
          profile and link mode. Each binary is started from a copy written into \
          `target/bench/release/bench-work/lambda/` (as Lambda unpacks `bootstrap`), not from the \

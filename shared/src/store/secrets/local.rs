@@ -11,7 +11,7 @@ use super::{
 /// `secrets.dev.json` in the working directory unless `EXTENSION_DEV_SECRETS_FILE` says
 /// otherwise. Used by the embedded backend (local runs without AWS); the file is written with
 /// mode 0600 and `/secrets.dev.json` is git-ignored, but nothing is encrypted: never use it for
-/// production values, and never deploy with `EXTENSION_BACKEND=embedded`.
+/// production values, and never deploy with `EXTENSION_BACKEND=memory`.
 #[derive(Debug)]
 #[doc(hidden)]
 pub struct LocalSecrets {
