@@ -213,7 +213,7 @@ fn endpoints() -> IncomingConfig {
         r#"{{
           "demo":  {{"dedup": "body"}},
           "hooks": {{"auth": {{"type": "hmac", "secret": "{HOOK_SECRET}"}}}},
-          "crm":   {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "jwt-secret-for-tests"}}}}
+          "crm":   {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "jwt-secret-for-tests-32-bytes-long"}}}}
         }}"#
     ))
     .expect("config")

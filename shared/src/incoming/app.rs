@@ -3,9 +3,10 @@
 
 use super::jwt::JwtVerifier;
 use super::{
-    Auth, AuthConfig, DEFAULT_LEASE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SECRET_TTL,
-    DEFAULT_TIMEOUT, Endpoint, IncomingApp, IncomingConfig, IncomingConfigError, IncomingStores,
-    JwtAlgorithm, Key, PATH_PREFIX, SecretValue, is_secret_header, signature,
+    Auth, AuthConfig, DEFAULT_LEASE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SECRET_REREAD,
+    DEFAULT_SECRET_TTL, DEFAULT_TIMEOUT, Endpoint, IncomingApp, IncomingConfig,
+    IncomingConfigError, IncomingStores, JwtAlgorithm, Key, PATH_PREFIX, SecretValue,
+    is_secret_header, signature,
 };
 use crate::transport::http::HttpRequest;
 use bytes::Bytes;
@@ -46,6 +47,7 @@ fn compile_key<K>(
         Material::Later(name) => Key::Named {
             name,
             cache: Mutex::new(None),
+            reread: tokio::sync::Mutex::new(None),
         },
     })
 }
@@ -130,6 +132,7 @@ impl IncomingApp {
             resolver,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             secret_ttl: DEFAULT_SECRET_TTL,
+            secret_reread: DEFAULT_SECRET_REREAD,
             lease: DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
         })
@@ -142,7 +145,6 @@ impl IncomingApp {
         self
     }
 
-    /// How long a resolved named secret is reused (default [`DEFAULT_SECRET_TTL`]).
     /// How long a claimed dedup key stays pending while its event is being queued (default
     /// [`DEFAULT_LEASE`]): a sender's retry within it is answered 503, after it (the first
     /// attempt died) the key is free again. Kept above the request's time budget.
@@ -158,8 +160,16 @@ impl IncomingApp {
         self
     }
 
+    /// How long a resolved named secret is reused (default [`DEFAULT_SECRET_TTL`]).
     pub fn with_secret_ttl(mut self, ttl: Duration) -> Self {
         self.secret_ttl = ttl;
+        self
+    }
+
+    /// The shortest time between two re-reads of an endpoint's named secret after a
+    /// signature or token matched no key (default [`DEFAULT_SECRET_REREAD`]).
+    pub fn with_secret_reread(mut self, interval: Duration) -> Self {
+        self.secret_reread = interval;
         self
     }
 

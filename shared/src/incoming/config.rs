@@ -35,16 +35,24 @@
 //! - `{"type": "jwt", "algorithm": "HS256", "secret": S}` or `{"type": "jwt", "algorithm":
 //!   "RS256", "publicKey": S}` (a PEM public key), plus optional `audience` and `issuer` (a
 //!   string or a list; checked and required when set) and `leewaySecs` (clock skew allowed on
-//!   `exp`, default 60) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
+//!   `exp`, default 60, at most 3600) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
 //!   default 3600; `null` for no limit) and `jtiReplay` (`true`: single-use tokens — `jti` is
 //!   required and a `jti` already accepted is refused until the token expires, so the sender
 //!   mints a new token per request, retries included; default `false`). The algorithm is pinned: a token signed with any other algorithm
 //!   (including `none`) is refused; `exp` is required. The token is read from
 //!   `Authorization: Bearer …`.
-//! - `{"type": "hmac", "secret": S}` plus optional `toleranceSecs` (default 300): Standard
-//!   Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`).
-//!   A secret starting with `whsec_` is the base64 of the key (as Standard Webhooks issues
-//!   them); any other string is used as the key's bytes.
+//! - `{"type": "hmac", "secret": S}` plus optional `toleranceSecs` (default 300, 1 to 3600):
+//!   Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature:
+//!   v1,<base64>`). A secret starting with `whsec_` is the base64 of the key (as Standard
+//!   Webhooks issues them; it must decode to at least one byte); any other string is used as
+//!   the key's bytes. Surrounding whitespace is trimmed.
+//!
+//! An HS256 secret is trimmed the same way and must be at least 32 bytes (RFC 7518 §3.2: a
+//! key at least as long as the hash output). Inline and file secrets are checked at start-up;
+//! a named secret when it is first resolved (an unusable one answers 500 `misconfigured`).
+//! A request carrying any of `webhook-id`, `webhook-timestamp`, `webhook-signature` (HMAC
+//! endpoints) or `Authorization` (JWT endpoints) more than once is refused (401): the
+//! signature and the replay record must read the same single value.
 //!
 //! `dedup` objects: `fields` (dotted paths into the *original* body, `a.b.0.c`), `headers`
 //! (header names), at most five in all; or `"wholeBody": true`; plus `callerHeader` (opt-in: a
@@ -89,6 +97,13 @@ pub const DEFAULT_JWT_LEEWAY_SECS: u64 = 60;
 pub const DEFAULT_HMAC_TOLERANCE_SECS: u64 = 300;
 /// Longest endpoint name.
 pub const MAX_NAME_LEN: usize = 64;
+/// Largest `leewaySecs`: one hour. The leeway only absorbs clock skew between the token's
+/// issuer and us (seconds, minutes at worst); more would mostly extend the life of expired
+/// tokens, and a value near the epoch's age breaks the `exp` check altogether.
+pub const MAX_JWT_LEEWAY_SECS: u64 = 3600;
+/// Largest `toleranceSecs`: one hour. Standard Webhooks recommends five minutes; a huge
+/// tolerance would switch the timestamp check (and with it the replay window) off.
+pub const MAX_HMAC_TOLERANCE_SECS: u64 = 3600;
 
 /// A configuration problem found at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -540,6 +555,20 @@ impl IncomingConfig {
                 {
                     return Err(err("audience and issuer values must not be empty".into()));
                 }
+                if j.leeway_secs > MAX_JWT_LEEWAY_SECS {
+                    return Err(err(format!(
+                        "leewaySecs is {}; at most {MAX_JWT_LEEWAY_SECS} is allowed (it only absorbs clock skew)",
+                        j.leeway_secs
+                    )));
+                }
+            }
+            if let AuthConfig::Hmac(h) = &ep.auth
+                && !(1..=MAX_HMAC_TOLERANCE_SECS).contains(&h.tolerance_secs)
+            {
+                return Err(err(format!(
+                    "toleranceSecs is {}; it must be 1 to {MAX_HMAC_TOLERANCE_SECS}",
+                    h.tolerance_secs
+                )));
             }
             if let Some(d) = &ep.dedup {
                 let selected = d.fields.len() + d.headers.len();
@@ -666,5 +695,42 @@ mod tests {
         ] {
             assert!(IncomingConfig::from_json(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Issue 22 item 9: settings that would switch a check off are start-up errors.
+    #[test]
+    fn leeway_and_tolerance_are_bounded() {
+        let jwt = |leeway: &str| {
+            format!(
+                r#"{{"a": {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "s", "leewaySecs": {leeway}}}}}}}"#
+            )
+        };
+        let hmac = |tol: &str| {
+            format!(
+                r#"{{"a": {{"auth": {{"type": "hmac", "secret": "s", "toleranceSecs": {tol}}}}}}}"#
+            )
+        };
+        for ok in [jwt("0"), jwt("3600"), hmac("1"), hmac("3600")] {
+            assert!(IncomingConfig::from_json(&ok).is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            (jwt("3601"), "leewaySecs"),
+            (jwt("18446744073709551615"), "leewaySecs"),
+            (hmac("0"), "toleranceSecs"),
+            (hmac("3601"), "toleranceSecs"),
+            (hmac("18446744073709551615"), "toleranceSecs"),
+        ] {
+            let e = IncomingConfig::from_json(&bad).unwrap_err().to_string();
+            assert!(
+                e.contains(says) && e.contains("endpoint \"a\""),
+                "{bad}: {e}"
+            );
+        }
+        // Programmatic configurations are checked too (IncomingApp::new validates).
+        let mut j = JwtConfig::hs256(SecretValue::inline("s"));
+        j.leeway_secs = u64::MAX;
+        let c = IncomingConfig::default()
+            .with("a", EndpointConfig::open().with_auth(AuthConfig::Jwt(j)));
+        assert!(c.validate().is_err());
     }
 }

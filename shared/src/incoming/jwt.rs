@@ -17,6 +17,9 @@ use serde_json::{Map, Value};
 
 /// Longest token accepted (a JWT is normally well under 2 KB).
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Shortest HS256 secret, in bytes: RFC 7518 §3.2 requires a key at least as long as the hash
+/// output (256 bits).
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// A verifier for one endpoint: the key and the validation rules.
 pub struct JwtVerifier {
@@ -34,13 +37,21 @@ impl std::fmt::Debug for JwtVerifier {
 
 impl JwtVerifier {
     /// Build the verifier from the endpoint settings and the key material: the shared secret
-    /// (HS256) or the PEM public key (RS256).
+    /// (HS256; surrounding whitespace trimmed, like HMAC secrets, and at least
+    /// [`MIN_HS256_SECRET_BYTES`] long) or the PEM public key (RS256).
     pub fn new(config: &JwtConfig, key_material: &str) -> Result<Self, String> {
         super::jwt_crypto::install();
         let (algorithm, key) = match config.algorithm {
             JwtAlgorithm::HS256 => {
+                let key_material = key_material.trim();
                 if key_material.is_empty() {
                     return Err("the HS256 secret is empty".into());
+                }
+                if key_material.len() < MIN_HS256_SECRET_BYTES {
+                    return Err(format!(
+                        "the HS256 secret is {} bytes; at least {MIN_HS256_SECRET_BYTES} are required (RFC 7518 section 3.2)",
+                        key_material.len()
+                    ));
                 }
                 (
                     Algorithm::HS256,
@@ -359,6 +370,22 @@ mod tests {
         let c = JwtConfig::rs256(SecretValue::inline("x"));
         assert!(JwtVerifier::new(&c, "not a pem").is_err());
         assert!(JwtVerifier::new(&JwtConfig::hs256(SecretValue::inline("x")), "").is_err());
+    }
+
+    /// Issue 22 item 9: an HS256 secret shorter than the hash output is refused; secrets are
+    /// trimmed like HMAC ones (a file's trailing newline is not part of the key).
+    #[test]
+    fn hs256_secrets_are_trimmed_and_at_least_32_bytes() {
+        let c = JwtConfig::hs256(SecretValue::inline("x"));
+        let short = "s".repeat(MIN_HS256_SECRET_BYTES - 1);
+        let e = JwtVerifier::new(&c, &short).unwrap_err();
+        assert!(e.contains("at least 32"), "{e}");
+        // Padding does not make a short secret long enough.
+        assert!(JwtVerifier::new(&c, &format!("  {short}\n")).is_err());
+        // The trailing newline of a secret file is not part of the key.
+        let v = JwtVerifier::new(&c, &format!("{SECRET}\n")).unwrap();
+        let t = hs(&json!({"exp": now() + 600}), SECRET);
+        assert!(v.verify(&t).is_ok());
     }
 
     #[test]

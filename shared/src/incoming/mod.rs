@@ -79,7 +79,7 @@ pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
 #[doc(hidden)]
 pub use stores::IncomingStores;
 
-use crate::store::dedup::{Dedup, DedupKey, Sighting};
+use crate::store::dedup::{Claim, Dedup, DedupKey};
 use crate::store::queue::Queue;
 
 use crate::transport::http::error_response as error;
@@ -104,6 +104,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// How long a resolved named secret is reused before it is looked up again.
 #[doc(hidden)]
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
+/// After a signature or token matched none of an endpoint's keys, its named secret is read
+/// again from the store (a rotation), at most once per this interval per endpoint per instance.
+pub const DEFAULT_SECRET_REREAD: Duration = Duration::from_secs(5);
 /// How long a claimed dedup key stays pending by default (above any request's time budget).
 #[doc(hidden)]
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -135,6 +138,9 @@ pub enum AuthFailure {
     TokenLifetimeTooLong,
     /// The endpoint wants single-use tokens (`jtiReplay`) and this `jti` was accepted before.
     TokenReused,
+    /// A header the authentication reads (`webhook-id`, `webhook-timestamp`,
+    /// `webhook-signature`, `Authorization`) was sent more than once.
+    RepeatedHeader,
 }
 
 impl AuthFailure {
@@ -167,6 +173,10 @@ impl AuthFailure {
                 "This token was already used; this endpoint takes a new token (jti) per request."
                     .into()
             }
+            Self::RepeatedHeader => {
+                "An authentication header (webhook-id, webhook-timestamp, webhook-signature or Authorization) was sent more than once."
+                    .into()
+            }
         }
     }
 }
@@ -177,7 +187,36 @@ enum Key<K> {
     Named {
         name: String,
         cache: Mutex<Option<(Arc<K>, Instant)>>,
+        /// Re-reads after a mismatch ([`IncomingApp::reread`]): one at a time, and when the
+        /// last one started.
+        reread: tokio::sync::Mutex<Option<Instant>>,
     },
+}
+
+/// The replay record (HMAC: the signed message; JWT `jtiReplay`: the token's `jti`) claimed
+/// by a request still being accepted. It is held for the whole replay window, so a replay is
+/// refused whatever happens next; a request that ends up not accepted releases it
+/// ([`ReplayClaim::release`]), so the sender's identical retry is not refused for it.
+struct ReplayClaim {
+    dedup: Dedup,
+    key: DedupKey,
+    token: String,
+}
+
+impl ReplayClaim {
+    /// The request was not accepted: free the record (only this request's own claim).
+    async fn release(self, deadline: Instant, endpoint: &str) {
+        let work = self.dedup.release(&self.key, &self.token);
+        let failed = match tokio::time::timeout_at(deadline.into(), work).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        tracing::error!(
+            endpoint = %endpoint, error = %failed,
+            "incoming: could not release the replay record of a request that was not accepted; its identical retry is refused until the window ends"
+        );
+    }
 }
 
 enum Auth {
@@ -228,6 +267,7 @@ pub struct IncomingApp {
     resolver: Option<Arc<dyn SecretResolver>>,
     max_message_bytes: usize,
     secret_ttl: Duration,
+    secret_reread: Duration,
     lease: Duration,
     timeout: Duration,
 }
@@ -276,7 +316,26 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 #[doc(hidden)]
 pub use crate::time::rfc3339_millis;
 
+/// Whole seconds from `now` until a token's `exp` (the replay record must live that long).
+/// `exp` may be fractional (`Date.now() / 1000 + 3600`): rounded up, since the JWT check
+/// rounds it to the nearest second; absent, negative or not a number: 0.
+fn replay_secs_left(exp: Option<&Value>, now: u64) -> u64 {
+    let exp = match exp {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(u) => u,
+            // Saturating: a finite float beyond u64 becomes u64::MAX, NaN cannot come from JSON.
+            None => n
+                .as_f64()
+                .filter(|f| *f > 0.0)
+                .map_or(0, |f| f.ceil() as u64),
+        },
+        _ => 0,
+    };
+    exp.saturating_sub(now)
+}
+
 impl IncomingApp {
+    /// The key to verify with: ready, cached, or resolved now (then cached for the TTL).
     async fn key<K>(
         &self,
         key: &Key<K>,
@@ -284,7 +343,7 @@ impl IncomingApp {
     ) -> Result<Arc<K>, Response<Bytes>> {
         let (name, cache) = match key {
             Key::Ready(k) => return Ok(k.clone()),
-            Key::Named { name, cache } => (name, cache),
+            Key::Named { name, cache, .. } => (name, cache),
         };
         if let Ok(c) = cache.lock()
             && let Some((k, at)) = c.as_ref()
@@ -292,6 +351,19 @@ impl IncomingApp {
         {
             return Ok(k.clone());
         }
+        self.load(name, cache, compile, false).await
+    }
+
+    /// Resolve `name` (`fresh`: past every cache, the secret store's included), compile it and
+    /// cache the key. A secret that is gone or unusable also empties the cache, so a removed
+    /// secret stops working.
+    async fn load<K>(
+        &self,
+        name: &str,
+        cache: &Mutex<Option<(Arc<K>, Instant)>>,
+        compile: impl Fn(&str) -> Result<K, String>,
+        fresh: bool,
+    ) -> Result<Arc<K>, Response<Bytes>> {
         let Some(resolver) = &self.resolver else {
             return Err(error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -299,13 +371,24 @@ impl IncomingApp {
                 "This endpoint's secret cannot be resolved.",
             ));
         };
-        let value = match resolver.resolve(name).await {
+        let resolved = if fresh {
+            resolver.refresh(name).await
+        } else {
+            resolver.resolve(name).await
+        };
+        let forget = || {
+            if let Ok(mut c) = cache.lock() {
+                *c = None;
+            }
+        };
+        let value = match resolved {
             Ok(v) => v,
             Err(ResolveError::Unavailable(e)) => {
                 tracing::warn!(secret = %name, error = %e, "incoming: secret store unavailable");
                 return Err(unavailable("secret store unavailable"));
             }
             Err(e @ (ResolveError::NotFound(_) | ResolveError::Unusable(_))) => {
+                forget();
                 tracing::error!(error = %e, "incoming: endpoint secret missing");
                 return Err(error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -323,6 +406,7 @@ impl IncomingApp {
                 Ok(k)
             }
             Err(e) => {
+                forget();
                 tracing::error!(secret = %name, error = %e, "incoming: endpoint secret is unusable");
                 Err(error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -333,18 +417,55 @@ impl IncomingApp {
         }
     }
 
+    /// A presented signature or token matched none of the keys in `used`: when the key is a
+    /// named secret, the key to try again — another request's re-read that finished while this
+    /// one waited, or this one's own re-read from the store (a rotation: the new secret works
+    /// at once, and the old one stops with it). At most one re-read per
+    /// [`DEFAULT_SECRET_REREAD`] per endpoint, one at a time: a flood of bad signatures costs
+    /// the store one read per interval. `None`: nothing new to try.
+    async fn reread<K>(
+        &self,
+        key: &Key<K>,
+        used: &Arc<K>,
+        compile: impl Fn(&str) -> Result<K, String>,
+    ) -> Result<Option<Arc<K>>, Response<Bytes>> {
+        let Key::Named {
+            name,
+            cache,
+            reread,
+        } = key
+        else {
+            return Ok(None);
+        };
+        let mut last = reread.lock().await;
+        let current = cache
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(|(k, _)| k.clone()));
+        if let Some(k) = current
+            && !Arc::ptr_eq(&k, used)
+        {
+            return Ok(Some(k));
+        }
+        if last.is_some_and(|at| at.elapsed() < self.secret_reread) {
+            return Ok(None);
+        }
+        *last = Some(Instant::now());
+        tracing::info!(secret = %name, "incoming: no key matched; reading the endpoint's secret again");
+        self.load(name, cache, compile, true).await.map(Some)
+    }
+
     /// A valid signature is good for the whole tolerance window, so the exact signed message
-    /// (`webhook-id` + `webhook-timestamp`; a sender's retry has a new timestamp and signature)
-    /// is remembered in the dedup store for that window, both directions, and refused the
-    /// second time.
+    /// (`webhook-id` + `webhook-timestamp`, the single values the signature covers; a sender's
+    /// retry has a new timestamp and signature) is claimed in the dedup store for that window,
+    /// both directions, and refused the second time.
     async fn refuse_replay(
         &self,
         ep: &Endpoint,
         headers: &HeaderMap,
         tolerance: Duration,
-    ) -> Result<(), Response<Bytes>> {
-        let id = header_text(headers, signature::ID_HEADER).unwrap_or_default();
-        let ts = header_text(headers, signature::TIMESTAMP_HEADER).unwrap_or_default();
+    ) -> Result<ReplayClaim, Response<Bytes>> {
+        let (id, ts) = signature::signed_id(headers).map_err(|f| unauthorized(&ep.auth, f))?;
         let key = DedupKey::from_caller(
             &format!("{}\u{1e}hmac-replay", ep.scope),
             &format!("{id}\u{1e}{ts}"),
@@ -362,31 +483,37 @@ impl IncomingApp {
         ep: &Endpoint,
         config: &config::JwtConfig,
         claims: &Map<String, Value>,
-    ) -> Result<(), Response<Bytes>> {
+    ) -> Result<ReplayClaim, Response<Bytes>> {
         let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
             return Err(unauthorized(&ep.auth, AuthFailure::MissingClaim("jti")));
         };
         let now = crate::time::EpochSeconds::now().0;
-        let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(now);
-        let left = exp.saturating_sub(now);
+        let left = replay_secs_left(claims.get("exp"), now);
         let window = Duration::from_secs(left.saturating_add(config.leeway_secs).max(1));
         let key = DedupKey::from_caller(&format!("{}\u{1e}jwt-jti", ep.scope), jti);
         self.first_use(ep, key, window, AuthFailure::TokenReused)
             .await
     }
 
-    /// Remember `key` for `window`; the second sighting within it is refused with `failure`.
+    /// Claim `key` for `window` (the claim is never confirmed: it stays held, and refusing,
+    /// until the window ends, unless the request is not accepted and releases it). A key
+    /// already held, by a request accepted before or one still running, is refused with
+    /// `failure`.
     async fn first_use(
         &self,
         ep: &Endpoint,
         key: DedupKey,
         window: Duration,
         failure: AuthFailure,
-    ) -> Result<(), Response<Bytes>> {
+    ) -> Result<ReplayClaim, Response<Bytes>> {
         let seen = Dedup::with_ttl(ep.dedup.store.clone(), window);
-        match seen.check(&key).await {
-            Ok(Sighting::New) => Ok(()),
-            Ok(Sighting::Duplicate) => {
+        match seen.claim(&key, window).await {
+            Ok(Claim::Claimed(token)) => Ok(ReplayClaim {
+                dedup: seen,
+                key,
+                token,
+            }),
+            Ok(Claim::Duplicate | Claim::InFlight) => {
                 tracing::warn!(endpoint = %ep.name, reason = failure.message().as_ref(), "incoming: replay refused");
                 Err(unauthorized(&ep.auth, failure))
             }
@@ -397,33 +524,57 @@ impl IncomingApp {
         }
     }
 
-    /// Authenticate; on success, what the queued event says about the caller.
+    /// Authenticate; on success, what the queued event says about the caller, and the replay
+    /// record the request holds (HMAC, and JWT with `jtiReplay`).
     async fn authenticate(
         &self,
         ep: &Endpoint,
         req: &HttpRequest,
-    ) -> Result<Value, Response<Bytes>> {
+    ) -> Result<(Value, Option<ReplayClaim>), Response<Bytes>> {
         match &ep.auth {
-            Auth::None => Ok(json!({"type": "none"})),
+            Auth::None => Ok((json!({"type": "none"}), None)),
             Auth::Hmac { tolerance, key } => {
-                let key = self.key(key, signature::key_from_secret).await?;
+                let used = self.key(key, signature::key_from_secret).await?;
                 let now = crate::time::EpochSeconds::now().0;
-                signature::verify(&req.headers, &req.body, &key, *tolerance, now)
-                    .map_err(|f| unauthorized(&ep.auth, f))?;
-                self.refuse_replay(ep, &req.headers, *tolerance).await?;
-                Ok(json!({"type": "hmac"}))
+                let check =
+                    |k: &[u8]| signature::verify(&req.headers, &req.body, k, *tolerance, now);
+                let mut verdict = check(&used);
+                if verdict == Err(AuthFailure::BadSignature)
+                    && let Some(k) = self.reread(key, &used, signature::key_from_secret).await?
+                {
+                    verdict = check(&k);
+                }
+                verdict.map_err(|f| unauthorized(&ep.auth, f))?;
+                let claim = self.refuse_replay(ep, &req.headers, *tolerance).await?;
+                Ok((json!({"type": "hmac"}), Some(claim)))
             }
             Auth::Jwt { config, key } => {
+                if req
+                    .headers
+                    .get_all(http::header::AUTHORIZATION)
+                    .iter()
+                    .count()
+                    > 1
+                {
+                    return Err(unauthorized(&ep.auth, AuthFailure::RepeatedHeader));
+                }
                 let Some(token) = jwt::bearer_token(&req.headers) else {
                     return Err(unauthorized(&ep.auth, AuthFailure::MissingToken));
                 };
-                let verifier = self.key(key, |m| JwtVerifier::new(config, m)).await?;
-                let claims = verifier
-                    .verify(token)
-                    .map_err(|f| unauthorized(&ep.auth, f))?;
-                if config.jti_replay {
-                    self.refuse_reused_token(ep, config, &claims).await?;
+                let compile = |m: &str| JwtVerifier::new(config, m);
+                let used = self.key(key, compile).await?;
+                let mut verdict = used.verify(token);
+                if verdict == Err(AuthFailure::BadTokenSignature)
+                    && let Some(v) = self.reread(key, &used, compile).await?
+                {
+                    verdict = v.verify(token);
                 }
+                let claims = verdict.map_err(|f| unauthorized(&ep.auth, f))?;
+                let claim = if config.jti_replay {
+                    Some(self.refuse_reused_token(ep, config, &claims).await?)
+                } else {
+                    None
+                };
                 let mut info = Map::new();
                 info.insert("type".into(), "jwt".into());
                 for c in ["sub", "iss"] {
@@ -431,7 +582,7 @@ impl IncomingApp {
                         info.insert(c.into(), v.clone());
                     }
                 }
-                Ok(Value::Object(info))
+                Ok((Value::Object(info), claim))
             }
         }
     }
@@ -470,25 +621,38 @@ impl IncomingApp {
         Some(DedupKey::from_values(&ep.scope, &refs))
     }
 
-    /// Answer `POST /incoming/{name}` (the body limit has been applied by the router).
-    /// Answer `POST /incoming/{name}`: accept the request (endpoint, content type,
-    /// authentication, JSON, the queued message and its size), then deduplicate and enqueue it.
+    /// Answer `POST /incoming/{name}` (the body limit has been applied by the router):
+    /// admit the request (endpoint, content type, authentication), accept it (JSON, the queued
+    /// message and its size), then deduplicate and enqueue it. A request that is not accepted
+    /// in the end (any answer but 200 or 204) releases the replay record it claimed, so its
+    /// identical retry is judged afresh.
     pub async fn handle(&self, name: &str, req: HttpRequest) -> Response<Bytes> {
         let deadline = req
             .deadline
             .unwrap_or_else(|| Instant::now() + self.timeout);
-        match self.accept(name, &req).await {
+        let (ep, auth, replay) = match self.admit(name, &req).await {
+            Ok(admitted) => admitted,
+            Err(r) => return r,
+        };
+        let answer = match self.accept(ep, auth, &req) {
             Ok(accepted) => self.enqueue(accepted, deadline).await,
             Err(r) => r,
+        };
+        if let Some(claim) = replay
+            && !answer.status().is_success()
+        {
+            claim.release(deadline, &ep.name).await;
         }
+        answer
     }
 
-    /// Steps 1–5 of the module docs: the message to queue, or the error answer.
-    async fn accept<'a>(
+    /// Steps 1–3 of the module docs: the endpoint, what the queued event says about the caller
+    /// and the replay record the request claimed, or the error answer.
+    async fn admit<'a>(
         &'a self,
         name: &str,
         req: &HttpRequest,
-    ) -> Result<Accepted<'a>, Response<Bytes>> {
+    ) -> Result<(&'a Endpoint, Value, Option<ReplayClaim>), Response<Bytes>> {
         let Some(ep) = self.endpoints.get(name) else {
             return Err(error(
                 StatusCode::NOT_FOUND,
@@ -501,13 +665,22 @@ impl IncomingApp {
             ));
         };
         check_content(&req.headers).map_err(|r| *r)?;
-        let auth = match self.authenticate(ep, req).await {
-            Ok(a) => a,
+        match self.authenticate(ep, req).await {
+            Ok((auth, replay)) => Ok((ep, auth, replay)),
             Err(r) => {
                 tracing::info!(endpoint = %ep.name, auth = ep.auth.kind(), status = %r.status(), "incoming: rejected");
-                return Err(r);
+                Err(r)
             }
-        };
+        }
+    }
+
+    /// Steps 4–5 of the module docs: the message to queue, or the error answer.
+    fn accept<'a>(
+        &self,
+        ep: &'a Endpoint,
+        auth: Value,
+        req: &HttpRequest,
+    ) -> Result<Accepted<'a>, Response<Bytes>> {
         let object = parse_object(&req.body, self.max_message_bytes).map_err(|r| *r)?;
         let body = Value::Object(object);
         let key = Self::dedup_key(ep, &req.headers, &body);

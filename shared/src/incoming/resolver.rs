@@ -6,8 +6,12 @@
 //! or [`resolver_fn`]. The endpoint keeps the key built from a
 //! resolved value (e.g. a parsed RSA public key) for
 //! [`IncomingApp::with_secret_ttl`](super::IncomingApp::with_secret_ttl) (5 minutes by
-//! default), so a rotated secret is picked up without a redeploy and the store is not read on
-//! every request.
+//! default), so the store is not read on every request. When a signature or token matches no
+//! key, the endpoint reads its secret again with [`SecretResolver::refresh`] (past every
+//! cache), at most once every few seconds
+//! ([`IncomingApp::with_secret_reread`](super::IncomingApp::with_secret_reread)): a rotated
+//! secret works at once, and the old one stops working with that re-read (at the latest when
+//! the TTL ends).
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -34,6 +38,12 @@ pub enum ResolveError {
 #[async_trait]
 pub trait SecretResolver: Send + Sync + 'static {
     async fn resolve(&self, name: &str) -> Result<SecretString, ResolveError>;
+
+    /// The current value of `name`, past any cache the resolver keeps (the secret may have
+    /// been rotated). The default resolves again.
+    async fn refresh(&self, name: &str) -> Result<SecretString, ResolveError> {
+        self.resolve(name).await
+    }
 }
 
 /// A fixed set of secrets (tests, local runs).
@@ -103,6 +113,12 @@ impl SecretResolver for crate::store::secrets::SecretStore {
             Err(e) if e.is_transient() => Err(ResolveError::Unavailable(e.to_string())),
             Err(e) => Err(ResolveError::Unusable(e.to_string())),
         }
+    }
+
+    /// The store's cached value is dropped first, so the value is read from the backend.
+    async fn refresh(&self, name: &str) -> Result<SecretString, ResolveError> {
+        self.invalidate(name);
+        self.resolve(name).await
     }
 }
 

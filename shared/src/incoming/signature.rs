@@ -35,9 +35,15 @@ type HmacSha256 = Hmac<Sha256>;
 pub fn key_from_secret(secret: &str) -> Result<Vec<u8>, String> {
     let secret = secret.trim();
     match secret.strip_prefix(SECRET_PREFIX) {
-        Some(b64) => STANDARD
-            .decode(b64)
-            .map_err(|_| format!("a {SECRET_PREFIX} secret must be base64 after the prefix")),
+        Some(b64) => match STANDARD.decode(b64) {
+            Ok(key) if key.is_empty() => Err(format!(
+                "a {SECRET_PREFIX} secret must decode to a key of at least one byte"
+            )),
+            Ok(key) => Ok(key),
+            Err(_) => Err(format!(
+                "a {SECRET_PREFIX} secret must be base64 after the prefix"
+            )),
+        },
         None if secret.is_empty() => Err("the secret is empty".into()),
         None => Ok(secret.as_bytes().to_vec()),
     }
@@ -62,12 +68,33 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(tag))
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
+/// The one value of header `name` (trimmed; `None` when absent, empty or not text). A header
+/// sent more than once is [`AuthFailure::RepeatedHeader`]: the signature check and the replay
+/// record must read the very same value, and no sender of a valid request repeats these.
+pub(crate) fn single_header<'a>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a str>, AuthFailure> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(AuthFailure::RepeatedHeader);
+    }
+    Ok(first
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.is_empty()))
+}
+
+/// The signed message's `webhook-id` and `webhook-timestamp`, as [`verify`] read them.
+pub(crate) fn signed_id(headers: &HeaderMap) -> Result<(&str, &str), AuthFailure> {
+    match (
+        single_header(headers, ID_HEADER)?,
+        single_header(headers, TIMESTAMP_HEADER)?,
+    ) {
+        (Some(id), Some(ts)) => Ok((id, ts)),
+        _ => Err(AuthFailure::MissingSignature),
+    }
 }
 
 /// Verify a request's Standard Webhooks signature against `key` at time `now` (Unix seconds).
@@ -78,11 +105,8 @@ pub fn verify(
     tolerance: Duration,
     now: u64,
 ) -> Result<(), AuthFailure> {
-    let (Some(id), Some(ts), Some(sigs)) = (
-        header(headers, ID_HEADER),
-        header(headers, TIMESTAMP_HEADER),
-        header(headers, SIGNATURE_HEADER),
-    ) else {
+    let (id, ts) = signed_id(headers)?;
+    let Some(sigs) = single_header(headers, SIGNATURE_HEADER)? else {
         return Err(AuthFailure::MissingSignature);
     };
     if sigs.len() > MAX_SIGNATURE_HEADER {
@@ -268,5 +292,38 @@ mod tests {
         assert_eq!(key_from_secret("raw").unwrap(), b"raw");
         assert!(key_from_secret("whsec_!!!").is_err());
         assert!(key_from_secret("  ").is_err());
+    }
+
+    /// Issue 22 item 9: a `whsec_` secret with nothing after the prefix is an empty key
+    /// (which HMAC would happily use): refused.
+    #[test]
+    fn a_whsec_secret_that_decodes_to_nothing_is_refused() {
+        for empty in ["whsec_", " whsec_ ", "whsec_\n"] {
+            let e = key_from_secret(empty).unwrap_err();
+            assert!(e.contains("at least one byte"), "{empty:?}: {e}");
+        }
+        assert_eq!(key_from_secret("whsec_AA==").unwrap(), [0u8]);
+    }
+
+    /// Issue 22 item 1: each signature header is read once; a repeated one is refused, whatever
+    /// the first value is.
+    #[test]
+    fn a_repeated_signature_header_is_refused() {
+        for name in [ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER] {
+            let mut h = headers(ID, TS, EXPECTED);
+            let again = h.get(name).unwrap().clone();
+            h.append(name, again);
+            assert_eq!(
+                verify(&h, BODY, &key(), TOL, TS),
+                Err(AuthFailure::RepeatedHeader),
+                "{name}"
+            );
+        }
+        let mut h = headers(ID, TS, EXPECTED);
+        h.append(ID_HEADER, HeaderValue::from_static("msg_other"));
+        assert_eq!(
+            verify(&h, BODY, &key(), TOL, TS),
+            Err(AuthFailure::RepeatedHeader)
+        );
     }
 }

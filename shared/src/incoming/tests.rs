@@ -681,7 +681,7 @@ fn inline_and_file_webhook_secrets_are_registered_for_redaction() {
     let dir = std::env::temp_dir().join(format!("incoming-secret-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("hook.secret");
-    std::fs::write(&file, "file-hook-secret-Lq2v\n").unwrap();
+    std::fs::write(&file, "file-hook-secret-of-32-bytes-Lq2v\n").unwrap();
     let cfg = IncomingConfig::from_json(&format!(
         r#"{{"inline": {{"auth": {{"type": "hmac", "secret": "inline-hook-secret-Tb6n"}}}},
             "file": {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": {{"file": {:?}}}}}}}}}"#,
@@ -690,7 +690,10 @@ fn inline_and_file_webhook_secrets_are_registered_for_redaction() {
     .unwrap();
     let _app = IncomingApp::new(cfg, IncomingStores::embedded()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    for s in ["inline-hook-secret-Tb6n", "file-hook-secret-Lq2v"] {
+    for s in [
+        "inline-hook-secret-Tb6n",
+        "file-hook-secret-of-32-bytes-Lq2v",
+    ] {
         let text = format!("key was {s} here");
         let line = crate::telemetry::redact_text(&text);
         assert!(!line.contains(s), "{line}");
@@ -709,4 +712,275 @@ async fn a_replayed_hmac_signature_is_refused_within_the_tolerance_window() {
     assert_error(s, &v, 401, "unauthorized");
     assert!(v.to_string().contains("already received"), "{v}");
     assert_eq!(sent(&h.queue).len(), 1);
+}
+
+/// Issue 22 item 1: a captured signed request replayed with one extra `webhook-id` (or any
+/// other repeated signature header) is refused, not taken for a new message; so is a JWT
+/// request with two `Authorization` headers.
+#[tokio::test]
+async fn a_repeated_authentication_header_is_refused() {
+    let h = harness();
+    let body = r#"{"type": "order.created", "id": 3}"#;
+    let signed = hmac_headers(body, HMAC_SECRET, now());
+    let (s, v) = post_owned(&h.app, "hmac", &signed, body).await;
+    assert_eq!(s, 200, "{v}");
+    for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+        let mut again = signed.clone();
+        again.push((name.into(), "extra".into()));
+        let (s, v) = post_owned(&h.app, "hmac", &again, body).await;
+        assert_error(s, &v, 401, "unauthorized");
+        assert!(v.to_string().contains("more than once"), "{name}: {v}");
+    }
+    assert_eq!(sent(&h.queue).len(), 1);
+
+    let token = format!(
+        "Bearer {}",
+        jwt(json!({"aud": "ext", "exp": now() + 60}), JWT_SECRET)
+    );
+    for second in [token.as_str(), "Bearer x.y.z"] {
+        let (s, v) = post(
+            &h.app,
+            "jwt",
+            &[JSON, ("authorization", &token), ("authorization", second)],
+            "{}",
+        )
+        .await;
+        assert_error(s, &v, 401, "unauthorized");
+    }
+    assert_eq!(sent(&h.queue).len(), 1);
+}
+
+/// Issue 22 item 2: a token whose `exp` is fractional (JavaScript's `Date.now() / 1000 +
+/// 120`) is remembered until it expires, not only for the leeway (here 0: the old code forgot
+/// it after a second).
+#[tokio::test]
+async fn a_single_use_token_with_a_fractional_exp_is_remembered_until_it_expires() {
+    let config = IncomingConfig::from_json(&format!(
+        r#"{{"once": {{"auth": {{"type": "jwt", "algorithm": "HS256", "secret": "{JWT_SECRET}",
+             "jtiReplay": true, "leewaySecs": 0}}}}}}"#
+    ))
+    .unwrap();
+    let queue = Arc::new(MemoryQueue::default());
+    let app = IncomingApp::new(
+        config,
+        IncomingStores::new(
+            Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
+            queue.clone(),
+        ),
+    )
+    .unwrap();
+    let exp = now() as f64 + 120.5;
+    let token = format!(
+        "Bearer {}",
+        jwt(json!({"exp": exp, "jti": "float-1"}), JWT_SECRET)
+    );
+    let (s, v) = post(&app, "once", &[JSON, ("authorization", &token)], "{}").await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (s, v) = post(&app, "once", &[JSON, ("authorization", &token)], "{}").await;
+    assert_eq!(s, 401, "the token is still valid, so still remembered: {v}");
+    assert!(v.to_string().contains("already used"), "{v}");
+    assert_eq!(queue.sent().len(), 1);
+}
+
+#[test]
+fn the_replay_window_of_a_token_covers_its_exp() {
+    let now = 1_767_225_000;
+    assert_eq!(replay_secs_left(Some(&json!(1_767_225_600)), now), 600);
+    // Rounded up: the JWT check rounds a fractional exp to the nearest second.
+    assert_eq!(replay_secs_left(Some(&json!(1_767_225_600.5)), now), 601);
+    assert_eq!(replay_secs_left(Some(&json!(1_767_225_600.2)), now), 601);
+    // Past, absent, negative, not a number: nothing left (the leeway still applies).
+    assert_eq!(replay_secs_left(Some(&json!(1_767_224_000.5)), now), 0);
+    assert_eq!(replay_secs_left(None, now), 0);
+    assert_eq!(replay_secs_left(Some(&json!(-5.5)), now), 0);
+    assert_eq!(replay_secs_left(Some(&json!("1767225600")), now), 0);
+    // Huge values saturate instead of wrapping.
+    assert_eq!(replay_secs_left(Some(&json!(1e300)), now), u64::MAX - now);
+}
+
+/// Issue 22 item 7: the replay record does not outlive a request that was not accepted. A
+/// queue failure answers 503; the sender's identical retry (same signature, same token) is
+/// accepted and queued once, and only then is the very same request a replay.
+#[tokio::test]
+async fn a_request_that_was_not_queued_does_not_leave_its_replay_record() {
+    // The first send fails, the next ones work.
+    let flaky = || {
+        let queue = Arc::new(FlakyQueue {
+            failures: 1,
+            ..FlakyQueue::default()
+        });
+        let services = IncomingStores::new(
+            Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
+            queue.clone(),
+        )
+        .with_resolver(Arc::new(StaticResolver::new()));
+        (IncomingApp::new(config(), services).unwrap(), queue)
+    };
+    let (app, queue) = flaky();
+    let body = r#"{"type": "order.created", "id": 4}"#;
+    let signed = hmac_headers(body, HMAC_SECRET, now());
+    let (s, v) = post_owned(&app, "hmac", &signed, body).await;
+    assert_error(s, &v, 503, "unavailable");
+    let (s, v) = post_owned(&app, "hmac", &signed, body).await;
+    assert_eq!(s, 200, "the identical retry is accepted: {v}");
+    let (s, v) = post_owned(&app, "hmac", &signed, body).await;
+    assert_error(s, &v, 401, "unauthorized");
+
+    assert_eq!(queue.inner.sent().len(), 1);
+
+    let (app, queue) = flaky();
+    let token = format!(
+        "Bearer {}",
+        jwt(json!({"exp": now() + 60, "jti": "retried"}), JWT_SECRET)
+    );
+    let (s, v) = post(&app, "once", &[JSON, ("authorization", &token)], "{}").await;
+    assert_error(s, &v, 503, "unavailable");
+    let (s, v) = post(&app, "once", &[JSON, ("authorization", &token)], "{}").await;
+    assert_eq!(s, 200, "the identical retry is accepted: {v}");
+    let (s, v) = post(&app, "once", &[JSON, ("authorization", &token)], "{}").await;
+    assert_eq!(s, 401, "{v}");
+    // A request refused after authentication (bad JSON) does not burn its signature either.
+    let bad = "{not json";
+    let signed = hmac_headers(bad, HMAC_SECRET, now());
+    assert_eq!(post_owned(&app, "hmac", &signed, bad).await.0, 400);
+    assert_eq!(post_owned(&app, "hmac", &signed, bad).await.0, 400);
+    assert_eq!(queue.inner.sent().len(), 1);
+}
+
+/// A resolver over one mutable secret, counting its reads.
+fn rotating_resolver(
+    value: Arc<std::sync::Mutex<String>>,
+    reads: Arc<AtomicUsize>,
+) -> Arc<dyn SecretResolver> {
+    resolver_fn(move |_name: String| {
+        let value = value.lock().unwrap().clone();
+        reads.fetch_add(1, Ordering::SeqCst);
+        async move { Ok(secrecy::SecretString::from(value)) }
+    })
+}
+
+/// Issue 22 ("What must hold" 4): a rotated webhook secret works at once (a signature that
+/// matches no cached key makes the endpoint read its secret again), the old one stops working
+/// with that re-read, and a flood of bad signatures reads the store at most once per interval.
+#[tokio::test]
+async fn a_rotated_webhook_secret_is_picked_up_and_a_flood_does_not_stampede_the_store() {
+    const NEW: &str = "whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg==";
+    let value = Arc::new(std::sync::Mutex::new(HMAC_SECRET.to_owned()));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let cfg = IncomingConfig::default().with(
+        "named",
+        EndpointConfig::open().with_auth(AuthConfig::Hmac(HmacConfig::new(SecretValue::named(
+            "hook",
+        )))),
+    );
+    let app = Arc::new(
+        IncomingApp::new(
+            cfg,
+            IncomingStores::embedded()
+                .with_resolver(rotating_resolver(value.clone(), reads.clone())),
+        )
+        .unwrap()
+        .with_secret_reread(Duration::from_secs(60)),
+    );
+    let body = |n: u32| format!(r#"{{"n": {n}}}"#);
+    let signed = |n: u32, secret: &str| {
+        let key = signature::key_from_secret(secret).unwrap();
+        let b = body(n);
+        let id = format!("msg_{n}");
+        let ts = now();
+        vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("webhook-id".to_owned(), id.clone()),
+            ("webhook-timestamp".to_owned(), ts.to_string()),
+            (
+                "webhook-signature".to_owned(),
+                signature::sign(&key, &id, ts, b.as_bytes()),
+            ),
+        ]
+    };
+    let (s, v) = post_owned(&app, "named", &signed(1, HMAC_SECRET), &body(1)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(reads.load(Ordering::SeqCst), 1);
+
+    *value.lock().unwrap() = NEW.to_owned();
+    let (s, v) = post_owned(&app, "named", &signed(2, NEW), &body(2)).await;
+    assert_eq!(s, 200, "the new secret works at once: {v}");
+    assert_eq!(reads.load(Ordering::SeqCst), 2);
+    let (s, v) = post_owned(&app, "named", &signed(3, HMAC_SECRET), &body(3)).await;
+    assert_error(s, &v, 401, "unauthorized");
+
+    // 50 concurrent bad signatures: no re-read (the last one was within the interval).
+    let flood = (0..50u32).map(|n| {
+        let app = app.clone();
+        let h = signed(100 + n, "whsec_b3RoZXI=");
+        async move { post_owned(&app, "named", &h, &body(100 + n)).await.0 }
+    });
+    let statuses = futures_util::future::join_all(flood).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(reads.load(Ordering::SeqCst), 2, "no stampede on the store");
+}
+
+/// The same for a JWT endpoint's HS256 secret; and a flood without any earlier re-read costs
+/// the store exactly one read.
+#[tokio::test]
+async fn a_rotated_jwt_secret_is_picked_up_with_one_read_under_a_flood() {
+    const OLD: &str = "jwt-secret-before-rotation-32-bytes!";
+    const NEW: &str = "jwt-secret-after-the-rotation-32-bytes";
+    let value = Arc::new(std::sync::Mutex::new(OLD.to_owned()));
+    let reads = Arc::new(AtomicUsize::new(0));
+    let cfg = IncomingConfig::default().with(
+        "crm",
+        EndpointConfig::open().with_auth(AuthConfig::Jwt(JwtConfig::hs256(SecretValue::named(
+            "crm-jwt",
+        )))),
+    );
+    let app = Arc::new(
+        IncomingApp::new(
+            cfg,
+            IncomingStores::embedded()
+                .with_resolver(rotating_resolver(value.clone(), reads.clone())),
+        )
+        .unwrap(),
+    );
+    let bearer = |secret: &str| format!("Bearer {}", jwt(json!({"exp": now() + 60}), secret));
+    let old = bearer(OLD);
+    let (s, v) = post(&app, "crm", &[JSON, ("authorization", &old)], "{}").await;
+    assert_eq!(s, 200, "{v}");
+    let flood = (0..50).map(|_| {
+        let app = app.clone();
+        let t = bearer("a-forged-secret-of-thirty-two-bytes!!");
+        async move {
+            post(&app, "crm", &[JSON, ("authorization", &t)], "{}")
+                .await
+                .0
+        }
+    });
+    let statuses = futures_util::future::join_all(flood).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        2,
+        "one re-read for the whole flood"
+    );
+    // Within the interval since that re-read, a rotation is not seen yet...
+    *value.lock().unwrap() = NEW.to_owned();
+    let new = bearer(NEW);
+    assert_eq!(
+        post(&app, "crm", &[JSON, ("authorization", &new)], "{}")
+            .await
+            .0,
+        401
+    );
+    // ...and after it, it is, and the old secret stops working.
+    tokio::time::sleep(DEFAULT_SECRET_REREAD + Duration::from_millis(100)).await;
+    let (s, v) = post(&app, "crm", &[JSON, ("authorization", &new)], "{}").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        post(&app, "crm", &[JSON, ("authorization", &old)], "{}")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(reads.load(Ordering::SeqCst), 3);
 }

@@ -185,7 +185,7 @@ pub fn jwt(data: &[u8]) {
     static V: OnceLock<JwtVerifier> = OnceLock::new();
     let v = V.get_or_init(|| {
         integrator_lambda::incoming::jwt_crypto::install();
-        let secret = "fuzz-secret-of-some-length".to_owned();
+        let secret = "fuzz-secret-of-some-length-32-bytes-at-least".to_owned();
         let config = JwtConfig::hs256(SecretValue::Inline(secret.clone().into()));
         JwtVerifier::new(&config, &secret).expect("verifier")
     });
