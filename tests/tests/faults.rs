@@ -50,6 +50,11 @@ struct Incoming {
 }
 
 fn incoming_over_proxy() -> Incoming {
+    incoming_over_proxy_with(r#"{"demo": {"dedup": "body"}}"#)
+}
+
+/// Like [`incoming_over_proxy`], with `config` (whose endpoint is named `demo`).
+fn incoming_over_proxy_with(config: &str) -> Incoming {
     let rt = runtime();
     let (proxy, cfg, via, table, url) = rt.block_on(async {
         let cfg = aws::moto_config().await;
@@ -67,7 +72,7 @@ fn incoming_over_proxy() -> Incoming {
         ))))),
         Arc::new(SqsQueue::new(&via, url.clone())),
     );
-    let config = IncomingConfig::from_json(r#"{"demo": {"dedup": "body"}}"#).expect("config");
+    let config = IncomingConfig::from_json(config).expect("config");
     let app = IncomingApp::new(config, stores)
         .expect("app")
         .with_timeout(Duration::from_secs(3))
@@ -120,6 +125,54 @@ fn a_stalled_send_is_a_503_and_the_retry_is_queued_exactly_once() {
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0]["event"], json!({"order": "A-1"}));
     println!("faults injected: {:?}", s.proxy.faults());
+}
+
+/// Issue 22 item 7: the HMAC replay record of a request whose `SendMessage` failed (answered
+/// 503) is released with it: the sender's identical retry (same id, timestamp and signature)
+/// is accepted and queued once — not refused 401 as a replay of a message that was never
+/// queued. Only after that is the very same request a replay.
+#[test]
+fn a_failed_send_releases_the_replay_record_and_the_identical_retry_is_queued_once() {
+    use integrator_lambda::incoming::signature;
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let s = incoming_over_proxy_with(&format!(
+        r#"{{"demo": {{"auth": {{"type": "hmac", "secret": "{SECRET}"}}, "dedup": {{"headers": ["webhook-id"]}}}}}}"#
+    ));
+    s.proxy.inject(Rule::once(
+        "SendMessage",
+        Fault::Error("InvalidParameterValue"),
+    ));
+    let body = r#"{"order":"R-1"}"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let key = signature::key_from_secret(SECRET).expect("key");
+    let sig = signature::sign(&key, "msg_r1", now, body.as_bytes());
+    let ts = now.to_string();
+    let headers = [
+        JSON,
+        ("webhook-id", "msg_r1"),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", sig.as_str()),
+    ];
+    let post =
+        || send(&s.addr, "POST", "/incoming/demo", &headers, body.as_bytes()).expect("answered");
+    let first = post();
+    assert_eq!(first.status, 503, "{}", first.text());
+    let retry = post();
+    assert_eq!(
+        retry.status,
+        200,
+        "the identical retry is accepted: {}",
+        retry.text()
+    );
+    let replay = post();
+    assert_eq!(replay.status, 401, "{}", replay.text());
+    let messages = s.rt.block_on(drain_queue(&s.cfg, &s.url));
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["event"], json!({"order": "R-1"}));
+    assert_eq!(s.proxy.faults().values().sum::<u64>(), 1);
 }
 
 /// A reset `SendMessage` and a throttled one (the SDK retries within its budget): still one

@@ -153,6 +153,80 @@ fn serve_takes_its_endpoints_from_the_environment() {
     );
 }
 
+/// Issue 22 item 1, over HTTP: a captured signed request replayed with one extra
+/// `webhook-id` header (the signature read the first value, the replay record all of them) is
+/// refused 401, not accepted as a new message; so is a repeated timestamp or signature.
+#[test]
+fn serve_refuses_a_replay_with_a_repeated_signature_header() {
+    let config = json!({"hooks": {"auth": {"type": "hmac", "secret": HOOK_SECRET}}});
+    let (_p, addr) = serve(&[("EXTENSION_INCOMING_ENDPOINTS", &config.to_string())]);
+    let body = r#"{"type":"order.created","order":{"id":8}}"#;
+    let h = signed(body, HOOK_SECRET, "msg_8");
+    assert_eq!(post(&addr, "hooks", &borrowed(&h), body).status, 200);
+    assert_json_error(
+        &post(&addr, "hooks", &borrowed(&h), body),
+        401,
+        "unauthorized",
+    );
+    for (name, extra) in [
+        ("webhook-id", "msg_other"),
+        ("webhook-timestamp", "1"),
+        ("webhook-signature", "v1,AAAA"),
+    ] {
+        let mut replay = h.clone();
+        replay.push((name.into(), extra.into()));
+        let r = post(&addr, "hooks", &borrowed(&replay), body);
+        assert_json_error(&r, 401, "unauthorized");
+        assert!(r.text().contains("more than once"), "{name}: {}", r.text());
+    }
+}
+
+/// Issue 22 ("What must hold" 4), webhook part: the endpoint's secret lives in the secret
+/// store (`{"secret": "hook"}`; here the embedded backend's dev file, read through the same
+/// cached SecretStore as on AWS). After it is rotated, a request signed with the new secret is
+/// accepted at once (no signature matched, so the secret was read again past the store's
+/// 5-minute cache), and the old secret stops working.
+#[test]
+fn serve_picks_up_a_rotated_webhook_secret_at_once() {
+    const NEW_SECRET: &str = "whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg==";
+    let dir = std::env::temp_dir().join(format!("rotation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("secrets.dev.json");
+    let write = |v: &str| {
+        std::fs::write(&file, json!({"hook": v}).to_string()).expect("write secrets");
+    };
+    write(HOOK_SECRET);
+    let config = json!({"hooks": {"auth": {"type": "hmac", "secret": {"secret": "hook"}}}});
+    let (_p, addr) = serve(&[
+        ("EXTENSION_INCOMING_ENDPOINTS", &config.to_string()),
+        (
+            "EXTENSION_DEV_SECRETS_FILE",
+            file.to_str().expect("utf-8 path"),
+        ),
+    ]);
+    let body = |n: u32| format!(r#"{{"n":{n}}}"#);
+    let accepted = |secret: &str, n: u32| {
+        let b = body(n);
+        post(
+            &addr,
+            "hooks",
+            &borrowed(&signed(&b, secret, &format!("msg_{n}"))),
+            &b,
+        )
+    };
+    assert_eq!(accepted(HOOK_SECRET, 1).status, 200);
+    write(NEW_SECRET);
+    let r = accepted(NEW_SECRET, 2);
+    assert_eq!(
+        r.status,
+        200,
+        "the rotated secret works at once: {}",
+        r.text()
+    );
+    assert_json_error(&accepted(HOOK_SECRET, 3), 401, "unauthorized");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn serve_refuses_to_start_with_an_invalid_configuration() {
     let mut cmd = std::process::Command::new(process::bin("serve"));
@@ -172,6 +246,47 @@ fn serve_refuses_to_start_with_an_invalid_configuration() {
         !String::from_utf8_lossy(&out.stdout).contains("listening on"),
         "started anyway"
     );
+}
+
+/// Issue 22 item 9: auth settings that would switch a check off, or keys too weak to use, stop
+/// the server at start-up with a message naming the problem.
+#[test]
+fn serve_refuses_out_of_bounds_auth_settings_at_start_up() {
+    for (auth, says) in [
+        (
+            json!({"type": "jwt", "algorithm": "HS256", "secret": "jwt-secret-for-tests-32-bytes-long", "leewaySecs": 4_000_000_000u64}),
+            "leewaySecs",
+        ),
+        (
+            json!({"type": "hmac", "secret": HOOK_SECRET, "toleranceSecs": 4_000_000_000u64}),
+            "toleranceSecs",
+        ),
+        (
+            json!({"type": "hmac", "secret": "whsec_"}),
+            "at least one byte",
+        ),
+        (
+            json!({"type": "jwt", "algorithm": "HS256", "secret": "too-short"}),
+            "at least 32",
+        ),
+    ] {
+        let config = json!({"x": {"auth": auth}}).to_string();
+        let out = std::process::Command::new(process::bin("serve"))
+            .env("PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("EXTENSION_BACKEND", "embedded")
+            .env("EXTENSION_INCOMING_ENDPOINTS", &config)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run serve");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "started with {config}: {text}");
+        assert!(text.contains(says), "{config}: {text}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
