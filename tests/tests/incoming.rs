@@ -271,20 +271,34 @@ fn serve_refuses_out_of_bounds_auth_settings_at_start_up() {
         ),
     ] {
         let config = json!({"x": {"auth": auth}}).to_string();
-        let out = std::process::Command::new(process::bin("serve"))
-            .env("PORT", "0")
-            .env("HOST", "127.0.0.1")
-            .env("EXTENSION_BACKEND", "embedded")
-            .env("EXTENSION_INCOMING_ENDPOINTS", &config)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .expect("run serve");
+        // Output to files, and a bounded wait: a server that starts anyway is killed.
+        let dir = std::env::temp_dir().join(format!("bounds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+        let mut child = process::Proc::spawn(
+            std::process::Command::new(process::bin("serve"))
+                .env("PORT", "0")
+                .env("HOST", "127.0.0.1")
+                .env("EXTENSION_BACKEND", "embedded")
+                .env("EXTENSION_INCOMING_ENDPOINTS", &config)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::fs::File::create(&out_path).expect("stdout file"))
+                .stderr(std::fs::File::create(&err_path).expect("stderr file")),
+        )
+        .expect("run serve");
+        let exited = child.wait_timeout(Duration::from_secs(20));
+        drop(child);
         let text = format!(
             "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            std::fs::read_to_string(&out_path).unwrap_or_default(),
+            std::fs::read_to_string(&err_path).unwrap_or_default()
         );
-        assert!(!out.status.success(), "started with {config}: {text}");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(exited, "started with {config}: {text}");
+        assert!(
+            !text.contains("listening on"),
+            "started with {config}: {text}"
+        );
         assert!(text.contains(says), "{config}: {text}");
     }
 }
