@@ -7,7 +7,9 @@
 //! 1. unknown endpoint → **404**;
 //! 2. not `application/json` (or `application/*+json`), a charset other than UTF-8, or a
 //!    `Content-Encoding` → **415**;
-//! 3. authentication (`none`, `jwt` or `hmac`, per endpoint; see [`config`]) fails → **401**;
+//! 3. authentication (`none`, `jwt` or `hmac`, per endpoint; see [`config`]) fails → **401**
+//!    (also when a header it reads is sent more than once); HMAC signatures, and JWTs on
+//!    `jtiReplay` endpoints, then claim their replay record (a replay → **401**);
 //! 4. malformed JSON, or a top level that is not an object → **400**;
 //! 5. the queued message would exceed the queue's limit → **413**;
 //! 6. dedup (when configured): a key already seen within its TTL → **204**, no body;
@@ -15,7 +17,13 @@
 //!    "dedupKey":"<hex>"|null}`.
 //!
 //! A dedup-store or queue failure answers **503** (retryable). Every error body is the router's
-//! JSON `{"errors":[{"code","message"}]}`.
+//! JSON `{"errors":[{"code","message"}]}`. A request answered anything but 200 or 204 releases
+//! the replay record it claimed in step 3, so the sender's identical retry is judged afresh.
+//!
+//! A named secret (`{"secret": name}`) is cached for [`DEFAULT_SECRET_TTL`]; when a signature or
+//! token matches no key, it is read again past every cache (at most once per
+//! [`DEFAULT_SECRET_REREAD`] per endpoint, one read at a time), so a rotated secret works at
+//! once and the old one stops with that read.
 //!
 //! The queued message (sent to the incoming queue) is JSON:
 //!
@@ -636,7 +644,7 @@ impl IncomingApp {
         };
         let answer = match self.accept(ep, auth, &req) {
             Ok(accepted) => self.enqueue(accepted, deadline).await,
-            Err(r) => r,
+            Err(r) => *r,
         };
         if let Some(claim) = replay
             && !answer.status().is_success()
@@ -680,8 +688,8 @@ impl IncomingApp {
         ep: &'a Endpoint,
         auth: Value,
         req: &HttpRequest,
-    ) -> Result<Accepted<'a>, Response<Bytes>> {
-        let object = parse_object(&req.body, self.max_message_bytes).map_err(|r| *r)?;
+    ) -> Result<Accepted<'a>, Box<Response<Bytes>>> {
+        let object = parse_object(&req.body, self.max_message_bytes)?;
         let body = Value::Object(object);
         let key = Self::dedup_key(ep, &req.headers, &body);
         let request_id = req.request_id.clone().unwrap_or_else(new_request_id);
@@ -697,7 +705,7 @@ impl IncomingApp {
         // Flattening can multiply a body (a long key over a long array repeats the key for
         // every element): it stops at the queue's limit, before anything is built past it.
         let event = flatten::flatten_within(&body, self.max_message_bytes)
-            .map_err(|e| queue_too_large(format!("more than {}", e.limit), e.limit))?;
+            .map_err(|e| Box::new(queue_too_large(format!("more than {}", e.limit), e.limit)))?;
         let mut message = json!({
             "endpoint": ep.name,
             "receivedAt": rfc3339_millis(SystemTime::now()),
@@ -714,18 +722,18 @@ impl IncomingApp {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, "incoming: event not serializable");
-                return Err(error(
+                return Err(Box::new(error(
                     StatusCode::BAD_REQUEST,
                     "invalid_json",
                     "The event cannot be serialized.",
-                ));
+                )));
             }
         };
         if message.len() > self.max_message_bytes {
-            return Err(queue_too_large(
+            return Err(Box::new(queue_too_large(
                 message.len().to_string(),
                 self.max_message_bytes,
-            ));
+            )));
         }
         Ok(Accepted {
             endpoint: ep,
