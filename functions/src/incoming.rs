@@ -48,7 +48,7 @@ mod tests {
         assert!(matches!(demo.auth, AuthConfig::None));
         assert_eq!(demo.dedup, Some(DedupConfig::whole_body()));
         c.validate().unwrap();
-        let app = IncomingApp::new(c, IncomingStores::embedded()).unwrap();
+        let app = IncomingApp::new(c, IncomingStores::in_memory()).unwrap();
         assert_eq!(app.endpoint_names(), ["demo"]);
     }
 }

@@ -14,9 +14,9 @@ use integrator_lambda::dispatch::{CallRequest, Extension, Reply, Stack};
 use integrator_lambda::outgoing::replay::{Exchange, ReplayTransport, placeholder};
 use integrator_lambda::outgoing::{HttpClient, HttpConfig};
 use integrator_lambda::protocol::envelope::Envelope;
-use integrator_lambda::store::secrets::{SecretBackend, SecretError};
+use integrator_lambda::store::secrets::{SecretError, SecretStore};
 use integrator_lambda::{
-    Cache, Dedup, Idempotency, MemoryDedup, MemoryIdempotency, SecretStore, SecretString, Services,
+    Cache, Dedup, Idempotency, MemoryDedup, MemoryIdempotency, SecretString, Secrets, Services,
 };
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -28,7 +28,7 @@ use std::time::Duration;
 struct Placeholders(Vec<String>);
 
 #[async_trait]
-impl SecretBackend for Placeholders {
+impl SecretStore for Placeholders {
     async fn fetch(&self, name: &str) -> Result<SecretString, SecretError> {
         if self.0.iter().any(|n| n == name) {
             Ok(SecretString::from(placeholder(name)))
@@ -91,7 +91,7 @@ async fn run(function: &str, case: &Value) -> Result<Value, String> {
         ..HttpConfig::default()
     };
     let services = Services::new()
-        .with_secrets(Arc::new(SecretStore::new(Arc::new(Placeholders(secrets)))))
+        .with_secrets(Arc::new(Secrets::new(Arc::new(Placeholders(secrets)))))
         .with_dedup(Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))))
         .with_idempotency(Arc::new(Idempotency::new(Arc::new(
             MemoryIdempotency::default(),

@@ -217,5 +217,5 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use store::cache::{Cache, CacheError};
 pub use store::dedup::{Dedup, DedupKey, KeyFields, MemoryDedup, Sighting, check_page};
 pub use store::idempotency::{Idempotency, IdempotencyKey, MemoryIdempotency};
-pub use store::secrets::SecretStore;
+pub use store::secrets::Secrets;
 pub use utilities::utilities;

@@ -8,7 +8,7 @@
 //!
 //! # Redaction
 //!
-//! Every secret the process loads (see [`crate::store::secrets::SecretStore`]) is registered with
+//! Every secret the process loads (see [`crate::store::secrets::Secrets`]) is registered with
 //! [`redact`]. The subscriber installed by [`init`] (and by [`subscriber_for`]) writes through a
 //! [`RedactingWriter`]: each formatted event is buffered whole and every registered value is
 //! replaced by [`REDACTED`] before the line reaches stderr, whatever the level, the format

@@ -183,7 +183,7 @@ fn serve_refuses_a_replay_with_a_repeated_signature_header() {
 
 /// Issue 22 ("What must hold" 4), webhook part: the endpoint's secret lives in the secret
 /// store (`{"secret": "hook"}`; here the embedded backend's dev file, read through the same
-/// cached SecretStore as on AWS). After it is rotated, a request signed with the new secret is
+/// cached Secrets as on AWS). After it is rotated, a request signed with the new secret is
 /// accepted at once (no signature matched, so the secret was read again past the store's
 /// 5-minute cache), and the old secret stops working.
 #[test]

@@ -9,7 +9,7 @@ use integration_tests::aws::{
 };
 use integrator_lambda::ExtError;
 use integrator_lambda::store::secrets::{
-    ExposeSecret, SecretBackend, SecretError, SecretStore, SecretString,
+    ExposeSecret, SecretError, SecretStore, SecretString, Secrets,
 };
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -107,7 +107,7 @@ async fn ciphertext_of_another_stack_or_name_is_wrong_context() {
 
     // Same table, key and name, another stack: KMS refuses the context.
     let res_b = resources(&res_a.table, &res_a.kms_key_id, &unique("stackB"));
-    let store_b = SecretStore::new(Arc::new(res_b.kms(&cfg)));
+    let store_b = Secrets::new(Arc::new(res_b.kms(&cfg)));
     let err = store_b
         .get(
             "shared-name",
@@ -187,7 +187,7 @@ async fn ciphertext_of_another_stack_or_name_is_wrong_context() {
 #[tokio::test]
 async fn missing_secret_is_not_found() {
     let (cfg, res) = setup().await;
-    let store = SecretStore::new(Arc::new(res.kms(&cfg)));
+    let store = Secrets::new(Arc::new(res.kms(&cfg)));
     let err = store.get("never-stored", None).await.unwrap_err();
     assert_eq!(
         err,
@@ -212,13 +212,13 @@ async fn values_are_cached_for_the_ttl() {
         .unwrap();
 
     // Default TTL (300 s): the second get is served from memory.
-    let store = SecretStore::new(backend.clone());
+    let store = Secrets::new(backend.clone());
     assert_eq!(store.get("cached", None).await.unwrap().expose_secret(), v);
     assert_eq!(store.get("cached", None).await.unwrap().expose_secret(), v);
     assert_eq!(store.fetches(), 1);
 
     // A tiny TTL: within it one fetch, after it a second one (which sees a new value).
-    let store = SecretStore::new(backend.clone()).with_ttl(Duration::from_millis(300));
+    let store = Secrets::new(backend.clone()).with_ttl(Duration::from_millis(300));
     store.get("cached", None).await.unwrap();
     store.get("cached", None).await.unwrap();
     assert_eq!(store.fetches(), 1);
@@ -238,7 +238,7 @@ async fn values_are_cached_for_the_ttl() {
 async fn unreachable_services_are_unavailable_within_the_deadline() {
     let cfg = sdk_config_for("http://127.0.0.1:1").await;
     let res = resources("no-table", "no-key", "stack");
-    let store = SecretStore::new(Arc::new(res.kms(&cfg)));
+    let store = Secrets::new(Arc::new(res.kms(&cfg)));
     let started = Instant::now();
     let err = store
         .get("anything", Some(Instant::now() + Duration::from_secs(2)))

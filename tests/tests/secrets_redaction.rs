@@ -1,4 +1,4 @@
-//! A secret loaded through `SecretStore` never reaches the logs, whatever the level or format,
+//! A secret loaded through `Secrets` never reaches the logs, whatever the level or format,
 //! even when a function logs it on purpose. Needs the AWS emulator (`MOTO_ENDPOINT`).
 //!
 //! The logs are captured by the very subscriber `telemetry::init()` installs
@@ -11,7 +11,7 @@ use integration_tests::aws::Resources;
 use integration_tests::aws::{create_key, create_table, moto_config, unique};
 use integrator_lambda::dispatch::{CallRequest, Services, Stack};
 use integrator_lambda::protocol::envelope::Envelope;
-use integrator_lambda::store::secrets::{ExposeSecret, SecretBackend, SecretStore, SecretString};
+use integrator_lambda::store::secrets::{ExposeSecret, SecretStore, SecretString, Secrets};
 use integrator_lambda::telemetry::{self, LogCapture, REDACTED};
 use integrator_lambda::{ExtResult, Extension, Invocation, Module};
 use serde_json::{Value, json};
@@ -77,7 +77,7 @@ fn secret_never_reaches_logs() {
                 .unwrap();
             rt.block_on(async {
                 let cfg = moto_config().await;
-                let store = Arc::new(SecretStore::new(Arc::new(res.kms(&cfg))));
+                let store = Arc::new(Secrets::new(Arc::new(res.kms(&cfg))));
                 let mut module = Module::new();
                 module.raw("leakyFunction", leaky);
                 let ext = Extension::builder()

@@ -7,7 +7,7 @@ use integration_tests::process::{self, bin};
 use integration_tests::runtime_api::{Outcome, RuntimeApi};
 use integration_tests::{aws, repo_root};
 use integrator_lambda::aws::queue::SqsQueue;
-use integrator_lambda::store::queue::{OutMessage, Queue};
+use integrator_lambda::store::queue::{OutMessage, QueueStore};
 use integrator_lambda::telemetry::with_trace_id;
 use serde_json::Value;
 use std::path::PathBuf;

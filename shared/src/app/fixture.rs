@@ -19,7 +19,7 @@ use crate::protocol::envelope::Envelope;
 use crate::store::cache::Cache;
 use crate::store::dedup::{Dedup, MemoryDedup};
 use crate::store::idempotency::{Idempotency, MemoryIdempotency};
-use crate::store::secrets::{SecretBackend, SecretError, SecretStore};
+use crate::store::secrets::{SecretError, SecretStore, Secrets};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
@@ -27,12 +27,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 /// A secret backend that remembers the values it handed out, to redact them.
 struct Remembering {
-    inner: Arc<dyn SecretBackend>,
+    inner: Arc<dyn SecretStore>,
     seen: Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait]
-impl SecretBackend for Remembering {
+impl SecretStore for Remembering {
     async fn fetch(&self, name: &str) -> Result<SecretString, SecretError> {
         let v = self.inner.fetch(name).await?;
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -67,7 +67,7 @@ pub fn record_fixture(
         });
         let recorder = Arc::new(RecordingTransport::new(Arc::new(HyperTransport::new())));
         let services = Services::new()
-            .with_secrets(Arc::new(SecretStore::new(secrets.clone())))
+            .with_secrets(Arc::new(Secrets::new(secrets.clone())))
             .with_dedup(Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))))
             .with_idempotency(Arc::new(Idempotency::new(Arc::new(
                 MemoryIdempotency::default(),

@@ -12,8 +12,8 @@ use crate::jobs::runs::{Integrations, MemoryRuns, RunStore, Runs};
 use crate::store::cache::{Cache, CacheStore, MemoryCache};
 use crate::store::dedup::{Dedup, DedupStore, MemoryDedup};
 use crate::store::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotency};
-use crate::store::queue::{MemoryQueue, Queue};
-use crate::store::secrets::{LocalSecrets, SecretBackend, SecretError, SecretStore};
+use crate::store::queue::{MemoryQueue, QueueStore};
+use crate::store::secrets::{DevFileSecrets, SecretError, SecretStore, Secrets};
 use crate::time::{Clock, SystemClock};
 use crate::transport::auth::{SystemTokens, TokenSet, TokenSource};
 use crate::worker::local::MemoryWorkQueue;
@@ -28,7 +28,7 @@ pub(crate) struct Wired {
 }
 
 /// The secret backend `settings` select: KMS + DynamoDB, or the dev-only plaintext file.
-pub(crate) async fn secret_backend(settings: &Settings) -> Arc<dyn SecretBackend> {
+pub(crate) async fn secret_backend(settings: &Settings) -> Arc<dyn SecretStore> {
     match settings.backend {
         Backend::Aws => Arc::new(aws::secrets::KmsSecrets::new(
             aws::sdk_config().await,
@@ -37,7 +37,7 @@ pub(crate) async fn secret_backend(settings: &Settings) -> Arc<dyn SecretBackend
             &settings.aws.stack_name,
         )),
         Backend::Memory => {
-            let local = LocalSecrets::new(settings.dev_secrets_file.clone());
+            let local = DevFileSecrets::new(settings.dev_secrets_file.clone());
             if settings.on_lambda {
                 tracing::warn!(file = %local.path().display(), "secrets come from a plaintext dev file on Lambda: use EXTENSION_BACKEND=aws");
             }
@@ -53,7 +53,7 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let local_queue =
         (settings.backend == Backend::Memory).then(|| Arc::new(MemoryWorkQueue::default()));
-    let secrets = SecretStore::new(secret_backend(settings).await).with_ttl(settings.secret_ttl);
+    let secrets = Secrets::new(secret_backend(settings).await).with_ttl(settings.secret_ttl);
 
     let cache: Arc<dyn CacheStore>;
     let dedup: Arc<dyn DedupStore>;
@@ -61,8 +61,8 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
     let jobs: Arc<dyn JobStore>;
     let counters: Arc<dyn CounterStore>;
     let run_store: Arc<dyn RunStore>;
-    let incoming_queue: Option<Arc<dyn Queue>>;
-    let work_queue: Option<Arc<dyn Queue>>;
+    let incoming_queue: Option<Arc<dyn QueueStore>>;
+    let work_queue: Option<Arc<dyn QueueStore>>;
     match settings.backend {
         Backend::Memory => {
             cache = Arc::new(MemoryCache::default());
@@ -75,9 +75,9 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
             // webhook function an endpoint names, as the stack's IncomingQueue mapping does.
             incoming_queue = local_queue
                 .clone()
-                .map(|q| q as Arc<dyn Queue>)
+                .map(|q| q as Arc<dyn QueueStore>)
                 .or_else(|| Some(Arc::new(MemoryQueue::default())));
-            work_queue = local_queue.clone().map(|q| q as Arc<dyn Queue>);
+            work_queue = local_queue.clone().map(|q| q as Arc<dyn QueueStore>);
         }
         Backend::Aws => {
             let cfg = aws::sdk_config().await;
@@ -88,7 +88,8 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
             jobs = Arc::new(aws::jobs::DynamoJobs::new(table.clone()));
             counters = Arc::new(aws::limits::DynamoCounters::new(table.clone()));
             run_store = Arc::new(aws::runs::DynamoRuns::new(table));
-            let sqs = |url: &str| Arc::new(aws::queue::SqsQueue::new(cfg, url)) as Arc<dyn Queue>;
+            let sqs =
+                |url: &str| Arc::new(aws::queue::SqsQueue::new(cfg, url)) as Arc<dyn QueueStore>;
             incoming_queue = names.incoming_queue_url.as_deref().map(sqs);
             work_queue = names.work_queue_url.as_deref().map(sqs);
         }
@@ -183,7 +184,7 @@ pub(crate) fn incoming_app(
 /// `Decrypt` + DynamoDB `GetItem` on AWS, the dev file locally), and registers each token for
 /// log redaction.
 struct SecretTokens {
-    store: Arc<SecretStore>,
+    store: Arc<Secrets>,
     name: String,
 }
 
@@ -237,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn system_tokens_from_a_secret_are_redacted_one_by_one() {
-        use crate::store::secrets::{LocalSecrets, SecretStore};
+        use crate::store::secrets::{DevFileSecrets, Secrets};
         let dir = std::env::temp_dir().join(format!("wiring-tokens-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("secrets.json");
@@ -246,7 +247,7 @@ mod tests {
             (k == crate::app::settings::TOKEN_SECRET_VAR).then(|| "sys".to_owned())
         })
         .unwrap();
-        let store = Arc::new(SecretStore::new(Arc::new(LocalSecrets::new(&file))));
+        let store = Arc::new(Secrets::new(Arc::new(DevFileSecrets::new(&file))));
         let services = Services::new().with_secrets(store);
         let tokens = system_tokens(&settings, &services).await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);
@@ -262,7 +263,7 @@ mod tests {
     /// stops.
     #[tokio::test]
     async fn a_token_rotated_in_the_secret_works_without_a_restart() {
-        use crate::store::secrets::{LocalSecrets, SecretStore};
+        use crate::store::secrets::{DevFileSecrets, Secrets};
         let dir = std::env::temp_dir().join(format!("wiring-rotation-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("secrets.json");
@@ -271,7 +272,7 @@ mod tests {
             (k == crate::app::settings::TOKEN_SECRET_VAR).then(|| "sys".to_owned())
         })
         .unwrap();
-        let store = Arc::new(SecretStore::new(Arc::new(LocalSecrets::new(&file))));
+        let store = Arc::new(Secrets::new(Arc::new(DevFileSecrets::new(&file))));
         let services = Services::new().with_secrets(store.clone());
         let tokens = system_tokens(&settings, &services)
             .await

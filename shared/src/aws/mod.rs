@@ -7,8 +7,8 @@
 //! | [`cache::DynamoCache`] | [`CacheStore`](crate::store::cache::CacheStore) | DynamoDB |
 //! | [`dedup::DynamoDedup`] | [`DedupStore`](crate::store::dedup::DedupStore) | DynamoDB |
 //! | [`idempotency::DynamoIdempotency`] | [`IdempotencyStore`](crate::store::idempotency::IdempotencyStore) | DynamoDB |
-//! | [`secrets::KmsSecrets`] | [`SecretBackend`](crate::store::secrets::SecretBackend) | KMS + DynamoDB |
-//! | [`queue::SqsQueue`] | [`Queue`](crate::store::queue::Queue) | SQS |
+//! | [`secrets::KmsSecrets`] | [`SecretStore`](crate::store::secrets::SecretStore) | KMS + DynamoDB |
+//! | [`queue::SqsQueue`] | [`QueueStore`](crate::store::queue::QueueStore) | SQS |
 //! | [`jobs::DynamoJobs`] | [`JobStore`](crate::jobs::deferred::JobStore) | DynamoDB |
 //! | [`limits::DynamoCounters`] | [`CounterStore`](crate::jobs::limits::CounterStore) | DynamoDB |
 //! | [`runs::DynamoRuns`] | [`RunStore`](crate::jobs::runs::RunStore) | DynamoDB |

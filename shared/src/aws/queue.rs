@@ -1,6 +1,6 @@
-//! Amazon SQS as a [`Queue`].
+//! Amazon SQS as a [`QueueStore`].
 
-use crate::store::queue::{OutMessage, Queue, QueueError};
+use crate::store::queue::{OutMessage, QueueError, QueueStore};
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
 
@@ -34,7 +34,7 @@ impl SqsQueue {
 }
 
 #[async_trait]
-impl Queue for SqsQueue {
+impl QueueStore for SqsQueue {
     async fn send(&self, message: OutMessage) -> Result<String, QueueError> {
         let delay = message
             .delay

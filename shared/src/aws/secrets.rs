@@ -3,7 +3,7 @@
 
 use super::describe_sdk_error;
 use crate::store::secrets::{
-    CONTEXT_APP, ExposeSecret, PK_PREFIX, SecretBackend, SecretError, SecretString, validate_name,
+    CONTEXT_APP, ExposeSecret, PK_PREFIX, SecretError, SecretStore, SecretString, validate_name,
     validate_value,
 };
 use crate::time::EpochSeconds;
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// KMS-encrypted values in the extension DynamoDB table.
 ///
 /// Its clients make a single attempt per call (the SDK's own retries are off), with a 3 s
-/// connect and 10 s attempt timeout: [`SecretStore`](crate::store::secrets::SecretStore) retries transient failures itself, within
+/// connect and 10 s attempt timeout: [`Secrets`](crate::store::secrets::Secrets) retries transient failures itself, within
 /// the caller's deadline.
 #[derive(Debug, Clone)]
 pub struct KmsSecrets {
@@ -133,7 +133,7 @@ where
 }
 
 #[async_trait]
-impl SecretBackend for KmsSecrets {
+impl SecretStore for KmsSecrets {
     async fn fetch(&self, name: &str) -> Result<SecretString, SecretError> {
         let out = self
             .ddb

@@ -65,7 +65,7 @@ impl Invocation {
         &self.services
     }
     /// The secret store; a 422 `secret_store_missing` when the deployment has none.
-    pub fn secrets(&self) -> Result<Arc<crate::store::secrets::SecretStore>, ExtError> {
+    pub fn secrets(&self) -> Result<Arc<crate::store::secrets::Secrets>, ExtError> {
         self.services.secrets()
     }
     /// The secret `name`, fetched within this call's deadline (cached, redacted from logs).

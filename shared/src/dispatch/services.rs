@@ -10,18 +10,18 @@ use crate::outgoing::HttpClient;
 use crate::store::cache::Cache;
 use crate::store::dedup::Dedup;
 use crate::store::idempotency::Idempotency;
-use crate::store::queue::Queue;
-use crate::store::secrets::SecretStore;
+use crate::store::queue::QueueStore;
+use crate::store::secrets::Secrets;
 use std::sync::Arc;
 
 /// What a deployment provides to its functions. The startup module fills it from the
 /// environment; unit tests set only what the function under test uses.
 #[derive(Clone, Default)]
 pub struct Services {
-    pub(crate) secrets: Option<Arc<SecretStore>>,
+    pub(crate) secrets: Option<Arc<Secrets>>,
     pub(crate) dedup: Option<Arc<Dedup>>,
     pub(crate) idempotency: Option<Arc<Idempotency>>,
-    pub(crate) incoming_queue: Option<Arc<dyn Queue>>,
+    pub(crate) incoming_queue: Option<Arc<dyn QueueStore>>,
     pub(crate) scheduler: Option<Arc<Scheduler>>,
     pub(crate) limiter: Option<Arc<RateLimiter>>,
     pub(crate) runs: Option<Arc<Runs>>,
@@ -73,7 +73,7 @@ impl Services {
         Self::default()
     }
     /// The secret store functions read with `inv.secret(name)`.
-    pub fn with_secrets(mut self, s: Arc<SecretStore>) -> Self {
+    pub fn with_secrets(mut self, s: Arc<Secrets>) -> Self {
         self.secrets = Some(s);
         self
     }
@@ -89,7 +89,7 @@ impl Services {
     }
     /// The queue accepted webhook events go to.
     #[doc(hidden)]
-    pub fn with_incoming_queue(mut self, q: Arc<dyn Queue>) -> Self {
+    pub fn with_incoming_queue(mut self, q: Arc<dyn QueueStore>) -> Self {
         self.incoming_queue = Some(q);
         self
     }
@@ -122,7 +122,7 @@ impl Services {
     }
 
     /// The secret store (KMS on AWS, the dev file locally).
-    pub fn secrets(&self) -> Result<Arc<SecretStore>, ExtError> {
+    pub fn secrets(&self) -> Result<Arc<Secrets>, ExtError> {
         self.secrets.clone().ok_or_else(|| {
             unavailable(
                 "secret_store_missing",
@@ -150,7 +150,7 @@ impl Services {
     }
     /// The incoming queue (where accepted webhook events go).
     #[doc(hidden)]
-    pub fn incoming_queue(&self) -> Result<Arc<dyn Queue>, ExtError> {
+    pub fn incoming_queue(&self) -> Result<Arc<dyn QueueStore>, ExtError> {
         self.incoming_queue.clone().ok_or_else(|| {
             unavailable(
                 "queue_unavailable",

@@ -88,7 +88,7 @@ pub use resolver::{ResolveError, SecretResolver, StaticResolver, resolver_fn};
 pub use stores::IncomingStores;
 
 use crate::store::dedup::{Claim, Dedup, DedupKey};
-use crate::store::queue::Queue;
+use crate::store::queue::QueueStore;
 
 use crate::transport::http::error_response as error;
 use crate::transport::http::{HttpRequest, new_request_id};
@@ -271,7 +271,7 @@ struct Accepted<'a> {
 #[doc(hidden)]
 pub struct IncomingApp {
     endpoints: BTreeMap<String, Endpoint>,
-    queue: Arc<dyn Queue>,
+    queue: Arc<dyn QueueStore>,
     resolver: Option<Arc<dyn SecretResolver>>,
     max_message_bytes: usize,
     secret_ttl: Duration,

@@ -1,7 +1,7 @@
 //! Where named endpoint secrets (`{"secret": "<name>"}`) come from.
 //!
 //! [`IncomingApp`](super::IncomingApp) takes an optional `Arc<dyn SecretResolver>`. The
-//! encrypted [`SecretStore`](crate::store::secrets::SecretStore) implements it (KMS on AWS, the
+//! encrypted [`Secrets`](crate::store::secrets::Secrets) implements it (KMS on AWS, the
 //! dev file locally) and is what the runner plugs in; tests use [`StaticResolver`]
 //! or [`resolver_fn`]. The endpoint keeps the key built from a
 //! resolved value (e.g. a parsed RSA public key) for
@@ -99,10 +99,10 @@ where
     Arc::new(FnResolver(f))
 }
 
-/// Endpoint secrets by name from the [`SecretStore`](crate::store::secrets::SecretStore) (KMS on
+/// Endpoint secrets by name from the [`Secrets`](crate::store::secrets::Secrets) (KMS on
 /// AWS, the dev file locally).
 #[async_trait]
-impl SecretResolver for crate::store::secrets::SecretStore {
+impl SecretResolver for crate::store::secrets::Secrets {
     async fn resolve(&self, name: &str) -> Result<SecretString, ResolveError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         match self.get(name, Some(deadline)).await {

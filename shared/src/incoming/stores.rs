@@ -2,7 +2,7 @@
 
 use super::SecretResolver;
 use crate::store::dedup::{Dedup, MemoryDedup};
-use crate::store::queue::{MemoryQueue, Queue};
+use crate::store::queue::{MemoryQueue, QueueStore};
 use std::sync::Arc;
 
 /// What the endpoints rely on: the dedup store, the incoming queue, and (optionally) a resolver
@@ -11,12 +11,12 @@ use std::sync::Arc;
 #[doc(hidden)]
 pub struct IncomingStores {
     pub dedup: Arc<Dedup>,
-    pub queue: Arc<dyn Queue>,
+    pub queue: Arc<dyn QueueStore>,
     pub resolver: Option<Arc<dyn SecretResolver>>,
 }
 
 impl IncomingStores {
-    pub fn new(dedup: Arc<Dedup>, queue: Arc<dyn Queue>) -> Self {
+    pub fn new(dedup: Arc<Dedup>, queue: Arc<dyn QueueStore>) -> Self {
         Self {
             dedup,
             queue,
@@ -25,7 +25,7 @@ impl IncomingStores {
     }
 
     /// In-memory dedup and queue (local runs, tests).
-    pub fn embedded() -> Self {
+    pub fn in_memory() -> Self {
         Self::new(
             Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))),
             Arc::new(MemoryQueue::default()),

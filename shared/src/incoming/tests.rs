@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::store::dedup::{DedupStore, MemoryDedup, Sighting, StoreError};
-use crate::store::queue::{MemoryQueue, OutMessage, Queue, QueueError};
+use crate::store::queue::{MemoryQueue, OutMessage, QueueError, QueueStore};
 use async_trait::async_trait;
 use http::{HeaderValue, Method, header};
 use serde_json::json;
@@ -416,7 +416,7 @@ async fn named_secrets_are_resolved() {
 
 #[tokio::test]
 async fn an_unavailable_secret_store_is_a_503_and_a_missing_resolver_a_config_error() {
-    let services = IncomingStores::embedded().with_resolver(resolver_fn(|_name: String| async {
+    let services = IncomingStores::in_memory().with_resolver(resolver_fn(|_name: String| async {
         Err(ResolveError::Unavailable("down".into()))
     }));
     let cfg = IncomingConfig::default().with(
@@ -428,7 +428,7 @@ async fn an_unavailable_secret_store_is_a_503_and_a_missing_resolver_a_config_er
     let body = r#"{"a": 1}"#;
     let (s, v) = post_owned(&app, "named", &hmac_headers(body, HMAC_SECRET, now()), body).await;
     assert_error(s, &v, 503, "unavailable");
-    let e = IncomingApp::new(cfg, IncomingStores::embedded()).unwrap_err();
+    let e = IncomingApp::new(cfg, IncomingStores::in_memory()).unwrap_err();
     assert!(e.to_string().contains("SecretResolver"), "{e}");
 }
 
@@ -573,7 +573,7 @@ struct FlakyQueue {
 }
 
 #[async_trait]
-impl Queue for FlakyQueue {
+impl QueueStore for FlakyQueue {
     async fn send(&self, m: OutMessage) -> Result<String, QueueError> {
         if self.calls.fetch_add(1, Ordering::SeqCst) < self.failures {
             return Err(QueueError("injected".into()));
@@ -688,7 +688,7 @@ fn inline_and_file_webhook_secrets_are_registered_for_redaction() {
         file.display().to_string()
     ))
     .unwrap();
-    let _app = IncomingApp::new(cfg, IncomingStores::embedded()).unwrap();
+    let _app = IncomingApp::new(cfg, IncomingStores::in_memory()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     for s in [
         "inline-hook-secret-Tb6n",
@@ -877,7 +877,7 @@ async fn a_rotated_webhook_secret_is_picked_up_and_a_flood_does_not_stampede_the
     let app = Arc::new(
         IncomingApp::new(
             cfg,
-            IncomingStores::embedded()
+            IncomingStores::in_memory()
                 .with_resolver(rotating_resolver(value.clone(), reads.clone())),
         )
         .unwrap()
@@ -938,7 +938,7 @@ async fn a_rotated_jwt_secret_is_picked_up_with_one_read_under_a_flood() {
     let app = Arc::new(
         IncomingApp::new(
             cfg,
-            IncomingStores::embedded()
+            IncomingStores::in_memory()
                 .with_resolver(rotating_resolver(value.clone(), reads.clone())),
         )
         .unwrap(),

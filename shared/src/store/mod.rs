@@ -5,9 +5,9 @@
 //! |---|---|---|---|
 //! | [`dedup`]: "seen before?" per key, with a TTL | [`DedupStore`](dedup::DedupStore) | [`MemoryDedup`](dedup::MemoryDedup) | DynamoDB |
 //! | [`idempotency`]: run once, replay the stored result | [`IdempotencyStore`](idempotency::IdempotencyStore) | [`MemoryIdempotency`](idempotency::MemoryIdempotency) | DynamoDB |
-//! | [`secrets`]: encrypted values, cached and redacted | [`SecretBackend`](secrets::SecretBackend) | [`LocalSecrets`](secrets::LocalSecrets) (dev file) | KMS + DynamoDB |
+//! | [`secrets`]: encrypted values, cached and redacted | [`SecretStore`](secrets::SecretStore) | [`DevFileSecrets`](secrets::DevFileSecrets) (dev file) | KMS + DynamoDB |
 //! | [`cache`]: JSON values with a TTL, for functions | [`CacheStore`](cache::CacheStore) | [`MemoryCache`](cache::MemoryCache) | DynamoDB |
-//! | [`queue`]: outgoing messages | [`Queue`](queue::Queue) | [`MemoryQueue`](queue::MemoryQueue) | SQS |
+//! | [`queue`]: outgoing messages | [`QueueStore`](queue::QueueStore) | [`MemoryQueue`](queue::MemoryQueue) | SQS |
 
 pub mod cache;
 pub mod dedup;

@@ -40,7 +40,7 @@ pub struct QueueError(pub String);
 
 /// A message queue.
 #[async_trait]
-pub trait Queue: Send + Sync + 'static {
+pub trait QueueStore: Send + Sync + 'static {
     /// Send one message; returns the queue's message id.
     async fn send(&self, message: OutMessage) -> Result<String, QueueError>;
 }
@@ -79,7 +79,7 @@ impl MemoryQueue {
 }
 
 #[async_trait]
-impl Queue for MemoryQueue {
+impl QueueStore for MemoryQueue {
     async fn send(&self, message: OutMessage) -> Result<String, QueueError> {
         let mut sent = self
             .sent

@@ -6,7 +6,7 @@
 //! queue").
 
 use crate::dispatch::Extension;
-use crate::store::queue::{OutMessage, Queue, QueueError};
+use crate::store::queue::{OutMessage, QueueError, QueueStore};
 use async_trait::async_trait;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -105,7 +105,7 @@ async fn deliver(ext: Extension, id: String, message: OutMessage) {
 }
 
 #[async_trait]
-impl Queue for MemoryWorkQueue {
+impl QueueStore for MemoryWorkQueue {
     async fn send(&self, message: OutMessage) -> Result<String, QueueError> {
         let taken = self
             .held

@@ -10,7 +10,7 @@ pub(crate) async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
     use integrator_lambda::aws::idempotency::DynamoIdempotency;
     use integrator_lambda::store::dedup::{Dedup, DedupKey};
     use integrator_lambda::store::idempotency::{Idempotency, IdempotencyKey};
-    use integrator_lambda::store::secrets::{SecretBackend, SecretStore, SecretString};
+    use integrator_lambda::store::secrets::{SecretStore, SecretString, Secrets};
     use integrator_lambda::time::EpochMillis;
     use std::sync::Arc;
 
@@ -77,7 +77,7 @@ pub(crate) async fn aws_round_trips() -> Result<Vec<(String, String)>, String> {
         .store("bench-secret", &SecretString::from("v4lue".to_owned()))
         .await
         .map_err(|e| format!("{e:?}"))?;
-    let store = SecretStore::new(Arc::new(res.kms(&counted)));
+    let store = Secrets::new(Arc::new(res.kms(&counted)));
     proxy.reset();
     store
         .get("bench-secret", None)

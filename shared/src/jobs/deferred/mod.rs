@@ -49,7 +49,7 @@ pub use model::{
 pub use store::JobStore;
 
 use crate::codec::random_id;
-use crate::store::queue::{OutMessage, Queue};
+use crate::store::queue::{OutMessage, QueueStore};
 use crate::time::Clock;
 use crate::time::{EpochMillis, EpochSeconds};
 use futures_util::StreamExt;
@@ -86,7 +86,7 @@ const KEY_SCOPE: &str = "job";
 #[derive(Clone)]
 pub struct Scheduler {
     store: Arc<dyn JobStore>,
-    queue: Arc<dyn Queue>,
+    queue: Arc<dyn QueueStore>,
     clock: Arc<dyn Clock>,
 }
 
@@ -97,7 +97,11 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<dyn JobStore>, queue: Arc<dyn Queue>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Arc<dyn JobStore>,
+        queue: Arc<dyn QueueStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             queue,

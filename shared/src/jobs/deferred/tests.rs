@@ -37,7 +37,7 @@ struct StallingQueue {
 }
 
 #[async_trait]
-impl Queue for StallingQueue {
+impl QueueStore for StallingQueue {
     async fn send(&self, m: OutMessage) -> Result<String, crate::store::queue::QueueError> {
         if self.stalled.load(std::sync::atomic::Ordering::SeqCst) {
             std::future::pending::<()>().await;

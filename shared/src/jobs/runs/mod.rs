@@ -73,7 +73,7 @@ pub use store::RunStore;
 
 use super::deferred::{MAX_DIRECT_DELAY, ScheduleRequest, Scheduler};
 use super::limits::{Admission, RateLimiter};
-use crate::store::queue::{OutMessage, Queue};
+use crate::store::queue::{OutMessage, QueueStore};
 use crate::time::Clock;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -141,7 +141,7 @@ pub struct ContinueReport {
 #[doc(hidden)]
 pub struct Runs {
     store: Arc<dyn RunStore>,
-    queue: Arc<dyn Queue>,
+    queue: Arc<dyn QueueStore>,
     scheduler: Option<Arc<Scheduler>>,
     limiter: Option<Arc<RateLimiter>>,
     integrations: Integrations,
@@ -166,7 +166,7 @@ pub fn is_run_message(body: &Value) -> bool {
 impl Runs {
     pub fn new(
         store: Arc<dyn RunStore>,
-        queue: Arc<dyn Queue>,
+        queue: Arc<dyn QueueStore>,
         integrations: Integrations,
         clock: Arc<dyn Clock>,
     ) -> Self {

@@ -43,7 +43,7 @@ impl IntegrationService for Pages {
 }
 
 /// Runs of the `pages` integration over `queue`, in memory, retrying at once.
-fn pages_runs(queue: Arc<dyn Queue>) -> Runs {
+fn pages_runs(queue: Arc<dyn QueueStore>) -> Runs {
     Runs::new(
         Arc::new(MemoryRuns::default()),
         queue,
@@ -77,7 +77,7 @@ struct FlakyQueue {
 }
 
 #[async_trait]
-impl Queue for FlakyQueue {
+impl QueueStore for FlakyQueue {
     async fn send(&self, m: OutMessage) -> Result<String, crate::store::queue::QueueError> {
         use std::sync::atomic::Ordering::SeqCst;
         if self

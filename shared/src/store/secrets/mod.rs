@@ -34,7 +34,7 @@
 //! }
 //! ```
 //!
-//! Every value [`SecretStore::get`] loads is registered with [`crate::telemetry::redact`], so it
+//! Every value [`Secrets::get`] loads is registered with [`crate::telemetry::redact`], so it
 //! is replaced by `[REDACTED]` if it ever reaches the logs.
 //!
 //! # Configuration
@@ -54,20 +54,20 @@ use std::time::{Duration, Instant};
 
 pub use secrecy::{ExposeSecret, SecretString};
 
-mod backend;
+mod dev_file;
 mod error;
-mod local;
 mod retry;
+mod store;
 #[cfg(test)]
 mod tests;
 mod validate;
 
-pub use backend::SecretBackend;
+#[doc(hidden)]
+pub use dev_file::DevFileSecrets;
 pub use error::SecretError;
 #[doc(hidden)]
-pub use local::LocalSecrets;
-#[doc(hidden)]
 pub use retry::{RetryPolicy, with_retries};
+pub use store::SecretStore;
 #[doc(hidden)]
 pub use validate::{validate_name, validate_value, value_from_input};
 
@@ -100,17 +100,17 @@ struct Cached {
 /// [`SecretString`] for the TTL, and registered for log redaction.
 ///
 /// Concurrent `get`s of the same name share one backend fetch.
-pub struct SecretStore {
-    backend: Arc<dyn SecretBackend>,
+pub struct Secrets {
+    backend: Arc<dyn SecretStore>,
     ttl: Duration,
     retry: RetryPolicy,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
     fetches: AtomicU64,
 }
 
-impl std::fmt::Debug for SecretStore {
+impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretStore")
+        f.debug_struct("Secrets")
             .field("backend", &self.backend.describe())
             .field("ttl", &self.ttl)
             .field("fetches", &self.fetches())
@@ -118,9 +118,9 @@ impl std::fmt::Debug for SecretStore {
     }
 }
 
-impl SecretStore {
+impl Secrets {
     /// A store over `backend` with the default TTL and retry policy.
-    pub fn new(backend: Arc<dyn SecretBackend>) -> Self {
+    pub fn new(backend: Arc<dyn SecretStore>) -> Self {
         Self {
             backend,
             ttl: DEFAULT_TTL,

@@ -22,7 +22,7 @@ impl Scripted {
 }
 
 #[async_trait]
-impl SecretBackend for Scripted {
+impl SecretStore for Scripted {
     async fn fetch(&self, _name: &str) -> Result<SecretString, SecretError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.delay).await;
@@ -45,7 +45,7 @@ fn transient() -> SecretError {
 #[tokio::test]
 async fn retries_transient_then_succeeds() {
     let b = Scripted::new(vec![transient(), transient()]);
-    let store = SecretStore::new(b.clone());
+    let store = Secrets::new(b.clone());
     let started = Instant::now();
     let v = store.get("n", None).await.unwrap();
     assert_eq!(v.expose_secret(), "scripted-value");
@@ -63,7 +63,7 @@ async fn never_retries_permanent_failures() {
         SecretError::Corrupt { name: "n".into() },
         SecretError::unavailable("n", "ResourceNotFoundException: no table", false),
     ] {
-        let store = SecretStore::new(Scripted::new(vec![e.clone()]));
+        let store = Secrets::new(Scripted::new(vec![e.clone()]));
         assert_eq!(store.get("n", None).await.unwrap_err(), e);
         assert_eq!(store.fetches(), 1);
     }
@@ -71,7 +71,7 @@ async fn never_retries_permanent_failures() {
 
 #[tokio::test]
 async fn gives_up_after_five_attempts() {
-    let store = SecretStore::new(Scripted::new(vec![transient(); 10]));
+    let store = Secrets::new(Scripted::new(vec![transient(); 10]));
     let e = store.get("n", None).await.unwrap_err();
     assert!(e.is_transient());
     assert!(e.to_string().contains("after 5 attempts"), "{e}");
@@ -80,7 +80,7 @@ async fn gives_up_after_five_attempts() {
 
 #[tokio::test]
 async fn deadline_bounds_retries() {
-    let store = SecretStore::new(Scripted::new(vec![transient(); 10]));
+    let store = Secrets::new(Scripted::new(vec![transient(); 10]));
     let started = Instant::now();
     let e = store
         .get("n", Some(Instant::now() + Duration::from_millis(120)))
@@ -99,7 +99,7 @@ async fn concurrent_gets_share_one_fetch() {
         calls: AtomicU32::new(0),
         delay: Duration::from_millis(50),
     });
-    let store = Arc::new(SecretStore::new(b.clone()));
+    let store = Arc::new(Secrets::new(b.clone()));
     let (a, c) = tokio::join!(store.get("n", None), store.get("n", None));
     assert_eq!(a.unwrap().expose_secret(), c.unwrap().expose_secret());
     assert_eq!(b.calls.load(Ordering::SeqCst), 1);
@@ -154,7 +154,7 @@ async fn local_file_round_trip_is_private() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("secrets.dev.json");
     let _ = std::fs::remove_file(&path);
-    let local = LocalSecrets::new(&path);
+    let local = DevFileSecrets::new(&path);
     assert_eq!(
         local.fetch("a").await.unwrap_err(),
         SecretError::NotFound { name: "a".into() }

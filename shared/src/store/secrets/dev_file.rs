@@ -1,11 +1,9 @@
-//! [`LocalSecrets`], the development-only backend: secrets in clear text in a local JSON file.
+//! [`DevFileSecrets`], the development-only backend: secrets in clear text in a local JSON file.
 
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 
-use super::{
-    ExposeSecret, SecretBackend, SecretError, SecretString, validate_name, validate_value,
-};
+use super::{ExposeSecret, SecretError, SecretStore, SecretString, validate_name, validate_value};
 
 /// **Development only.** Secrets in clear text in a local JSON file (`{"name": "value", …}`),
 /// `secrets.dev.json` in the working directory unless `EXTENSION_DEV_SECRETS_FILE` says
@@ -14,12 +12,12 @@ use super::{
 /// production values, and never deploy with `EXTENSION_BACKEND=memory`.
 #[derive(Debug)]
 #[doc(hidden)]
-pub struct LocalSecrets {
+pub struct DevFileSecrets {
     path: PathBuf,
     write_lock: tokio::sync::Mutex<()>,
 }
 
-impl LocalSecrets {
+impl DevFileSecrets {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
@@ -89,7 +87,7 @@ fn write_dev_file(path: &Path, map: &JsonMap) -> std::io::Result<()> {
 }
 
 #[async_trait]
-impl SecretBackend for LocalSecrets {
+impl SecretStore for DevFileSecrets {
     async fn fetch(&self, name: &str) -> Result<SecretString, SecretError> {
         let path = self.path.clone();
         let owned = name.to_owned();
