@@ -18,7 +18,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
-	@echo "make soak                  1,000 messages and webhooks under injected faults and kills → docs/RELIABILITY.md"
+	@echo "make soak                  1,000 messages, 1,000 webhooks, 200 import and 200 dropDuplicates pages under faults and kills → docs/RELIABILITY.md"
 	@echo "make fuzz                  every cargo-fuzz target, 10 M executions each (nightly + cargo-fuzz) → docs/RELIABILITY.md"
 	@echo "make invoke FN=pre-map EVENT=events/pre-map/invoke.json   one Lambda invoke under aws-lambda-rie [CLIENT_CONTEXT=file]"
 	@echo "make secret NAME=x [STACK=s] store a secret read from stdin (dev file locally; KMS + table of stack s)"
@@ -93,8 +93,10 @@ cargo-test: $(TOOLS)
 fuzz:
 	bash scripts/fuzz.sh
 
-# The full soak (not part of `make test`, which runs a reduced one): 1,000 SQS messages and
-# 1,000 webhooks under injected faults and kills; writes its figures into docs/RELIABILITY.md.
+# The full soak (not part of `make test`, which runs a reduced one): 1,000 SQS messages,
+# 1,000 webhooks, and 200 `upsertRecords` and 200 `dropDuplicates` pages through the DynamoDB
+# dedup store, under injected faults (lost and late replies included) and kills; writes its
+# figures and the "Lost replies" section into docs/RELIABILITY.md.
 soak: $(TOOLS) build-bins
 	bash scripts/moto.sh start; trap 'bash scripts/moto.sh stop' EXIT; \
 	  MOTO_ENDPOINT=http://127.0.0.1:$(MOTO_PORT) SOAK_MESSAGES=$(or $(SOAK_MESSAGES),1000) \
