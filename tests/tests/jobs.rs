@@ -32,6 +32,12 @@ const H: u64 = 3_600_000;
 
 struct Env {
     cfg: aws_config::SdkConfig,
+    /// The emulator through a proxy that forwards one request at a time: moto applies two
+    /// transactions that `ADD` to one item concurrently without serializing them (a lost
+    /// update DynamoDB never makes), so the run store, whose streams finish concurrently and
+    /// all count on the run item, goes through it.
+    serial: aws_config::SdkConfig,
+    _serial_proxy: CountingProxy,
     table: String,
     queue_url: String,
     sqs: aws_sdk_sqs::Client,
@@ -41,9 +47,15 @@ async fn env(prefix: &str) -> Env {
     let cfg = moto_config().await;
     let table = aws::create_table(&cfg, prefix).await;
     let queue_url = aws::create_queue(&cfg, prefix).await;
+    let serial_proxy = CountingProxy::start_serialized(&moto_endpoint())
+        .await
+        .expect("proxy");
+    let serial = aws::sdk_config_for(&serial_proxy.endpoint()).await;
     Env {
         sqs: aws_sdk_sqs::Client::new(&cfg),
         cfg,
+        serial,
+        _serial_proxy: serial_proxy,
         table,
         queue_url,
     }
@@ -511,7 +523,7 @@ fn runs_for(e: &Env, integrations: Integrations) -> Arc<Runs> {
 fn runs_sending_via(e: &Env, sqs: &aws_config::SdkConfig, integrations: Integrations) -> Arc<Runs> {
     Arc::new(
         Runs::new(
-            Arc::new(DynamoRuns::new(Table::new(&e.cfg, &e.table))),
+            Arc::new(DynamoRuns::new(Table::new(&e.serial, &e.table))),
             Arc::new(SqsQueue::new(sqs, &e.queue_url)),
             integrations,
             Arc::new(integrator_lambda::time::SystemClock),
