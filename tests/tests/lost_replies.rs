@@ -325,3 +325,24 @@ async fn rate_counter_counts_a_retried_admission_once() {
         assert_eq!(counters.acquire(&bucket, 2, exp).await.unwrap(), None);
     }
 }
+
+/// A check whose attempts were all applied but none answered in time fails — and leaves the
+/// key as it found it. The page it belonged to is answered "dedup unavailable" and sent again;
+/// the record must then be new, not skipped as seen because of this failed check's own write
+/// (what `make soak` found: 4 of 4,000 records skipped).
+#[tokio::test]
+async fn a_failed_check_whose_attempts_were_applied_leaves_the_key_unmarked() {
+    let s = setup("lost-failed-check").await;
+    let key = DedupKey::from_caller("failed", "k");
+    s.proxy.inject(Rule {
+        times: 5,
+        ..Rule::once("UpdateItem", Fault::LateReply(late()))
+    });
+    let out = s.dedup().check(&key).await;
+    assert!(out.is_err(), "every attempt timed out: {out:?}");
+    assert_eq!(
+        s.direct_dedup().check(&key).await.expect("check"),
+        Sighting::New,
+        "the failed check's own write was undone"
+    );
+}

@@ -1022,7 +1022,14 @@ fn lost_replies_section(
          `rate_counter_counts_a_retried_admission_once`;\n\
          - runs and streams (`shared/src/aws/runs.rs`): `created_by`, `begun_by`, `claimed_by`, \
          `finished_by`, `retried_by`, `reopened_by`, `ended_by` (a stream commit is counted once and not \
-         re-done). These have no lost-reply test of their own yet.\n\n\
+         re-done). Tests: `tests/tests/lost_replies_runs.rs` (one per write: `create_run`, `begin_run`, \
+         `claim_stream`, `finish_stream`, `retry_stream`, `reopen_stream`, `finish_run`).\n\
+         - a check that fails after one of its attempts was applied (its reply lost or late, then \
+         the retries ran out) deletes its own write (conditional on `writer` = its token), so the page's \
+         rollback leaves no key marked. Test: \
+         `a_failed_check_whose_attempts_were_applied_leaves_the_key_unmarked`. A check cut off by \
+         the call's deadline while its request is in flight cannot undo it: that key stays marked \
+         until its TTL.\n\n\
          **The one documented window.** A rate counter keeps only the latest admission's token: when \
          another admission to the same bucket lands between an attempt and its retry, the retry no longer \
          sees its own token and counts once more. The bucket then admits one call fewer in that interval, \

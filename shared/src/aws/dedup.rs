@@ -124,6 +124,73 @@ impl DynamoDedup {
                 }
             })
     }
+
+    /// [`DedupStore::check`] with its token: one conditional `UpdateItem` (see the module docs);
+    /// a duplicate's expiry is then pushed forward by a second write.
+    async fn check_as(
+        &self,
+        key: &DedupKey,
+        ttl: Duration,
+        token: &str,
+    ) -> Result<Sighting, StoreError> {
+        let now = EpochSeconds::now().0;
+        let r = self
+            .table
+            .update(AttributeValue::S(Self::pk(key)))
+            .update_expression(
+                "SET expires_at = :exp, last_seen = :now, \
+                 first_seen = if_not_exists(first_seen, :now), writer = :token \
+                 ADD sightings :one",
+            )
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_values(
+                ":exp",
+                AttributeValue::N(now.saturating_add(ttl.as_secs()).to_string()),
+            )
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":token", AttributeValue::S(token.to_owned()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let returned = match update_condition_failed(r)? {
+            Ok(()) => return Ok(Sighting::New),
+            Err(returned) => returned,
+        };
+        match self.item_after_failure(key, returned).await? {
+            // This check's own earlier attempt was applied; only its reply was lost.
+            Some(item) if text(&item, "writer") == Some(token) => Ok(Sighting::New),
+            // The item that failed the condition is gone by the time it is read. Live items
+            // are only ever deleted by a rollback (`forget`, `release`), which makes the key
+            // free again: the sighting is new (a later check sees this one's item).
+            None => Ok(Sighting::New),
+            Some(_) => {
+                self.refresh(key, ttl).await?;
+                Ok(Sighting::Duplicate)
+            }
+        }
+    }
+
+    /// Best effort: delete `key`'s item if its `attr` still holds `token` (this call's own
+    /// write, applied although the call failed). A condition that fails means the item is
+    /// someone else's, or gone: nothing to undo.
+    async fn undo(&self, key: &DedupKey, attr: &str, token: &str) {
+        let r = self
+            .table
+            .delete(AttributeValue::S(Self::pk(key)))
+            .condition_expression("#a = :token")
+            .expression_attribute_names("#a", attr)
+            .expression_attribute_values(":token", AttributeValue::S(token.into()))
+            .send()
+            .await;
+        if let Err(e) = super::applied(r) {
+            tracing::warn!(
+                dedup_key = %key.as_str(),
+                error = %super::describe_sdk_error(&e),
+                "dedup: a failed check could not undo its own write; the key stays marked until its TTL"
+            );
+        }
+    }
 }
 
 /// The failed condition's returned item of an `UpdateItem`, or the error to report.
@@ -156,45 +223,16 @@ impl DedupStore for DynamoDedup {
     /// One conditional `UpdateItem` carrying this check's token (see the module docs); a
     /// duplicate's expiry is then pushed forward by a second write.
     async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
-        let now = EpochSeconds::now().0;
         let token = crate::codec::random_id();
-        let r = self
-            .table
-            .update(AttributeValue::S(Self::pk(key)))
-            .update_expression(
-                "SET expires_at = :exp, last_seen = :now, \
-                 first_seen = if_not_exists(first_seen, :now), writer = :token \
-                 ADD sightings :one",
-            )
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_values(
-                ":exp",
-                AttributeValue::N(now.saturating_add(ttl.as_secs()).to_string()),
-            )
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":token", AttributeValue::S(token.clone()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let returned = match update_condition_failed(r)? {
-            Ok(()) => return Ok(Sighting::New),
-            Err(returned) => returned,
-        };
-        match self.item_after_failure(key, returned).await? {
-            // This check's own earlier attempt was applied; only its reply was lost.
-            Some(item) if text(&item, "writer") == Some(token.as_str()) => Ok(Sighting::New),
-            // The item that failed the condition is gone by the time it is read. Live items
-            // are only ever deleted by a rollback (`forget`, `release`), which makes the key
-            // free again: the sighting is new (a later check sees this one's item).
-            None => Ok(Sighting::New),
-            Some(_) => {
-                self.refresh(key, ttl).await?;
-                Ok(Sighting::Duplicate)
-            }
+        let out = self.check_as(key, ttl, &token).await;
+        if out.is_err() {
+            // The caller takes a failed check as "not checked" and rolls its page back; an
+            // attempt that was applied before the failure (its reply lost or late, then the
+            // retries ran out) must not leave the key marked by this check.
+            self.undo(key, "writer", &token).await;
         }
+        out
     }
-
     /// One `DeleteItem`.
     async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {
         self.table
