@@ -175,6 +175,19 @@ impl DynamoDedup {
     /// write, applied although the call failed). A condition that fails means the item is
     /// someone else's, or gone: nothing to undo.
     async fn undo(&self, key: &DedupKey, attr: &str, token: &str) {
+        if let Err(e) = self.delete_if(key, attr, token).await {
+            tracing::warn!(
+                dedup_key = %key.as_str(),
+                error = %e,
+                "dedup: a failed check could not undo its own write; the key stays marked until its TTL"
+            );
+        }
+    }
+
+    /// One `DeleteItem` of `key`'s item while its `attr` holds `token`; a condition that does
+    /// not hold (someone else's item, or none: a retry whose first attempt deleted it) is not
+    /// an error.
+    async fn delete_if(&self, key: &DedupKey, attr: &str, token: &str) -> Result<(), StoreError> {
         let r = self
             .table
             .delete(AttributeValue::S(Self::pk(key)))
@@ -183,13 +196,9 @@ impl DynamoDedup {
             .expression_attribute_values(":token", AttributeValue::S(token.into()))
             .send()
             .await;
-        if let Err(e) = super::applied(r) {
-            tracing::warn!(
-                dedup_key = %key.as_str(),
-                error = %super::describe_sdk_error(&e),
-                "dedup: a failed check could not undo its own write; the key stays marked until its TTL"
-            );
-        }
+        super::applied(r)
+            .map(|_| ())
+            .map_err(|e| StoreError(super::describe_sdk_error(&e)))
     }
 }
 
@@ -332,16 +341,6 @@ impl DedupStore for DynamoDedup {
     /// `DeleteItem`, only while the claim is `token`'s. A retried attempt whose first one landed
     /// finds no item: the claim is released either way.
     async fn release(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
-        let r = self
-            .table
-            .delete(AttributeValue::S(Self::pk(key)))
-            .condition_expression("#c = :token")
-            .expression_attribute_names("#c", "claim")
-            .expression_attribute_values(":token", AttributeValue::S(token.into()))
-            .send()
-            .await;
-        super::applied(r)
-            .map(|_| ())
-            .map_err(|e| StoreError(super::describe_sdk_error(&e)))
+        self.delete_if(key, "claim", token).await
     }
 }

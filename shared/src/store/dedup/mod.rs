@@ -7,8 +7,9 @@
 //! # Stores
 //!
 //! - [`MemoryDedup`]: one process, for local runs and unit tests.
-//! - [`DynamoDedup`](crate::aws::dedup::DynamoDedup): the extension table, one `UpdateItem` per
-//!   check (its layout is described there).
+//! - [`DynamoDedup`](crate::aws::dedup::DynamoDedup): the extension table, one conditional
+//!   `UpdateItem` per new key and a second write per duplicate (its layout and how a lost reply
+//!   is recognised are described there).
 //!
 //! # Choosing keys
 //!

@@ -29,8 +29,10 @@ pub struct StoreError(pub String);
 /// Where dedup keys live.
 #[async_trait]
 pub trait DedupStore: Send + Sync + 'static {
-    /// Record a sighting of `key` and say whether it is the first one still alive. Exactly one
-    /// store write; concurrent checks of a new key yield exactly one `New`.
+    /// Record a sighting of `key` and say whether it is the first one still alive. One store write
+    /// for a new key (a duplicate may cost a second, to refresh its expiry); concurrent checks
+    /// of a new key yield exactly one `New`, and a retried write that meets its own earlier
+    /// attempt still answers `New`.
     async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError>;
 
     /// Make `key` count as new again (e.g. when the work it guarded failed, so the sender's
