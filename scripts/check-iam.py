@@ -292,6 +292,41 @@ def secret_access(template, token_readers):
     return lines, table
 
 
+def safe_deploy_problems(res):
+    """Safe deploys: every function publishes versions behind the alias `live` with a CodeDeploy
+    deployment group (canary in prod, all at once in dev), and everything that invokes a function
+    (Function URLs, SQS event source mappings, schedules) targets that alias, never the bare
+    function, so a caller always reaches the version CodeDeploy promoted."""
+    problems = []
+    functions = [k for k, v in res.items() if v["Type"] == "AWS::Lambda::Function"]
+    for name in functions:
+        alias = res.get(f"{name}Aliaslive")
+        if alias is None or alias["Type"] != "AWS::Lambda::Alias":
+            problems.append(f"{name}: no alias `live` (AutoPublishAlias)")
+        elif "UpdatePolicy" not in alias or "CodeDeployLambdaAliasUpdate" not in alias["UpdatePolicy"]:
+            problems.append(f"{name}: alias `live` is not moved by CodeDeploy (DeploymentPreference)")
+
+    def target(v):
+        return v.get("Ref") if isinstance(v, dict) else v
+
+    for k, v in res.items():
+        props = v.get("Properties", {})
+        if v["Type"] == "AWS::Lambda::Url":
+            t = target(props.get("TargetFunctionArn"))
+        elif v["Type"] == "AWS::Lambda::EventSourceMapping":
+            t = target(props.get("FunctionName"))
+        elif v["Type"] == "AWS::Scheduler::Schedule":
+            arn = props.get("Target", {}).get("Arn")
+            if isinstance(arn, dict) and "Ref" not in arn:
+                continue  # a queue or another service, not a function
+            t = target(arn)
+        else:
+            continue
+        if not (isinstance(t, str) and t.endswith("Aliaslive")):
+            problems.append(f"{k}: invokes {t!r}, not a function's alias `live`")
+    return problems
+
+
 def main(path: str) -> int:
     src = open(path, encoding="utf-8").read()
     # samtranslator wants an S3 CodeUri; the local one is only for `sam build`.
@@ -346,6 +381,7 @@ def main(path: str) -> int:
                     problems.append(f"{owner}/{sid}: SQS actions on every queue")
 
     token_readers = {n for n in urls if n != "IncomingFunction"}
+    problems += safe_deploy_problems(res)
     secret_problems, table = secret_access(out, token_readers)
     problems += secret_problems
     print("check-iam: secret items each role may read and decrypt (default parameters):")

@@ -346,3 +346,45 @@ async fn a_failed_check_whose_attempts_were_applied_leaves_the_key_unmarked() {
         "the failed check's own write was undone"
     );
 }
+
+/// SQS `SendMessage` (the incoming endpoint's queue send, the worker's deferred sends): it has
+/// no condition, so a send whose reply was lost or late is sent again by the SDK and a standard
+/// queue keeps both copies. What must hold is that the caller sees one success (the endpoint
+/// answers 200 once and does not release its dedup key for a 503) and that the copies are the
+/// same message: the same body, so the same `dedupKey`, which the webhook function's
+/// idempotency key runs once
+/// (`worker::tests::a_webhook_message_runs_its_function_once_per_dedup_key`).
+#[tokio::test]
+async fn queue_send_copies_from_a_lost_reply_are_one_message() {
+    use integration_tests::aws::{create_queue, drain_bodies};
+    use integrator_lambda::aws::queue::SqsQueue;
+    use integrator_lambda::store::queue::{OutMessage, QueueStore};
+    for fault in faults() {
+        let s = setup("lost-send").await;
+        let url = create_queue(&s.direct, "lost-send").await;
+        let queue = SqsQueue::new(&s.via, url.clone());
+        s.proxy.inject(Rule::once("SendMessage", fault.clone()));
+        let body = json!({"endpoint": "orders", "dedupKey": "evt-1", "event": {"id": 1}});
+        let sent = queue
+            .send(OutMessage {
+                body: body.to_string(),
+                ..OutMessage::default()
+            })
+            .await;
+        assert!(
+            sent.is_ok(),
+            "{fault:?}: one success for the caller: {sent:?}"
+        );
+        assert_eq!(
+            s.proxy.faults().values().sum::<u64>(),
+            1,
+            "{fault:?}: injected"
+        );
+        let copies = drain_bodies(&s.direct, &url).await;
+        assert!(!copies.is_empty(), "{fault:?}: the message is queued");
+        assert!(
+            copies.iter().all(|c| c == &body),
+            "{fault:?}: every copy is the same message: {copies:?}"
+        );
+    }
+}

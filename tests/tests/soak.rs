@@ -991,14 +991,14 @@ fn lost_replies_section(
     };
     format!(
         "## Lost replies\n\n\
-         A **lost reply** is a write that DynamoDB (or SQS) applied whose answer never reached us: the \
+         A **lost reply** is a write that DynamoDB (or SQS) applied whose answer did not reach us: the \
          connection dropped after the request arrived, or the answer came after the SDK's read timeout \
-         ({read} s). The SDK cannot tell this from a request that never arrived, so it sends the same \
+         ({read} s). The SDK has no way to tell this from a request that never arrived, so it sends the same \
          request again, and the retry meets the item that its own first attempt wrote. A conditional \
          write that reads that item as someone else's gets the outcome wrong: a new record taken for a \
          duplicate and dropped (`dropDuplicates`) or answered `ignored: true` (`upsertRecords`), a webhook \
          claim or an idempotency lock held by \"another\" call that is the same call, a counter \
-         incremented twice.\n\n\
+         incremented twice (each is a test below; the page of new records: `a_page_of_new_records_loses_none_when_one_reply_is_lost`).\n\n\
          **How each write knows its own earlier attempt.** Every write that decides an outcome carries a \
          token that is new for the call and the same in every attempt the SDK makes of it. When the \
          condition fails, the item comes back (`ReturnValuesOnConditionCheckFailure = ALL_OLD`, or one \
@@ -1038,10 +1038,10 @@ fn lost_replies_section(
          whether this run found one. An SQS `SendMessage` has no condition: \
          a lost reply can queue a second copy of a webhook event, with the same `dedupKey`, and the \
          webhook function's idempotency key (endpoint + `dedupKey`) runs it once (the incoming row below \
-         counts such copies).\n\n\
+         counts such copies). Tests: `rate_counter_counts_a_retried_admission_once`, `queue_send_copies_from_a_lost_reply_are_one_message`.\n\n\
          **Figures** (this run of `make soak`, {n} of each; the soak's fault mix is in the section below). \
          Each row: requests whose write was applied and whose reply was then dropped (lost) or held past \
-         the read timeout (late), and what the books found.\n\n\
+         the read timeout (late), and what the books found (`soak_nothing_lost_nothing_run_twice`).\n\n\
          | path | lost replies | late replies | outcome |\n\
          |---|---|---|---|\n\
          {}{}{}\n\
@@ -1210,7 +1210,7 @@ fn soak_nothing_lost_nothing_run_twice() {
              again after their answer included. \"Skipped as seen\" is a record no answer delivered. A page cut \
              off by a kill had marked some of its records before the process died, and its retry finds them \
              marked: that is the crash window the README's delivery guarantees name for `dropDuplicates` (marks \
-             before the answer), counted apart and not yet closed.\n\
+             before the answer), counted apart and not yet closed. The books: `soak_nothing_lost_nothing_run_twice`.\n\
              <!-- soak:end -->\n",
             lost_replies_section(n, (&w, &wf), (&i, &inf), (&p, &pf)),
             pages(n),

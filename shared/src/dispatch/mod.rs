@@ -496,6 +496,36 @@ mod tests {
         Extension::builder().diy(m).build().expect("extension")
     }
 
+    #[tokio::test]
+    async fn only_registered_names_dispatch() {
+        let ext = extension();
+        for name in [
+            "toString",
+            "__proto__",
+            "constructor",
+            "hasOwnProperty",
+            "hooks",
+            "typ",
+        ] {
+            let errors = ext
+                .call(call(name, Duration::from_secs(5)))
+                .await
+                .expect_err(name);
+            assert_eq!(errors[0].code, "invalid_function", "{name}");
+        }
+    }
+
+    #[test]
+    fn a_name_registered_twice_is_a_start_up_error() {
+        let mut m = Module::new();
+        m.raw("same", sync_panic).raw("other", sync_panic);
+        m.raw("same", leaky_panic);
+        let Err(ConfigError::Duplicates(names)) = Extension::builder().diy(m).build() else {
+            panic!("a duplicate name must stop the build");
+        };
+        assert_eq!(names, ["diy:<top>.same"]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panic_in_a_functions_synchronous_part_is_a_422() {
         let ext = extension();

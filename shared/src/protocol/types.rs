@@ -553,6 +553,26 @@ mod tests {
     }
 
     #[test]
+    fn export_date_times_pass_through_as_sent() {
+        for sent in [
+            json!("2026-12-07T01:02:03.456Z"),
+            json!(1765069323456u64),
+            json!(null),
+        ] {
+            let body =
+                json!({"data": [], "lastExportDateTime": sent, "currentExportDateTime": sent});
+            let o: PreSavePageOptions = serde_json::from_value(body.clone()).unwrap();
+            assert_eq!(
+                o.last_export_date_time.as_ref().unwrap_or(&Value::Null),
+                &sent
+            );
+            let back = serde_json::to_value(&o).unwrap();
+            assert_eq!(back["lastExportDateTime"], sent, "{sent}");
+            assert_eq!(back["currentExportDateTime"], sent, "{sent}");
+        }
+    }
+
+    #[test]
     fn bearer_token_never_prints() {
         let o: PingOptions = serde_json::from_value(json!({"bearerToken": "ott-secret"})).unwrap();
         assert!(!format!("{o:?}").contains("ott-secret"));
