@@ -347,6 +347,31 @@ async fn a_failed_check_whose_attempts_were_applied_leaves_the_key_unmarked() {
     );
 }
 
+/// An incoming claim that fails after one of its attempts was applied (every reply late, the
+/// retries run out): the endpoint answers 503 and the sender retries at once. The failed claim
+/// deletes its own write, so the retry claims the key instead of being told "in progress"
+/// until the lease ends. Fails on a store that leaves the failed claim's lease in place.
+#[tokio::test]
+async fn a_failed_claim_whose_attempts_were_applied_leaves_the_key_free() {
+    let s = setup("lost-failed-claim").await;
+    let key = DedupKey::from_caller("failed-claim", "k");
+    s.proxy.inject(Rule {
+        times: 5,
+        ..Rule::once("UpdateItem", Fault::LateReply(late()))
+    });
+    let out = s.dedup().claim(&key, Duration::from_secs(60)).await;
+    assert!(out.is_err(), "every attempt timed out: {out:?}");
+    let retry = s
+        .direct_dedup()
+        .claim(&key, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert!(
+        matches!(retry, Claim::Claimed(_)),
+        "the sender's retry claims the key: {retry:?}"
+    );
+}
+
 /// SQS `SendMessage` (the incoming endpoint's queue send, the worker's deferred sends): it has
 /// no condition, so a send whose reply was lost or late is sent again by the SDK and a standard
 /// queue keeps both copies. What must hold is that the caller sees one success (the endpoint

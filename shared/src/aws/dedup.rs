@@ -171,6 +171,55 @@ impl DynamoDedup {
         }
     }
 
+    /// [`DedupStore::claim`] with its token (see there).
+    async fn claim_as(
+        &self,
+        key: &DedupKey,
+        lease: Duration,
+        ttl: Duration,
+        token: String,
+    ) -> Result<Claim, StoreError> {
+        let now = EpochSeconds::now().0;
+        let until = now.saturating_add(lease.as_secs().max(1));
+        let r = self
+            .table
+            .update(AttributeValue::S(Self::pk(key)))
+            .update_expression(
+                "SET expires_at = :until, #c = :token, writer = :token, last_seen = :now, \
+                 first_seen = if_not_exists(first_seen, :now) ADD sightings :one",
+            )
+            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+            .expression_attribute_names("#c", "claim")
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .expression_attribute_values(":token", AttributeValue::S(token.clone()))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let returned = match update_condition_failed(r)? {
+            Ok(()) => return Ok(Claim::Claimed(token)),
+            Err(returned) => returned,
+        };
+        match self.item_after_failure(key, returned).await? {
+            // This claim's own earlier attempt was applied; only its reply was lost.
+            Some(o) if text(&o, "claim") == Some(token.as_str()) => Ok(Claim::Claimed(token)),
+            Some(o) if o.contains_key("claim") => Ok(Claim::InFlight),
+            Some(_) => {
+                // A confirmed key: count the sighting and push its expiry forward (best effort:
+                // the answer is already known).
+                if let Err(e) = self.refresh(key, ttl).await {
+                    tracing::warn!(error = %e, "dedup: could not refresh a duplicate's expiry");
+                }
+                Ok(Claim::Duplicate)
+            }
+            // Gone between the two requests (expired and reaped): free again, but not retried
+            // here (that could go on as long as the race does). The caller answers "in
+            // progress" and the sender's retry claims it.
+            None => Ok(Claim::InFlight),
+        }
+    }
+
     /// Best effort: delete `key`'s item if its `attr` still holds `token` (this call's own
     /// write, applied although the call failed). A condition that fails means the item is
     /// someone else's, or gone: nothing to undo.
@@ -263,46 +312,14 @@ impl DedupStore for DynamoDedup {
         lease: Duration,
         ttl: Duration,
     ) -> Result<Claim, StoreError> {
-        let now = EpochSeconds::now().0;
         let token = crate::codec::random_id();
-        let until = now.saturating_add(lease.as_secs().max(1));
-        let r = self
-            .table
-            .update(AttributeValue::S(Self::pk(key)))
-            .update_expression(
-                "SET expires_at = :until, #c = :token, writer = :token, last_seen = :now, \
-                 first_seen = if_not_exists(first_seen, :now) ADD sightings :one",
-            )
-            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
-            .expression_attribute_names("#c", "claim")
-            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
-            .expression_attribute_values(":token", AttributeValue::S(token.clone()))
-            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        let returned = match update_condition_failed(r)? {
-            Ok(()) => return Ok(Claim::Claimed(token)),
-            Err(returned) => returned,
-        };
-        match self.item_after_failure(key, returned).await? {
-            // This claim's own earlier attempt was applied; only its reply was lost.
-            Some(o) if text(&o, "claim") == Some(token.as_str()) => Ok(Claim::Claimed(token)),
-            Some(o) if o.contains_key("claim") => Ok(Claim::InFlight),
-            Some(_) => {
-                // A confirmed key: count the sighting and push its expiry forward (best effort:
-                // the answer is already known).
-                if let Err(e) = self.refresh(key, ttl).await {
-                    tracing::warn!(error = %e, "dedup: could not refresh a duplicate's expiry");
-                }
-                Ok(Claim::Duplicate)
-            }
-            // Gone between the two requests (expired and reaped): free again, but not retried
-            // here (that could go on as long as the race does). The caller answers "in
-            // progress" and the sender's retry claims it.
-            None => Ok(Claim::InFlight),
+        let out = self.claim_as(key, lease, ttl, token.clone()).await;
+        if out.is_err() {
+            // The caller answers 503 and the sender retries: an attempt that was applied
+            // before the failure must not hold the key as "in flight" until its lease ends.
+            self.undo(key, "claim", &token).await;
         }
+        out
     }
 
     /// `UpdateItem`: the TTL from now, the claim removed and `confirmed_by` set; only while the
