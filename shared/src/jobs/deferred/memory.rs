@@ -7,14 +7,37 @@ use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-/// In-memory job store (local runs, unit tests).
-#[derive(Debug, Default)]
+/// In-memory job store (local runs, unit tests), bounded: at most
+/// [`MemoryJobs::CAPACITY`] jobs. A new job in a full store first drops the jobs whose expiry
+/// (due time + 7 days, the TTL of the table's items) has passed, then is refused with a store
+/// error rather than drop a live job.
+#[derive(Debug)]
 pub struct MemoryJobs {
-    jobs: Mutex<HashMap<String, Job>>,
+    jobs: Mutex<HashMap<String, (Job, EpochSeconds)>>,
+    capacity: usize,
 }
 
+impl Default for MemoryJobs {
+    fn default() -> Self {
+        Self::with_capacity(Self::CAPACITY)
+    }
+}
+
+type Jobs = HashMap<String, (Job, EpochSeconds)>;
+
 impl MemoryJobs {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Job>>, JobError> {
+    /// Jobs a default store holds at most.
+    pub const CAPACITY: usize = 10_000;
+
+    /// A store of at most `capacity` jobs (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            jobs: Mutex::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Jobs>, JobError> {
         self.jobs
             .lock()
             .map_err(|_| JobError::Store("in-memory job store poisoned".into()))
@@ -23,16 +46,27 @@ impl MemoryJobs {
 
 #[async_trait]
 impl JobStore for MemoryJobs {
-    async fn put(&self, job: &Job, _expires_at: EpochSeconds) -> Result<(), JobError> {
-        self.lock()?.insert(job.id.clone(), job.clone());
+    async fn put(&self, job: &Job, expires_at: EpochSeconds) -> Result<(), JobError> {
+        let mut jobs = self.lock()?;
+        if jobs.len() >= self.capacity && !jobs.contains_key(&job.id) {
+            let now = EpochSeconds::now();
+            jobs.retain(|_, (_, exp)| *exp > now);
+            if jobs.len() >= self.capacity {
+                return Err(JobError::Store(format!(
+                    "the in-memory job store is full ({} live jobs)",
+                    jobs.len()
+                )));
+            }
+        }
+        jobs.insert(job.id.clone(), (job.clone(), expires_at));
         Ok(())
     }
     async fn get(&self, id: &str) -> Result<Option<Job>, JobError> {
-        Ok(self.lock()?.get(id).cloned())
+        Ok(self.lock()?.get(id).map(|(j, _)| j.clone()))
     }
     async fn delete(&self, id: &str, version: Option<&str>) -> Result<bool, JobError> {
         let mut jobs = self.lock()?;
-        match (jobs.get(id), version) {
+        match (jobs.get(id).map(|(j, _)| j), version) {
             (Some(j), Some(v)) if j.version != v => Ok(false),
             (Some(_), _) => Ok(jobs.remove(id).is_some()),
             (None, _) => Ok(false),
@@ -42,6 +76,7 @@ impl JobStore for MemoryJobs {
         let jobs = self.lock()?;
         let sorted: BTreeMap<(u64, &str), &Job> = jobs
             .values()
+            .map(|(j, _)| j)
             .filter(|j| matches!(j.state, JobState::Scheduled | JobState::Sending))
             .filter(|j| j.index_time() <= until)
             .map(|j| ((j.index_time().0, j.id.as_str()), j))
@@ -56,7 +91,7 @@ impl JobStore for MemoryJobs {
         lease_until: EpochMillis,
     ) -> Result<bool, JobError> {
         let mut jobs = self.lock()?;
-        match jobs.get_mut(id) {
+        match jobs.get_mut(id).map(|(j, _)| j) {
             Some(j)
                 if j.version == version
                     && (j.state == JobState::Scheduled
@@ -82,7 +117,7 @@ impl JobStore for MemoryJobs {
     }
     async fn fail(&self, id: &str, version: &str) -> Result<(), JobError> {
         let mut jobs = self.lock()?;
-        if let Some(j) = jobs.get_mut(id)
+        if let Some((j, _)) = jobs.get_mut(id)
             && j.version == version
         {
             j.state = JobState::Failed;
@@ -101,7 +136,7 @@ impl MemoryJobs {
         to: JobState,
     ) -> Result<(), JobError> {
         let mut jobs = self.lock()?;
-        if let Some(j) = jobs.get_mut(id)
+        if let Some((j, _)) = jobs.get_mut(id)
             && j.version == version
             && j.state == from
         {
@@ -109,5 +144,42 @@ impl MemoryJobs {
             j.lease_until = None;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    fn job(id: &str) -> Job {
+        Job {
+            id: id.into(),
+            version: "v1".into(),
+            state: JobState::Scheduled,
+            due_at: EpochMillis::now(),
+            body: "{}".into(),
+            lease_until: None,
+        }
+    }
+
+    /// A full store drops expired jobs to make room and refuses a new job while all are live;
+    /// a job already held can still be replaced.
+    #[tokio::test]
+    async fn a_full_memory_job_store_drops_expired_jobs_and_refuses_live_ones() {
+        let s = MemoryJobs::with_capacity(2);
+        let live = EpochSeconds(EpochSeconds::now().0 + 3600);
+        let past = EpochSeconds(EpochSeconds::now().0.saturating_sub(1));
+        s.put(&job("a"), past).await.unwrap();
+        s.put(&job("b"), live).await.unwrap();
+        s.put(&job("c"), live)
+            .await
+            .expect("the expired job makes room");
+        assert!(s.get("a").await.unwrap().is_none());
+        let refused = s.put(&job("d"), live).await;
+        assert!(matches!(refused, Err(JobError::Store(m)) if m.contains("full")));
+        s.put(&job("b"), live)
+            .await
+            .expect("a held job is replaced");
+        assert!(s.get("b").await.unwrap().is_some() && s.get("c").await.unwrap().is_some());
     }
 }

@@ -14,11 +14,76 @@ struct MemoryState {
     streams: HashMap<(String, String), Stream>,
 }
 
-/// In-memory run store (local runs, unit tests).
-#[derive(Default)]
-pub struct MemoryRuns(Mutex<MemoryState>);
+impl MemoryState {
+    /// Room for `runs` more runs and `streams` more streams within `cap`: when short, the
+    /// runs that ended (processed or errored) are dropped with their streams, oldest first; a
+    /// store whose runs are all live refuses the write rather than drop one.
+    fn make_room(&mut self, cap: Capacity, runs: usize, streams: usize) -> Result<(), RunsError> {
+        let short =
+            |st: &Self| st.runs.len() + runs > cap.runs || st.streams.len() + streams > cap.streams;
+        if !short(self) {
+            return Ok(());
+        }
+        let mut ended: Vec<(EpochMillis, String)> = self
+            .runs
+            .values()
+            .filter(|r| matches!(r.state, RunState::Processed | RunState::Error))
+            .map(|r| (r.processed_at.unwrap_or(r.started_at), r.id.clone()))
+            .collect();
+        ended.sort();
+        for (_, id) in ended {
+            if !short(self) {
+                break;
+            }
+            self.runs.remove(&id);
+            self.streams.retain(|(run, _), _| run != &id);
+        }
+        if short(self) {
+            return Err(RunsError::Store(format!(
+                "the in-memory run store is full ({} live runs, {} streams)",
+                self.runs.len(),
+                self.streams.len()
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How much a [`MemoryRuns`] holds at most.
+#[derive(Debug, Clone, Copy)]
+struct Capacity {
+    runs: usize,
+    streams: usize,
+}
+
+/// In-memory run store (local runs, unit tests), bounded: at most [`MemoryRuns::RUNS`] runs
+/// and [`MemoryRuns::STREAMS`] streams. A write that needs room drops ended runs (with their
+/// streams), oldest first, and is refused with a store error while every run is live.
+pub struct MemoryRuns(Mutex<MemoryState>, Capacity);
+
+impl Default for MemoryRuns {
+    fn default() -> Self {
+        Self::with_capacity(Self::RUNS, Self::STREAMS)
+    }
+}
 
 impl MemoryRuns {
+    /// Runs a default store holds at most.
+    pub const RUNS: usize = 1_000;
+    /// Streams a default store holds at most.
+    pub const STREAMS: usize = 100_000;
+
+    /// A store of at most `runs` runs and `streams` streams (at least 1 each).
+    pub fn with_capacity(runs: usize, streams: usize) -> Self {
+        Self(
+            Mutex::default(),
+            Capacity {
+                runs: runs.max(1),
+                streams: streams.max(1),
+            },
+        )
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, MemoryState>, RunsError> {
         self.0
             .lock()
@@ -29,7 +94,11 @@ impl MemoryRuns {
 #[async_trait]
 impl RunStore for MemoryRuns {
     async fn create_run(&self, run: &Run) -> Result<(), RunsError> {
-        self.lock()?.runs.insert(run.id.clone(), run.clone());
+        let mut st = self.lock()?;
+        if !st.runs.contains_key(&run.id) {
+            st.make_room(self.1, 1, 0)?;
+        }
+        st.runs.insert(run.id.clone(), run.clone());
         Ok(())
     }
     async fn get_run(&self, id: &str) -> Result<Option<Run>, RunsError> {
@@ -37,7 +106,11 @@ impl RunStore for MemoryRuns {
     }
     async fn begin_run(&self, id: &str, roots: &[Stream]) -> Result<bool, RunsError> {
         let mut st = self.lock()?;
-        let Some(run) = st.runs.get_mut(id).filter(|r| r.state == RunState::Pending) else {
+        if st.runs.get(id).is_none_or(|r| r.state != RunState::Pending) {
+            return Ok(false);
+        }
+        st.make_room(self.1, 0, roots.len())?;
+        let Some(run) = st.runs.get_mut(id) else {
             return Ok(false);
         };
         run.state = RunState::Processing;
@@ -92,6 +165,7 @@ impl RunStore for MemoryRuns {
             }
             Finish::Errored { error } => (StreamState::Error, Some(error.clone()), 0, &[]),
         };
+        st.make_room(self.1, 0, children.len())?;
         if let Some(cur) = st.streams.get_mut(&key) {
             cur.state = state;
             cur.error = error;
@@ -169,5 +243,50 @@ impl RunStore for MemoryRuns {
         run.error = error;
         run.processed_at = Some(now);
         Ok(Some(run.state))
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+    use serde_json::json;
+
+    fn run(id: &str) -> Run {
+        Run {
+            id: id.into(),
+            integration: "i".into(),
+            onboarding: false,
+            params: json!({}),
+            state: RunState::Pending,
+            started_at: EpochMillis::now(),
+            processed_at: None,
+            error: None,
+            pending: 0,
+            streams_total: 0,
+            errored_streams: 0,
+            records: 0,
+        }
+    }
+
+    /// A full store drops ended runs (with their streams) to make room and refuses a new run
+    /// while every run is live.
+    #[tokio::test]
+    async fn a_full_memory_run_store_drops_ended_runs_and_refuses_live_ones() {
+        let s = MemoryRuns::with_capacity(2, 100);
+        s.create_run(&run("a")).await.unwrap();
+        s.create_run(&run("b")).await.unwrap();
+        let refused = s.create_run(&run("c")).await;
+        assert!(matches!(refused, Err(RunsError::Store(m)) if m.contains("full")));
+        // "a" ends (no streams: it ends as processed); now it makes room.
+        assert!(s.begin_run("a", &[]).await.unwrap());
+        assert_eq!(
+            s.finish_run("a", EpochMillis::now()).await.unwrap(),
+            Some(RunState::Processed)
+        );
+        s.create_run(&run("c"))
+            .await
+            .expect("the ended run makes room");
+        assert!(s.get_run("a").await.unwrap().is_none());
+        assert!(s.get_run("b").await.unwrap().is_some());
     }
 }
