@@ -347,6 +347,32 @@ async fn a_failed_check_whose_attempts_were_applied_leaves_the_key_unmarked() {
     );
 }
 
+/// A page whose check is cut off by the call's time (`Dedup::for_call`: the checks end before
+/// the deadline) while its write was applied and its reply is still on the way: the page fails
+/// (the call answers an error and integrator.io retries it) and the cut-off check takes back
+/// its own write, so the retry finds every record new. Fails on a store that leaves the
+/// cut-off check's key marked (the retry drops that record as a duplicate).
+#[tokio::test]
+async fn a_check_cut_off_by_the_calls_time_leaves_the_key_unmarked() {
+    let s = setup("lost-cut-off").await;
+    let page: Vec<Value> = (0..4).map(|i| json!({"id": i})).collect();
+    s.proxy
+        .inject(Rule::once("UpdateItem", Fault::LateReply(late())).after(2));
+    let mut dedup = s.dedup();
+    dedup.checks_end_by = Some(std::time::Instant::now() + Duration::from_secs(1));
+    let out = check_page(&dedup, "cut-off", &page, &["id".to_owned()], 1).await;
+    assert!(out.is_err(), "the page's checks ran out of time: {out:?}");
+    assert_eq!(s.proxy.faults().values().sum::<u64>(), 1, "injected");
+    let retry = check_page(&s.direct_dedup(), "cut-off", &page, &["id".to_owned()], 1)
+        .await
+        .expect("page");
+    assert_eq!(
+        retry,
+        vec![Sighting::New; 4],
+        "every record is new on the retry"
+    );
+}
+
 /// An incoming claim that fails after one of its attempts was applied (every reply late, the
 /// retries run out): the endpoint answers 503 and the sender retries at once. The failed claim
 /// deletes its own write, so the retry claims the key instead of being told "in progress"

@@ -1027,9 +1027,7 @@ fn lost_replies_section(
          - a check that fails after one of its attempts was applied (its reply lost or late, then \
          the retries ran out) deletes its own write (conditional on `writer` = its token), so the page's \
          rollback leaves no key marked. Test: \
-         `a_failed_check_whose_attempts_were_applied_leaves_the_key_unmarked`. A failed incoming claim deletes its own lease the same way (conditional on `claim`), so the sender's retry is not told \"in progress\" for the lease: `a_failed_claim_whose_attempts_were_applied_leaves_the_key_free`. A check cut off by \
-         the call's deadline while its request is in flight cannot undo it: that key stays marked \
-         until its TTL.\n\n\
+         `a_failed_check_whose_attempts_were_applied_leaves_the_key_unmarked`. A failed incoming claim deletes its own lease the same way (conditional on `claim`), so the sender's retry is not told \"in progress\" for the lease: `a_failed_claim_whose_attempts_were_applied_leaves_the_key_free`. A check cut off by its page's time (the checks end a margin before the call's deadline) deletes its own write the same way, once it is cut off: `a_check_cut_off_by_the_calls_time_leaves_the_key_unmarked`. What is left is a request still in transit when that delete arrives (DynamoDB applies it after the delete): the key then stays marked until its TTL.\n\n\
          **The one documented window.** A rate counter keeps only the latest admission's token: when \
          another admission to the same bucket lands between an attempt and its retry, the retry no longer \
          sees its own token and counts once more. The bucket then admits one call fewer in that interval, \

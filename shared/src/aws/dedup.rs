@@ -127,7 +127,7 @@ impl DynamoDedup {
 
     /// [`DedupStore::check`] with its token: one conditional `UpdateItem` (see the module docs);
     /// a duplicate's expiry is then pushed forward by a second write.
-    async fn check_as(
+    async fn check_with(
         &self,
         key: &DedupKey,
         ttl: Duration,
@@ -281,15 +281,27 @@ impl DedupStore for DynamoDedup {
     /// One conditional `UpdateItem` carrying this check's token (see the module docs); a
     /// duplicate's expiry is then pushed forward by a second write.
     async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError> {
-        let token = crate::codec::random_id();
-        let out = self.check_as(key, ttl, &token).await;
+        self.check_as(key, ttl, &crate::codec::random_id()).await
+    }
+    /// [`DedupStore::check`] with the caller's token in `writer`.
+    async fn check_as(
+        &self,
+        key: &DedupKey,
+        ttl: Duration,
+        token: &str,
+    ) -> Result<Sighting, StoreError> {
+        let out = self.check_with(key, ttl, token).await;
         if out.is_err() {
             // The caller takes a failed check as "not checked" and rolls its page back; an
             // attempt that was applied before the failure (its reply lost or late, then the
             // retries ran out) must not leave the key marked by this check.
-            self.undo(key, "writer", &token).await;
+            self.undo(key, "writer", token).await;
         }
         out
+    }
+    /// One conditional `DeleteItem` (`writer` = `token`).
+    async fn undo_check(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
+        self.delete_if(key, "writer", token).await
     }
     /// One `DeleteItem`.
     async fn forget(&self, key: &DedupKey) -> Result<(), StoreError> {

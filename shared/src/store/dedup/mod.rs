@@ -181,13 +181,24 @@ pub async fn check_keys(
         .map(move |k| {
             let store = store.clone();
             async move {
+                let token = crate::codec::random_id();
                 let r = match end_by {
-                    None => store.check(&k, ttl).await,
-                    Some(at) => tokio::time::timeout_at(at.into(), store.check(&k, ttl))
-                        .await
-                        .unwrap_or_else(|_| {
-                            Err(StoreError("the page's checks ran out of time".into()))
-                        }),
+                    None => store.check_as(&k, ttl, &token).await,
+                    Some(at) => {
+                        match tokio::time::timeout_at(at.into(), store.check_as(&k, ttl, &token))
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => {
+                                // Cut off while a request may have been applied: take back
+                                // this check's own write, so the failed page leaves no mark.
+                                if let Err(e) = store.undo_check(&k, &token).await {
+                                    tracing::warn!(dedup_key = %k.as_str(), error = %e, "dedup: a check cut off by its time could not undo its write; the key stays marked until its TTL");
+                                }
+                                Err(StoreError("the page's checks ran out of time".into()))
+                            }
+                        }
+                    }
                 };
                 (k, r)
             }

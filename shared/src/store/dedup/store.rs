@@ -35,6 +35,28 @@ pub trait DedupStore: Send + Sync + 'static {
     /// attempt still answers `New`.
     async fn check(&self, key: &DedupKey, ttl: Duration) -> Result<Sighting, StoreError>;
 
+    /// [`check`](Self::check) whose write carries `token` (new for the check, the same in
+    /// every attempt), so that [`undo_check`](Self::undo_check) can take back this check's own
+    /// write when the check is cut off before its answer. The default ignores the token.
+    async fn check_as(
+        &self,
+        key: &DedupKey,
+        ttl: Duration,
+        token: &str,
+    ) -> Result<Sighting, StoreError> {
+        let _ = token;
+        self.check(key, ttl).await
+    }
+
+    /// A [`check_as`](Self::check_as) with `token` was cut off before it answered (its time ran
+    /// out): if its write was applied, remove it, so the key is not left marked by a check
+    /// whose page failed. Only the item `token` wrote is removed. The default does nothing
+    /// (stores whose checks are applied whole or not at all within one poll).
+    async fn undo_check(&self, key: &DedupKey, token: &str) -> Result<(), StoreError> {
+        let _ = (key, token);
+        Ok(())
+    }
+
     /// Make `key` count as new again (e.g. when the work it guarded failed, so the sender's
     /// retry is not taken for a duplicate). One write. The default records a zero-TTL sighting,
     /// which leaves the key expired.
