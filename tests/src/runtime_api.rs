@@ -38,6 +38,7 @@ struct Pending {
     body: Bytes,
     client_context: Option<String>,
     deadline_ms: u64,
+    trace: Option<String>,
 }
 
 struct Shared {
@@ -46,6 +47,9 @@ struct Shared {
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     polls: AtomicU64,
     counter: AtomicU64,
+    /// Invocations handed out by `/next` and not answered yet, and the most there ever were.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     init_error: Mutex<Option<String>>,
 }
 
@@ -68,6 +72,10 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     let Some(p) = rx.recv().await else {
         return StatusCode::GONE.into_response();
     };
+    // Concurrent `/next` polls each wait here in turn and each get their own invocation.
+    drop(rx);
+    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let mut h = HeaderMap::new();
     let mut put = |k: &'static str, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
@@ -82,7 +90,9 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     );
     put(
         "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000;Sampled=0",
+        p.trace
+            .as_deref()
+            .unwrap_or("Root=1-00000000-000000000000000000000000;Sampled=0"),
     );
     put("content-type", "application/json");
     if let Some(cc) = &p.client_context {
@@ -126,6 +136,7 @@ async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> StatusCode {
 async fn finish(s: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     match s.waiters.lock().await.remove(id) {
         Some(tx) => {
+            s.in_flight.fetch_sub(1, Ordering::SeqCst);
             let _ = tx.send(outcome);
             StatusCode::ACCEPTED
         }
@@ -143,6 +154,8 @@ impl RuntimeApi {
             waiters: Mutex::new(HashMap::new()),
             polls: AtomicU64::new(0),
             counter: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             init_error: Mutex::new(None),
         });
         let app = Router::new()
@@ -179,6 +192,23 @@ impl RuntimeApi {
         self.shared.polls.load(Ordering::SeqCst)
     }
 
+    /// The most invocations the function held at once (handed out, not yet answered).
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Wait until the function has polled `n` times (bounded by `within`).
+    pub async fn wait_polls(&self, n: u64, within: Duration) -> bool {
+        let end = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < end {
+            if self.polls() >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+
     /// Wait until the function polls for the first time (its init is done).
     pub async fn wait_first_poll(&self, within: Duration) -> bool {
         let end = tokio::time::Instant::now() + within;
@@ -203,6 +233,20 @@ impl RuntimeApi {
         client_context: Option<&str>,
         time_limit: Duration,
     ) -> Option<Outcome> {
+        self.invoke_traced(payload, client_context, time_limit, None)
+            .await
+            .1
+    }
+
+    /// [`invoke`](Self::invoke) with this invocation's own `Lambda-Runtime-Trace-Id` (the
+    /// default is one fixed header); also returns the request id it was given.
+    pub async fn invoke_traced(
+        &self,
+        payload: impl Into<Bytes>,
+        client_context: Option<&str>,
+        time_limit: Duration,
+        trace: Option<&str>,
+    ) -> (String, Option<Outcome>) {
         let n = self.shared.counter.fetch_add(1, Ordering::SeqCst);
         let id = format!("req-{n:06}");
         let now_ms = SystemTime::now()
@@ -212,15 +256,19 @@ impl RuntimeApi {
         let (tx, rx) = oneshot::channel();
         self.shared.waiters.lock().await.insert(id.clone(), tx);
         let pending = Pending {
-            id,
+            id: id.clone(),
             body: payload.into(),
             client_context: client_context.map(str::to_owned),
             deadline_ms: now_ms + time_limit.as_millis() as u64,
+            trace: trace.map(str::to_owned),
         };
-        self.shared.tx.send(pending).ok()?;
-        tokio::time::timeout(time_limit + Duration::from_secs(10), rx)
+        if self.shared.tx.send(pending).is_err() {
+            return (id, None);
+        }
+        let outcome = tokio::time::timeout(time_limit + Duration::from_secs(10), rx)
             .await
-            .ok()?
             .ok()
+            .and_then(Result::ok);
+        (id, outcome)
     }
 }

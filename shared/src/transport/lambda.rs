@@ -341,12 +341,66 @@ async fn handle_http(
     raw(text)
 }
 
+/// Most invocations one process serves at once, whatever `AWS_LAMBDA_MAX_CONCURRENCY` says.
+pub const MAX_WORKERS: usize = 1024;
+
+/// How many invocations one environment serves at once: `AWS_LAMBDA_MAX_CONCURRENCY` (set by
+/// Lambda Managed Instances), else 1 (classic Lambda hands an environment one at a time).
+pub fn max_concurrency() -> usize {
+    std::env::var("AWS_LAMBDA_MAX_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map_or(1, |n| n.min(MAX_WORKERS))
+}
+
 /// Run the Lambda runtime loop with `app`: `lambda_runtime`'s types and Runtime API client, our
-/// own loop (see [`Invocation`] for why the runtime's loop is not used). One invocation at a
-/// time, as Lambda delivers them; the loop ends only when the Runtime API cannot be reached.
+/// own loop (see [`Invocation`] for why the runtime's loop is not used).
+///
+/// With [`max_concurrency`] above 1 (Lambda Managed Instances), that many loops poll `/next`
+/// side by side in this one process, as `lambda_runtime`'s `run_concurrent` does: each
+/// invocation keeps its own client context, deadline and trace id (task-locals, never a
+/// process-wide variable) and its own panic isolation. A loop that fails is logged and the
+/// others go on; the runtime ends when none is left. Otherwise one invocation at a time, and the
+/// loop ends only when the Runtime API cannot be reached.
 pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
     let config = Arc::new(lambda_runtime::Config::from_env());
-    let client = lambda_runtime_api_client::PooledClient::builder().build();
+    let workers = max_concurrency();
+    let client = Arc::new(
+        lambda_runtime_api_client::PooledClient::builder()
+            .with_pool_size(workers)
+            .build(),
+    );
+    if workers == 1 {
+        return poll(app, config, client).await;
+    }
+    tracing::info!(
+        workers,
+        "serving invocations concurrently (AWS_LAMBDA_MAX_CONCURRENCY)"
+    );
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..workers {
+        loops.spawn(poll(app.clone(), config.clone(), client.clone()));
+    }
+    let mut last: Option<lambda_runtime::Error> = None;
+    while let Some(ended) = loops.join_next().await {
+        let e: lambda_runtime::Error = match ended {
+            Ok(Ok(())) => "a Runtime API loop ended".into(),
+            Ok(Err(e)) => e,
+            Err(join) => Box::new(join),
+        };
+        tracing::error!(error = %e, remaining = loops.len(), "a Runtime API loop stopped");
+        last = Some(e);
+    }
+    Err(last.unwrap_or_else(|| "no Runtime API loop ran".into()))
+}
+
+/// One Runtime API loop: `/next`, answer, post the outcome, again.
+async fn poll(
+    app: LambdaApp,
+    config: Arc<lambda_runtime::Config>,
+    client: Arc<lambda_runtime_api_client::PooledClient>,
+) -> Result<(), lambda_runtime::Error> {
     loop {
         let request = lambda_runtime_api_client::build_request()
             .method(http::Method::GET)
