@@ -13,16 +13,21 @@
 //! 6. the dependency graph's TLS/HTTP stacks (`cargo tree`), and the cold `make test` compile
 //!    before/after the lean choices (`scripts/build-times.sh`'s JSON, measured by `make bench`).
 //!
+//! 7. many calls per environment: preMap-100 at `AWS_LAMBDA_MAX_CONCURRENCY` 1, 8 and 64.
+//!
 //! Usage: `bench-driver --root DIR --bins DIR --criterion DIR [--starts N] [--wrk-secs S]
-//! [--build-times FILE] [--large-only yes]`.
+//! [--build-times FILE] [--large-only yes] [--concurrency-only yes]`.
 
 mod driver;
 
 use driver::measure::{
-    aws_round_trips, build_lean, cold_init, install_copies, large_e2e, large_page, server_stack,
-    sizes,
+    aws_round_trips, build_lean, cold_init, concurrency, install_copies, large_e2e, large_page,
+    server_stack, sizes,
 };
-use driver::report::{keep_measured_elsewhere, large_e2e_section, report};
+use driver::report::{
+    concurrency_section, keep_measured_elsewhere, large_e2e_section, put_concurrency_section,
+    report,
+};
 use driver::{FUNCTION_BINS, HELLO, HELLO_DDB};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -39,6 +44,9 @@ struct Args {
     /// `--large-only yes`: measure only the large page end to end and print its section (a quick
     /// look while working on the JSON path; `docs/BENCHMARKS.md` is not written).
     large_only: bool,
+    /// `--concurrency-only yes`: measure only section 7 and rewrite just that section of
+    /// `docs/BENCHMARKS.md`.
+    concurrency_only: bool,
 }
 
 fn args() -> Args {
@@ -50,6 +58,7 @@ fn args() -> Args {
         wrk_secs: 5,
         build_times: PathBuf::from("target/bench/build-times.json"),
         large_only: false,
+        concurrency_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -62,6 +71,7 @@ fn args() -> Args {
             "--wrk-secs" => a.wrk_secs = v.parse().unwrap_or(5).clamp(1, 30),
             "--build-times" => a.build_times = v.into(),
             "--large-only" => a.large_only = v == "yes",
+            "--concurrency-only" => a.concurrency_only = v == "yes",
             other => {
                 eprintln!("bench-driver: unknown argument {other:?}");
                 std::process::exit(2);
@@ -95,6 +105,17 @@ fn main() {
         }
         return;
     }
+    let conformance_lambda = a.bins.join("conformance-lambda");
+    if a.concurrency_only {
+        let levels = rt.block_on(concurrency(&conformance_lambda, a.wrk_secs));
+        let section = concurrency_section(&levels, a.wrk_secs);
+        print!("{section}");
+        let path = docs.join("BENCHMARKS.md");
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, put_concurrency_section(&old, &section))
+            .expect("write BENCHMARKS.md");
+        return;
+    }
     eprintln!("== 1. cold init");
     let lambda_dir = work.join("lambda");
     let mut installed: Vec<&str> = vec![HELLO, HELLO_DDB];
@@ -119,6 +140,8 @@ fn main() {
     });
     eprintln!("== 6. build lean (cargo tree)");
     let lean = build_lean(&a);
+    eprintln!("== 7. many calls per environment");
+    let levels = rt.block_on(concurrency(&conformance_lambda, a.wrk_secs));
     let build_times = std::fs::read(&a.build_times)
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
@@ -136,6 +159,7 @@ fn main() {
         started.elapsed(),
         &docs,
     );
+    let md = put_concurrency_section(&md, &concurrency_section(&levels, a.wrk_secs));
     let md = keep_measured_elsewhere(md, &docs.join("BENCHMARKS.md"));
     std::fs::write(docs.join("BENCHMARKS.md"), md).expect("write docs/BENCHMARKS.md");
     eprintln!("wrote {}", docs.join("BENCHMARKS.md").display());

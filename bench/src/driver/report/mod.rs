@@ -1,5 +1,6 @@
 //! Report: writes `docs/BENCHMARKS.md` from the measured figures.
 
+mod concurrency;
 mod machine;
 mod sections;
 
@@ -7,6 +8,7 @@ use crate::Args;
 use crate::driver::chart::bar_chart;
 use crate::driver::measure::{ColdInit, FIRST_AWS, LargeE2E, LargePage, ServerStack};
 use crate::driver::{FUNCTION_BINS, HELLO, HELLO_DDB};
+pub(crate) use concurrency::{concurrency_section, put_concurrency_section};
 use machine::machine;
 use sections::build_times_section;
 pub(crate) use sections::large_e2e_section;
