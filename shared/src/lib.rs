@@ -176,6 +176,7 @@ pub mod app;
 #[doc(hidden)]
 pub mod aws;
 mod codec;
+pub mod custom_metrics;
 pub mod dispatch;
 pub mod incoming;
 pub mod jobs;

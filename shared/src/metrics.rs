@@ -48,19 +48,43 @@ pub fn enabled() -> bool {
     config().is_some()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The unit of a metric, as CloudWatch names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Unit {
+    /// A number of things.
     Count,
+    /// Milliseconds.
     Milliseconds,
+    /// Bytes.
     Bytes,
+    /// Seconds.
+    Seconds,
+    /// Microseconds.
+    Microseconds,
+    /// A percentage.
+    Percent,
+    /// No unit.
+    None,
+    /// Things per second.
+    CountPerSecond,
+    /// Bytes per second.
+    BytesPerSecond,
 }
 
 impl Unit {
-    fn name(self) -> &'static str {
+    /// The unit's name in EMF (`Count`, `Count/Second`…).
+    pub fn name(self) -> &'static str {
         match self {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
             Unit::Bytes => "Bytes",
+            Unit::Seconds => "Seconds",
+            Unit::Microseconds => "Microseconds",
+            Unit::Percent => "Percent",
+            Unit::None => "None",
+            Unit::CountPerSecond => "Count/Second",
+            Unit::BytesPerSecond => "Bytes/Second",
         }
     }
 }
@@ -119,11 +143,26 @@ impl Record {
             return;
         };
         let record = self.dimension("Service", c.service.clone());
-        let line = record.to_line(&c.namespace, crate::time::since_epoch().as_millis() as u64);
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        let line = record.to_line(&c.namespace, now_ms());
+        write_line(&line);
     }
+}
+
+/// Milliseconds since the epoch (EMF's `Timestamp`).
+pub(crate) fn now_ms() -> u64 {
+    crate::time::since_epoch().as_millis() as u64
+}
+
+/// The namespace and `Service` dimension, when metrics are on.
+pub(crate) fn destination() -> Option<(&'static str, &'static str)> {
+    config().map(|c| (c.namespace.as_str(), c.service.as_str()))
+}
+
+/// One EMF line on stdout, whole, flushed.
+pub(crate) fn write_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// The figures of one call.

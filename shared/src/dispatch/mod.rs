@@ -223,6 +223,14 @@ impl Extension {
         // transport holds them until it has sent the answer (`store::dedup::held`).
         let outer = crate::store::dedup::held_marks();
         let marks = outer.clone().unwrap_or_default();
+        let own_metrics =
+            crate::custom_metrics::Metrics::for_call(|| crate::custom_metrics::CallInfo {
+                function: function.clone(),
+                extension_point: type_name.as_deref().unwrap_or("function").to_owned(),
+                stack: format!("{:?}", req.stack),
+                request_id: req.request_id.clone(),
+                trace_id: trace_id.clone(),
+            });
         let result = crate::telemetry::with_trace_id(
             trace_id.clone(),
             self.dispatch(
@@ -232,10 +240,13 @@ impl Extension {
                 trace_id.as_deref(),
                 req.deadline,
                 marks.clone(),
+                own_metrics.clone(),
             ),
         )
         .instrument(span.clone())
         .await;
+        // The function's own metrics, before the answer (and whatever it is).
+        own_metrics.flush();
         match &result {
             Err(_) => marks.forget().instrument(span.clone()).await,
             Ok(_) if outer.is_none() => marks.keep(),
@@ -301,6 +312,7 @@ impl Extension {
         trace_id: Option<&str>,
         deadline: Option<Instant>,
         marks: crate::store::dedup::CallMarks,
+        metrics: crate::custom_metrics::Metrics,
     ) -> Result<Reply, Vec<WireError>> {
         let (module, function, options) = self.validate(&mut env)?;
         let (handler, namespace) = resolve(&module, &env, &function)?;
@@ -313,6 +325,7 @@ impl Extension {
             stack,
         );
         inv.marks = marks;
+        inv.metrics = metrics;
         let reply = run_isolated(handler, inv, options).await?;
         check_size(&env, reply)
     }
@@ -401,6 +414,7 @@ impl Extension {
             stack,
             services: self.services.clone(),
             marks: Default::default(),
+            metrics: Default::default(),
         }
     }
 }
