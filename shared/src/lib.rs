@@ -181,6 +181,8 @@ pub mod dispatch;
 pub mod incoming;
 pub mod jobs;
 #[doc(hidden)]
+pub mod log_buffer;
+#[doc(hidden)]
 pub mod memory;
 #[doc(hidden)]
 pub mod metrics;

@@ -135,7 +135,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 fn init_logging() {
     let log = LogSettings::from_env();
-    crate::telemetry::init(log.json, &log.level);
+    crate::telemetry::init(log.json, &log.level, log.buffer);
 }
 
 /// Run a function binary: on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, otherwise on the

@@ -231,7 +231,9 @@ impl Extension {
                 request_id: req.request_id.clone(),
                 trace_id: trace_id.clone(),
             });
-        let result = crate::telemetry::with_trace_id(
+        // Buffered debug logs (`EXTENSION_LOG_BUFFER=on`): written below only if the call fails.
+        let logs = crate::log_buffer::CallLogs::for_call();
+        let traced = crate::telemetry::with_trace_id(
             trace_id.clone(),
             self.dispatch(
                 req.envelope,
@@ -242,15 +244,19 @@ impl Extension {
                 marks.clone(),
                 own_metrics.clone(),
             ),
-        )
-        .instrument(span.clone())
-        .await;
+        );
+        let result = crate::log_buffer::scope(logs.clone(), traced)
+            .instrument(span.clone())
+            .await;
         // The function's own metrics, before the answer (and whatever it is).
         own_metrics.flush();
         match &result {
             Err(_) => marks.forget().instrument(span.clone()).await,
             Ok(_) if outer.is_none() => marks.keep(),
             Ok(_) => {}
+        }
+        if let Some(logs) = &logs {
+            logs.finish(result.is_err());
         }
         let _entered = span.enter();
         // A 422 carries messages built from outside data (a panic's text, serde's description
