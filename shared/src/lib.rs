@@ -197,6 +197,8 @@ pub mod transport;
 mod utilities;
 #[doc(hidden)]
 pub mod worker;
+#[doc(hidden)]
+pub mod xray;
 
 /// The global allocator with feature `mimalloc` (off by default): JSON pages are many small
 /// allocations, and glibc's malloc/free took about a third of a call's CPU time under load

@@ -161,6 +161,7 @@ fn launch(app: App, local_addr: Option<SocketAddr>) -> ExitCode {
         }
     };
     crate::metrics::configure(settings.metrics.clone());
+    crate::xray::configure_from_env();
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

@@ -233,6 +233,8 @@ impl Extension {
             });
         // Buffered debug logs (`EXTENSION_LOG_BUFFER=on`): written below only if the call fails.
         let logs = crate::log_buffer::CallLogs::for_call();
+        // X-Ray subsegments of a sampled call (`None` otherwise: nothing allocated).
+        let xray = crate::xray::CallTrace::for_call(trace_id.as_deref());
         let traced = crate::telemetry::with_trace_id(
             trace_id.clone(),
             self.dispatch(
@@ -245,9 +247,13 @@ impl Extension {
                 own_metrics.clone(),
             ),
         );
-        let result = crate::log_buffer::scope(logs.clone(), traced)
-            .instrument(span.clone())
-            .await;
+        let result =
+            crate::xray::scope(xray.clone(), crate::log_buffer::scope(logs.clone(), traced))
+                .instrument(span.clone())
+                .await;
+        if let Some(x) = &xray {
+            x.finish();
+        }
         // The function's own metrics, before the answer (and whatever it is).
         own_metrics.flush();
         match &result {
