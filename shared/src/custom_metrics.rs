@@ -300,6 +300,11 @@ impl Metrics {
     }
 }
 
+/// A metric's own dimensions, sorted.
+type Dimensions = Vec<(String, String)>;
+/// One metric of a group (its first value stands for name, unit and resolution) and its values.
+type Series<'a> = (&'a Metric, Vec<f64>);
+
 /// The EMF lines of `values`: one group of lines per set of dimensions, each line within
 /// EMF's limits.
 pub(crate) fn documents(
@@ -310,7 +315,7 @@ pub(crate) fn documents(
     values: &[Metric],
 ) -> Vec<String> {
     // group → metric (name, unit, resolution) → values, in order of first appearance.
-    let mut groups: BTreeMap<Vec<(String, String)>, Vec<(&Metric, Vec<f64>)>> = BTreeMap::new();
+    let mut groups: BTreeMap<Dimensions, Vec<Series<'_>>> = BTreeMap::new();
     for m in values {
         let series = groups.entry(m.group()).or_default();
         match series.iter_mut().find(|(s, _)| {

@@ -12,6 +12,7 @@
 //! | each dedup check ([`dedup`]) | `Service` | `DedupNew`, `DedupDuplicate` |
 //! | each SQS batch ([`batch`]) | `Service` | `BatchRecords`, `BatchSucceeded`, `BatchFailed`, `BatchSkipped`, `BatchReplayed`, `BatchDeferred`, `BatchStale` |
 //! | each outgoing HTTP attempt ([`http_call`]) | `Service`, `Host`, `Status` (the HTTP status, or `error`); and `Service` alone | `HttpCalls`, `HttpDuration` (ms) |
+//! | each AWS SDK operation ([`aws_call`], retries included) | `Service`, `AwsService`, `Operation` (`Status` as a property) | `AwsCalls`, `AwsDuration` (ms) |
 //!
 //! `Service` is the Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`, or `local`).
 
@@ -224,6 +225,22 @@ pub fn http_call(host: &str, status: &str, duration_ms: f64) {
         .dimension("Status", status)
         .metric("HttpCalls", 1.0, Unit::Count)
         .metric("HttpDuration", duration_ms, Unit::Milliseconds)
+        .emit();
+}
+
+/// One AWS SDK operation (DynamoDB, KMS, SQS; its retries included): the service, the
+/// operation, its final status (`200`…, or `error` when no response came) and how long it took.
+pub fn aws_call(service: &str, operation: &str, status: &str, duration_ms: f64) {
+    if !enabled() {
+        return;
+    }
+    Record::default()
+        .dimension_set(&["Service", "AwsService", "Operation"])
+        .dimension("AwsService", service)
+        .dimension("Operation", operation)
+        .dimension("Status", status)
+        .metric("AwsCalls", 1.0, Unit::Count)
+        .metric("AwsDuration", duration_ms, Unit::Milliseconds)
         .emit();
 }
 

@@ -243,8 +243,10 @@ impl Extension {
                 &req.request_id,
                 trace_id.as_deref(),
                 req.deadline,
-                marks.clone(),
-                own_metrics.clone(),
+                CallHeld {
+                    marks: marks.clone(),
+                    metrics: own_metrics.clone(),
+                },
             ),
         );
         let result =
@@ -323,8 +325,7 @@ impl Extension {
         request_id: &str,
         trace_id: Option<&str>,
         deadline: Option<Instant>,
-        marks: crate::store::dedup::CallMarks,
-        metrics: crate::custom_metrics::Metrics,
+        held: CallHeld,
     ) -> Result<Reply, Vec<WireError>> {
         let (module, function, options) = self.validate(&mut env)?;
         let (handler, namespace) = resolve(&module, &env, &function)?;
@@ -336,8 +337,8 @@ impl Extension {
             deadline,
             stack,
         );
-        inv.marks = marks;
-        inv.metrics = metrics;
+        inv.marks = held.marks;
+        inv.metrics = held.metrics;
         let reply = run_isolated(handler, inv, options).await?;
         check_size(&env, reply)
     }
@@ -429,6 +430,13 @@ impl Extension {
             metrics: Default::default(),
         }
     }
+}
+
+/// What the dispatcher keeps of a call while its function runs: the dedup keys it marks and
+/// its own metrics.
+struct CallHeld {
+    marks: crate::store::dedup::CallMarks,
+    metrics: crate::custom_metrics::Metrics,
 }
 
 /// `errors` with every registered secret replaced in their messages.

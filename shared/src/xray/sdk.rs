@@ -1,5 +1,6 @@
-//! The AWS SDK's side: an interceptor that makes each DynamoDB, KMS or SQS operation of a
-//! sampled call one subsegment (`namespace: aws`, `aws.operation`, `aws.retries`, the request
+//! The AWS SDK's side: an interceptor that measures each DynamoDB, KMS or SQS operation
+//! (`AwsCalls`/`AwsDuration` by service and operation, when metrics are on: see
+//! [`crate::metrics::aws_call`]) and makes each one of a sampled call one subsegment (`namespace: aws`, `aws.operation`, `aws.retries`, the request
 //! id, the final status, the attempts AWS throttled (`aws.throttled_attempts`) and the
 //! `throttle` flag when its final answer was a throttle).
 
@@ -25,6 +26,14 @@ pub struct XrayInterceptor;
 struct Open(Subsegment);
 
 impl Storable for Open {
+    type Storer = StoreReplace<Self>;
+}
+
+/// When the operation started (kept when metrics are on).
+#[derive(Debug, Clone, Copy)]
+struct Started(std::time::Instant);
+
+impl Storable for Started {
     type Storer = StoreReplace<Self>;
 }
 
@@ -79,6 +88,10 @@ impl Intercept for XrayInterceptor {
         _context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        if crate::metrics::enabled() {
+            cfg.interceptor_state()
+                .store_put(Started(std::time::Instant::now()));
+        }
         if let Some(s) = Subsegment::start() {
             cfg.interceptor_state().store_put(Open(s));
         }
@@ -104,12 +117,19 @@ impl Intercept for XrayInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(Open(s)) = cfg.load::<Open>().cloned() else {
-            return Ok(());
-        };
         let meta = cfg.load::<Metadata>();
         let service = meta.map_or("AWS", Metadata::service);
         let operation = meta.map_or("", Metadata::name);
+        if let Some(Started(at)) = cfg.load::<Started>() {
+            let status = context
+                .response()
+                .map_or_else(|| "error".to_owned(), |r| r.status().as_u16().to_string());
+            let ms = at.elapsed().as_secs_f64() * 1000.0;
+            crate::metrics::aws_call(service, operation, &status, ms);
+        }
+        let Some(Open(s)) = cfg.load::<Open>().cloned() else {
+            return Ok(());
+        };
         let attempts = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
         let response = context.response();
         let status = response.map(|r| r.status().as_u16());
