@@ -38,6 +38,8 @@ struct Pending {
     body: Bytes,
     client_context: Option<String>,
     deadline_ms: u64,
+    /// `Lambda-Runtime-Trace-Id` (default: an unsampled one).
+    trace_id: Option<String>,
 }
 
 struct Shared {
@@ -82,7 +84,9 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     );
     put(
         "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000;Sampled=0",
+        p.trace_id
+            .as_deref()
+            .unwrap_or("Root=1-00000000-000000000000000000000000;Sampled=0"),
     );
     put("content-type", "application/json");
     if let Some(cc) = &p.client_context {
@@ -203,6 +207,18 @@ impl RuntimeApi {
         client_context: Option<&str>,
         time_limit: Duration,
     ) -> Option<Outcome> {
+        self.invoke_traced(payload, client_context, time_limit, None)
+            .await
+    }
+
+    /// [`RuntimeApi::invoke`] with this `Lambda-Runtime-Trace-Id` (an X-Ray trace header).
+    pub async fn invoke_traced(
+        &self,
+        payload: impl Into<Bytes>,
+        client_context: Option<&str>,
+        time_limit: Duration,
+        trace_id: Option<&str>,
+    ) -> Option<Outcome> {
         let n = self.shared.counter.fetch_add(1, Ordering::SeqCst);
         let id = format!("req-{n:06}");
         let now_ms = SystemTime::now()
@@ -216,6 +232,7 @@ impl RuntimeApi {
             body: payload.into(),
             client_context: client_context.map(str::to_owned),
             deadline_ms: now_ms + time_limit.as_millis() as u64,
+            trace_id: trace_id.map(str::to_owned),
         };
         self.shared.tx.send(pending).ok()?;
         tokio::time::timeout(time_limit + Duration::from_secs(10), rx)
