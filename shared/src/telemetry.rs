@@ -215,21 +215,20 @@ impl<W: Write + Send + 'static> Drop for RedactingGuard<W> {
             return;
         }
         let text = String::from_utf8_lossy(&self.buf);
-        let clean = redact_text(&text).into_owned().into_bytes();
+        let clean = redact_text(&text);
+        match (&self.route, self.inner.take()) {
+            (Route::Direct, Some(mut inner)) => {
+                let _ = inner.write_all(clean.as_bytes());
+                let _ = inner.flush();
+            }
+            (Route::Buffer(logs), Some(inner)) => {
+                logs.push(clean.into_owned().into_bytes(), Box::new(inner));
+            }
+            _ => {}
+        }
         drop(text);
         // The unredacted text held the secret: do not leave it in freed memory.
         secrecy::zeroize::Zeroize::zeroize(&mut self.buf);
-        let Some(mut inner) = self.inner.take() else {
-            return;
-        };
-        match &self.route {
-            Route::Buffer(logs) => logs.push(clean, Box::new(inner)),
-            Route::Direct => {
-                let _ = inner.write_all(&clean);
-                let _ = inner.flush();
-            }
-            Route::Nowhere => {}
-        }
     }
 }
 
