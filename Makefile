@@ -13,7 +13,8 @@ TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: call new-function new-function-check secret fixture help serve test fmt-check promises clippy build-bins cargo-test lint-template lint-workflows events-check \
-        invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny
+        invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny \
+        dlq redrive logs
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
@@ -27,6 +28,9 @@ help:
 	@echo "make new-function POINT=preMap NAME=myHook   add a function, its registration, fixture and test"
 	@echo "make run-integration ID=paged-numbers [PARAMS='{\"total\":25}'] [ONBOARDING=true] [STACK=name]"
 	@echo "make continue-run RUN=id | make run-status RUN=id   (local server, or STACK=name on AWS)"
+	@echo "make dlq STACK=s            what waits in each dead-letter queue: count, oldest, a sample body (secrets redacted)"
+	@echo "make redrive STACK=s QUEUE=work   move a dead-letter queue's messages back to their source queue"
+	@echo "make logs STACK=s FN=pre-map [SINCE=10m] [FOLLOW=0]   a function's log lines (follows by default)"
 	@echo "make build | deploy STAGE=dev|prod   all binaries in one cargo-lambda build (arm64; prod: fat LTO) | sam deploy --config-env STAGE"
 	@echo "make bench                 release builds, criterion and load runs against the Node reference → docs/BENCHMARKS.md"
 	@echo "make tools                 the git-ignored venv: moto, cfn-lint, cargo-lambda, aws-sam-cli (aws-lambda-rie)"
@@ -48,6 +52,22 @@ continue-run:
 run-status:
 	@test -n "$(RUN)" || { echo "usage: make run-status RUN=<run id> [STACK=name]"; exit 2; }
 	@URL=http://127.0.0.1:$(PORT) TOKEN=$(TOKEN) STACK=$(STACK) bash scripts/runs.sh status '$(RUN)'
+
+# Operators' runbook (README "When an alarm fires"); AWS credentials and region from the
+# environment, as for the AWS CLI.
+dlq: $(TOOLS)
+	@test -n "$(STACK)" || { echo "usage: make dlq STACK=<stack name>"; exit 2; }
+	@$(VENV)/bin/python scripts/runbook.py dlq '$(STACK)'
+
+redrive: $(TOOLS)
+	@test -n "$(STACK)" -a -n "$(QUEUE)" || { echo "usage: make redrive STACK=<stack name> QUEUE=<IncomingDeadLetterQueue|WorkDeadLetterQueue|incoming|work>"; exit 2; }
+	@$(VENV)/bin/python scripts/runbook.py redrive '$(STACK)' '$(QUEUE)'
+
+SINCE ?= 10m
+FOLLOW ?= 1
+logs: $(TOOLS)
+	@test -n "$(STACK)" || { echo "usage: make logs STACK=<stack name> FN=<pre-map|worker|…> [SINCE=10m] [FOLLOW=0]"; exit 2; }
+	@$(VENV)/bin/python scripts/runbook.py logs '$(STACK)' '$(FN)' '$(SINCE)' '$(FOLLOW)'
 
 serve:
 	cargo build --bin serve

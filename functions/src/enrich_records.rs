@@ -20,7 +20,13 @@
 //! 300; `0`: no caching), so a second call within that time sends no request. The secret is
 //! loaded once per call, and only when a request is needed. Up to 8 look-ups run at once (the
 //! client's per-host limit applies on top).
+//!
+//! Each look-up counts one `CustomerLookups` (Count) in the function's own metrics
+//! (`inv.metrics()`), with dimension `Outcome`: `hit` (answered from the cache), `miss`
+//! (fetched from the CRM), `not_found` (the CRM answered 404) or `error` (the record failed
+//! `crm_error`). Records without a usable `customerId` are not looked up and not counted.
 
+use integrator_lambda::custom_metrics::Metric;
 use integrator_lambda::types::{PreMapOptions, RecordError, RecordResult};
 use integrator_lambda::{ExtError, ExtResult, Invocation, SecretString};
 use serde_json::Value;
@@ -45,6 +51,14 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'%');
 /// Look-ups in flight at once.
 const PARALLEL: usize = 8;
+/// The function's metric: one per look-up, by `Outcome`.
+pub const LOOKUPS_METRIC: &str = "CustomerLookups";
+
+fn count_lookup(inv: &Invocation, outcome: &'static str) -> ExtResult<()> {
+    inv.metrics()
+        .add(Metric::count(LOOKUPS_METRIC, 1).dimension("Outcome", outcome))?;
+    Ok(())
+}
 
 fn invalid(message: impl Into<String>) -> ExtError {
     ExtError::with_code("invalid_settings", message)
@@ -119,11 +133,13 @@ pub async fn enrich_records(
             if let Some(c) = cache
                 && let Ok(Some(hit)) = c.get::<Value>(&cache_key).await
             {
+                count_lookup(inv, "hit")?;
                 return Ok(with_customer(record.into_value(), hit));
             }
             let key = key.get_or_try_init(|| inv.secret(SECRET)).await?;
             match lookup(inv, base, &id, key).await? {
                 Lookup::Found(customer) => {
+                    count_lookup(inv, "miss")?;
                     if let Some(c) = cache
                         && let Err(e) = c.set(&cache_key, &customer, ttl).await
                     {
@@ -131,7 +147,15 @@ pub async fn enrich_records(
                     }
                     Ok(with_customer(record.into_value(), customer))
                 }
-                Lookup::Failed(e) => Ok(RecordResult::fail(vec![e])),
+                Lookup::Failed(e) => {
+                    let outcome = if e.code.as_deref() == Some("not_found") {
+                        "not_found"
+                    } else {
+                        "error"
+                    };
+                    count_lookup(inv, outcome)?;
+                    Ok(RecordResult::fail(vec![e]))
+                }
             }
         })
         .buffered(PARALLEL)
@@ -173,6 +197,89 @@ fn with_customer(record: Value, customer: Value) -> RecordResult {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    struct Key;
+
+    #[async_trait::async_trait]
+    impl integrator_lambda::store::secrets::SecretStore for Key {
+        async fn fetch(
+            &self,
+            _: &str,
+        ) -> Result<SecretString, integrator_lambda::store::secrets::SecretError> {
+            Ok(SecretString::from("k"))
+        }
+        async fn store(
+            &self,
+            name: &str,
+            _: &SecretString,
+        ) -> Result<(), integrator_lambda::store::secrets::SecretError> {
+            Err(integrator_lambda::store::secrets::SecretError::NotFound { name: name.into() })
+        }
+    }
+
+    /// One CRM exchange for the replaying client.
+    fn exchange(id: &str, status: u16) -> integrator_lambda::outgoing::replay::Exchange {
+        serde_json::from_value(json!({
+            "request": {"method": "GET", "url": format!("http://crm.test/api/customers/{id}")},
+            "response": {"status": status, "headers": {"content-type": "application/json"},
+                         "body": {"id": id}},
+        }))
+        .expect("exchange")
+    }
+
+    #[tokio::test]
+    async fn each_lookup_counts_customer_lookups_by_outcome() {
+        use integrator_lambda::outgoing::replay::ReplayTransport;
+        use integrator_lambda::outgoing::{HttpClient, HttpConfig};
+        use integrator_lambda::{Cache, Secrets, Services};
+        use std::sync::Arc;
+        let replay = Arc::new(ReplayTransport::new(vec![
+            exchange("7", 200),
+            exchange("8", 404),
+            exchange("9", 400),
+        ]));
+        let services = Arc::new(
+            Services::new()
+                .with_secrets(Arc::new(Secrets::new(Arc::new(Key))))
+                .with_cache(Arc::new(Cache::in_memory()))
+                .with_http(HttpClient::new(replay.clone(), HttpConfig::default())),
+        );
+        let options = |ids: &[i64]| -> PreMapOptions {
+            let data: Vec<Value> = ids.iter().map(|i| json!({"customerId": i})).collect();
+            serde_json::from_value(json!({
+                "data": data, "settings": {"baseUrl": "http://crm.test/api"}
+            }))
+            .expect("options")
+        };
+        // Sorted: look-ups run concurrently.
+        let outcomes = |inv: &Invocation| -> Vec<String> {
+            let mut o: Vec<String> = inv
+                .metrics()
+                .recorded()
+                .iter()
+                .map(|m| {
+                    assert_eq!((m.name(), m.value()), (LOOKUPS_METRIC, 1.0));
+                    m.dimension_value("Outcome").unwrap_or("").to_owned()
+                })
+                .collect();
+            o.sort();
+            o
+        };
+        let first = Invocation::for_test("enrichRecords", Duration::from_secs(5))
+            .with_services(services.clone());
+        enrich_records(first.clone(), options(&[7, 8, 9]))
+            .await
+            .expect("answer");
+        assert_eq!(outcomes(&first), ["error", "miss", "not_found"]);
+        // 7 again: answered from the cache, no request.
+        let second =
+            Invocation::for_test("enrichRecords", Duration::from_secs(5)).with_services(services);
+        enrich_records(second.clone(), options(&[7]))
+            .await
+            .expect("answer");
+        assert_eq!(outcomes(&second), ["hit"]);
+        assert!(replay.problems().is_empty(), "{:?}", replay.problems());
+    }
 
     #[test]
     fn settings_need_a_base_url_and_a_sane_ttl() {

@@ -176,9 +176,12 @@ pub mod app;
 #[doc(hidden)]
 pub mod aws;
 mod codec;
+pub mod custom_metrics;
 pub mod dispatch;
 pub mod incoming;
 pub mod jobs;
+#[doc(hidden)]
+pub mod log_buffer;
 #[doc(hidden)]
 pub mod memory;
 #[doc(hidden)]
@@ -194,6 +197,8 @@ pub mod transport;
 mod utilities;
 #[doc(hidden)]
 pub mod worker;
+#[doc(hidden)]
+pub mod xray;
 
 /// The global allocator with feature `mimalloc` (off by default): JSON pages are many small
 /// allocations, and glibc's malloc/free took about a third of a call's CPU time under load

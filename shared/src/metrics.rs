@@ -12,6 +12,7 @@
 //! | each dedup check ([`dedup`]) | `Service` | `DedupNew`, `DedupDuplicate` |
 //! | each SQS batch ([`batch`]) | `Service` | `BatchRecords`, `BatchSucceeded`, `BatchFailed`, `BatchSkipped`, `BatchReplayed`, `BatchDeferred`, `BatchStale` |
 //! | each outgoing HTTP attempt ([`http_call`]) | `Service`, `Host`, `Status` (the HTTP status, or `error`); and `Service` alone | `HttpCalls`, `HttpDuration` (ms) |
+//! | each AWS SDK operation ([`aws_call`], retries included) | `Service`, `AwsService`, `Operation` (`Status` as a property) | `AwsCalls`, `AwsDuration` (ms) |
 //!
 //! `Service` is the Lambda function's name (`AWS_LAMBDA_FUNCTION_NAME`, or `local`).
 
@@ -48,19 +49,43 @@ pub fn enabled() -> bool {
     config().is_some()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The unit of a metric, as CloudWatch names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Unit {
+    /// A number of things.
     Count,
+    /// Milliseconds.
     Milliseconds,
+    /// Bytes.
     Bytes,
+    /// Seconds.
+    Seconds,
+    /// Microseconds.
+    Microseconds,
+    /// A percentage.
+    Percent,
+    /// No unit.
+    None,
+    /// Things per second.
+    CountPerSecond,
+    /// Bytes per second.
+    BytesPerSecond,
 }
 
 impl Unit {
-    fn name(self) -> &'static str {
+    /// The unit's name in EMF (`Count`, `Count/Second`…).
+    pub fn name(self) -> &'static str {
         match self {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
             Unit::Bytes => "Bytes",
+            Unit::Seconds => "Seconds",
+            Unit::Microseconds => "Microseconds",
+            Unit::Percent => "Percent",
+            Unit::None => "None",
+            Unit::CountPerSecond => "Count/Second",
+            Unit::BytesPerSecond => "Bytes/Second",
         }
     }
 }
@@ -119,11 +144,26 @@ impl Record {
             return;
         };
         let record = self.dimension("Service", c.service.clone());
-        let line = record.to_line(&c.namespace, crate::time::since_epoch().as_millis() as u64);
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
+        let line = record.to_line(&c.namespace, now_ms());
+        write_line(&line);
     }
+}
+
+/// Milliseconds since the epoch (EMF's `Timestamp`).
+pub(crate) fn now_ms() -> u64 {
+    crate::time::since_epoch().as_millis() as u64
+}
+
+/// The namespace and `Service` dimension, when metrics are on.
+pub(crate) fn destination() -> Option<(&'static str, &'static str)> {
+    config().map(|c| (c.namespace.as_str(), c.service.as_str()))
+}
+
+/// One EMF line on stdout, whole, flushed.
+pub(crate) fn write_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 /// The figures of one call.
@@ -185,6 +225,22 @@ pub fn http_call(host: &str, status: &str, duration_ms: f64) {
         .dimension("Status", status)
         .metric("HttpCalls", 1.0, Unit::Count)
         .metric("HttpDuration", duration_ms, Unit::Milliseconds)
+        .emit();
+}
+
+/// One AWS SDK operation (DynamoDB, KMS, SQS; its retries included): the service, the
+/// operation, its final status (`200`…, or `error` when no response came) and how long it took.
+pub fn aws_call(service: &str, operation: &str, status: &str, duration_ms: f64) {
+    if !enabled() {
+        return;
+    }
+    Record::default()
+        .dimension_set(&["Service", "AwsService", "Operation"])
+        .dimension("AwsService", service)
+        .dimension("Operation", operation)
+        .dimension("Status", status)
+        .metric("AwsCalls", 1.0, Unit::Count)
+        .metric("AwsDuration", duration_ms, Unit::Milliseconds)
         .emit();
 }
 

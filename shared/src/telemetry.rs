@@ -128,44 +128,79 @@ pub fn redact_text(text: &str) -> Cow<'_, str> {
 /// through it. Each writer it makes buffers one formatted event and writes it, redacted, to the
 /// inner writer when dropped (the `fmt` layer makes one writer per event), so a value is never
 /// split between two writes.
+///
+/// With buffered debug logs ([`crate::log_buffer`]), an event the configured level would not
+/// show goes to the call's buffer instead (or nowhere, outside a call).
 #[derive(Debug, Clone, Default)]
 pub struct RedactingWriter<M> {
     inner: M,
+    /// The configured level, when debug lines are buffered.
+    shown: Option<Targets>,
 }
 
 impl<M> RedactingWriter<M> {
     pub fn new(inner: M) -> Self {
-        Self { inner }
+        Self { inner, shown: None }
+    }
+    /// Events `shown` would not enable are buffered per call ([`crate::log_buffer`]).
+    pub fn buffering(inner: M, shown: Targets) -> Self {
+        Self {
+            inner,
+            shown: Some(shown),
+        }
+    }
+    fn route(&self, meta: &Metadata<'_>) -> Route {
+        match &self.shown {
+            Some(t) if !t.would_enable(meta.target(), meta.level()) => {
+                crate::log_buffer::current().map_or(Route::Nowhere, Route::Buffer)
+            }
+            _ => Route::Direct,
+        }
     }
 }
 
-impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingWriter<M> {
+/// Where one event goes.
+enum Route {
+    Direct,
+    Buffer(Arc<crate::log_buffer::CallLogs>),
+    Nowhere,
+}
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingWriter<M>
+where
+    M::Writer: Send + 'static,
+{
     type Writer = RedactingGuard<M::Writer>;
 
     fn make_writer(&'a self) -> Self::Writer {
         RedactingGuard {
-            inner: self.inner.make_writer(),
+            inner: Some(self.inner.make_writer()),
             buf: Vec::new(),
+            route: Route::Direct,
         }
     }
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
         RedactingGuard {
-            inner: self.inner.make_writer_for(meta),
+            inner: Some(self.inner.make_writer_for(meta)),
             buf: Vec::new(),
+            route: self.route(meta),
         }
     }
 }
 
 /// One event's buffer; see [`RedactingWriter`].
-pub struct RedactingGuard<W: Write> {
-    inner: W,
+pub struct RedactingGuard<W: Write + Send + 'static> {
+    inner: Option<W>,
     buf: Vec<u8>,
+    route: Route,
 }
 
-impl<W: Write> Write for RedactingGuard<W> {
+impl<W: Write + Send + 'static> Write for RedactingGuard<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
+        if !matches!(self.route, Route::Nowhere) {
+            self.buf.extend_from_slice(data);
+        }
         Ok(data.len())
     }
     /// Does nothing: the event is written when the guard is dropped, whole.
@@ -174,14 +209,23 @@ impl<W: Write> Write for RedactingGuard<W> {
     }
 }
 
-impl<W: Write> Drop for RedactingGuard<W> {
+impl<W: Write + Send + 'static> Drop for RedactingGuard<W> {
     fn drop(&mut self) {
         if self.buf.is_empty() {
             return;
         }
         let text = String::from_utf8_lossy(&self.buf);
-        let _ = self.inner.write_all(redact_text(&text).as_bytes());
-        let _ = self.inner.flush();
+        let clean = redact_text(&text);
+        match (&self.route, self.inner.take()) {
+            (Route::Direct, Some(mut inner)) => {
+                let _ = inner.write_all(clean.as_bytes());
+                let _ = inner.flush();
+            }
+            (Route::Buffer(logs), Some(inner)) => {
+                logs.push(clean.into_owned().into_bytes(), Box::new(inner));
+            }
+            _ => {}
+        }
         drop(text);
         // The unredacted text held the secret: do not leave it in freed memory.
         secrecy::zeroize::Zeroize::zeroize(&mut self.buf);
@@ -242,15 +286,41 @@ pub fn subscriber_for<W>(
 ) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    for<'a> <W as MakeWriter<'a>>::Writer: Send + 'static,
 {
-    let filter: Targets = format!("{level},{RUNTIME_CAP}")
+    subscriber_with(make_writer, json, level, false)
+}
+
+/// [`subscriber_for`], with buffered debug logs when `buffer` ([`crate::log_buffer`]): DEBUG
+/// events pass the filter, and those `level` would not show go to the call's buffer.
+pub fn subscriber_with<W>(
+    make_writer: W,
+    json: bool,
+    level: &str,
+    buffer: bool,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    for<'a> <W as MakeWriter<'a>>::Writer: Send + 'static,
+{
+    let shown: Targets = format!("{level},{RUNTIME_CAP}")
         .parse()
         .or_else(|_| format!("info,{RUNTIME_CAP}").parse())
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    let debug = tracing::level_filters::LevelFilter::DEBUG;
+    let (filter, writer) = if buffer {
+        let raised = match shown.default_level() {
+            Some(l) if l >= debug => shown.clone(),
+            _ => shown.clone().with_default(debug),
+        };
+        (raised, RedactingWriter::buffering(make_writer, shown))
+    } else {
+        (shown, RedactingWriter::new(make_writer))
+    };
     let builder = tracing_subscriber::fmt()
         .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_target(false)
-        .with_writer(RedactingWriter::new(make_writer));
+        .with_writer(writer);
     if json {
         Box::new(
             builder
@@ -269,10 +339,13 @@ where
 }
 
 /// Install the global subscriber (stderr, redacting; JSON lines when `json`; `level` as in
-/// `RUST_LOG`) and a panic hook that logs through it. Safe to call twice.
-pub fn init(json: bool, level: &str) {
+/// `RUST_LOG`; debug lines buffered per call when `buffer`, see [`crate::log_buffer`]) and a
+/// panic hook that logs through it. Safe to call twice.
+pub fn init(json: bool, level: &str, buffer: bool) {
+    crate::log_buffer::enable(buffer);
     let installed =
-        tracing::subscriber::set_global_default(subscriber_for(io::stderr, json, level)).is_ok();
+        tracing::subscriber::set_global_default(subscriber_with(io::stderr, json, level, buffer))
+            .is_ok();
     if installed {
         std::panic::set_hook(Box::new(|info| {
             let location = info

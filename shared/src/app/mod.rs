@@ -135,7 +135,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 fn init_logging() {
     let log = LogSettings::from_env();
-    crate::telemetry::init(log.json, &log.level);
+    crate::telemetry::init(log.json, &log.level, log.buffer);
 }
 
 /// Run a function binary: on Lambda when `AWS_LAMBDA_RUNTIME_API` is set, otherwise on the
@@ -161,6 +161,7 @@ fn launch(app: App, local_addr: Option<SocketAddr>) -> ExitCode {
         }
     };
     crate::metrics::configure(settings.metrics.clone());
+    crate::xray::configure_from_env();
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

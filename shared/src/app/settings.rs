@@ -29,6 +29,7 @@
 //! | `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` | incoming endpoints: a file path / JSON text (one of them) | the binary's defaults |
 //! | `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` | log level | `info` |
 //! | `AWS_LAMBDA_LOG_FORMAT` or `LOG_FORMAT` | `json` for JSON lines | text |
+//! | `EXTENSION_LOG_BUFFER` | `on`/`off`: a call's hidden debug lines kept and written only when it fails ([`crate::log_buffer`]) | `off` |
 //! | `EXTENSION_METRICS` | `on`/`off`: CloudWatch EMF metrics on stdout ([`crate::metrics`]) | `on` on Lambda, else `off` |
 //! | `EXTENSION_METRICS_NAMESPACE` | their CloudWatch namespace | `IntegratorExtensions` |
 //! | `AWS_LAMBDA_FUNCTION_NAME` | the metrics' `Service` dimension | `local` |
@@ -58,6 +59,7 @@ pub(crate) const DEFAULT_PORT: u16 = 8080;
 /// The name of the table's secondary index (`gsi1pk` S hash, `gsi1sk` S range) used to find
 /// due jobs and the streams of a run.
 pub(crate) const DEFAULT_INDEX: &str = "gsi1";
+const LOG_BUFFER_VAR: &str = "EXTENSION_LOG_BUFFER";
 const STREAM_RETRY_VAR: &str = "EXTENSION_STREAM_RETRY_SECS";
 const DEFAULT_STREAM_RETRY: Duration = Duration::from_secs(30);
 
@@ -75,6 +77,8 @@ pub(crate) enum Backend {
 pub(crate) struct LogSettings {
     pub level: String,
     pub json: bool,
+    /// Buffered debug logs (`EXTENSION_LOG_BUFFER=on`, see [`crate::log_buffer`]).
+    pub buffer: bool,
 }
 
 impl LogSettings {
@@ -90,6 +94,9 @@ impl LogSettings {
                 .unwrap_or_else(|| "info".into())
                 .to_lowercase(),
             json: is_json("AWS_LAMBDA_LOG_FORMAT") || is_json("LOG_FORMAT"),
+            buffer: get(LOG_BUFFER_VAR)
+                .and_then(|v| flag(&v.to_ascii_lowercase()))
+                .unwrap_or(false),
         }
     }
 }
@@ -281,6 +288,11 @@ impl Settings {
                 true
             }),
         };
+        if let Some(v) = get(LOG_BUFFER_VAR)
+            && flag(&v.to_ascii_lowercase()).is_none()
+        {
+            problem(format!("{LOG_BUFFER_VAR} must be on or off (got {v:?})"));
+        }
         let metrics_on = match get("EXTENSION_METRICS").map(|v| v.to_ascii_lowercase()) {
             None => on_lambda,
             Some(v) => flag(&v).unwrap_or_else(|| {
@@ -483,8 +495,11 @@ mod tests {
             l,
             LogSettings {
                 level: "info".into(),
-                json: true
+                json: true,
+                buffer: false
             }
         );
+        let l = LogSettings::from_lookup(&|k| (k == LOG_BUFFER_VAR).then(|| "ON".to_owned()));
+        assert!(l.buffer);
     }
 }

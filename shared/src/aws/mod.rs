@@ -85,7 +85,10 @@ pub struct Table {
 impl Table {
     /// The table `name` with a client over `cfg`, index `gsi1`.
     pub fn new(cfg: &SdkConfig, name: impl Into<String>) -> Self {
-        Self::from_client(aws_sdk_dynamodb::Client::new(cfg), name)
+        let conf = aws_sdk_dynamodb::config::Builder::from(cfg)
+            .interceptor(crate::xray::XrayInterceptor)
+            .build();
+        Self::from_client(aws_sdk_dynamodb::Client::from_conf(conf), name)
     }
     /// The table `name` reached with `client`.
     pub fn from_client(client: aws_sdk_dynamodb::Client, name: impl Into<String>) -> Self {

@@ -18,7 +18,10 @@ const MAX_DELAY_SECS: u64 = 900;
 impl SqsQueue {
     /// A queue at `queue_url`, reached with `config` (region, credentials, endpoint).
     pub fn new(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
-        Self::from_client(aws_sdk_sqs::Client::new(config), queue_url)
+        let conf = aws_sdk_sqs::config::Builder::from(config)
+            .interceptor(crate::xray::XrayInterceptor)
+            .build();
+        Self::from_client(aws_sdk_sqs::Client::from_conf(conf), queue_url)
     }
 
     pub fn from_client(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {

@@ -39,6 +39,8 @@ pub struct Invocation {
     pub(crate) services: Arc<super::Services>,
     /// The dedup keys this call marks, forgotten when its answer is not delivered.
     pub(crate) marks: crate::store::dedup::CallMarks,
+    /// The function's own metrics, written when the call ends.
+    pub(crate) metrics: crate::custom_metrics::Metrics,
 }
 
 impl Invocation {
@@ -53,6 +55,7 @@ impl Invocation {
             stack: Stack::Http,
             services: Default::default(),
             marks: Default::default(),
+            metrics: crate::custom_metrics::Metrics::recording(),
         }
     }
     /// The same context with `services` (for unit tests of functions that use them).
@@ -116,6 +119,13 @@ impl Invocation {
     #[doc(hidden)]
     pub fn runs(&self) -> Result<Arc<crate::jobs::runs::Runs>, ExtError> {
         self.services.runs()
+    }
+    /// The function's own metrics: each value added is written as CloudWatch EMF with the
+    /// call's dimensions when the call ends, before its answer (see [`crate::custom_metrics`]).
+    /// Under [`Invocation::for_test`] they are only recorded
+    /// ([`Metrics::recorded`](crate::custom_metrics::Metrics::recorded)).
+    pub fn metrics(&self) -> &crate::custom_metrics::Metrics {
+        &self.metrics
     }
     /// The function name integrator.io asked for.
     pub fn function(&self) -> &str {

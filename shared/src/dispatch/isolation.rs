@@ -22,12 +22,22 @@ pub(super) async fn run_isolated(
     // `Handler::call` deserializes the options and calls the function (whose code up to its
     // first await may be synchronous) before it returns the future: all of it runs inside the
     // task, so a panic there is caught and its time counts against the deadline. The task
-    // keeps the call's span and trace id (a spawned task inherits neither).
+    // keeps the call's span, trace id, X-Ray trace and log buffer (a spawned task inherits none of them).
     let trace_id = inv.trace_id.clone();
     // The answer's records are mostly the request's: named, they are sent as slices of it.
     let source = options.source();
-    let call =
-        crate::telemetry::with_trace_id(trace_id, async move { handler.call(inv, options).await });
+    let logs = crate::log_buffer::current();
+    let xray = crate::xray::current();
+    let call = crate::xray::scope(
+        xray,
+        crate::log_buffer::scope(
+            logs,
+            crate::telemetry::with_trace_id(
+                trace_id,
+                async move { handler.call(inv, options).await },
+            ),
+        ),
+    );
     let call = Sourced {
         source,
         inner: Box::pin(call),

@@ -223,7 +223,19 @@ impl Extension {
         // transport holds them until it has sent the answer (`store::dedup::held`).
         let outer = crate::store::dedup::held_marks();
         let marks = outer.clone().unwrap_or_default();
-        let result = crate::telemetry::with_trace_id(
+        let own_metrics =
+            crate::custom_metrics::Metrics::for_call(|| crate::custom_metrics::CallInfo {
+                function: function.clone(),
+                extension_point: type_name.as_deref().unwrap_or("function").to_owned(),
+                stack: format!("{:?}", req.stack),
+                request_id: req.request_id.clone(),
+                trace_id: trace_id.clone(),
+            });
+        // Buffered debug logs (`EXTENSION_LOG_BUFFER=on`): written below only if the call fails.
+        let logs = crate::log_buffer::CallLogs::for_call();
+        // X-Ray subsegments of a sampled call (`None` otherwise: nothing allocated).
+        let xray = crate::xray::CallTrace::for_call(trace_id.as_deref());
+        let traced = crate::telemetry::with_trace_id(
             trace_id.clone(),
             self.dispatch(
                 req.envelope,
@@ -231,15 +243,28 @@ impl Extension {
                 &req.request_id,
                 trace_id.as_deref(),
                 req.deadline,
-                marks.clone(),
+                CallHeld {
+                    marks: marks.clone(),
+                    metrics: own_metrics.clone(),
+                },
             ),
-        )
-        .instrument(span.clone())
-        .await;
+        );
+        let result =
+            crate::xray::scope(xray.clone(), crate::log_buffer::scope(logs.clone(), traced))
+                .instrument(span.clone())
+                .await;
+        if let Some(x) = &xray {
+            x.finish();
+        }
+        // The function's own metrics, before the answer (and whatever it is).
+        own_metrics.flush();
         match &result {
             Err(_) => marks.forget().instrument(span.clone()).await,
             Ok(_) if outer.is_none() => marks.keep(),
             Ok(_) => {}
+        }
+        if let Some(logs) = &logs {
+            logs.finish(result.is_err());
         }
         let _entered = span.enter();
         // A 422 carries messages built from outside data (a panic's text, serde's description
@@ -300,7 +325,7 @@ impl Extension {
         request_id: &str,
         trace_id: Option<&str>,
         deadline: Option<Instant>,
-        marks: crate::store::dedup::CallMarks,
+        held: CallHeld,
     ) -> Result<Reply, Vec<WireError>> {
         let (module, function, options) = self.validate(&mut env)?;
         let (handler, namespace) = resolve(&module, &env, &function)?;
@@ -312,7 +337,8 @@ impl Extension {
             deadline,
             stack,
         );
-        inv.marks = marks;
+        inv.marks = held.marks;
+        inv.metrics = held.metrics;
         let reply = run_isolated(handler, inv, options).await?;
         check_size(&env, reply)
     }
@@ -401,8 +427,16 @@ impl Extension {
             stack,
             services: self.services.clone(),
             marks: Default::default(),
+            metrics: Default::default(),
         }
     }
+}
+
+/// What the dispatcher keeps of a call while its function runs: the dedup keys it marks and
+/// its own metrics.
+struct CallHeld {
+    marks: crate::store::dedup::CallMarks,
+    metrics: crate::custom_metrics::Metrics,
 }
 
 /// `errors` with every registered secret replaced in their messages.

@@ -448,7 +448,10 @@ impl RequestBuilder<'_> {
         ));
         let client = &self.http.client;
         let attempts = self.attempts.unwrap_or(client.config().attempts).max(1);
-        execute(
+        // The X-Ray subsegment of a sampled call (`None`, at no cost, otherwise).
+        let traced = crate::xray::http_request();
+        let method = traced.as_ref().map(|_| req.method.clone());
+        let result = execute(
             client,
             req,
             &shown,
@@ -457,7 +460,13 @@ impl RequestBuilder<'_> {
             attempts,
             idempotent,
         )
-        .await
+        .await;
+        if let (Some(s), Some(m)) = (traced, method) {
+            let status = result.as_ref().ok().map(|r| r.status().as_u16());
+            let error = result.as_ref().err().map(HttpError::code);
+            crate::xray::http_end(s, m.as_str(), &host, &shown, status, error);
+        }
+        result
     }
 }
 
