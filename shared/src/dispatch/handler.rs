@@ -39,6 +39,8 @@ pub struct Invocation {
     pub(crate) services: Arc<super::Services>,
     /// The dedup keys this call marks, forgotten when its answer is not delivered.
     pub(crate) marks: crate::store::dedup::CallMarks,
+    /// The call's one-time `bearerToken` (for `inv.integrator()`), when it carries one.
+    pub(crate) bearer: Option<secrecy::SecretString>,
 }
 
 impl Invocation {
@@ -53,7 +55,14 @@ impl Invocation {
             stack: Stack::Http,
             services: Default::default(),
             marks: Default::default(),
+            bearer: None,
         }
+    }
+    /// The same context with the call's `bearerToken` (for unit tests of functions that call
+    /// back into integrator.io).
+    pub fn with_bearer_token(mut self, token: &str) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
     /// The same context with `services` (for unit tests of functions that use them).
     pub fn with_services(mut self, services: impl Into<Arc<super::Services>>) -> Self {
@@ -106,6 +115,27 @@ impl Invocation {
             .clone()
             .or_else(crate::telemetry::current_trace_id);
         self.services.http_client().for_call(self.deadline, trace)
+    }
+    /// The integrator.io API client of this call, on its one-time `bearerToken` (see
+    /// [`crate::outgoing::integrator`]). A call without a token gets a client whose every request
+    /// fails with `integrator_token_missing` (a 422) and sends nothing.
+    pub fn integrator(&self) -> crate::outgoing::integrator::Integrator {
+        self.services
+            .integrator_api()
+            .client(self.http(), self.bearer.clone())
+    }
+    /// The integrator.io API client on the stack's own API token (the secret
+    /// `integrator-api-token`), for work that has no call token (queued jobs, schedules).
+    pub async fn integrator_with_stack_token(
+        &self,
+    ) -> Result<crate::outgoing::integrator::Integrator, ExtError> {
+        let token = self
+            .secret(crate::outgoing::integrator::STACK_TOKEN_SECRET)
+            .await?;
+        Ok(self
+            .services
+            .integrator_api()
+            .client(self.http(), Some(token)))
     }
     /// The cache of JSON values with a TTL; a 422 `cache_unavailable` when the deployment has
     /// none (see [`crate::store::cache`]).

@@ -313,6 +313,10 @@ impl Extension {
             stack,
         );
         inv.marks = marks;
+        inv.bearer = options
+            .str_field("bearerToken")
+            .filter(|t| !t.is_empty())
+            .map(secrecy::SecretString::from);
         let reply = run_isolated(handler, inv, options).await?;
         check_size(&env, reply)
     }
@@ -401,6 +405,7 @@ impl Extension {
             stack,
             services: self.services.clone(),
             marks: Default::default(),
+            bearer: None,
         }
     }
 }
