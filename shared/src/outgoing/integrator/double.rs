@@ -7,7 +7,8 @@
 //!   PUT 200, DELETE 204), and resource documents: a `PUT /v1/{type}/{id}` is what a later
 //!   `GET` answers.
 //! - **Answers from fixtures**: [`IntegratorDouble::answer`] sets what `METHOD /v1/path`
-//!   answers (invoke calls, clones, documents); `GET /v1/tokenInfo` is built in.
+//!   answers (invoke calls, clones, documents), [`IntegratorDouble::answer_from_fixture`] takes
+//!   them from a recorded fixture's `http` list; `GET /v1/tokenInfo` is built in.
 //! - **Checks the token** when given one: any other `Authorization` gets integrator.io's 401.
 //! - **Injects faults** ([`Fault`]) into the next requests: garbage, a stall, 429 with
 //!   `Retry-After`, 500, or a connection closed without an answer.
@@ -136,6 +137,37 @@ impl IntegratorDouble {
             (method.to_ascii_uppercase(), path.to_owned()),
             (status, body),
         );
+    }
+    /// Answer the integrator.io calls a fixture recorded: each exchange of its `http` list
+    /// whose URL has a `/v1/` path sets what that method and path answer (the last one wins).
+    /// The number of exchanges used.
+    pub fn answer_from_fixture(&self, fixture: &Value) -> usize {
+        let mut used = 0;
+        for x in fixture
+            .get("http")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let request = &x["request"];
+            let (Some(method), Some(url)) = (request["method"].as_str(), request["url"].as_str())
+            else {
+                continue;
+            };
+            let Ok(uri) = url.parse::<http::Uri>() else {
+                continue;
+            };
+            if !uri.path().starts_with("/v1/") {
+                continue;
+            }
+            let status = x["response"]["status"]
+                .as_u64()
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(200);
+            self.answer(method, uri.path(), status, x["response"]["body"].clone());
+            used += 1;
+        }
+        used
     }
     /// Store a resource document, answered to `GET path` (e.g. `/v1/integrations/i1`).
     pub fn put_document(&self, path: &str, doc: Value) {

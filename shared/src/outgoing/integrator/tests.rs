@@ -295,3 +295,22 @@ async fn the_token_never_reaches_a_log_line_or_an_error() {
     }
     assert!(messages[0].contains("[REDACTED]"), "{}", messages[0]);
 }
+
+#[tokio::test]
+async fn the_double_answers_the_calls_a_fixture_recorded() {
+    let double = IntegratorDouble::start(0, None).await.unwrap();
+    let fixture = json!({"http": [
+        {"request": {"method": "POST", "url": "https://api.integrator.io/v1/exports/t1/clone"},
+         "response": {"status": 201, "body": {"_id": "copy"}}},
+        {"request": {"method": "GET", "url": "http://crm.test/customers/7"},
+         "response": {"status": 200, "body": {}}}
+    ]});
+    assert_eq!(
+        double.answer_from_fixture(&fixture),
+        1,
+        "only integrator.io calls"
+    );
+    let api = IntegratorApi::new(&double.url()).client(http(5.0), Some(TOKEN.into()));
+    let copy = api.clone_export("t1", &json!({})).await.unwrap();
+    assert_eq!(copy, json!({"_id": "copy"}));
+}
