@@ -67,6 +67,14 @@
 //! always, 5xx and timeouts for idempotent requests), and are logged with query values
 //! redacted ([`outgoing`]; failures are [`HttpError`]).
 //!
+//! ## Calling back into integrator.io: `inv.integrator()`
+//!
+//! [`Invocation::integrator`] is a typed client of integrator.io's REST API on the call's
+//! one-time `bearerToken` (exports, imports, flows, state, connections, integrations, jobs,
+//! and [`Integrator::request`] for the rest), built on `inv.http()` with a per-process rate
+//! limiter; its failures are [`IntegratorError`]s with `integrator_*` codes, and a call without
+//! a token fails `integrator_token_missing` having sent nothing ([`outgoing::integrator`]).
+//!
 //! ## Secrets
 //!
 //! [`Invocation::secret`] reads a named secret as a [`SecretString`] (cached for a few
@@ -210,6 +218,7 @@ pub use dispatch::{
     ExtError, ExtResult, Extension, Invocation, Module, Registration, Reply, Services, Stack,
     invalid_settings,
 };
+pub use outgoing::integrator::{Integrator, IntegratorError};
 pub use outgoing::{Http, HttpError};
 pub use protocol::types;
 pub use protocol::{Options, Record};
