@@ -50,7 +50,7 @@ pub use error::{ApiError, IntegratorError};
 pub use resources::{InstallStep, ResourceState, TokenInfo};
 
 use super::{Http, HttpError};
-use http::Method;
+pub use http::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
