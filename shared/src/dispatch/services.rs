@@ -251,4 +251,36 @@ mod tests {
         let s = s.with_dedup(Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))));
         assert!(s.dedup().is_ok());
     }
+
+    #[tokio::test]
+    async fn work_without_a_call_token_uses_the_stack_token_secret() {
+        use crate::outgoing::integrator::double::IntegratorDouble;
+        use crate::store::secrets::DevFileSecrets;
+        let double = IntegratorDouble::start(0, Some("stack-token-5150"))
+            .await
+            .unwrap();
+        let file = std::env::temp_dir().join(format!("stack-token-{}.json", std::process::id()));
+        std::fs::write(&file, r#"{"integrator-api-token": "stack-token-5150"}"#).unwrap();
+        let services = Services::new()
+            .with_integrator(IntegratorApi::new(&double.url()))
+            .with_secrets(Arc::new(Secrets::new(Arc::new(DevFileSecrets::new(&file)))));
+        let inv = crate::Invocation::for_test("job", std::time::Duration::from_secs(5))
+            .with_services(services);
+        // No call token: the call's client sends nothing.
+        let e = inv.integrator().token_info().await.unwrap_err();
+        assert_eq!(e.code(), "integrator_token_missing");
+        assert!(double.received().is_empty());
+        let api = inv.integrator_with_stack_token().await.unwrap();
+        api.token_info().await.unwrap();
+        assert!(double.received()[0].token_ok);
+        let _ = std::fs::remove_file(&file);
+        // Without the secret: a clear error naming it.
+        let inv = crate::Invocation::for_test("job", std::time::Duration::from_secs(5))
+            .with_services(
+                Services::new()
+                    .with_secrets(Arc::new(Secrets::new(Arc::new(DevFileSecrets::new(&file))))),
+            );
+        let e = inv.integrator_with_stack_token().await.unwrap_err();
+        assert!(e.message.contains("integrator-api-token"), "{e}");
+    }
 }
