@@ -404,6 +404,18 @@ mod tests {
     }
 
     #[test]
+    fn the_integrator_api_url_defaults_to_north_america_and_must_be_http() {
+        assert_eq!(
+            settings(&[]).unwrap().integrator_api_url,
+            "https://api.integrator.io"
+        );
+        let eu = settings(&[("INTEGRATOR_API_URL", "https://api.eu.integrator.io")]).unwrap();
+        assert_eq!(eu.integrator_api_url, "https://api.eu.integrator.io");
+        let e = settings(&[("INTEGRATOR_API_URL", "api.eu.integrator.io")]).unwrap_err();
+        assert!(e.0.contains("INTEGRATOR_API_URL"), "{}", e.0);
+    }
+
+    #[test]
     fn defaults() {
         let s = settings(&[]).unwrap();
         assert!(!s.on_lambda);
