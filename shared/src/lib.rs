@@ -167,7 +167,7 @@
 //! | [`time`], `telemetry`, `metrics`, `memory` | epoch times and clocks; logs and redaction; CloudWatch EMF metrics; the allocator's setting for large pages |
 //! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
 //! | `codec` | canonical JSON (JavaScript's number format), hex, key hashes, ids |
-//! | [`store`], [`jobs`], [`outgoing`] | dedup, idempotency, secrets, queues, cache; deferred jobs, rate limits, runs: logic, traits, in-memory twins; the outgoing HTTP client and its transport seam |
+//! | [`store`], [`jobs`], [`outgoing`] | dedup, idempotency, secrets, queues, cache; deferred jobs, rate limits, runs: logic, traits, in-memory twins; the outgoing HTTP client, its transport seam and the integrator.io API client |
 //! | [`dispatch`] | modules, registration, one call: validate → resolve → run isolated → check |
 //! | `utilities` | the built-in job and run functions |
 //! | `transport` | Lambda runtime, HTTP routes, local server, token rules |
