@@ -122,7 +122,20 @@ impl Invocation {
     pub fn integrator(&self) -> crate::outgoing::integrator::Integrator {
         self.services
             .integrator_api()
-            .client(self.http(), self.bearer.clone())
+            .client(self.integrator_http(), self.bearer.clone())
+    }
+    /// `inv.http()` ending a little before the call's deadline (a twentieth of the time left,
+    /// at most 100 ms), so that an API that stalls fails the call with the client's own
+    /// `integrator_timeout` rather than racing the call's `timeout`.
+    fn integrator_http(&self) -> crate::outgoing::Http {
+        let trace = self
+            .trace_id
+            .clone()
+            .or_else(crate::telemetry::current_trace_id);
+        let margin = (self.remaining() / 20).min(Duration::from_millis(100));
+        self.services
+            .http_client()
+            .for_call(self.deadline - margin, trace)
     }
     /// The integrator.io API client on the stack's own API token (the secret
     /// `integrator-api-token`), for work that has no call token (queued jobs, schedules).
