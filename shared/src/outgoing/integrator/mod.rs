@@ -23,7 +23,8 @@
 //! - **Host.** `INTEGRATOR_API_URL`: `https://api.integrator.io` (North America, the default)
 //!   or `https://api.eu.integrator.io` (Europe), set by the template parameter
 //!   `IntegratorRegion` (`na`/`eu`); locally it may point at a double (`http://127.0.0.1:…`).
-//! - **Built on `inv.http()`**: the call's deadline bounds every attempt and wait; 429 and
+//! - **Built on `inv.http()`**: the call's deadline (less a twentieth of the time left, at most
+//!   100 ms, so the client's own error answers the call) bounds every attempt and wait; 429 and
 //!   connect errors are retried for every method and 5xx for idempotent ones (GET, PUT,
 //!   DELETE), honouring `Retry-After`; one log line per attempt, which shows the URL only
 //!   (the token travels in the `Authorization` header, marked sensitive, and never reaches a
