@@ -13,11 +13,12 @@ TOOLS := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: call new-function new-function-check secret fixture help serve test fmt-check promises clippy build-bins cargo-test lint-template lint-workflows events-check \
-        invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny \
+        invoke build deploy tools clean bench soak fuzz run-integration continue-run run-status deny integrator-double \
         dlq redrive logs
 
 help:
 	@echo "make serve                 serve every extension point on 127.0.0.1:$(PORT) (token: $(TOKEN))"
+	@echo "make integrator-double     a local integrator.io double on 127.0.0.1:$(DOUBLE_PORT) [FIXTURE=file]; then INTEGRATOR_API_URL=http://127.0.0.1:$(DOUBLE_PORT) make serve"
 	@echo "make test                  fmt + clippy + tests + template lint (what CI runs)"
 	@echo "make soak                  1,000 messages, 1,000 webhooks, 200 import and 200 dropDuplicates pages under faults and kills → docs/RELIABILITY.md"
 	@echo "make fuzz                  every cargo-fuzz target, 10 M executions each (nightly + cargo-fuzz) → docs/RELIABILITY.md"
@@ -72,6 +73,15 @@ logs: $(TOOLS)
 serve:
 	cargo build --bin serve
 	PORT=$(PORT) INTEGRATOR_EXTENSION_SYSTEM_TOKEN=$(TOKEN) ./target/debug/serve
+
+# The local integrator.io double for inv.integrator() (shared/src/outgoing/integrator/double.rs)
+# on 127.0.0.1:$(DOUBLE_PORT), answering the integrator.io calls of FIXTURE (a fixture file);
+# run `INTEGRATOR_API_URL=http://127.0.0.1:$(DOUBLE_PORT) make serve` next to it.
+DOUBLE_PORT ?= 8090
+FIXTURE ?=
+integrator-double:
+	cargo build --bin integrator-double
+	./target/debug/integrator-double $(DOUBLE_PORT) $(FIXTURE)
 
 # Python tools (cfn-lint, moto, cargo-lambda) live in a git-ignored venv.
 $(TOOLS): scripts/tools.sh

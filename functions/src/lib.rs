@@ -11,13 +11,13 @@
 //! | [`pre_save_page`] | `pre-save-page` | `dropEmptyRecords`, `dropDuplicates` |
 //! | [`pre_map`] | `pre-map` | `flattenRecords`, `enrichRecords` ([`enrich_records`]: a CRM look-up over `inv.http()` and `inv.cache()`) |
 //! | [`post_map`] | `post-map` | `normalizeFields`, `stampSource` |
-//! | [`post_submit`] | `post-submit` | `tagFailures` |
+//! | [`post_submit`] | `post-submit` | `tagFailures`, `rememberSubmitted` ([`remember_submitted`]: import state through `inv.integrator()`) |
 //! | [`post_response_map`] | `post-response-map` | `mergeResponse` |
 //! | [`post_aggregate`] | `post-aggregate` | `logAggregate` |
 //! | [`export`] | `export` | `pagedExport` |
 //! | [`import`] | `import` | `upsertRecords` |
 //! | [`ping`] | `ping` | `checkConnection` |
-//! | [`steps`] | `steps` | `installConnector`, `runInstallStep`, `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep` |
+//! | [`steps`] | `steps` | `installConnector`, `runInstallStep`, `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep`, `cloneTemplateExport` ([`clone_export`]: an install step through `inv.integrator()`) |
 //! | [`settings`] | `settings` | `settingsForm`, `validateSettings`, `createChild`, `changeEdition`, `persistSettings`, `refreshMetadata`, `mappingMetadata` |
 //! | [`webhooks`] | `worker` (and `serve`) | `logEvent` (webhook: run for each event of an endpoint naming it) |
 //! | [`diagnostics`] | `serve` only | `panicDemo`, `sleepDemo` |
@@ -33,6 +33,7 @@
 
 use integrator_lambda::Module;
 
+pub mod clone_export;
 pub mod diagnostics;
 pub mod enrich_records;
 pub mod export;
@@ -47,6 +48,7 @@ pub mod post_response_map;
 pub mod post_submit;
 pub mod pre_map;
 pub mod pre_save_page;
+pub mod remember_submitted;
 pub mod settings;
 pub mod steps;
 pub mod webhooks;
@@ -92,6 +94,7 @@ mod tests {
             [
                 "changeEdition",
                 "checkConnection",
+                "cloneTemplateExport",
                 "createChild",
                 "dropDuplicates",
                 "dropEmptyRecords",
@@ -104,10 +107,12 @@ mod tests {
                 "hooks.logAggregate",
                 "hooks.mergeResponse",
                 "hooks.normalizeFields",
+                "hooks.rememberSubmitted",
                 "hooks.stampSource",
                 "hooks.tagFailures",
                 "installConnector",
                 "installStep",
+                "installer.cloneTemplateExport",
                 "installer.installConnector",
                 "installer.runInstallStep",
                 "installer.updateIntegration",
@@ -119,6 +124,7 @@ mod tests {
                 "panicDemo",
                 "persistSettings",
                 "refreshMetadata",
+                "rememberSubmitted",
                 "runInstallStep",
                 "settings.changeEdition",
                 "settings.mappingMetadata",

@@ -10,10 +10,14 @@
 use integrator_lambda::types::{PostSubmitOptions, RecordError, SubmitResponse};
 use integrator_lambda::{ExtResult, Invocation, Module};
 
-/// The functions of this extension point: `tagFailures`.
+/// The functions of this extension point: `tagFailures`, `rememberSubmitted`
+/// ([`crate::remember_submitted`]).
 pub fn module() -> Module {
     let mut m = Module::new();
-    m.post_submit("tagFailures", tag_failures);
+    m.post_submit("tagFailures", tag_failures).post_submit(
+        "rememberSubmitted",
+        crate::remember_submitted::remember_submitted,
+    );
     m
 }
 

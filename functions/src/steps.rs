@@ -12,13 +12,15 @@
 //! | `uninstallConnector` | uninstaller | the last step of uninstalling (the connector's `uninstallerFunction`) |
 //! | `updateIntegration` | update | the connector owner pushes a new version (the connector's `updateFunction`) |
 //! | `installStep` | 2.0 step | a 2.0 integration app's install/uninstall step, with the step's form |
+//! | `cloneTemplateExport` | installer | an install step that copies a template export through `inv.integrator()` ([`crate::clone_export`]) |
 
 use integrator_lambda::types::{ConnectorOptions, InstallStepOptions, StepResult, UpdateOptions};
 use integrator_lambda::{ExtError, ExtResult, Invocation, Module};
 use serde_json::{Value, json};
 
 /// The functions of this extension point: `installConnector`, `runInstallStep`,
-/// `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep`.
+/// `uninstallStep`, `uninstallConnector`, `updateIntegration`, `installStep`,
+/// `cloneTemplateExport`.
 pub fn module() -> Module {
     let mut m = Module::new();
     m.installer("installConnector", install_connector)
@@ -26,7 +28,11 @@ pub fn module() -> Module {
         .uninstaller("uninstallStep", uninstall_step)
         .uninstaller("uninstallConnector", uninstall_connector)
         .update("updateIntegration", update_integration)
-        .step("installStep", install_step);
+        .step("installStep", install_step)
+        .installer(
+            crate::clone_export::NAME,
+            crate::clone_export::clone_template_export,
+        );
     m
 }
 

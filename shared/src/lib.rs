@@ -67,6 +67,14 @@
 //! always, 5xx and timeouts for idempotent requests), and are logged with query values
 //! redacted ([`outgoing`]; failures are [`HttpError`]).
 //!
+//! ## Calling back into integrator.io: `inv.integrator()`
+//!
+//! [`Invocation::integrator`] is a typed client of integrator.io's REST API on the call's
+//! one-time `bearerToken` (exports, imports, flows, state, connections, integrations, jobs,
+//! and [`Integrator::request`] for the rest), built on `inv.http()` with a per-process rate
+//! limiter; its failures are [`IntegratorError`]s with `integrator_*` codes, and a call without
+//! a token fails `integrator_token_missing` having sent nothing ([`outgoing::integrator`]).
+//!
 //! ## Secrets
 //!
 //! [`Invocation::secret`] reads a named secret as a [`SecretString`] (cached for a few
@@ -159,7 +167,7 @@
 //! | [`time`], `telemetry`, `metrics`, `memory` | epoch times and clocks; logs and redaction; CloudWatch EMF metrics; the allocator's setting for large pages |
 //! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
 //! | `codec` | canonical JSON (JavaScript's number format), hex, key hashes, ids |
-//! | [`store`], [`jobs`], [`outgoing`] | dedup, idempotency, secrets, queues, cache; deferred jobs, rate limits, runs: logic, traits, in-memory twins; the outgoing HTTP client and its transport seam |
+//! | [`store`], [`jobs`], [`outgoing`] | dedup, idempotency, secrets, queues, cache; deferred jobs, rate limits, runs: logic, traits, in-memory twins; the outgoing HTTP client, its transport seam and the integrator.io API client |
 //! | [`dispatch`] | modules, registration, one call: validate → resolve → run isolated → check |
 //! | `utilities` | the built-in job and run functions |
 //! | `transport` | Lambda runtime, HTTP routes, local server, token rules |
@@ -215,6 +223,7 @@ pub use dispatch::{
     ExtError, ExtResult, Extension, Invocation, Module, Registration, Reply, Services, Stack,
     invalid_settings,
 };
+pub use outgoing::integrator::{Integrator, IntegratorError};
 pub use outgoing::{Http, HttpError};
 pub use protocol::types;
 pub use protocol::{Options, Record};

@@ -13,6 +13,7 @@
 use super::settings::Settings;
 use super::wiring;
 use crate::dispatch::{CallRequest, Extension, Module, Reply, Services, Stack};
+use crate::outgoing::integrator::IntegratorApi;
 use crate::outgoing::replay::{RecordingTransport, redact_secrets};
 use crate::outgoing::{HttpClient, HttpConfig, HyperTransport};
 use crate::protocol::envelope::Envelope;
@@ -49,6 +50,14 @@ impl SecretStore for Remembering {
     }
 }
 
+/// The placeholder name of the call's `bearerToken` in fixtures (`<redacted:bearerToken>`).
+const BEARER_TOKEN: &str = "bearerToken";
+
+/// The options' `bearerToken`, when a string.
+fn call_token(options: &Value) -> Option<String> {
+    options.get(BEARER_TOKEN)?.as_str().map(str::to_owned)
+}
+
 /// Run `function` of `module` once with `options` and return the fixture (a JSON object with
 /// `description`, `options`, `secrets`, `http`, `expected`), secrets redacted.
 pub fn record_fixture(
@@ -59,10 +68,21 @@ pub fn record_fixture(
 ) -> Result<Value, String> {
     super::init_logging();
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
+    record_with(&settings, module, function, options, description)
+}
+
+/// [`record_fixture`] with these settings.
+fn record_with(
+    settings: &Settings,
+    module: Module,
+    function: &str,
+    options: Value,
+    description: &str,
+) -> Result<Value, String> {
     let rt = super::runtime().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async {
         let secrets = Arc::new(Remembering {
-            inner: wiring::secret_backend(&settings).await,
+            inner: wiring::secret_backend(settings).await,
             seen: Mutex::new(Vec::new()),
         });
         let recorder = Arc::new(RecordingTransport::new(Arc::new(HyperTransport::new())));
@@ -73,7 +93,8 @@ pub fn record_fixture(
                 MemoryIdempotency::default(),
             ))))
             .with_cache(Arc::new(Cache::in_memory()))
-            .with_http(HttpClient::new(recorder.clone(), HttpConfig::default()));
+            .with_http(HttpClient::new(recorder.clone(), HttpConfig::default()))
+            .with_integrator(IntegratorApi::new(&settings.integrator_api_url));
         let mut builder = Extension::builder().diy(module).services(services);
         if let Some(t) = settings.timeout {
             builder = builder.timeout(t);
@@ -97,17 +118,29 @@ pub fn record_fixture(
             }
             Err(errors) => json!({ "errors": errors }),
         };
-        let seen = secrets
+        let mut seen = secrets
             .seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        // The call's one-time integrator.io token is redacted like a secret (options, the
+        // `Authorization` of `inv.integrator()` requests, answers), and replays as the same
+        // placeholder.
+        let token = call_token(&options);
+        if let Some(t) = token.filter(|t| !t.is_empty()) {
+            seen.push((BEARER_TOKEN.to_owned(), t));
+        }
         let mut case = Map::new();
         case.insert("description".into(), Value::String(description.to_owned()));
         case.insert("options".into(), options);
         case.insert(
             "secrets".into(),
-            Value::Array(seen.iter().map(|(n, _)| Value::String(n.clone())).collect()),
+            Value::Array(
+                seen.iter()
+                    .filter(|(n, _)| n != BEARER_TOKEN)
+                    .map(|(n, _)| Value::String(n.clone()))
+                    .collect(),
+            ),
         );
         case.insert(
             "http".into(),
@@ -118,4 +151,64 @@ pub fn record_fixture(
         redact_secrets(&mut case, &seen);
         Ok(case)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outgoing::integrator::double::IntegratorDouble;
+
+    #[test]
+    fn a_recording_of_integrator_calls_redacts_the_call_token_everywhere() {
+        const TOKEN: &str = "ott-recorded-77aa";
+        // The double runs on its own runtime; the recording builds another, as `make fixture`.
+        let server = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let double = server
+            .block_on(IntegratorDouble::start(0, Some(TOKEN)))
+            .unwrap();
+        let url = double.url();
+        let settings = Settings::from_lookup(&|k| match k {
+            "INTEGRATOR_API_URL" => Some(url.clone()),
+            "EXTENSION_BACKEND" => Some("memory".into()),
+            "EXTENSION_DEV_SECRETS_FILE" => Some("/nonexistent/secrets.dev.json".into()),
+            _ => None,
+        })
+        .unwrap();
+        let mut module = Module::new();
+        module.raw(
+            "echoToken",
+            |inv: crate::Invocation, _o: Value| async move {
+                let info = inv.integrator().token_info().await?;
+                // A careless function answering what it saw, token included.
+                Ok(json!({"user": info.user_id, "sawToken": TOKEN}))
+            },
+        );
+        let case = record_with(
+            &settings,
+            module,
+            "echoToken",
+            json!({"bearerToken": TOKEN, "x": 1}),
+            "token",
+        )
+        .unwrap();
+        let text = case.to_string();
+        assert!(!text.contains(TOKEN), "{text}");
+        assert_eq!(case["options"]["bearerToken"], "<redacted:bearerToken>");
+        assert_eq!(
+            case["http"][0]["request"]["headers"]["authorization"],
+            "Bearer <redacted:bearerToken>"
+        );
+        assert_eq!(
+            case["http"][0]["request"]["url"],
+            format!("{url}/v1/tokenInfo")
+        );
+        assert_eq!(case["expected"]["sawToken"], "<redacted:bearerToken>");
+        assert_eq!(case["secrets"], json!([]));
+        assert!(double.received()[0].token_ok);
+        drop(double);
+    }
 }

@@ -27,6 +27,7 @@
 //! | `EXTENSION_INCOMING_TIMEOUT_SECS` | time budget of an incoming webhook request off Lambda (on a Function URL: the Lambda deadline) | `10` |
 //! | `EXTENSION_DEDUP_LEASE_SECS` | how long an incoming event's dedup key stays pending while it is queued | `30` |
 //! | `EXTENSION_INCOMING_CONFIG` / `EXTENSION_INCOMING_ENDPOINTS` | incoming endpoints: a file path / JSON text (one of them) | the binary's defaults |
+//! | `INTEGRATOR_API_URL` | integrator.io's API for `inv.integrator()`: `https://api.integrator.io` (North America) or `https://api.eu.integrator.io` (Europe), set by the template parameter `IntegratorRegion`; any `http(s)://` URL (a local double) | `https://api.integrator.io` |
 //! | `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` | log level | `info` |
 //! | `AWS_LAMBDA_LOG_FORMAT` or `LOG_FORMAT` | `json` for JSON lines | text |
 //! | `EXTENSION_LOG_BUFFER` | `on`/`off`: a call's hidden debug lines kept and written only when it fails ([`crate::log_buffer`]) | `off` |
@@ -148,6 +149,8 @@ pub(crate) struct Settings {
     /// How long an incoming event's dedup key stays pending (at least the time budget + 5 s).
     pub dedup_lease: Duration,
     pub metrics: crate::metrics::MetricsConfig,
+    /// integrator.io's API base URL (`INTEGRATOR_API_URL`).
+    pub integrator_api_url: String,
 }
 
 /// A setting that cannot be served as given.
@@ -300,7 +303,18 @@ impl Settings {
                 on_lambda
             }),
         };
+        let integrator_api_url = match get("INTEGRATOR_API_URL") {
+            None => crate::outgoing::integrator::NA_URL.to_owned(),
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => u,
+            Some(u) => {
+                problem(format!(
+                    "INTEGRATOR_API_URL must be an http(s):// URL (got {u:?})"
+                ));
+                crate::outgoing::integrator::NA_URL.to_owned()
+            }
+        };
         let settings = Self {
+            integrator_api_url,
             on_lambda,
             backend,
             aws,
@@ -399,6 +413,18 @@ mod tests {
             assert_eq!(s.backend, Backend::Memory, "{name}");
         }
         assert!(settings(&[("EXTENSION_BACKEND", "local")]).is_err());
+    }
+
+    #[test]
+    fn the_integrator_api_url_defaults_to_north_america_and_must_be_http() {
+        assert_eq!(
+            settings(&[]).unwrap().integrator_api_url,
+            "https://api.integrator.io"
+        );
+        let eu = settings(&[("INTEGRATOR_API_URL", "https://api.eu.integrator.io")]).unwrap();
+        assert_eq!(eu.integrator_api_url, "https://api.eu.integrator.io");
+        let e = settings(&[("INTEGRATOR_API_URL", "api.eu.integrator.io")]).unwrap_err();
+        assert!(e.0.contains("INTEGRATOR_API_URL"), "{}", e.0);
     }
 
     #[test]

@@ -126,7 +126,10 @@ pub(crate) async fn wire(settings: &Settings, integrations: Option<Integrations>
             settings.idempotency_ttl,
         )))
         .with_limiter(limiter)
-        .with_cache(Arc::new(Cache::new(cache)));
+        .with_cache(Arc::new(Cache::new(cache)))
+        .with_integrator(crate::outgoing::integrator::IntegratorApi::new(
+            &settings.integrator_api_url,
+        ));
     if let Some(q) = incoming_queue {
         services = services.with_incoming_queue(q);
     }

@@ -41,6 +41,8 @@ pub struct Invocation {
     pub(crate) marks: crate::store::dedup::CallMarks,
     /// The function's own metrics, written when the call ends.
     pub(crate) metrics: crate::custom_metrics::Metrics,
+    /// The call's one-time `bearerToken` (for `inv.integrator()`), when it carries one.
+    pub(crate) bearer: Option<secrecy::SecretString>,
 }
 
 impl Invocation {
@@ -56,7 +58,14 @@ impl Invocation {
             services: Default::default(),
             marks: Default::default(),
             metrics: crate::custom_metrics::Metrics::recording(),
+            bearer: None,
         }
+    }
+    /// The same context with the call's `bearerToken` (for unit tests of functions that call
+    /// back into integrator.io).
+    pub fn with_bearer_token(mut self, token: &str) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
     /// The same context with `services` (for unit tests of functions that use them).
     pub fn with_services(mut self, services: impl Into<Arc<super::Services>>) -> Self {
@@ -109,6 +118,40 @@ impl Invocation {
             .clone()
             .or_else(crate::telemetry::current_trace_id);
         self.services.http_client().for_call(self.deadline, trace)
+    }
+    /// The integrator.io API client of this call, on its one-time `bearerToken` (see
+    /// [`crate::outgoing::integrator`]). A call without a token gets a client whose every request
+    /// fails with `integrator_token_missing` (a 422) and sends nothing.
+    pub fn integrator(&self) -> crate::outgoing::integrator::Integrator {
+        self.services
+            .integrator_api()
+            .client(self.integrator_http(), self.bearer.clone())
+    }
+    /// `inv.http()` ending a little before the call's deadline (a twentieth of the time left,
+    /// at most 100 ms), so that an API that stalls fails the call with the client's own
+    /// `integrator_timeout` rather than racing the call's `timeout`.
+    fn integrator_http(&self) -> crate::outgoing::Http {
+        let trace = self
+            .trace_id
+            .clone()
+            .or_else(crate::telemetry::current_trace_id);
+        let margin = (self.remaining() / 20).min(Duration::from_millis(100));
+        self.services
+            .http_client()
+            .for_call(self.deadline - margin, trace)
+    }
+    /// The integrator.io API client on the stack's own API token (the secret
+    /// `integrator-api-token`), for work that has no call token (queued jobs, schedules).
+    pub async fn integrator_with_stack_token(
+        &self,
+    ) -> Result<crate::outgoing::integrator::Integrator, ExtError> {
+        let token = self
+            .secret(crate::outgoing::integrator::STACK_TOKEN_SECRET)
+            .await?;
+        Ok(self
+            .services
+            .integrator_api()
+            .client(self.http(), Some(token)))
     }
     /// The cache of JSON values with a TTL; a 422 `cache_unavailable` when the deployment has
     /// none (see [`crate::store::cache`]).

@@ -339,6 +339,10 @@ impl Extension {
         );
         inv.marks = held.marks;
         inv.metrics = held.metrics;
+        inv.bearer = options
+            .str_field("bearerToken")
+            .filter(|t| !t.is_empty())
+            .map(secrecy::SecretString::from);
         let reply = run_isolated(handler, inv, options).await?;
         check_size(&env, reply)
     }
@@ -428,6 +432,7 @@ impl Extension {
             services: self.services.clone(),
             marks: Default::default(),
             metrics: Default::default(),
+            bearer: None,
         }
     }
 }

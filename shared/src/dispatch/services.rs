@@ -7,6 +7,7 @@ use crate::jobs::deferred::Scheduler;
 use crate::jobs::limits::RateLimiter;
 use crate::jobs::runs::Runs;
 use crate::outgoing::HttpClient;
+use crate::outgoing::integrator::{IntegratorApi, IntegratorError};
 use crate::store::cache::Cache;
 use crate::store::dedup::Dedup;
 use crate::store::idempotency::Idempotency;
@@ -27,6 +28,7 @@ pub struct Services {
     pub(crate) runs: Option<Arc<Runs>>,
     pub(crate) cache: Option<Arc<Cache>>,
     pub(crate) http: Option<HttpClient>,
+    pub(crate) integrator: Option<IntegratorApi>,
 }
 
 impl std::fmt::Debug for Services {
@@ -41,6 +43,10 @@ impl std::fmt::Debug for Services {
             .field("runs", &self.runs.is_some())
             .field("cache", &self.cache.is_some())
             .field("http", &self.http.is_some())
+            .field(
+                "integrator",
+                &self.integrator.as_ref().map(IntegratorApi::base_url),
+            )
             .finish()
     }
 }
@@ -59,6 +65,12 @@ impl From<crate::store::cache::CacheError> for ExtError {
 
 impl From<crate::outgoing::HttpError> for ExtError {
     fn from(e: crate::outgoing::HttpError) -> Self {
+        ExtError::with_code(e.code(), e.to_string())
+    }
+}
+
+impl From<IntegratorError> for ExtError {
+    fn from(e: IntegratorError) -> Self {
         ExtError::with_code(e.code(), e.to_string())
     }
 }
@@ -119,6 +131,21 @@ impl Services {
     pub fn with_http(mut self, c: HttpClient) -> Self {
         self.http = Some(c);
         self
+    }
+
+    /// Where `inv.integrator()` calls integrator.io (`INTEGRATOR_API_URL`), with the process's
+    /// rate-limit bucket.
+    pub fn with_integrator(mut self, api: IntegratorApi) -> Self {
+        self.integrator = Some(api);
+        self
+    }
+    /// The integrator.io API of this deployment: the configured one, else the process's
+    /// default (North America).
+    #[doc(hidden)]
+    pub fn integrator_api(&self) -> IntegratorApi {
+        self.integrator
+            .clone()
+            .unwrap_or_else(IntegratorApi::shared_default)
     }
 
     /// The secret store (KMS on AWS, the dev file locally).
@@ -223,5 +250,37 @@ mod tests {
         );
         let s = s.with_dedup(Arc::new(Dedup::new(Arc::new(MemoryDedup::default()))));
         assert!(s.dedup().is_ok());
+    }
+
+    #[tokio::test]
+    async fn work_without_a_call_token_uses_the_stack_token_secret() {
+        use crate::outgoing::integrator::double::IntegratorDouble;
+        use crate::store::secrets::DevFileSecrets;
+        let double = IntegratorDouble::start(0, Some("stack-token-5150"))
+            .await
+            .unwrap();
+        let file = std::env::temp_dir().join(format!("stack-token-{}.json", std::process::id()));
+        std::fs::write(&file, r#"{"integrator-api-token": "stack-token-5150"}"#).unwrap();
+        let services = Services::new()
+            .with_integrator(IntegratorApi::new(&double.url()))
+            .with_secrets(Arc::new(Secrets::new(Arc::new(DevFileSecrets::new(&file)))));
+        let inv = crate::Invocation::for_test("job", std::time::Duration::from_secs(5))
+            .with_services(services);
+        // No call token: the call's client sends nothing.
+        let e = inv.integrator().token_info().await.unwrap_err();
+        assert_eq!(e.code(), "integrator_token_missing");
+        assert!(double.received().is_empty());
+        let api = inv.integrator_with_stack_token().await.unwrap();
+        api.token_info().await.unwrap();
+        assert!(double.received()[0].token_ok);
+        let _ = std::fs::remove_file(&file);
+        // Without the secret: a clear error naming it.
+        let inv = crate::Invocation::for_test("job", std::time::Duration::from_secs(5))
+            .with_services(
+                Services::new()
+                    .with_secrets(Arc::new(Secrets::new(Arc::new(DevFileSecrets::new(&file))))),
+            );
+        let e = inv.integrator_with_stack_token().await.unwrap_err();
+        assert!(e.message.contains("integrator-api-token"), "{e}");
     }
 }

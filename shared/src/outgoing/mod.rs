@@ -41,6 +41,7 @@
 //! - **Trace**: the call's trace id goes out as `X-Amzn-Trace-Id` (unless the request sets it).
 //! - Response bodies are capped at [`HttpConfig::max_response_bytes`] (10 MiB).
 
+pub mod integrator;
 #[doc(hidden)]
 pub mod replay;
 #[doc(hidden)]

@@ -5,6 +5,7 @@ pub mod envelope;
 #[doc(hidden)]
 pub mod error;
 #[doc(hidden)]
+pub mod job;
 pub mod json;
 pub mod options;
 pub mod record;

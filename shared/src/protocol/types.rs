@@ -6,6 +6,7 @@
 //! `#[non_exhaustive]`: build results with `Default` (or the constructors) and set fields.
 
 use super::Record;
+pub use super::job::JobContext;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -154,6 +155,11 @@ wire_struct! {
         configuration: Option<Value> = "configuration",
         test_mode: Option<bool> = "testMode",
         preview: Option<bool> = "preview",
+        /// The job the call belongs to (integrator.io's hook options).
+        job: Option<JobContext> = "job",
+        sandbox: Option<bool> = "sandbox",
+        /// The API (integrator.io "My APIs") the export runs for, when it does.
+        api_id: Option<String> = "_apiId",
         bearer_token: Option<BearerToken> = "bearerToken",
     }
 }
@@ -191,6 +197,9 @@ wire_struct! {
         settings: Option<Value> = "settings",
         configuration: Option<Value> = "configuration",
         test_mode: Option<bool> = "testMode",
+        /// The job the call belongs to (integrator.io's hook options).
+        job: Option<JobContext> = "job",
+        sandbox: Option<bool> = "sandbox",
         bearer_token: Option<BearerToken> = "bearerToken",
     }
 }
@@ -208,6 +217,9 @@ wire_struct! {
         settings: Option<Value> = "settings",
         configuration: Option<Value> = "configuration",
         test_mode: Option<bool> = "testMode",
+        /// The job the call belongs to (integrator.io's hook options).
+        job: Option<JobContext> = "job",
+        sandbox: Option<bool> = "sandbox",
         bearer_token: Option<BearerToken> = "bearerToken",
     }
 }
@@ -259,6 +271,9 @@ wire_struct! {
         settings: Option<Value> = "settings",
         configuration: Option<Value> = "configuration",
         test_mode: Option<bool> = "testMode",
+        /// The job the call belongs to (integrator.io's hook options).
+        job: Option<JobContext> = "job",
+        sandbox: Option<bool> = "sandbox",
         bearer_token: Option<BearerToken> = "bearerToken",
     }
 }
@@ -278,6 +293,9 @@ wire_struct! {
         parent_integration_id: Option<String> = "_parentIntegrationId",
         settings: Option<Value> = "settings",
         test_mode: Option<bool> = "testMode",
+        /// The job the call belongs to (integrator.io's hook options).
+        job: Option<JobContext> = "job",
+        sandbox: Option<bool> = "sandbox",
         bearer_token: Option<BearerToken> = "bearerToken",
     }
 }
@@ -293,6 +311,9 @@ wire_struct! {
         settings: Option<Value> = "settings",
         configuration: Option<Value> = "configuration",
         test_mode: Option<bool> = "testMode",
+        /// The job the call belongs to (integrator.io's hook options).
+        job: Option<JobContext> = "job",
+        sandbox: Option<bool> = "sandbox",
         bearer_token: Option<BearerToken> = "bearerToken",
     }
 }
