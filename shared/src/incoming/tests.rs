@@ -4,6 +4,7 @@ use super::*;
 use crate::store::dedup::{DedupStore, MemoryDedup, Sighting, StoreError};
 use crate::store::queue::{MemoryQueue, OutMessage, QueueError, QueueStore};
 use async_trait::async_trait;
+use auth::replay::replay_secs_left;
 use http::{HeaderValue, Method, header};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -12,6 +12,7 @@
 //! and any `v1` entry matches; the comparison is constant-time (`Mac::verify_slice`).
 
 use super::AuthFailure;
+pub(crate) use super::common::single_header;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -25,8 +26,7 @@ pub const SIGNATURE_HEADER: &str = "webhook-signature";
 /// The prefix Standard Webhooks puts on base64 secrets.
 pub const SECRET_PREFIX: &str = "whsec_";
 
-/// Longest `webhook-signature` header read (several signatures during a rotation fit easily).
-const MAX_SIGNATURE_HEADER: usize = 4096;
+use super::common::MAX_SIGNATURE_HEADER;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -66,24 +66,6 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
         .finalize()
         .into_bytes();
     format!("v1,{}", STANDARD.encode(tag))
-}
-
-/// The one value of header `name` (trimmed; `None` when absent, empty or not text). A header
-/// sent more than once is [`AuthFailure::RepeatedHeader`]: the signature check and the replay
-/// record must read the very same value, and no sender of a valid request repeats these.
-pub(crate) fn single_header<'a>(
-    headers: &'a HeaderMap,
-    name: &str,
-) -> Result<Option<&'a str>, AuthFailure> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(AuthFailure::RepeatedHeader);
-    }
-    Ok(first
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty()))
 }
 
 /// The signed message's `webhook-id` and `webhook-timestamp`, as [`verify`] read them.
