@@ -404,3 +404,6 @@ impl IncomingApp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
