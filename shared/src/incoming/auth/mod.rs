@@ -113,6 +113,28 @@ impl AuthFailure {
     }
 }
 
+/// A scheme's key: a shared secret's bytes, or (Standard Webhooks `whpk_`) an ed25519 public
+/// key.
+pub(crate) struct SchemeKey {
+    bytes: Vec<u8>,
+    ed25519: bool,
+}
+
+impl SchemeKey {
+    fn shared(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            ed25519: false,
+        }
+    }
+    fn ed25519(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes,
+            ed25519: true,
+        }
+    }
+}
+
 /// A shared-secret scheme, compiled.
 pub(crate) enum Scheme {
     StandardWebhooks { tolerance: Duration },
@@ -140,11 +162,16 @@ impl Scheme {
     }
 
     /// The key a configured secret stands for (checked at start-up, or when first resolved).
-    fn compile(&self) -> fn(&str) -> Result<Vec<u8>, String> {
+    fn compile(&self) -> fn(&str) -> Result<SchemeKey, String> {
         match self {
-            Scheme::StandardWebhooks { .. } => standard_webhooks::key_from_secret,
-            Scheme::Basic { .. } => common::password_key,
-            _ => common::provider_key,
+            Scheme::StandardWebhooks { .. } => {
+                |s| match standard_webhooks::public_key_from_secret(s) {
+                    Some(k) => k.map(SchemeKey::ed25519),
+                    None => standard_webhooks::key_from_secret(s).map(SchemeKey::shared),
+                }
+            }
+            Scheme::Basic { .. } => |s| common::password_key(s).map(SchemeKey::shared),
+            _ => |s| common::provider_key(s).map(SchemeKey::shared),
         }
     }
 
@@ -153,13 +180,19 @@ impl Scheme {
     fn verify(
         &self,
         req: &HttpRequest,
-        key: &[u8],
+        key: &SchemeKey,
         now: u64,
     ) -> Result<Option<Replay>, AuthFailure> {
         let (h, body) = (&req.headers, &req.body[..]);
+        let ed25519 = key.ed25519;
+        let key = &key.bytes[..];
         match self {
             Scheme::StandardWebhooks { tolerance } => {
-                standard_webhooks::verify(h, body, key, *tolerance, now)?;
+                if ed25519 {
+                    standard_webhooks::verify_ed25519(h, body, key, *tolerance, now)?;
+                } else {
+                    standard_webhooks::verify(h, body, key, *tolerance, now)?;
+                }
                 let (id, ts) = standard_webhooks::signed_id(h)?;
                 Ok(Some(Replay::within(
                     "hmac-replay",
@@ -189,7 +222,7 @@ pub(crate) enum Auth {
     },
     Signed {
         scheme: Scheme,
-        key: Key<Vec<u8>>,
+        key: Key<SchemeKey>,
     },
 }
 

@@ -21,7 +21,10 @@ const GENERIC: &str = "generic-shared-secret-1234";
 const PASSWORD: &str = "correct horse battery";
 const API_KEY: &str = "key-0123456789abcdef";
 
+const SEED: [u8; 32] = [42; 32];
+
 fn config() -> IncomingConfig {
+    let public = super::standard_webhooks::public_key_of(&SEED);
     IncomingConfig::from_json(&format!(
         r#"{{
           "stripe":  {{"auth": {{"type": "stripe", "secret": "{STRIPE}"}}}},
@@ -36,7 +39,8 @@ fn config() -> IncomingConfig {
           "basic":   {{"auth": {{"type": "basic", "username": "celigo", "password": "{PASSWORD}"}}}},
           "key":     {{"auth": {{"type": "apiKey", "header": "x-api-key", "key": "{API_KEY}"}}}},
           "query":   {{"auth": {{"type": "apiKey", "query": "token", "key": "{API_KEY}"}}}},
-          "sw":      {{"auth": {{"type": "standardWebhooks", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}}
+          "sw":      {{"auth": {{"type": "standardWebhooks", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}},
+          "swpk":    {{"auth": {{"type": "standardWebhooks", "secret": "{public}"}}}}
         }}"#
     ))
     .unwrap()
@@ -445,4 +449,33 @@ fn every_sender_is_configurable_and_bad_settings_are_refused_at_start_up() {
         r#"{"s": {"auth": {"type": "stripe", "secret": {"secret": "stripe-endpoint"}}}}"#,
     );
     assert!(c.is_ok(), "{:?}", c.err());
+}
+
+#[tokio::test]
+async fn standard_webhooks_v1a_ed25519_signatures_are_accepted_with_a_whpk_key() {
+    let h = harness();
+    let t = now();
+    let body = r#"{"type":"invoice.paid"}"#;
+    let headers = |sig: String| {
+        [
+            json(),
+            ("webhook-id", "msg_2".to_owned()),
+            ("webhook-timestamp", t.to_string()),
+            ("webhook-signature", sig),
+        ]
+    };
+    let good = super::standard_webhooks::sign_ed25519(&SEED, "msg_2", t, body.as_bytes());
+    let forged = super::standard_webhooks::sign_ed25519(&[1; 32], "msg_2", t, body.as_bytes());
+    assert_eq!(post(&h.app, "swpk", &headers(forged), body).await.0, 401);
+    assert_eq!(
+        post(&h.app, "swpk", &headers(good.clone()), body).await.0,
+        200
+    );
+    // Replayed; tampered.
+    assert_eq!(
+        post(&h.app, "swpk", &headers(good.clone()), body).await.0,
+        401
+    );
+    assert_eq!(post(&h.app, "swpk", &headers(good), "{}").await.0, 401);
+    assert_eq!(h.queue.sent().len(), 1);
 }
