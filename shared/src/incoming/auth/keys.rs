@@ -147,7 +147,7 @@ impl IncomingApp {
     /// named secret, the key to try again — another request's re-read that finished while this
     /// one waited, or this one's own re-read from the store (a rotation: the new secret works
     /// at once, and the old one stops with it). At most one re-read per
-    /// [`DEFAULT_SECRET_REREAD`] per endpoint, one at a time: a flood of bad signatures costs
+    /// `DEFAULT_SECRET_REREAD` per endpoint, one at a time: a flood of bad signatures costs
     /// the store one read per interval. `None`: nothing new to try.
     pub(crate) async fn reread<K>(
         &self,

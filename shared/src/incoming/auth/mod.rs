@@ -1,5 +1,5 @@
-//! Webhook authentication: one file per scheme, the endpoint's compiled [`Auth`], its keys
-//! ([`keys`]) and the replay records of signed messages ([`replay`]).
+//! Webhook authentication: one file per scheme, the endpoint's compiled authentication, its
+//! keys (`keys.rs`) and the replay records of signed messages (`replay.rs`).
 //!
 //! The schemes and their settings are described in [`config`]. Every scheme reads the raw body
 //! bytes as sent, reads each header it needs once (a repeated one is refused), compares in
