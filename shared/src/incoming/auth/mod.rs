@@ -439,4 +439,6 @@ impl IncomingApp {
 }
 
 #[cfg(test)]
+mod provider_vectors;
+#[cfg(test)]
 mod tests;
