@@ -479,3 +479,80 @@ async fn standard_webhooks_v1a_ed25519_signatures_are_accepted_with_a_whpk_key()
     assert_eq!(post(&h.app, "swpk", &headers(good), "{}").await.0, 401);
     assert_eq!(h.queue.sent().len(), 1);
 }
+
+/// Each header a scheme reads is read once: sent twice (even with the valid value first) it is
+/// refused, as are garbage values; nothing is queued.
+#[tokio::test]
+async fn repeated_or_garbage_auth_headers_are_refused_by_every_new_scheme() {
+    let h = harness();
+    let t = now();
+    let body = r#"{"id":"evt_9"}"#;
+    let stripe_sig = stripe::sign(STRIPE.as_bytes(), t, body.as_bytes());
+    let slack_sig = slack::sign(SLACK.as_bytes(), t, body.as_bytes());
+    let github_sig = github::sign(GITHUB.as_bytes(), body.as_bytes());
+    let cases: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "stripe",
+            vec![
+                ("stripe-signature", stripe_sig.clone()),
+                ("stripe-signature", stripe_sig),
+            ],
+        ),
+        (
+            "slack",
+            vec![
+                ("x-slack-request-timestamp", t.to_string()),
+                ("x-slack-signature", slack_sig.clone()),
+                ("x-slack-signature", slack_sig),
+            ],
+        ),
+        (
+            "github",
+            vec![
+                ("x-hub-signature-256", github_sig.clone()),
+                ("x-hub-signature-256", github_sig),
+            ],
+        ),
+        (
+            "basic",
+            vec![
+                ("authorization", basic::credentials("celigo", PASSWORD)),
+                ("authorization", basic::credentials("celigo", PASSWORD)),
+            ],
+        ),
+        (
+            "stripe",
+            vec![("stripe-signature", "t=99999999999999999999999,v1=".into())],
+        ),
+        (
+            "slack",
+            vec![
+                ("x-slack-request-timestamp", "-1".into()),
+                ("x-slack-signature", "v0=é".into()),
+            ],
+        ),
+        (
+            "generic",
+            vec![
+                ("x-signature", "sha1=%%%".into()),
+                ("x-ts", "1e9".into()),
+                ("x-id", "".into()),
+            ],
+        ),
+        ("basic", vec![("authorization", "Basic ".into())]),
+    ];
+    for (ep, mut headers) in cases {
+        headers.insert(0, json());
+        let (s, v) = post(&h.app, ep, &headers, body).await;
+        refused(s, &v);
+    }
+    // The valid request alone is accepted.
+    let sig = stripe::sign(STRIPE.as_bytes(), t, body.as_bytes());
+    assert_eq!(
+        post(&h.app, "stripe", &[json(), ("stripe-signature", sig)], body)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(h.queue.sent().len(), 1);
+}
