@@ -356,7 +356,7 @@ async fn status_with(addr: &str, token: &str) -> u16 {
 async fn a_rotated_system_token_works_within_seconds_and_the_old_one_stops() {
     use integration_tests::counting_proxy::CountingProxy;
     use integration_tests::process::{bin, server};
-    const INTERVAL: Duration = integrator_lambda::transport::auth::TOKEN_REFRESH_INTERVAL;
+    const INTERVAL: Duration = integrator_lambda::transport::system_token::TOKEN_REFRESH_INTERVAL;
     let (cfg, res) = setup().await;
     let secrets = res.kms(&cfg);
     let old = value("token-old");

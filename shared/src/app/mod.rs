@@ -21,10 +21,10 @@ pub use fixture::record_fixture;
 use crate::dispatch::{Extension, Module};
 use crate::incoming::IncomingConfig;
 use crate::jobs::runs::Integrations;
-use crate::transport::auth::TokenSet;
 use crate::transport::http::{HttpApp, LAMBDA_BODY_LIMIT, LOCAL_BODY_LIMIT};
 use crate::transport::lambda::{EventConsumer, LambdaApp};
 use crate::transport::server::InflightBudget;
+use crate::transport::system_token::TokenSet;
 use settings::{LogSettings, Settings};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -211,7 +211,7 @@ async fn start_async(
         q.start(ext.clone());
     }
     let tokens = match app.tokens {
-        Some(t) => crate::transport::auth::SystemTokens::fixed(t),
+        Some(t) => crate::transport::system_token::SystemTokens::fixed(t),
         None => wiring::system_tokens(&settings, &services)
             .await
             .map_err(|e| e.to_string())?,

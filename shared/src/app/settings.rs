@@ -46,7 +46,7 @@ use crate::incoming::IncomingConfig;
 use crate::jobs::limits::{RateLimit, parse_limits};
 use crate::store::{dedup, idempotency, secrets};
 use crate::time::parse_secs;
-use crate::transport::auth::TokenSet;
+use crate::transport::system_token::TokenSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -15,7 +15,7 @@ use crate::store::idempotency::{Idempotency, IdempotencyStore, MemoryIdempotency
 use crate::store::queue::{MemoryQueue, QueueStore};
 use crate::store::secrets::{DevFileSecrets, SecretError, SecretStore, Secrets};
 use crate::time::{Clock, SystemClock};
-use crate::transport::auth::{SystemTokens, TokenSet, TokenSource};
+use crate::transport::system_token::{SystemTokens, TokenSet, TokenSource};
 use crate::worker::local::MemoryWorkQueue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! The error answers of the endpoints, and the content-type and body checks that produce them.
 
-use super::{Auth, AuthFailure, flatten};
+use super::auth::{Auth, AuthFailure};
+use super::flatten;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use serde_json::{Map, Value};
@@ -48,7 +49,13 @@ pub(super) fn unavailable(what: &str) -> Response<Bytes> {
 }
 
 pub(super) fn unauthorized(auth: &Auth, failure: AuthFailure) -> Response<Bytes> {
-    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", failure.message());
+    let message = if auth.says_why() {
+        failure.message()
+    } else {
+        // The newer schemes say no more than this: which check failed helps only a forger.
+        Cow::Borrowed("The request is not authenticated for this endpoint.")
+    };
+    let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
     if let Auth::Jwt { .. } = auth {
         let v = if failure == AuthFailure::MissingToken {
             r#"Bearer realm="incoming""#
@@ -58,11 +65,27 @@ pub(super) fn unauthorized(auth: &Auth, failure: AuthFailure) -> Response<Bytes>
         r.headers_mut()
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
     }
+    if auth.is_basic() {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="incoming", charset="UTF-8""#),
+        );
+    }
     r
 }
 
-/// JSON only: `application/json` or `application/*+json`, UTF-8, no content coding.
-pub(super) fn check_content(headers: &HeaderMap) -> Result<(), Box<Response<Bytes>>> {
+/// How a request's body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyKind {
+    /// A JSON object.
+    Json,
+    /// `application/x-www-form-urlencoded` fields.
+    Form,
+}
+
+/// JSON (`application/json` or `application/*+json`) or a form
+/// (`application/x-www-form-urlencoded`), UTF-8, no content coding.
+pub(super) fn check_content(headers: &HeaderMap) -> Result<BodyKind, Box<Response<Bytes>>> {
     let unsupported = |code: &'static str, msg: String| {
         Box::new(error(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, msg))
     };
@@ -74,12 +97,16 @@ pub(super) fn check_content(headers: &HeaderMap) -> Result<(), Box<Response<Byte
     let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
     let json =
         mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
-    if !json {
+    let kind = if json {
+        BodyKind::Json
+    } else if mime == "application/x-www-form-urlencoded" {
+        BodyKind::Form
+    } else {
         return Err(unsupported(
             "unsupported_media_type",
-            "Incoming events must be JSON: send Content-Type: application/json.".into(),
+            "Incoming events must be JSON (Content-Type: application/json) or a form (application/x-www-form-urlencoded).".into(),
         ));
-    }
+    };
     for p in parts {
         if let Some((k, v)) = p.split_once('=')
             && k.trim().eq_ignore_ascii_case("charset")
@@ -103,7 +130,7 @@ pub(super) fn check_content(headers: &HeaderMap) -> Result<(), Box<Response<Byte
             "Incoming events are not accepted with a Content-Encoding (signatures cover the bytes as sent).".into(),
         ));
     }
-    Ok(())
+    Ok(kind)
 }
 
 /// The body as a JSON object.

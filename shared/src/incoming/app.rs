@@ -1,56 +1,17 @@
 //! Building the [`IncomingApp`] from its configuration (endpoints compiled, inline and file
 //! secrets read), its settings, and its mount on the router.
 
-use super::jwt::JwtVerifier;
+use super::auth::Auth;
 use super::{
-    Auth, AuthConfig, DEFAULT_LEASE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SECRET_REREAD,
-    DEFAULT_SECRET_TTL, DEFAULT_TIMEOUT, Endpoint, IncomingApp, IncomingConfig,
-    IncomingConfigError, IncomingStores, JwtAlgorithm, Key, PATH_PREFIX, SecretValue,
-    is_secret_header, signature,
+    DEFAULT_LEASE, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_SECRET_REREAD, DEFAULT_SECRET_TTL,
+    DEFAULT_TIMEOUT, Endpoint, IncomingApp, IncomingConfig, IncomingConfigError, IncomingStores,
+    PATH_PREFIX, is_secret_header,
 };
 use crate::transport::http::HttpRequest;
 use bytes::Bytes;
 use http::{HeaderName, Response};
-use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// A `SecretValue` that can be used right away (inline or file), or the name to resolve.
-enum Material {
-    Now(secrecy::SecretString),
-    Later(String),
-}
-
-fn material(v: &SecretValue) -> Result<Material, String> {
-    let now = match v {
-        SecretValue::Inline(s) => s.clone(),
-        SecretValue::File(p) => std::fs::read_to_string(p)
-            .map(secrecy::SecretString::from)
-            .map_err(|e| format!("cannot read {}: {e}", p.display()))?,
-        // Resolved through the secret store, which registers what it fetches.
-        SecretValue::Named(n) => return Ok(Material::Later(n.clone())),
-    };
-    // Inline and file secrets never reach a log either (as read, and without the file's
-    // trailing newline).
-    crate::telemetry::redact(now.expose_secret());
-    crate::telemetry::redact(now.expose_secret().trim());
-    Ok(Material::Now(now))
-}
-
-fn compile_key<K>(
-    v: &SecretValue,
-    compile: impl Fn(&str) -> Result<K, String>,
-) -> Result<Key<K>, String> {
-    Ok(match material(v)? {
-        Material::Now(s) => Key::Ready(Arc::new(compile(s.expose_secret())?)),
-        Material::Later(name) => Key::Named {
-            name,
-            cache: Mutex::new(None),
-            reread: tokio::sync::Mutex::new(None),
-        },
-    })
-}
 
 impl IncomingApp {
     /// Compile `config` (inline and file secrets are read and checked now; named ones need a
@@ -68,43 +29,10 @@ impl IncomingApp {
         let mut endpoints = BTreeMap::new();
         for (name, ep) in config.endpoints {
             let err = |m: String| IncomingConfigError::new(format!("endpoint \"{name}\": {m}"));
-            let needs_resolver =
-                |v: &SecretValue| matches!(v, SecretValue::Named(_)) && resolver.is_none();
-            let auth = match ep.auth {
-                AuthConfig::None => Auth::None,
-                AuthConfig::Jwt(j) => {
-                    let v = match (j.algorithm, &j.secret, &j.public_key) {
-                        (JwtAlgorithm::HS256, Some(s), _) | (JwtAlgorithm::RS256, _, Some(s)) => {
-                            s.clone()
-                        }
-                        _ => return Err(err("the JWT key is missing".into())),
-                    };
-                    if needs_resolver(&v) {
-                        return Err(err(format!(
-                            "{v:?} needs a SecretResolver, and none is configured"
-                        )));
-                    }
-                    let key = compile_key(&v, |m| JwtVerifier::new(&j, m)).map_err(err)?;
-                    Auth::Jwt {
-                        config: Box::new(j),
-                        key,
-                    }
-                }
-                AuthConfig::Hmac(h) => {
-                    if needs_resolver(&h.secret) {
-                        return Err(err(format!(
-                            "{:?} needs a SecretResolver, and none is configured",
-                            h.secret
-                        )));
-                    }
-                    Auth::Hmac {
-                        tolerance: Duration::from_secs(h.tolerance_secs),
-                        key: compile_key(&h.secret, signature::key_from_secret).map_err(err)?,
-                    }
-                }
-            };
+            let auth = Auth::compile(ep.auth, resolver.is_some()).map_err(err)?;
+            let dedup_config = ep.dedup.or_else(|| auth.default_dedup());
             let mut endpoint_dedup = (*dedup).clone();
-            if let Some(t) = ep.dedup.as_ref().and_then(|d| d.ttl_secs) {
+            if let Some(t) = dedup_config.as_ref().and_then(|d| d.ttl_secs) {
                 endpoint_dedup.ttl = Duration::from_secs(t);
             }
             let forward = ep
@@ -119,7 +47,7 @@ impl IncomingApp {
                     scope: format!("incoming/{name}"),
                     name,
                     auth,
-                    dedup_config: ep.dedup,
+                    dedup_config,
                     dedup: endpoint_dedup,
                     forward,
                     function: ep.function,

@@ -30,29 +30,7 @@
 //! | `forwardHeaders` | request headers copied into the queued event (secret-looking ones are never copied) | `content-type`, `user-agent`, `x-request-id`, `webhook-id`, `webhook-timestamp` |
 //! | `function` | the webhook function the queue worker runs with each accepted event (registered with `Module::webhook`; see [`crate::worker`]) | none: the event waits in the queue for another consumer and, on the stack, reaches its dead-letter queue |
 //!
-//! `auth` objects:
-//!
-//! - `{"type": "jwt", "algorithm": "HS256", "secret": S}` or `{"type": "jwt", "algorithm":
-//!   "RS256", "publicKey": S}` (a PEM public key), plus optional `audience` and `issuer` (a
-//!   string or a list; checked and required when set) and `leewaySecs` (clock skew allowed on
-//!   `exp`, default 60, at most 3600) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
-//!   default 3600; `null` for no limit) and `jtiReplay` (`true`: single-use tokens — `jti` is
-//!   required and a `jti` already accepted is refused until the token expires, so the sender
-//!   mints a new token per request, retries included; default `false`). The algorithm is pinned: a token signed with any other algorithm
-//!   (including `none`) is refused; `exp` is required. The token is read from
-//!   `Authorization: Bearer …`.
-//! - `{"type": "hmac", "secret": S}` plus optional `toleranceSecs` (default 300, 1 to 3600):
-//!   Standard Webhooks signatures (`webhook-id`, `webhook-timestamp`, `webhook-signature:
-//!   v1,<base64>`). A secret starting with `whsec_` is the base64 of the key (as Standard
-//!   Webhooks issues them; it must decode to at least one byte); any other string is used as
-//!   the key's bytes. Surrounding whitespace is trimmed.
-//!
-//! An HS256 secret is trimmed the same way and must be at least 32 bytes (RFC 7518 §3.2: a
-//! key at least as long as the hash output). Inline and file secrets are checked at start-up;
-//! a named secret when it is first resolved (an unusable one answers 500 `misconfigured`).
-//! A request carrying any of `webhook-id`, `webhook-timestamp`, `webhook-signature` (HMAC
-//! endpoints) or `Authorization` (JWT endpoints) more than once is refused (401): the
-//! signature and the replay record must read the same single value.
+//! `auth` objects are described in [`crate::incoming::auth::config`].
 //!
 //! `dedup` objects: `fields` (dotted paths into the *original* body, `a.b.0.c`), `headers`
 //! (header names), at most five in all; or `"wholeBody": true`; plus `callerHeader` (opt-in: a
@@ -81,6 +59,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
+pub use super::auth::config::{
+    ApiKeyConfig, AuthConfig, BasicConfig, DEFAULT_HMAC_TOLERANCE_SECS, DEFAULT_JWT_LEEWAY_SECS,
+    DEFAULT_JWT_MAX_LIFETIME_SECS, GenericHmacConfig, HmacAlgorithm, HmacConfig, HmacEncoding,
+    JwtAlgorithm, JwtConfig, MAX_HMAC_TOLERANCE_SECS, MAX_JWT_LEEWAY_SECS, MIN_PASSWORD_BYTES,
+    MIN_SHARED_SECRET_BYTES, ProviderConfig,
+};
+
 /// The caller's dedup header when the configuration does not name one.
 pub const DEFAULT_CALLER_HEADER: &str = "x-dedup-key";
 /// Headers copied into the queued event when `forwardHeaders` is not set.
@@ -91,20 +76,8 @@ pub const DEFAULT_FORWARD_HEADERS: [&str; 5] = [
     "webhook-id",
     "webhook-timestamp",
 ];
-/// Default clock skew allowed on a JWT's `exp`.
-pub const DEFAULT_JWT_LEEWAY_SECS: u64 = 60;
-/// Default Standard Webhooks timestamp tolerance.
-pub const DEFAULT_HMAC_TOLERANCE_SECS: u64 = 300;
 /// Longest endpoint name.
 pub const MAX_NAME_LEN: usize = 64;
-/// Largest `leewaySecs`: one hour. The leeway only absorbs clock skew between the token's
-/// issuer and us (seconds, minutes at worst); more would mostly extend the life of expired
-/// tokens, and a value near the epoch's age breaks the `exp` check altogether.
-pub const MAX_JWT_LEEWAY_SECS: u64 = 3600;
-/// Largest `toleranceSecs`: one hour. Standard Webhooks recommends five minutes; a huge
-/// tolerance would switch the timestamp check (and with it the replay window) off.
-pub const MAX_HMAC_TOLERANCE_SECS: u64 = 3600;
-
 /// A configuration problem found at start-up.
 #[derive(Debug, thiserror::Error)]
 #[error("incoming endpoints: {0}")]
@@ -181,167 +154,6 @@ impl EndpointConfig {
         self.function = Some(name.into());
         self
     }
-}
-
-/// How an endpoint authenticates requests.
-#[derive(Debug, Clone, Default)]
-pub enum AuthConfig {
-    /// Anyone who knows the URL may post.
-    #[default]
-    None,
-    /// A bearer JWT (HS256 or RS256).
-    Jwt(JwtConfig),
-    /// A Standard Webhooks HMAC signature.
-    Hmac(HmacConfig),
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum TaggedAuth {
-    None,
-    Jwt(JwtConfig),
-    Hmac(HmacConfig),
-}
-
-impl<'de> Deserialize<'de> for AuthConfig {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let v = Value::deserialize(d)?;
-        match v {
-            Value::Null => Ok(AuthConfig::None),
-            Value::String(s) if s == "none" => Ok(AuthConfig::None),
-            Value::String(s) => Err(D::Error::custom(format!(
-                "auth \"{s}\": use \"none\" or an object with \"type\": \"jwt\" or \"hmac\""
-            ))),
-            v @ Value::Object(_) => match serde_json::from_value::<TaggedAuth>(v) {
-                Ok(TaggedAuth::None) => Ok(AuthConfig::None),
-                Ok(TaggedAuth::Jwt(j)) => Ok(AuthConfig::Jwt(j)),
-                Ok(TaggedAuth::Hmac(h)) => Ok(AuthConfig::Hmac(h)),
-                Err(e) => Err(D::Error::custom(format!("auth: {e}"))),
-            },
-            _ => Err(D::Error::custom("auth must be \"none\" or an object")),
-        }
-    }
-}
-
-/// The JWT algorithms an endpoint can pin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum JwtAlgorithm {
-    /// HMAC-SHA256 with a shared secret.
-    HS256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, verified with a PEM public key.
-    RS256,
-}
-
-/// `auth: {"type": "jwt", …}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct JwtConfig {
-    /// The one algorithm accepted (tokens signed otherwise are refused).
-    pub algorithm: JwtAlgorithm,
-    /// HS256: the shared secret.
-    #[serde(default)]
-    pub secret: Option<SecretValue>,
-    /// RS256: the PEM public key (`-----BEGIN PUBLIC KEY-----` or `BEGIN RSA PUBLIC KEY`).
-    #[serde(default)]
-    pub public_key: Option<SecretValue>,
-    /// Accepted `aud` values; when set, `aud` is required and must match one of them.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub audience: Vec<String>,
-    /// Accepted `iss` values; when set, `iss` is required and must be one of them.
-    #[serde(default, deserialize_with = "one_or_many")]
-    pub issuer: Vec<String>,
-    /// Clock skew allowed on `exp` and `nbf`, in seconds.
-    #[serde(default = "default_leeway")]
-    pub leeway_secs: u64,
-    /// The longest a token may be valid: `exp` at most this far from now (and from `iat` when
-    /// present). A stolen long-lived token is then useless soon. `null`: no limit.
-    #[serde(default = "default_max_lifetime")]
-    pub max_lifetime_secs: Option<u64>,
-    /// Single-use tokens: `jti` is required, and a token whose `jti` was accepted before is
-    /// refused until it expires. The sender must then mint a new token for every request,
-    /// retries included. Off by default.
-    #[serde(default)]
-    pub jti_replay: bool,
-}
-
-fn default_leeway() -> u64 {
-    DEFAULT_JWT_LEEWAY_SECS
-}
-
-/// Default [`JwtConfig::max_lifetime_secs`]: one hour.
-pub const DEFAULT_JWT_MAX_LIFETIME_SECS: u64 = 3600;
-
-fn default_max_lifetime() -> Option<u64> {
-    Some(DEFAULT_JWT_MAX_LIFETIME_SECS)
-}
-
-impl JwtConfig {
-    /// HS256 with `secret`, no audience or issuer check.
-    pub fn hs256(secret: SecretValue) -> Self {
-        Self {
-            algorithm: JwtAlgorithm::HS256,
-            secret: Some(secret),
-            public_key: None,
-            audience: Vec::new(),
-            issuer: Vec::new(),
-            leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
-            max_lifetime_secs: default_max_lifetime(),
-            jti_replay: false,
-        }
-    }
-    /// RS256 with a PEM `public_key`, no audience or issuer check.
-    pub fn rs256(public_key: SecretValue) -> Self {
-        Self {
-            algorithm: JwtAlgorithm::RS256,
-            secret: None,
-            public_key: Some(public_key),
-            audience: Vec::new(),
-            issuer: Vec::new(),
-            leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
-            max_lifetime_secs: default_max_lifetime(),
-            jti_replay: false,
-        }
-    }
-}
-
-/// `auth: {"type": "hmac", …}`: Standard Webhooks signatures.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct HmacConfig {
-    /// The signing secret (`whsec_`-prefixed base64, or raw bytes).
-    pub secret: SecretValue,
-    /// How far the `webhook-timestamp` may be from now, in seconds.
-    #[serde(default = "default_tolerance")]
-    pub tolerance_secs: u64,
-}
-
-fn default_tolerance() -> u64 {
-    DEFAULT_HMAC_TOLERANCE_SECS
-}
-
-impl HmacConfig {
-    /// HMAC with `secret` and the default tolerance ([`DEFAULT_HMAC_TOLERANCE_SECS`]).
-    pub fn new(secret: SecretValue) -> Self {
-        Self {
-            secret,
-            tolerance_secs: DEFAULT_HMAC_TOLERANCE_SECS,
-        }
-    }
-}
-
-fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
-        None => Vec::new(),
-        Some(OneOrMany::One(s)) => vec![s],
-        Some(OneOrMany::Many(v)) => v,
-    })
 }
 
 /// Which requests count as the same event.
@@ -537,39 +349,7 @@ impl IncomingConfig {
             if ep.function.as_deref().is_some_and(|f| f.trim().is_empty()) {
                 return Err(err("\"function\" must name a webhook function".into()));
             }
-            if let AuthConfig::Jwt(j) = &ep.auth {
-                match (j.algorithm, &j.secret, &j.public_key) {
-                    (JwtAlgorithm::HS256, Some(_), None) | (JwtAlgorithm::RS256, None, Some(_)) => {
-                    }
-                    (JwtAlgorithm::HS256, _, _) => {
-                        return Err(err("HS256 needs \"secret\" (and no \"publicKey\")".into()));
-                    }
-                    (JwtAlgorithm::RS256, _, _) => {
-                        return Err(err("RS256 needs \"publicKey\" (and no \"secret\")".into()));
-                    }
-                }
-                if j.audience
-                    .iter()
-                    .chain(&j.issuer)
-                    .any(|s| s.trim().is_empty())
-                {
-                    return Err(err("audience and issuer values must not be empty".into()));
-                }
-                if j.leeway_secs > MAX_JWT_LEEWAY_SECS {
-                    return Err(err(format!(
-                        "leewaySecs is {}; at most {MAX_JWT_LEEWAY_SECS} is allowed (it only absorbs clock skew)",
-                        j.leeway_secs
-                    )));
-                }
-            }
-            if let AuthConfig::Hmac(h) = &ep.auth
-                && !(1..=MAX_HMAC_TOLERANCE_SECS).contains(&h.tolerance_secs)
-            {
-                return Err(err(format!(
-                    "toleranceSecs is {}; it must be 1 to {MAX_HMAC_TOLERANCE_SECS}",
-                    h.tolerance_secs
-                )));
-            }
+            ep.auth.validate().map_err(err)?;
             if let Some(d) = &ep.dedup {
                 let selected = d.fields.len() + d.headers.len();
                 if selected > crate::store::dedup::MAX_KEY_FIELDS {

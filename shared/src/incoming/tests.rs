@@ -4,6 +4,7 @@ use super::*;
 use crate::store::dedup::{DedupStore, MemoryDedup, Sighting, StoreError};
 use crate::store::queue::{MemoryQueue, OutMessage, QueueError, QueueStore};
 use async_trait::async_trait;
+use auth::replay::replay_secs_left;
 use http::{HeaderValue, Method, header};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -247,7 +248,8 @@ async fn json_only() {
     for headers in [
         vec![],
         vec![("content-type", "text/plain")],
-        vec![("content-type", "application/x-www-form-urlencoded")],
+        vec![("content-type", "multipart/form-data; boundary=x")],
+        vec![("content-type", "application/xml")],
     ] {
         let (s, v) = post(&h.app, "demo", &headers, r#"{"a": 1}"#).await;
         assert_error(s, &v, 415, "unsupported_media_type");

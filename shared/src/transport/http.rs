@@ -7,7 +7,7 @@
 //! the reference server, so malformed or unsupported bodies get 400/413/415 even without a
 //! token; every answer is JSON (except the incoming endpoints' 204 for a duplicate).
 
-use super::auth::{Presented, SystemTokens, presented_token};
+use super::system_token::{Presented, SystemTokens, presented_token};
 use crate::dispatch::{CallRequest, Extension, Stack};
 use crate::protocol::error::{WireError, http_body};
 use crate::protocol::{Envelope, JsonText};

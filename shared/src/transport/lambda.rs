@@ -524,7 +524,7 @@ fn completion_request(
 mod tests {
     use super::*;
     use crate::dispatch::Module;
-    use crate::transport::auth::TokenSet;
+    use crate::transport::system_token::TokenSet;
 
     fn app_with_big_answer(bytes: usize) -> LambdaApp {
         let mut m = Module::new();

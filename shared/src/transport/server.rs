@@ -356,7 +356,7 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use crate::dispatch::{Extension, Module};
-    use crate::transport::auth::TokenSet;
+    use crate::transport::system_token::TokenSet;
     use http_body_util::BodyExt;
     use std::pin::pin;
     use tower::ServiceExt;

@@ -4,7 +4,8 @@
 //! `fuzz/regressions/<name>/` through them on stable, in `make test`.
 //!
 //! Every parser of outside bytes has a target: the envelope and dispatch, the JSON writer,
-//! flattening, JWTs, the webhook signature headers, the SQS batch, the incoming handler,
+//! flattening, JWTs, the webhook signature headers (Standard Webhooks, `Stripe-Signature`,
+//! `X-Slack-Signature`, `Authorization: Basic`, the spelled-out HMAC's template and signature), the SQS batch, the incoming handler,
 //! schedule windows and the Lambda client context.
 
 use integrator_lambda::dispatch::{CallRequest, Extension, Module, Stack};
@@ -31,6 +32,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("incoming", incoming),
     ("window", window),
     ("client_context", client_context),
+    ("stripe_signature", stripe_signature),
+    ("slack_signature", slack_signature),
+    ("basic_auth", basic_auth),
+    ("hmac_template", hmac_template),
 ];
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -314,5 +319,102 @@ pub fn client_context(data: &[u8]) {
     if let Some(cc) = inv.client_context {
         let cc: Value = serde_json::from_str(&cc).unwrap_or(Value::Null);
         let _ = Envelope::from_client_context(cc, Value::Null);
+    }
+}
+
+/// `Stripe-Signature`: `value\nbody…`. A value that parses verifies when re-signed at its own
+/// timestamp, and the header as sent never panics the check.
+pub fn stripe_signature(data: &[u8]) {
+    use integrator_lambda::incoming::auth::stripe;
+    let mut parts = data.splitn(2, |b| *b == b'\n');
+    let value = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let body = parts.next().unwrap_or_default();
+    let secret = b"whsec_fuzz_secret_0123456789";
+    if let Ok(p) = stripe::parse(&value) {
+        let mut h = http::HeaderMap::new();
+        let signed = stripe::sign(secret, p.timestamp, body);
+        h.insert(
+            stripe::HEADER,
+            http::HeaderValue::from_str(&signed).expect("a signed value is a header value"),
+        );
+        assert!(
+            stripe::verify(&h, body, secret, Duration::from_secs(300), p.timestamp).is_ok(),
+            "a fresh signature does not verify"
+        );
+    }
+    if let Ok(v) = http::HeaderValue::from_bytes(parts_first(data)) {
+        let mut h = http::HeaderMap::new();
+        h.insert(stripe::HEADER, v);
+        let _ = stripe::verify(&h, body, secret, Duration::from_secs(300), 1_700_000_000);
+    }
+}
+
+fn parts_first(data: &[u8]) -> &[u8] {
+    data.split(|b| *b == b'\n').next().unwrap_or_default()
+}
+
+/// `X-Slack-Signature` (and its timestamp): `signature\ntimestamp\nbody…`.
+pub fn slack_signature(data: &[u8]) {
+    use integrator_lambda::incoming::auth::slack;
+    let mut parts = data.splitn(3, |b| *b == b'\n');
+    let (sig, ts) = (parts.next(), parts.next());
+    let body = parts.next().unwrap_or_default();
+    if let Ok(tag) = slack::parse_signature(&String::from_utf8_lossy(sig.unwrap_or_default())) {
+        assert_eq!(tag.len(), 32, "a v0 signature is an HMAC-SHA256");
+    }
+    let mut h = http::HeaderMap::new();
+    for (name, v) in [
+        (slack::SIGNATURE_HEADER, sig),
+        (slack::TIMESTAMP_HEADER, ts),
+    ] {
+        if let Some(Ok(v)) = v.map(http::HeaderValue::from_bytes) {
+            h.insert(name, v);
+        }
+    }
+    let _ = slack::verify(
+        &h,
+        body,
+        b"fuzz-signing-secret",
+        Duration::from_secs(300),
+        1_700_000_000,
+    );
+}
+
+/// `Authorization: Basic …`: what parses, written back, parses the same.
+pub fn basic_auth(data: &[u8]) {
+    use integrator_lambda::incoming::auth::basic;
+    let value = String::from_utf8_lossy(data);
+    if let Some((user, pass)) = basic::parse(&value)
+        && let Ok(pass) = String::from_utf8(pass)
+        && !user.contains(':')
+    {
+        let again = basic::credentials(&user, &pass);
+        assert_eq!(
+            basic::parse(&again),
+            Some((user, pass.into_bytes())),
+            "credentials do not round-trip"
+        );
+    }
+    if let Ok(v) = http::HeaderValue::from_bytes(data) {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::AUTHORIZATION, v);
+        let _ = basic::verify(&h, "user", b"password");
+    }
+}
+
+/// The spelled-out HMAC: a `content` template, and a signature in either encoding:
+/// `template\nsignature`.
+pub fn hmac_template(data: &[u8]) {
+    use integrator_lambda::incoming::HmacEncoding;
+    use integrator_lambda::incoming::auth::hmac;
+    let mut parts = data.splitn(2, |b| *b == b'\n');
+    let template = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    if let Ok(p) = hmac::parse_template(&template) {
+        let _ = hmac::check_template(&p, true, true);
+    }
+    let sig = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    for enc in [HmacEncoding::Hex, HmacEncoding::Base64] {
+        let _ = hmac::parse_signature(&sig, "sha256=", enc);
+        let _ = hmac::parse_signature(&sig, "", enc);
     }
 }

@@ -3,7 +3,7 @@
 //! token `SYS_TOKEN`.
 
 use integration_tests::reference::{self, Mode, SYSTEM_TOKEN};
-use integrator_lambda::transport::auth::TokenSet;
+use integrator_lambda::transport::system_token::TokenSet;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -190,8 +190,8 @@ mod tests {
     use jsonwebtoken::{Header, Validation, decode, encode};
     use serde_json::{Value, json};
 
-    const RS_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/rs256-private.pem");
-    const RS_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/rs256-public.pem");
+    const RS_PRIVATE: &str = include_str!("../../../../tests/fixtures/jwt/rs256-private.pem");
+    const RS_PUBLIC: &str = include_str!("../../../../tests/fixtures/jwt/rs256-public.pem");
 
     fn round_trip(a: Algorithm, enc: &EncodingKey, dec: &DecodingKey) -> bool {
         install();

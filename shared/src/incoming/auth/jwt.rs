@@ -315,9 +315,9 @@ mod tests {
     }
 
     // Throwaway test key pairs (tests/fixtures/jwt/README.md).
-    const RS_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/rs256-private.pem");
-    const RS_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/rs256-public.pem");
-    const OTHER_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/other-private.pem");
+    const RS_PRIVATE: &str = include_str!("../../../../tests/fixtures/jwt/rs256-private.pem");
+    const RS_PUBLIC: &str = include_str!("../../../../tests/fixtures/jwt/rs256-public.pem");
+    const OTHER_PRIVATE: &str = include_str!("../../../../tests/fixtures/jwt/other-private.pem");
 
     fn rs(claims: &Value, private_pem: &str) -> String {
         crate::incoming::jwt_crypto::install();

@@ -12,6 +12,7 @@
 //! and any `v1` entry matches; the comparison is constant-time (`Mac::verify_slice`).
 
 use super::AuthFailure;
+pub(crate) use super::common::single_header;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -25,8 +26,7 @@ pub const SIGNATURE_HEADER: &str = "webhook-signature";
 /// The prefix Standard Webhooks puts on base64 secrets.
 pub const SECRET_PREFIX: &str = "whsec_";
 
-/// Longest `webhook-signature` header read (several signatures during a rotation fit easily).
-const MAX_SIGNATURE_HEADER: usize = 4096;
+use super::common::MAX_SIGNATURE_HEADER;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -68,24 +68,6 @@ pub fn sign(key: &[u8], id: &str, timestamp: u64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(tag))
 }
 
-/// The one value of header `name` (trimmed; `None` when absent, empty or not text). A header
-/// sent more than once is [`AuthFailure::RepeatedHeader`]: the signature check and the replay
-/// record must read the very same value, and no sender of a valid request repeats these.
-pub(crate) fn single_header<'a>(
-    headers: &'a HeaderMap,
-    name: &str,
-) -> Result<Option<&'a str>, AuthFailure> {
-    let mut values = headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(AuthFailure::RepeatedHeader);
-    }
-    Ok(first
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty()))
-}
-
 /// The signed message's `webhook-id` and `webhook-timestamp`, as [`verify`] read them.
 pub(crate) fn signed_id(headers: &HeaderMap) -> Result<(&str, &str), AuthFailure> {
     match (
@@ -97,14 +79,13 @@ pub(crate) fn signed_id(headers: &HeaderMap) -> Result<(&str, &str), AuthFailure
     }
 }
 
-/// Verify a request's Standard Webhooks signature against `key` at time `now` (Unix seconds).
-pub fn verify(
+/// The signed message's id, timestamp and signature list, once the timestamp is within
+/// `tolerance` of `now`.
+fn signed_parts(
     headers: &HeaderMap,
-    body: &[u8],
-    key: &[u8],
     tolerance: Duration,
     now: u64,
-) -> Result<(), AuthFailure> {
+) -> Result<(&str, &str, &str), AuthFailure> {
     let (id, ts) = signed_id(headers)?;
     let Some(sigs) = single_header(headers, SIGNATURE_HEADER)? else {
         return Err(AuthFailure::MissingSignature);
@@ -118,16 +99,32 @@ pub fn verify(
     if now.abs_diff(ts_secs) > tolerance.as_secs() {
         return Err(AuthFailure::StaleTimestamp);
     }
+    Ok((id, ts, sigs))
+}
+
+/// The decoded signatures of one version (`v1`, `v1a`) in a `webhook-signature` list.
+fn entries<'a>(sigs: &'a str, version: &'a str) -> impl Iterator<Item = Vec<u8>> + 'a {
+    sigs.split(' ')
+        .filter_map(move |e| match e.split_once(',') {
+            Some((v, b64)) if v == version => STANDARD.decode(b64).ok(),
+            _ => None,
+        })
+}
+
+/// Verify a request's Standard Webhooks signature against `key` at time `now` (Unix seconds).
+pub fn verify(
+    headers: &HeaderMap,
+    body: &[u8],
+    key: &[u8],
+    tolerance: Duration,
+    now: u64,
+) -> Result<(), AuthFailure> {
+    let (id, ts, sigs) = signed_parts(headers, tolerance, now)?;
     let expected = mac(key, id, ts, body);
     let mut matched = false;
-    for entry in sigs.split(' ').filter(|s| !s.is_empty()) {
-        let Some(("v1", b64)) = entry.split_once(',') else {
-            continue; // other schemes (e.g. v1a, asymmetric) are not ours
-        };
-        let Ok(tag) = STANDARD.decode(b64) else {
-            continue;
-        };
-        // Check every entry (no early exit), each in constant time.
+    // Other versions (v1a: asymmetric) are not checked with a symmetric key. Every entry is
+    // checked (no early exit), each in constant time.
+    for tag in entries(sigs, "v1") {
         matched |= expected.clone().verify_slice(&tag).is_ok();
     }
     if matched {
@@ -135,6 +132,70 @@ pub fn verify(
     } else {
         Err(AuthFailure::BadSignature)
     }
+}
+
+/// The prefix of a Standard Webhooks ed25519 public key (`whpk_<base64 of 32 bytes>`).
+pub const PUBLIC_KEY_PREFIX: &str = "whpk_";
+
+/// The ed25519 public key of a `whpk_` value; `None` when the value is not one.
+pub fn public_key_from_secret(secret: &str) -> Option<Result<Vec<u8>, String>> {
+    let b64 = secret.trim().strip_prefix(PUBLIC_KEY_PREFIX)?;
+    Some(match STANDARD.decode(b64) {
+        Ok(k) if k.len() == 32 => Ok(k),
+        _ => Err(format!(
+            "a {PUBLIC_KEY_PREFIX} key must be the base64 of a 32-byte ed25519 public key"
+        )),
+    })
+}
+
+/// Verify a request's `v1a` (ed25519) signature against `public_key` at `now`.
+pub fn verify_ed25519(
+    headers: &HeaderMap,
+    body: &[u8],
+    public_key: &[u8],
+    tolerance: Duration,
+    now: u64,
+) -> Result<(), AuthFailure> {
+    use ring::signature::{ED25519, UnparsedPublicKey};
+    let (id, ts, sigs) = signed_parts(headers, tolerance, now)?;
+    let message = [id.as_bytes(), b".", ts.as_bytes(), b".", body].concat();
+    let key = UnparsedPublicKey::new(&ED25519, public_key);
+    let mut matched = false;
+    for sig in entries(sigs, "v1a") {
+        matched |= key.verify(&message, &sig).is_ok();
+    }
+    if matched {
+        Ok(())
+    } else {
+        Err(AuthFailure::BadSignature)
+    }
+}
+
+/// The `v1a` entry a sender holding the ed25519 key with `seed` computes (tests, examples).
+pub fn sign_ed25519(seed: &[u8; 32], id: &str, timestamp: u64, body: &[u8]) -> String {
+    // Not input-dependent: any 32 bytes are a seed.
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        .expect("any 32 bytes are an ed25519 seed");
+    let message = [
+        id.as_bytes(),
+        b".",
+        timestamp.to_string().as_bytes(),
+        b".",
+        body,
+    ]
+    .concat();
+    format!("v1a,{}", STANDARD.encode(pair.sign(&message)))
+}
+
+/// The `whpk_` public key of the ed25519 key with `seed` (tests, examples).
+pub fn public_key_of(seed: &[u8; 32]) -> String {
+    use ring::signature::KeyPair;
+    let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        .expect("any 32 bytes are an ed25519 seed");
+    format!(
+        "{PUBLIC_KEY_PREFIX}{}",
+        STANDARD.encode(pair.public_key().as_ref())
+    )
 }
 
 #[cfg(test)]
@@ -325,5 +386,45 @@ mod tests {
             verify(&h, BODY, &key(), TOL, TS),
             Err(AuthFailure::RepeatedHeader)
         );
+    }
+
+    /// Standard Webhooks v1a: a `whpk_` ed25519 public key verifies `v1a` entries; a v1 HMAC
+    /// entry or another key's signature does not.
+    #[test]
+    fn ed25519_v1a_signatures_verify_with_a_whpk_public_key() {
+        let seed = [7u8; 32];
+        let public = public_key_from_secret(&public_key_of(&seed))
+            .unwrap()
+            .unwrap();
+        let good = sign_ed25519(&seed, ID, TS, BODY);
+        let other = sign_ed25519(&[8u8; 32], ID, TS, BODY);
+        for list in [
+            good.clone(),
+            format!("{EXPECTED} {good}"),
+            format!("{other} {good}"),
+        ] {
+            assert_eq!(
+                verify_ed25519(&headers(ID, TS, &list), BODY, &public, TOL, TS),
+                Ok(()),
+                "{list}"
+            );
+        }
+        for list in [other, EXPECTED.to_owned(), format!("v1,{}", &good[4..])] {
+            assert_eq!(
+                verify_ed25519(&headers(ID, TS, &list), BODY, &public, TOL, TS),
+                Err(AuthFailure::BadSignature),
+                "{list}"
+            );
+        }
+        assert_eq!(
+            verify_ed25519(&headers(ID, TS, &good), b"{}", &public, TOL, TS),
+            Err(AuthFailure::BadSignature)
+        );
+        assert_eq!(
+            verify_ed25519(&headers(ID, TS, &good), BODY, &public, TOL, TS + 301),
+            Err(AuthFailure::StaleTimestamp)
+        );
+        assert!(public_key_from_secret("whpk_AAAA").unwrap().is_err());
+        assert!(public_key_from_secret("whsec_AAAA").is_none());
     }
 }
