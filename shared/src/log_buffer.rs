@@ -204,6 +204,7 @@ mod tests {
                 "info",
                 true,
             ));
+            tracing::callsite::rebuild_interest_cache();
             assert!(run(&ext, "ok").await);
             for f in ["fails", "panics", "overruns"] {
                 assert!(!run(&ext, f).await, "{f}");
@@ -233,6 +234,7 @@ mod tests {
         let cap = LogCapture::new();
         let _g =
             tracing::subscriber::set_default(subscriber_with(cap.clone(), false, "info", true));
+        tracing::callsite::rebuild_interest_cache();
         assert!(!run(&ext, "chatty").await);
         let out = cap.contents();
         let kept: Vec<&str> = out.lines().filter(|l| l.contains("chatty-line-")).collect();
