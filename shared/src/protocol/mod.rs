@@ -8,6 +8,7 @@ pub mod error;
 pub mod json;
 pub mod options;
 pub mod record;
+mod rewrite;
 #[doc(hidden)]
 pub mod scan;
 #[doc(hidden)]
