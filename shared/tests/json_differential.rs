@@ -346,7 +346,10 @@ fn output_is_byte_identical_to_node_json_stringify() {
             lazy_same += 1;
             passed_through += usize::from(canonical);
         } else {
-            assert!(want.is_none(), "the lazy path refused {line}, which Node reads");
+            assert!(
+                want.is_none(),
+                "the lazy path refused {line}, which Node reads"
+            );
         }
         if let Some(stringified) = want {
             let Some((got, canonical)) = ours_lazy(stringified) else {

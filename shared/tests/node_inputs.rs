@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 fn extension() -> Extension {
     let mut m = Module::new();
     m.pre_map("keep", |_inv, o: PreMapOptions| async move {
-        Ok(o.data.into_iter().map(RecordResult::keep).collect::<Vec<_>>())
+        Ok(o.data
+            .into_iter()
+            .map(RecordResult::keep)
+            .collect::<Vec<_>>())
     });
     m.pre_map("readAll", |_inv, o: PreMapOptions| async move {
         Ok(o.data
@@ -43,10 +46,9 @@ async fn call(function: &str, page: &[u8]) -> Result<String, String> {
         deadline: Some(Instant::now() + Duration::from_secs(5)),
     };
     match extension().call(req).await {
-        Ok(reply) => Ok(String::from_utf8(
-            reply.into_http().to_bytes().into_owned(),
-        )
-        .expect("UTF-8")),
+        Ok(reply) => {
+            Ok(String::from_utf8(reply.into_http().to_bytes().into_owned()).expect("UTF-8"))
+        }
         Err(errors) => Err(format!("422: {errors:?}")),
     }
 }
@@ -81,7 +83,10 @@ async fn records_only_json_parse_reads_pass_through_as_node_writes_them() {
 async fn a_function_reading_such_a_record_fails_the_call_clearly() {
     let err = call("readAll", &page()).await.expect_err("fails");
     assert!(err.starts_with("422"), "{err}");
-    assert!(err.contains("a record could not be read as a value"), "{err}");
+    assert!(
+        err.contains("a record could not be read as a value"),
+        "{err}"
+    );
     // The readable records alone pass, read or not.
     let fine = b"[{\"id\":1},{\"id\":5,\"bad\":\"a\xffb\"}, {\"id\": 6.0}]";
     assert_eq!(

@@ -329,10 +329,7 @@ fn plain(tok: &[u8]) -> bool {
         Some(p) => (&digits[..p], Some(&digits[p + 1..])),
         None => (digits, None),
     };
-    if int.is_empty()
-        || !int.iter().all(u8::is_ascii_digit)
-        || (int.len() > 1 && int[0] == b'0')
-    {
+    if int.is_empty() || !int.iter().all(u8::is_ascii_digit) || (int.len() > 1 && int[0] == b'0') {
         return false;
     }
     match frac {
@@ -412,7 +409,10 @@ mod tests {
 
     #[test]
     fn inputs_a_value_cannot_hold_come_out_as_node_writes_them() {
-        assert_eq!(rw(r#"["\ud800","\uDC00x","\ud800\ud800\udc00"]"#), "[\"\\ud800\",\"\\udc00x\",\"\\ud800𐀀\"]");
+        assert_eq!(
+            rw(r#"["\ud800","\uDC00x","\ud800\ud800\udc00"]"#),
+            "[\"\\ud800\",\"\\udc00x\",\"\\ud800𐀀\"]"
+        );
         assert_eq!(rw("[1e999,-1e999,1e-999,-1e-999]"), "[null,null,0,0]");
         let deep = format!("{}1{}", "[".repeat(500), "]".repeat(500));
         assert_eq!(rw(&deep), deep);
@@ -421,7 +421,10 @@ mod tests {
     #[test]
     fn objects_take_json_parses_key_order() {
         assert_eq!(rw(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
-        assert_eq!(rw(r#"{"b":1,"2":{"y":1,"1":2},"0":3}"#), r#"{"0":3,"2":{"1":2,"y":1},"b":1}"#);
+        assert_eq!(
+            rw(r#"{"b":1,"2":{"y":1,"1":2},"0":3}"#),
+            r#"{"0":3,"2":{"1":2,"y":1},"b":1}"#
+        );
         assert_eq!(rw(r#"{"\u0061":1,"a":[2]}"#), r#"{"a":[2]}"#);
         let many: String = (0..40).map(|i| format!("\"k{}\":{i},", i % 20)).collect();
         let want: String = (0..20).map(|i| format!("\"k{i}\":{},", i + 20)).collect();

@@ -696,21 +696,22 @@ mod tests {
     fn inside_a_record_what_json_parse_takes_only_makes_it_not_canonical() {
         let deep = format!("{}1{}", "[".repeat(500), "]".repeat(500));
         let deep_obj = format!("{}1{}", r#"{"a":["#.repeat(300), "]}".repeat(300));
-        for rec in [
-            r#""\ud800""#,
-            "1e999",
-            &"9".repeat(400),
-            &deep,
-            &deep_obj,
-        ] {
+        for rec in [r#""\ud800""#, "1e999", &"9".repeat(400), &deep, &deep_obj] {
             let t = format!(r#"{{"data":[{{"ok":1}},{rec},2],"x":1}}"#);
             let f = split_options(t.as_bytes()).unwrap_or_else(|e| panic!("{e:?}: {rec}"));
             let records = f[0].records.as_ref().unwrap();
-            let spans: Vec<_> = records.iter().map(|r| (&t[r.range()], r.canonical)).collect();
+            let spans: Vec<_> = records
+                .iter()
+                .map(|r| (&t[r.range()], r.canonical))
+                .collect();
             assert_eq!(spans, [(r#"{"ok":1}"#, true), (rec, false), ("2", true)]);
         }
         // Beyond MAX_RECORD_DEPTH, or malformed deep down: the general path decides.
-        let too_deep = format!("{}{}", "[".repeat(MAX_RECORD_DEPTH + 10), "]".repeat(MAX_RECORD_DEPTH + 10));
+        let too_deep = format!(
+            "{}{}",
+            "[".repeat(MAX_RECORD_DEPTH + 10),
+            "]".repeat(MAX_RECORD_DEPTH + 10)
+        );
         let bad_deep = format!("{}1,{}", "[".repeat(200), "]".repeat(200));
         for rec in [too_deep, bad_deep] {
             let t = format!(r#"{{"data":[{rec}]}}"#);
