@@ -60,16 +60,24 @@ pub enum Form {
 
 /// A preSavePage envelope of about `bytes` bytes, written in `form`.
 pub fn envelope_of_size_in(bytes: usize, form: Form) -> (Vec<u8>, usize) {
-    let (canonical, n) = envelope_of_size(bytes);
-    let text = match form {
+    let (_, n) = envelope_of_size(bytes);
+    (envelope_in("preSavePage", n, form), n)
+}
+
+/// [`envelope`] written in `form`.
+pub fn envelope_in(function: &str, n: usize, form: Form) -> Vec<u8> {
+    let canonical = envelope(function, n);
+    match form {
         Form::Canonical => canonical,
         Form::Pretty => {
             let v: Value = serde_json::from_slice(&canonical).unwrap_or_default();
             serde_json::to_vec_pretty(&v).unwrap_or_default()
         }
         Form::PythonQuarter => {
-            let head = br#"{"diy":true,"type":"hook","function":"preSavePage","options":{"data":["#;
-            let mut out = head.to_vec();
+            let head = format!(
+                r#"{{"diy":true,"type":"hook","function":"{function}","options":{{"data":["#
+            );
+            let mut out = head.into_bytes();
             for i in 0..n {
                 if i > 0 {
                     out.push(b',');
@@ -83,13 +91,14 @@ pub fn envelope_of_size_in(bytes: usize, form: Form) -> (Vec<u8>, usize) {
                     );
                 }
             }
-            out.extend_from_slice(
-                br#"],"_integrationId":"int-1","_flowId":"flow-1","errors":[]}}"#,
-            );
+            out.extend_from_slice(br#"],"_integrationId":"int-1","_flowId":"flow-1""#);
+            if function == "preSavePage" {
+                out.extend_from_slice(br#","errors":[]"#);
+            }
+            out.extend_from_slice(b"}}");
             out
         }
-    };
-    (text, n)
+    }
 }
 
 /// `v` as Python's `json.dumps(v)` writes it (floats keep `.0`, non-ASCII as `\uXXXX`,

@@ -46,6 +46,9 @@ struct Shared {
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     polls: AtomicU64,
     counter: AtomicU64,
+    /// Invocations handed out by `/next` and not yet answered, and the most there have been.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     init_error: Mutex<Option<String>>,
 }
 
@@ -68,6 +71,10 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     let Some(p) = rx.recv().await else {
         return StatusCode::GONE.into_response();
     };
+    // Another `/next` waits for the following invocation while this one is being answered.
+    drop(rx);
+    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let mut h = HeaderMap::new();
     let mut put = |k: &'static str, v: &str| {
         if let Ok(v) = HeaderValue::from_str(v) {
@@ -126,6 +133,7 @@ async fn init_error(State(s): State<Arc<Shared>>, body: Bytes) -> StatusCode {
 async fn finish(s: &Shared, id: &str, outcome: Outcome) -> StatusCode {
     match s.waiters.lock().await.remove(id) {
         Some(tx) => {
+            s.in_flight.fetch_sub(1, Ordering::SeqCst);
             let _ = tx.send(outcome);
             StatusCode::ACCEPTED
         }
@@ -143,6 +151,8 @@ impl RuntimeApi {
             waiters: Mutex::new(HashMap::new()),
             polls: AtomicU64::new(0),
             counter: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             init_error: Mutex::new(None),
         });
         let app = Router::new()
@@ -172,6 +182,11 @@ impl RuntimeApi {
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
     pub fn address(&self) -> String {
         self.addr.to_string()
+    }
+
+    /// The most invocations the function has held at once (handed out, not yet answered).
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// How many times the function has asked for the next event.

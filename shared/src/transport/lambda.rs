@@ -345,7 +345,43 @@ async fn handle_http(
 /// own loop (see [`Invocation`] for why the runtime's loop is not used). One invocation at a
 /// time, as Lambda delivers them; the loop ends only when the Runtime API cannot be reached.
 pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
+    run_concurrent(app, 1).await
+}
+
+/// [`run`] with `concurrency` loops in this process, each asking the Runtime API for its next
+/// invocation as soon as it has answered the last: up to `concurrency` invocations at once (Lambda
+/// Managed Instances, `AWS_LAMBDA_MAX_CONCURRENCY`), as `lambda_runtime`'s `run_concurrent`
+/// does for plain handlers. Everything an invocation carries is its own: client context, trace
+/// id and deadline live in the invocation's task (task-locals, never a process-wide variable),
+/// and a panic is caught per invocation ([`answer`]). The first loop that cannot reach the
+/// Runtime API ends the others and the process.
+pub async fn run_concurrent(
+    app: LambdaApp,
+    concurrency: usize,
+) -> Result<(), lambda_runtime::Error> {
     let config = Arc::new(lambda_runtime::Config::from_env());
+    if concurrency <= 1 {
+        return serve(app, config).await;
+    }
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        loops.spawn(serve(app.clone(), config.clone()));
+    }
+    while let Some(done) = loops.join_next().await {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// One runtime loop: the next invocation, its answer, and again.
+async fn serve(
+    app: LambdaApp,
+    config: Arc<lambda_runtime::Config>,
+) -> Result<(), lambda_runtime::Error> {
     let client = lambda_runtime_api_client::PooledClient::builder().build();
     loop {
         let request = lambda_runtime_api_client::build_request()
