@@ -406,6 +406,19 @@ mod tests {
     }
 
     #[test]
+    fn lambda_max_concurrency_is_bounded() {
+        assert_eq!(settings(&[]).unwrap().lambda_concurrency, 1);
+        let s = settings(&[("AWS_LAMBDA_MAX_CONCURRENCY", "64")]).unwrap();
+        assert_eq!(s.lambda_concurrency, 64);
+        for bad in ["0", "-1", "1025", "many"] {
+            assert!(
+                settings(&[("AWS_LAMBDA_MAX_CONCURRENCY", bad)]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn defaults() {
         let s = settings(&[]).unwrap();
         assert!(!s.on_lambda);

@@ -353,7 +353,7 @@ pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
 /// Managed Instances, `AWS_LAMBDA_MAX_CONCURRENCY`), as `lambda_runtime`'s `run_concurrent`
 /// does for plain handlers. Everything an invocation carries is its own: client context, trace
 /// id and deadline live in the invocation's task (task-locals, never a process-wide variable),
-/// and a panic is caught per invocation ([`answer`]). The first loop that cannot reach the
+/// and a panic is caught per invocation (in `answer`). The first loop that cannot reach the
 /// Runtime API ends the others and the process.
 pub async fn run_concurrent(
     app: LambdaApp,
