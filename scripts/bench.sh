@@ -35,7 +35,7 @@ fi
 FUNCTION_BINS=(pre-save-page pre-map post-map post-submit post-response-map post-aggregate export
   import ping steps settings incoming worker tick)
 bin_args=()
-for b in "${FUNCTION_BINS[@]}" conformance-server conformance-lambda hello-world hello-dynamodb bench-driver; do bin_args+=(--bin "$b"); done
+for b in "${FUNCTION_BINS[@]}" conformance-server conformance-lambda hello-world hello-dynamodb echo-server bench-driver; do bin_args+=(--bin "$b"); done
 
 # Section 6's cold `make test` compile, lean vs default features: two cold builds in their own
 # target dirs (~10 min on 2 cores), first, so nothing else competes with the timed runs.

@@ -245,7 +245,7 @@ async fn start_async(
             http,
             consumers: vec![worker],
         };
-        return crate::transport::lambda::run(app)
+        return crate::transport::lambda::run_concurrent(app, settings.lambda_concurrency)
             .await
             .map_err(|e| e.to_string());
     }

@@ -34,6 +34,7 @@
 //! | `EXTENSION_METRICS` | `on`/`off`: CloudWatch EMF metrics on stdout ([`crate::metrics`]) | `on` on Lambda, else `off` |
 //! | `EXTENSION_METRICS_NAMESPACE` | their CloudWatch namespace | `IntegratorExtensions` |
 //! | `AWS_LAMBDA_FUNCTION_NAME` | the metrics' `Service` dimension | `local` |
+//! | `AWS_LAMBDA_MAX_CONCURRENCY` | invocations served at once by one process (Lambda Managed Instances), 1..=1024 | `1` |
 //!
 //! A duration given in seconds accepts fractions. Every value is checked at start-up, with
 //! bounds: call budgets at most 900 s (Lambda's maximum), leases, retry steps and the secret
@@ -134,6 +135,8 @@ pub(crate) struct Settings {
     pub listen: SocketAddr,
     /// The local server's in-flight byte budget (`None`: its default; `Some(0)`: unlimited).
     pub inflight_bytes: Option<usize>,
+    /// Invocations the Lambda runtime loop serves at once (`AWS_LAMBDA_MAX_CONCURRENCY`).
+    pub lambda_concurrency: usize,
     pub rate_limits: Vec<RateLimit>,
     pub stream_retry: Duration,
     pub dedup_ttl: Duration,
@@ -278,6 +281,18 @@ impl Settings {
                 None
             }
         });
+        let lambda_concurrency = match get("AWS_LAMBDA_MAX_CONCURRENCY") {
+            None => 1,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n @ 1..=1024) => n,
+                _ => {
+                    problem(format!(
+                        "AWS_LAMBDA_MAX_CONCURRENCY must be a number from 1 to 1024 (got {v:?})"
+                    ));
+                    1
+                }
+            },
+        };
         let incoming_timeout = secs(
             "EXTENSION_INCOMING_TIMEOUT_SECS",
             crate::incoming::DEFAULT_TIMEOUT,
@@ -334,6 +349,7 @@ impl Settings {
             token_secret: get(TOKEN_SECRET_VAR),
             listen,
             inflight_bytes,
+            lambda_concurrency,
             rate_limits,
             stream_retry: secs(STREAM_RETRY_VAR, DEFAULT_STREAM_RETRY, false, DAY),
             dedup_ttl: secs(dedup::TTL_VAR, dedup::DEFAULT_TTL, false, MAX_TTL),
@@ -425,6 +441,19 @@ mod tests {
         assert_eq!(eu.integrator_api_url, "https://api.eu.integrator.io");
         let e = settings(&[("INTEGRATOR_API_URL", "api.eu.integrator.io")]).unwrap_err();
         assert!(e.0.contains("INTEGRATOR_API_URL"), "{}", e.0);
+    }
+
+    #[test]
+    fn lambda_max_concurrency_is_bounded() {
+        assert_eq!(settings(&[]).unwrap().lambda_concurrency, 1);
+        let s = settings(&[("AWS_LAMBDA_MAX_CONCURRENCY", "64")]).unwrap();
+        assert_eq!(s.lambda_concurrency, 64);
+        for bad in ["0", "-1", "1025", "many"] {
+            assert!(
+                settings(&[("AWS_LAMBDA_MAX_CONCURRENCY", bad)]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -196,8 +196,13 @@ impl Envelope {
             let token = v.get("access_token").cloned();
             Ok((Self::from_body(v), token))
         };
-        let Ok(fields) = super::scan::split_body(&body) else {
-            return general(&body);
+        let fields = match super::scan::split_body(&body) {
+            Ok(fields) => fields,
+            // Read as Node reads it, each invalid sequence as U+FFFD.
+            Err(super::scan::NotSplit::NotUtf8) => {
+                return Self::from_json(super::scan::as_node_reads(body));
+            }
+            Err(_) => return general(&body),
         };
         let mut env = Self::default();
         let mut token = None;

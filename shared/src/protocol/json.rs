@@ -13,9 +13,10 @@
 //! hash order by serde), which also keep every digit (a key is a string in JavaScript).
 //!
 //! `shared/tests/json_differential.rs` checks all of this against `node` on generated texts.
-//! Two inputs Node accepts are refused here (a 400 on the server stack): a lone surrogate escape
-//! (`"\ud800"`), which no Rust `String` can hold, and a number beyond f64's range (`1e400`,
-//! Infinity in JavaScript, written back as `null`).
+//! Two inputs Node accepts are refused by [`from_slice`]: a lone surrogate escape (`"\ud800"`),
+//! which no Rust `String` can hold, and a number beyond f64's range (`1e400`, Infinity in
+//! JavaScript, written back as `null`). Inside a page's records they are taken: a record nobody
+//! reads is rewritten from its text as Node writes it (`super::rewrite`).
 //!
 //! Requests do not come through [`from_slice`] whole any more: the transports scan them once
 //! ([`super::scan`]) and keep the options as text ([`super::options`]), with every record a

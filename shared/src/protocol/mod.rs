@@ -9,6 +9,7 @@ pub mod job;
 pub mod json;
 pub mod options;
 pub mod record;
+mod rewrite;
 #[doc(hidden)]
 pub mod scan;
 #[doc(hidden)]

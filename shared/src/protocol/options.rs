@@ -81,9 +81,11 @@ impl From<Value> for Options {
 impl Options {
     /// Options from a Lambda payload (the options themselves). The same payloads fail as with
     /// [`super::json::from_slice`], with the same error: whatever the scan does not take as an
-    /// object of checked JSON is parsed the general way.
+    /// object of checked JSON is parsed the general way. Invalid UTF-8 is read as Node reads
+    /// it, each bad sequence as U+FFFD ([`scan::as_node_reads`]).
     pub fn from_payload(payload: Bytes) -> Result<Self, serde_json::Error> {
         match scan::split_options(&payload) {
+            Err(scan::NotSplit::NotUtf8) => Self::from_payload(scan::as_node_reads(payload)),
             Ok(fields) => Ok(Options::Text(TextOptions {
                 span: 0..payload.len(),
                 text: payload,

@@ -5,7 +5,14 @@
 //! parses it into a [`serde_json::Value`] the first time it is read ([`Deref`]); writing to it
 //! ([`DerefMut`]) makes it an owned value. A record nobody changed is written back as the text it
 //! came in when that text is already what `JSON.stringify` would write ([`super::scan`]), and
-//! through the usual writer otherwise, so the answer is the same byte for byte either way.
+//! rewritten from its own text into that form otherwise (`super::rewrite`: no value is built),
+//! so the answer is the same byte for byte either way.
+//!
+//! A record may hold what `JSON.parse` takes and a `serde_json::Value` cannot: a lone surrogate
+//! (`"\ud800"`), a number beyond f64 (`1e999`), nesting deeper than serde_json's 128 levels.
+//! Untouched, it is written back as Node writes it. Read by a function, it cannot be given as a
+//! value: the read panics with serde_json's reason, which the dispatcher's isolation turns into
+//! the call's error (the function's own answer is never built on a value that is not Node's).
 
 use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer};
@@ -26,7 +33,7 @@ pub struct Record(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// The text as it arrived (valid JSON that parses without error), parsed on first read.
+    /// The text as it arrived (JSON that `JSON.parse` reads), parsed on first read.
     Text {
         text: Bytes,
         canonical: bool,
@@ -95,12 +102,34 @@ impl Record {
             _ => None,
         }
     }
+
+    /// What `JSON.stringify` writes for a record still in its text that is not in that form.
+    fn rewritten(&self) -> Option<String> {
+        let Repr::Text {
+            text,
+            canonical: false,
+            ..
+        } = &self.0
+        else {
+            return None;
+        };
+        let mut out = Vec::with_capacity(text.len());
+        super::rewrite::rewrite(text, &mut out).ok()?;
+        String::from_utf8(out).ok()
+    }
 }
 
-/// The texts a `Record` is made from passed serde_json's checks and the scan, so they parse; the
-/// fallback is never taken.
+/// A record's text as a value. The scan lets through what `JSON.parse` reads (see the module
+/// notes); what serde_json cannot hold fails the read, with its reason.
 fn parse(text: &[u8]) -> Value {
-    super::json::from_slice(text).unwrap_or(Value::Null)
+    match super::json::from_slice(text) {
+        Ok(v) => v,
+        Err(e) => panic!(
+            "a record could not be read as a value ({e}): it holds what JSON.parse accepts and \
+             Rust cannot represent (a lone surrogate, a number beyond f64, or nesting past 128 \
+             levels); written back untouched it would pass through"
+        ),
+    }
 }
 
 impl Deref for Record {
@@ -134,15 +163,38 @@ impl From<Record> for Value {
     }
 }
 
+/// Debug and Display never read a record that cannot be a value: they show its text.
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.value(), f)
+        match self.unreadable() {
+            Some(text) => f.debug_tuple("Record").field(&text).finish(),
+            None => fmt::Debug::fmt(self.value(), f),
+        }
     }
 }
 
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self.value(), f)
+        match self.unreadable() {
+            Some(text) => f.write_str(&text),
+            None => fmt::Display::fmt(self.value(), f),
+        }
+    }
+}
+
+impl Record {
+    /// `JSON.stringify`'s text of a record that serde_json cannot read as a value.
+    fn unreadable(&self) -> Option<String> {
+        match &self.0 {
+            Repr::Text { text, parsed, .. }
+                if parsed.get().is_none() && super::json::from_slice(text).is_err() =>
+            {
+                let mut out = Vec::new();
+                super::rewrite::rewrite(text, &mut out).ok()?;
+                String::from_utf8(out).ok()
+            }
+            _ => None,
+        }
     }
 }
 
@@ -160,6 +212,7 @@ impl PartialEq<Value> for Record {
 
 impl Serialize for Record {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rewritten;
         let raw = match self.passthrough() {
             // Sent from the request's bytes: the writer gets a mark (see `super::text`).
             Some(text) if super::text::splice(text) => super::text::MARK_TEXT,
@@ -168,7 +221,14 @@ impl Serialize for Record {
                 Ok(t) => t,
                 Err(_) => return self.value().serialize(s),
             },
-            None => return self.value().serialize(s),
+            // Unchanged but not in JSON.stringify's form: rewritten from its text alone.
+            None => match self.rewritten() {
+                Some(t) => {
+                    rewritten = t;
+                    &rewritten
+                }
+                None => return self.value().serialize(s),
+            },
         };
         let mut w = s.serialize_struct(RAW_TOKEN, 1)?;
         w.serialize_field(RAW_TOKEN, raw)?;

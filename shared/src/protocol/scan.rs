@@ -15,15 +15,22 @@
 //! - no object repeats a key, and keys that are array indices (`"0"`, `"42"`) come first, in
 //!   ascending order, as JavaScript lists them.
 //!
-//! Anything else is still correct, only not canonical: the record is parsed and written by the
-//! general path. Some texts are *suspicious*: a surrogate escape (`\ud800`), a number that may
-//! be outside f64's range, or nesting deeper than [`MAX_DEPTH`]. The general parser refuses some
-//! of these, so the caller sends the whole call down the general path, where the same error
-//! comes out as before.
+//! Anything else is still correct, only not canonical: the record is rewritten on its own into
+//! `JSON.stringify`'s form when it is written back untouched (`super::rewrite`), and parsed
+//! when a function reads it. Some texts are *suspicious*: a surrogate escape (`\ud800`), a
+//! number that may be outside f64's range, or nesting deeper than [`MAX_DEPTH`]. Inside a
+//! record they only make it not canonical (`JSON.parse` takes them, and so does the rewrite:
+//! one such record never fails its page; nesting there may go to [`MAX_RECORD_DEPTH`]).
+//! Anywhere else the general parser may refuse them, so the caller sends the whole call down
+//! the general path, where the same error comes out as before.
 
 /// Nesting below the options object past which a text is suspicious (serde_json's own parser
 /// stops at 128 levels).
 pub const MAX_DEPTH: u32 = 100;
+
+/// Nesting (counted from the options) past which a record's text is refused (bounded work and memory; Node takes
+/// deeper texts, but no record of integrator.io's comes near).
+pub const MAX_RECORD_DEPTH: usize = 10_000;
 
 /// More keys than this in one object: not canonical (the repeated-key check is linear).
 const MAX_KEYS_CHECKED: usize = 64;
@@ -81,6 +88,18 @@ pub enum NotSplit {
     NotObject,
     /// Suspicious or malformed: the caller takes the general path.
     Suspicious,
+    /// Not UTF-8: the caller reads it as Node does ([`as_node_reads`]) and splits that.
+    NotUtf8,
+}
+
+/// A request that is not valid UTF-8, read as Node reads it (a `Buffer`'s UTF-8 decoding): each
+/// invalid sequence (its longest well-formed start) becomes U+FFFD, the WHATWG rule that Rust's
+/// lossy decoding follows too. Valid UTF-8 comes back as it is, not copied.
+pub fn as_node_reads(text: bytes::Bytes) -> bytes::Bytes {
+    match String::from_utf8_lossy(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(s) => bytes::Bytes::from(s),
+    }
 }
 
 /// Split the options text into its top-level fields (a repeated key keeps its first place and
@@ -96,8 +115,11 @@ pub fn split_body(text: &[u8]) -> Result<Vec<FieldSpan>, NotSplit> {
 }
 
 fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
-    if u32::try_from(text.len()).is_err() || std::str::from_utf8(text).is_err() {
+    if u32::try_from(text.len()).is_err() {
         return Err(NotSplit::Suspicious);
+    }
+    if std::str::from_utf8(text).is_err() {
+        return Err(NotSplit::NotUtf8);
     }
     let mut s = Scanner::new(text);
     s.ws();
@@ -130,6 +152,8 @@ struct Scanner<'a> {
     suspicious: bool,
     /// Key ranges of the objects being scanned (a stack: each object truncates back to its base).
     keys: Vec<(usize, usize)>,
+    /// Inside a record: what is suspicious elsewhere only makes the record not canonical.
+    in_record: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -140,11 +164,20 @@ impl<'a> Scanner<'a> {
             canon: true,
             suspicious: false,
             keys: Vec::with_capacity(64),
+            in_record: false,
         }
     }
 
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
+    }
+
+    /// Something the general parser may refuse: inside a record only not canonical.
+    fn suspect(&mut self) {
+        self.canon = false;
+        if !self.in_record {
+            self.suspicious = true;
+        }
     }
 
     fn expect(&mut self, c: u8) -> Result<(), ()> {
@@ -227,8 +260,11 @@ impl<'a> Scanner<'a> {
         let mut out = Vec::new();
         self.elements(|s| {
             s.canon = true;
+            s.in_record = true;
             let start = s.i;
-            s.value(2)?;
+            let scanned = s.value(2);
+            s.in_record = false;
+            scanned?;
             // `split` refuses texts whose offsets do not fit.
             out.push(RecordSpan {
                 start: u32::try_from(start).map_err(|_| ())?,
@@ -275,6 +311,10 @@ impl<'a> Scanner<'a> {
 
     fn value(&mut self, depth: u32) -> Result<(), ()> {
         if depth > MAX_DEPTH {
+            if self.in_record {
+                self.canon = false;
+                return self.deep();
+            }
             self.suspicious = true;
             return Err(());
         }
@@ -389,8 +429,7 @@ impl<'a> Scanner<'a> {
                     let cp = u32::from_str_radix(text, 16).map_err(|_| ())?;
                     if (0xD800..=0xDFFF).contains(&cp) {
                         // Lone surrogates are refused by the general parser; pairs are rare.
-                        self.suspicious = true;
-                        self.canon = false;
+                        self.suspect();
                     } else if cp >= 0x20
                         || matches!(cp, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)
                         || hex.iter().any(u8::is_ascii_uppercase)
@@ -402,6 +441,66 @@ impl<'a> Scanner<'a> {
                 _ => return Err(()),
             }
         }
+    }
+
+    /// A value nested past [`MAX_DEPTH`] inside a record, checked with a stack of its own (one
+    /// byte per open bracket, at most [`MAX_RECORD_DEPTH`]) instead of by recursion.
+    fn deep(&mut self) -> Result<(), ()> {
+        let mut open: Vec<u8> = Vec::new();
+        loop {
+            // A value.
+            self.ws();
+            match self.peek() {
+                Some(c @ (b'[' | b'{')) => {
+                    self.i += 1;
+                    self.ws();
+                    let close = if c == b'[' { b']' } else { b'}' };
+                    if self.peek() == Some(close) {
+                        self.i += 1;
+                    } else {
+                        // The levels above this value (MAX_DEPTH) count too.
+                        if open.len() + MAX_DEPTH as usize >= MAX_RECORD_DEPTH {
+                            return Err(());
+                        }
+                        open.push(close);
+                        if c == b'{' {
+                            self.member_key()?;
+                        }
+                        continue;
+                    }
+                }
+                Some(b'"') => {
+                    self.string()?;
+                }
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                _ => return Err(()),
+            }
+            // After a value: close what it closes, or go on to the next element or member.
+            loop {
+                let Some(&close) = open.last() else {
+                    return Ok(());
+                };
+                if !self.closes(close)? {
+                    if close == b'}' {
+                        self.member_key()?;
+                    }
+                    break;
+                }
+                open.pop();
+            }
+        }
+    }
+
+    /// A member's key and its `:` (the keys of deep objects are not compared: the record is
+    /// already not canonical).
+    fn member_key(&mut self) -> Result<(), ()> {
+        self.ws();
+        self.string()?;
+        self.ws();
+        self.expect(b':')
     }
 
     fn digits(&mut self) -> usize {
@@ -452,11 +551,11 @@ impl<'a> Scanner<'a> {
                     .and_then(|e| e.parse::<u32>().ok())
                     .is_none_or(|e| e >= 290);
             if big {
-                self.suspicious = true;
+                self.suspect();
             }
         }
         if int_digits + frac_digits > 290 {
-            self.suspicious = true;
+            self.suspect();
         }
         if !self.canon {
             return Ok(());
@@ -488,101 +587,5 @@ fn array_index(key: &[u8]) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn what_json_stringify_writes_is_canonical() {
-        for t in [
-            r#"{"a":1,"b":[true,false,null],"c":{"d":"x\ny\u001f"},"e":-1.5,"f":0.000001}"#,
-            r#"{"0":1,"2":2,"b":3}"#,
-            r#""é😀 \"q\" \\ / \u0000""#,
-            "123456789012345",
-            "0.1",
-            "-0.25",
-            "[]",
-            "{}",
-        ] {
-            assert_eq!(canonical(t.as_bytes()), Some(true), "{t}");
-        }
-    }
-
-    #[test]
-    fn anything_stringify_would_write_differently_is_not() {
-        for t in [
-            r#"{"a": 1}"#,
-            " 1",
-            r#"{"a":1,"a":2}"#,
-            r#"{"b":1,"0":2}"#,
-            r#"{"2":1,"1":2}"#,
-            r#""\/""#,
-            r#""\u0041""#,
-            r#""\u000a""#,
-            r#""\u001F""#,
-            "1.0",
-            "1e2",
-            "-0",
-            "1234567890123456",
-            "0.0000001",
-            "1.2345678901234567",
-        ] {
-            assert_eq!(canonical(t.as_bytes()), Some(false), "{t}");
-        }
-    }
-
-    #[test]
-    fn what_the_general_parser_may_refuse_is_suspicious() {
-        for t in [r#""\ud800""#, "1e400", &"[".repeat(120), &"9".repeat(400)] {
-            assert_eq!(canonical(t.as_bytes()), None, "{t}");
-        }
-    }
-
-    #[test]
-    fn what_serde_json_refuses_is_never_split() {
-        for t in [
-            &b"{\"a\":\"\x01\"}"[..],
-            b"{\"a\":\"\xff\"}",
-            br#"{"a":"\u+123"}"#,
-            br#"{"a":"\x"}"#,
-            br#"{"a":[1,]}"#,
-            br#"{"a":1,}"#,
-            br#"{"a":01}"#,
-            br#"{"a":1.}"#,
-            br#"{"a":-}"#,
-            br#"{"a":tru}"#,
-            br#"{"a":1} x"#,
-            br#"{"a" 1}"#,
-            br#"{a:1}"#,
-        ] {
-            assert!(serde_json::from_slice::<serde_json::Value>(t).is_err());
-            assert_eq!(split_options(t), Err(NotSplit::Suspicious), "{t:?}");
-        }
-    }
-
-    #[test]
-    fn options_split_into_fields_and_records() {
-        let t = br#"{"data":[{"a":1},{"b": 2}],"_flowId":"f","data":[1,{"c":3}],"x":{"data":[]}}"#;
-        let f = split_options(t).unwrap();
-        assert_eq!(
-            f.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
-            ["data", "_flowId", "x"]
-        );
-        let records = f[0].records.as_ref().unwrap();
-        let texts: Vec<&[u8]> = records.iter().map(|r| &t[r.range()]).collect();
-        assert_eq!(texts, [&b"1"[..], br#"{"c":3}"#]);
-        assert!(records.iter().all(|r| r.canonical));
-        assert!(f[2].records.is_none());
-        assert_eq!(&t[f[1].start..f[1].end], br#""f""#);
-        assert_eq!(split_options(b"[1]"), Err(NotSplit::NotObject));
-        let body = br#"{"function":"f","options":{"data":[{"a":1}],"x":2},"diy":true}"#;
-        let f = split_body(body).unwrap();
-        let inner = f[1].fields.as_ref().unwrap();
-        assert_eq!(inner[0].records.as_ref().unwrap().len(), 1);
-        assert_eq!(&body[inner[1].start..inner[1].end], b"2");
-        assert!(f[0].fields.is_none() && f[0].records.is_none());
-        assert_eq!(
-            split_options(br#"{"data":["\ud800"]}"#),
-            Err(NotSplit::Suspicious)
-        );
-    }
-}
+#[path = "scan_tests.rs"]
+mod tests;

@@ -341,31 +341,28 @@ async fn handle_http(
     raw(text)
 }
 
-/// Most invocations one process serves at once, whatever `AWS_LAMBDA_MAX_CONCURRENCY` says.
-pub const MAX_WORKERS: usize = 1024;
-
-/// How many invocations one environment serves at once: `AWS_LAMBDA_MAX_CONCURRENCY` (set by
-/// Lambda Managed Instances), else 1 (classic Lambda hands an environment one at a time).
-pub fn max_concurrency() -> usize {
-    std::env::var("AWS_LAMBDA_MAX_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .map_or(1, |n| n.min(MAX_WORKERS))
+/// Run the Lambda runtime loop with `app`, one invocation at a time (classic Lambda hands an
+/// environment one at a time): [`run_concurrent`] with 1.
+pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
+    run_concurrent(app, 1).await
 }
 
 /// Run the Lambda runtime loop with `app`: `lambda_runtime`'s types and Runtime API client, our
 /// own loop (see [`Invocation`] for why the runtime's loop is not used).
 ///
-/// With [`max_concurrency`] above 1 (Lambda Managed Instances), that many loops poll `/next`
-/// side by side in this one process, as `lambda_runtime`'s `run_concurrent` does: each
-/// invocation keeps its own client context, deadline and trace id (task-locals, never a
-/// process-wide variable) and its own panic isolation. A loop that fails is logged and the
-/// others go on; the runtime ends when none is left. Otherwise one invocation at a time, and the
-/// loop ends only when the Runtime API cannot be reached.
-pub async fn run(app: LambdaApp) -> Result<(), lambda_runtime::Error> {
+/// With `concurrency` above 1 (Lambda Managed Instances, `AWS_LAMBDA_MAX_CONCURRENCY`, read and
+/// bounded by the settings), that many loops poll `/next` side by side in this one process, as
+/// `lambda_runtime`'s `run_concurrent` does for plain handlers, over one pooled client sized to
+/// match. Each invocation keeps its own client context, deadline and trace id (task-locals,
+/// never a process-wide variable) and its own panic isolation (in `answer`). A loop that fails
+/// is logged and the others go on; the runtime ends when none is left. With 1, the loop ends
+/// only when the Runtime API cannot be reached.
+pub async fn run_concurrent(
+    app: LambdaApp,
+    concurrency: usize,
+) -> Result<(), lambda_runtime::Error> {
     let config = Arc::new(lambda_runtime::Config::from_env());
-    let workers = max_concurrency();
+    let workers = concurrency.max(1);
     let client = Arc::new(
         lambda_runtime_api_client::PooledClient::builder()
             .with_pool_size(workers)

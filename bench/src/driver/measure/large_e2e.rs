@@ -27,6 +27,8 @@ pub(crate) struct LargeE2E {
     pub(crate) ours_http: Option<LargeRun>,
     pub(crate) node_http: Option<LargeRun>,
     pub(crate) lambda: Option<LargeRun>,
+    /// The bare hyper echo (`echo-server`): the machine's limit for this page over HTTP.
+    pub(crate) echo_http: Option<LargeRun>,
     /// Ours and Node answered the page with the same bytes.
     pub(crate) identical: bool,
 }
@@ -128,6 +130,10 @@ pub(crate) fn large_e2e(a: &Args, rt: &tokio::runtime::Runtime) -> LargeE2E {
     );
     let (node_first, node_http) = large_http(&node_addr, &body, node.id());
     drop(node);
+    let (echo, echo_addr): (Proc, String) =
+        process::server(&a.bins.join("echo-server"), &[], &[("PORT", "0")]);
+    let (_, echo_http) = large_http(&echo_addr, &body, echo.id());
+    drop(echo);
     let identical = ours_first.is_some() && ours_first == node_first;
     if !identical {
         eprintln!("large page: ours and Node answered differently");
@@ -144,6 +150,7 @@ pub(crate) fn large_e2e(a: &Args, rt: &tokio::runtime::Runtime) -> LargeE2E {
         ours_http,
         node_http,
         lambda,
+        echo_http,
         identical,
     }
 }

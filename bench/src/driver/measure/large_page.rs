@@ -11,6 +11,8 @@ pub(crate) struct LargePage {
     pub(crate) dispatch_ci: (f64, f64),
     /// The engine before issue 15 (whole body into a `Value`), same run.
     pub(crate) value_ms: Option<(f64, f64, f64)>,
+    /// The same page in other writers' forms (bench id, median and CI), same run.
+    pub(crate) forms: Vec<(&'static str, (f64, f64, f64))>,
     pub(crate) bytes: u64,
     pub(crate) records: u64,
 }
@@ -40,6 +42,10 @@ pub(crate) fn large_page(a: &Args) -> Option<LargePage> {
         floor_ci: (fl, fu),
         dispatch_ci: (dl, du),
         value_ms: read_estimate(&a.criterion, "dispatch_value"),
+        forms: ["dispatch_python_quarter", "dispatch_pretty"]
+            .into_iter()
+            .filter_map(|n| Some((n, read_estimate(&a.criterion, n)?)))
+            .collect(),
         bytes: meta.get("bytes").and_then(Value::as_u64).unwrap_or(0),
         records: meta.get("records").and_then(Value::as_u64).unwrap_or(0),
     })

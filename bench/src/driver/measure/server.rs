@@ -107,6 +107,8 @@ pub(crate) struct Scenario {
     pub(crate) floor_us: f64,
     /// (concurrency, ours, node)
     pub(crate) points: Vec<(usize, Option<WrkPoint>, Option<WrkPoint>)>,
+    /// (concurrency, the bare hyper echo of the request's bytes): the machine's limit.
+    pub(crate) echo: Vec<(usize, Option<WrkPoint>)>,
 }
 
 /// The per-request JSON floor: parse the body into a `Value` and serialize it back (what any
@@ -146,6 +148,8 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
         &[node_dir.join("server.js").to_string_lossy().as_ref()],
         &[("PORT", "0"), ("SYSTEM_TOKEN", TOKEN)],
     );
+    let (echo, echo_addr): (Proc, String) =
+        process::server(&a.bins.join("echo-server"), &[], &[("PORT", "0")]);
     let rss_ours_idle_kib = vm_hwm_kib(ours.id());
     let rss_node_idle_kib = vm_hwm_kib(node.id());
     let node_version = Command::new("node")
@@ -154,9 +158,14 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default();
     let mut scenarios = Vec::new();
-    for (function, records) in [("preMap", 100usize), ("preSavePage", 1000usize)] {
-        let body = bench::envelope(function, records);
-        let path = work.join(format!("{function}-{records}.json"));
+    for (function, records, form) in [
+        ("preMap", 100usize, bench::Form::Canonical),
+        ("preSavePage", 1000usize, bench::Form::Canonical),
+        // The same preMap page, one record in four as Python's json.dumps writes it.
+        ("preMap", 100usize, bench::Form::PythonQuarter),
+    ] {
+        let body = bench::envelope_in(function, records, form);
+        let path = work.join(format!("{function}-{records}-{form:?}.json"));
         std::fs::write(&path, &body).expect("write body");
         let r1 = post_once(&ours_addr, &path);
         let r2 = post_once(&node_addr, &path);
@@ -175,17 +184,27 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
             let n = wrk(&node_addr, &path, &lua, c, a.wrk_secs);
             points.push((c, o, n));
         }
+        let mut echo_points = Vec::new();
+        for c in [1usize, 16, 64] {
+            eprintln!("wrk: {function} {records} records, concurrency {c}, bare hyper echo");
+            echo_points.push((c, wrk(&echo_addr, &path, &lua, c, a.wrk_secs)));
+        }
         let floor_us = json_floor_us(&body);
         scenarios.push(Scenario {
-            label: format!("{function}, {records} records"),
+            label: match form {
+                bench::Form::Canonical => format!("{function}, {records} records"),
+                _ => format!("{function}, {records} records, {form:?}"),
+            },
             function,
             records,
             body_bytes: body.len(),
             identical,
             floor_us,
             points,
+            echo: echo_points,
         });
     }
+    drop(echo);
     ServerStack {
         scenarios,
         rss_ours_kib: vm_hwm_kib(ours.id()),

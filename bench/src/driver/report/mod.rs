@@ -412,6 +412,7 @@ pub(crate) fn report(
                      Through dispatch is **{x:.1}×** faster than before issue 15.\n",
                     v / l.floor_ms.max(1e-9)
                 );
+                sections::forms(&mut s, l, &mut summary);
                 summary.push((
                     "Large page through dispatch, vs before issue 15".into(),
                     "≥ 3× faster".into(),
@@ -445,6 +446,8 @@ pub(crate) fn report(
 
     // 4. Memory and size
     large_e2e_section(&mut s, &mut summary, e2e, &a.root);
+    sections::machine_limit(&mut s, &mut summary, server, e2e);
+    sections::lambda_bill(&mut s, server);
     let _ = writeln!(s, "## 4. Memory and size\n");
     match (server.rss_ours_kib, server.rss_node_kib) {
         (Some(o), Some(n)) => {

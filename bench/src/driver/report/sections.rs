@@ -2,7 +2,7 @@
 //! half of 6 (cold `make test` build times).
 
 use super::yes;
-use crate::driver::measure::{LARGE_RUNS, LargeE2E, LargeRun};
+use crate::driver::measure::{LARGE_RUNS, LargeE2E, LargePage, LargeRun, ServerStack};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -220,4 +220,142 @@ pub(super) fn build_times_section(
     } else {
         s.push('\n');
     }
+}
+
+/// Section 3: the large page in other writers' forms, against the canonical page through
+/// dispatch in the same run (a record not in `JSON.stringify`'s form costs its own rewrite).
+pub(crate) fn forms(
+    s: &mut String,
+    l: &LargePage,
+    summary: &mut Vec<(String, String, String, String)>,
+) {
+    if l.forms.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "The same page written by other tools, through dispatch, same run: one record in four as \
+         Python's `json.dumps` writes it (`3.0`, `\\u00fc`, `\\/`, spaces after `:` and `,`), and the \
+         whole body pretty-printed (`bench::Form`). The answer is the same bytes in every form.\n\n\
+         | form | median ms | 95% CI ms | × canonical |\n|---|---:|---:|---:|"
+    );
+    for (name, (m, lo, hi)) in &l.forms {
+        let x = m / l.dispatch_ms.max(1e-9);
+        let _ = writeln!(s, "| `{name}` | {m:.2} | {lo:.2}–{hi:.2} | {x:.2}× |");
+        summary.push((
+            format!("Large page, `{name}`, vs the canonical page"),
+            "reported (same run)".into(),
+            format!("{x:.2}× ({m:.1} ms vs {:.1} ms)", l.dispatch_ms),
+            "reported".into(),
+        ));
+    }
+    let _ = writeln!(s);
+}
+
+/// The machine's limit: our server against a bare hyper server that answers the request's own
+/// bytes (`echo-server`), measured in the same run: requests/s for each wrk point of section 2,
+/// and the large page's time over HTTP. Goals: ≥ 0.5× the echo's requests/s (preMap, 100
+/// records, c = 16); ≤ 1.5× its large-page time.
+pub(crate) fn machine_limit(
+    s: &mut String,
+    summary: &mut Vec<(String, String, String, String)>,
+    server: &ServerStack,
+    e2e: &LargeE2E,
+) {
+    let _ = writeln!(
+        s,
+        "### The machine's limit: a bare hyper echo\n\n`echo-server` (`bench/src/bin/echo-server.rs`) \
+         answers each request with its own bytes: no parse, routing or auth, only the kernel, hyper \
+         and wrk on the same cores. Same bodies, same wrk settings, same run as section 2. Goals: \
+         ours ≥ 0.5× the echo's requests/s (preMap, 100 records, c = 16); the large page ≤ 1.5× the \
+         echo's time.\n\n| scenario | concurrency | ours req/s | echo req/s | ours / echo |\n|---|---:|---:|---:|---:|"
+    );
+    for sc in &server.scenarios {
+        for ((c, ours, _), (_, echo)) in sc.points.iter().zip(&sc.echo) {
+            let (Some(o), Some(e)) = (ours, echo) else {
+                continue;
+            };
+            let x = o.rps / e.rps.max(1e-9);
+            let _ = writeln!(
+                s,
+                "| {} | {c} | {:.0} | {:.0} | {x:.2}× |",
+                sc.label, o.rps, e.rps
+            );
+            if sc.function == "preMap" && *c == 16 {
+                summary.push((
+                    format!("Server req/s vs a bare hyper echo ({}, c = 16)", sc.label),
+                    "≥ 0.5× the echo".into(),
+                    format!("{x:.2}× ({:.0} vs {:.0} req/s)", o.rps, e.rps),
+                    yes(x >= 0.5).into(),
+                ));
+            }
+        }
+    }
+    let med = |r: &Option<LargeRun>| r.as_ref().map(|r| bench::median(&r.ms));
+    if let (Some(o), Some(e)) = (med(&e2e.ours_http), med(&e2e.echo_http)) {
+        let x = o / e.max(1e-9);
+        let _ = writeln!(
+            s,
+            "\nLarge page over HTTP (section 3b's page and method): ours {o:.1} ms, echo {e:.1} ms: \
+             **{x:.2}×** the echo's time.\n"
+        );
+        summary.push((
+            "Large page over HTTP vs a bare hyper echo".into(),
+            "≤ 1.5× the echo's time".into(),
+            format!("{x:.2}× ({o:.1} ms vs {e:.1} ms)"),
+            yes(x <= 1.5).into(),
+        ));
+    } else {
+        let _ = writeln!(s);
+    }
+}
+
+/// Lambda's price per GB-second on arm64 (the template's architecture; us-east-1, first tier)
+/// and per million requests, in US dollars.
+const ARM64_GB_SECOND: f64 = 0.000_013_333_4;
+const PER_MILLION_REQUESTS: f64 = 0.20;
+/// Lambda gives a function one vCPU's worth of CPU at 1,769 MB, proportionally less below.
+const ONE_VCPU_MB: f64 = 1769.0;
+
+/// What a million preMap calls (100 records) cost on Lambda, from this run's durations (wrk p50
+/// at concurrency 1, loopback HTTP included: an upper bound on the handler's time) and peak RSS
+/// under load: at 128 MB, and at the least memory each server's peak fits in.
+pub(crate) fn lambda_bill(s: &mut String, server: &ServerStack) {
+    let Some(sc) = server.scenarios.iter().find(|sc| sc.function == "preMap") else {
+        return;
+    };
+    let Some((_, Some(ours), Some(node))) = sc.points.iter().find(|(c, _, _)| *c == 1) else {
+        return;
+    };
+    let need = |kib: Option<u64>| kib.map_or(128.0, |k| ((k as f64 / 1024.0).ceil()).max(128.0));
+    let _ = writeln!(
+        s,
+        "### What it costs on Lambda (preMap, 100 records)\n\nPer million calls, arm64: \
+         `cost = 1e6 × ceil(ms) / 1000 × MB / 1024 × ${ARM64_GB_SECOND} + ${PER_MILLION_REQUESTS:.2}` \
+         (Lambda bills each call's duration rounded up to the millisecond, times its memory, plus \
+         the request charge). The duration is this run's wrk p50 at concurrency 1 on a full core, \
+         scaled by 1,769 MB / memory for the CPU share Lambda gives below one vCPU (the call is \
+         CPU-bound); the memory each needs is its peak RSS under section 2's load, at least 128 MB. \
+         An estimate from these measurements, not a bill.\n\n\
+         | | p50 ms (full core) | memory MB | est. ms at that memory | $ per million calls |\n|---|---:|---:|---:|---:|"
+    );
+    let rows = [
+        ("ours", ours.p50_ms, 128.0),
+        ("Node", node.p50_ms, 128.0),
+        ("ours", ours.p50_ms, need(server.rss_ours_kib)),
+        ("Node", node.p50_ms, need(server.rss_node_kib)),
+    ];
+    let mut costs = Vec::new();
+    for (who, ms, mb) in rows {
+        let est = ms * (ONE_VCPU_MB / mb).max(1.0);
+        let cost = 1e6 * est.ceil() / 1000.0 * mb / 1024.0 * ARM64_GB_SECOND + PER_MILLION_REQUESTS;
+        costs.push(cost);
+        let _ = writeln!(s, "| {who} | {ms:.2} | {mb:.0} | {est:.1} | {cost:.2} |");
+    }
+    let _ = writeln!(
+        s,
+        "\nNode / ours at 128 MB: **{:.1}×**; each at the memory it needs: **{:.1}×**.\n",
+        costs[1] / costs[0].max(1e-9),
+        costs[3] / costs[2].max(1e-9)
+    );
 }

@@ -1,0 +1,131 @@
+//! The scan's tests (kept beside `scan.rs`).
+use super::*;
+
+#[test]
+fn what_json_stringify_writes_is_canonical() {
+    for t in [
+        r#"{"a":1,"b":[true,false,null],"c":{"d":"x\ny\u001f"},"e":-1.5,"f":0.000001}"#,
+        r#"{"0":1,"2":2,"b":3}"#,
+        r#""é😀 \"q\" \\ / \u0000""#,
+        "123456789012345",
+        "0.1",
+        "-0.25",
+        "[]",
+        "{}",
+    ] {
+        assert_eq!(canonical(t.as_bytes()), Some(true), "{t}");
+    }
+}
+
+#[test]
+fn anything_stringify_would_write_differently_is_not() {
+    for t in [
+        r#"{"a": 1}"#,
+        " 1",
+        r#"{"a":1,"a":2}"#,
+        r#"{"b":1,"0":2}"#,
+        r#"{"2":1,"1":2}"#,
+        r#""\/""#,
+        r#""\u0041""#,
+        r#""\u000a""#,
+        r#""\u001F""#,
+        "1.0",
+        "1e2",
+        "-0",
+        "1234567890123456",
+        "0.0000001",
+        "1.2345678901234567",
+    ] {
+        assert_eq!(canonical(t.as_bytes()), Some(false), "{t}");
+    }
+}
+
+#[test]
+fn what_the_general_parser_may_refuse_is_suspicious() {
+    for t in [r#""\ud800""#, "1e400", &"[".repeat(120), &"9".repeat(400)] {
+        assert_eq!(canonical(t.as_bytes()), None, "{t}");
+    }
+}
+
+#[test]
+fn what_serde_json_refuses_is_never_split() {
+    for t in [
+        &b"{\"a\":\"\x01\"}"[..],
+        b"{\"a\":\"\xff\"}",
+        br#"{"a":"\u+123"}"#,
+        br#"{"a":"\x"}"#,
+        br#"{"a":[1,]}"#,
+        br#"{"a":1,}"#,
+        br#"{"a":01}"#,
+        br#"{"a":1.}"#,
+        br#"{"a":-}"#,
+        br#"{"a":tru}"#,
+        br#"{"a":1} x"#,
+        br#"{"a" 1}"#,
+        br#"{a:1}"#,
+    ] {
+        assert!(serde_json::from_slice::<serde_json::Value>(t).is_err());
+        let want = if std::str::from_utf8(t).is_ok() {
+            NotSplit::Suspicious
+        } else {
+            NotSplit::NotUtf8
+        };
+        assert_eq!(split_options(t), Err(want), "{t:?}");
+    }
+}
+
+#[test]
+fn options_split_into_fields_and_records() {
+    let t = br#"{"data":[{"a":1},{"b": 2}],"_flowId":"f","data":[1,{"c":3}],"x":{"data":[]}}"#;
+    let f = split_options(t).unwrap();
+    assert_eq!(
+        f.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(),
+        ["data", "_flowId", "x"]
+    );
+    let records = f[0].records.as_ref().unwrap();
+    let texts: Vec<&[u8]> = records.iter().map(|r| &t[r.range()]).collect();
+    assert_eq!(texts, [&b"1"[..], br#"{"c":3}"#]);
+    assert!(records.iter().all(|r| r.canonical));
+    assert!(f[2].records.is_none());
+    assert_eq!(&t[f[1].start..f[1].end], br#""f""#);
+    assert_eq!(split_options(b"[1]"), Err(NotSplit::NotObject));
+    let body = br#"{"function":"f","options":{"data":[{"a":1}],"x":2},"diy":true}"#;
+    let f = split_body(body).unwrap();
+    let inner = f[1].fields.as_ref().unwrap();
+    assert_eq!(inner[0].records.as_ref().unwrap().len(), 1);
+    assert_eq!(&body[inner[1].start..inner[1].end], b"2");
+    assert!(f[0].fields.is_none() && f[0].records.is_none());
+    assert_eq!(
+        split_options(br#"{"x":["\ud800"]}"#),
+        Err(NotSplit::Suspicious)
+    );
+}
+
+/// What `JSON.parse` takes and serde_json may refuse, inside a record: that record is not
+/// canonical (it is rewritten on its own), and the page still splits.
+#[test]
+fn inside_a_record_what_json_parse_takes_only_makes_it_not_canonical() {
+    let deep = format!("{}1{}", "[".repeat(500), "]".repeat(500));
+    let deep_obj = format!("{}1{}", r#"{"a":["#.repeat(300), "]}".repeat(300));
+    for rec in [r#""\ud800""#, "1e999", &"9".repeat(400), &deep, &deep_obj] {
+        let t = format!(r#"{{"data":[{{"ok":1}},{rec},2],"x":1}}"#);
+        let f = split_options(t.as_bytes()).unwrap_or_else(|e| panic!("{e:?}: {rec}"));
+        let records = f[0].records.as_ref().unwrap();
+        let spans: Vec<_> = records
+            .iter()
+            .map(|r| (&t[r.range()], r.canonical))
+            .collect();
+        assert_eq!(spans, [(r#"{"ok":1}"#, true), (rec, false), ("2", true)]);
+    }
+    // Beyond MAX_RECORD_DEPTH, or malformed deep down: the general path decides.
+    let too_deep = format!(
+        "{}{}",
+        "[".repeat(MAX_RECORD_DEPTH + 10),
+        "]".repeat(MAX_RECORD_DEPTH + 10)
+    );
+    let bad_deep = format!("{}1,{}", "[".repeat(200), "]".repeat(200));
+    for rec in [too_deep, bad_deep] {
+        let t = format!(r#"{{"data":[{rec}]}}"#);
+        assert_eq!(split_options(t.as_bytes()), Err(NotSplit::Suspicious));
+    }
+}
