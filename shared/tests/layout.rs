@@ -12,7 +12,15 @@ use std::path::{Path, PathBuf};
 
 /// The layers, lowest first.
 const LAYERS: &[&[&str]] = &[
-    &["time", "telemetry", "metrics", "memory"],
+    &[
+        "time",
+        "telemetry",
+        "metrics",
+        "memory",
+        "custom_metrics",
+        "xray",
+        "log_buffer",
+    ],
     &["protocol"],
     &["codec"],
     &["store", "jobs", "outgoing"],

@@ -161,7 +161,7 @@ fn launch(app: App, local_addr: Option<SocketAddr>) -> ExitCode {
         }
     };
     crate::metrics::configure(settings.metrics.clone());
-    crate::xray::configure_from_env();
+    crate::xray::configure_daemon(std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok().as_deref());
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod queue;
 pub mod runs;
 pub mod secrets;
+pub mod xray;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use std::time::Duration;
@@ -86,7 +87,7 @@ impl Table {
     /// The table `name` with a client over `cfg`, index `gsi1`.
     pub fn new(cfg: &SdkConfig, name: impl Into<String>) -> Self {
         let conf = aws_sdk_dynamodb::config::Builder::from(cfg)
-            .interceptor(crate::xray::XrayInterceptor)
+            .interceptor(crate::aws::xray::XrayInterceptor)
             .build();
         Self::from_client(aws_sdk_dynamodb::Client::from_conf(conf), name)
     }

@@ -19,7 +19,7 @@ impl SqsQueue {
     /// A queue at `queue_url`, reached with `config` (region, credentials, endpoint).
     pub fn new(config: &aws_config::SdkConfig, queue_url: impl Into<String>) -> Self {
         let conf = aws_sdk_sqs::config::Builder::from(config)
-            .interceptor(crate::xray::XrayInterceptor)
+            .interceptor(crate::aws::xray::XrayInterceptor)
             .build();
         Self::from_client(aws_sdk_sqs::Client::from_conf(conf), queue_url)
     }

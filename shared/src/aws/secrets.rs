@@ -40,12 +40,12 @@ impl KmsSecrets {
         let kms = aws_sdk_kms::config::Builder::from(cfg)
             .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts.clone())
-            .interceptor(crate::xray::XrayInterceptor)
+            .interceptor(crate::aws::xray::XrayInterceptor)
             .build();
         let ddb = aws_sdk_dynamodb::config::Builder::from(cfg)
             .retry_config(RetryConfig::disabled())
             .timeout_config(timeouts)
-            .interceptor(crate::xray::XrayInterceptor)
+            .interceptor(crate::aws::xray::XrayInterceptor)
             .build();
         Self {
             kms: aws_sdk_kms::Client::from_conf(kms),

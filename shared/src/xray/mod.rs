@@ -20,12 +20,10 @@
 //! nothing listening) they are lost silently. An unsampled call pays one scan of its trace
 //! header: no allocation, no system call.
 
-mod sdk;
 mod sink;
 #[cfg(test)]
 mod tests;
 
-pub use sdk::XrayInterceptor;
 pub use sink::{MemorySink, SegmentSink, UdpSink};
 
 use serde_json::{Value, json};
@@ -42,13 +40,10 @@ pub fn configure(sink: Arc<dyn SegmentSink>) {
     let _ = SINK.set(sink);
 }
 
-/// [`configure`] from `AWS_XRAY_DAEMON_ADDRESS` (`host:port`, or the SDKs'
-/// `tcp:host:port udp:host:port` form), when it is set.
-pub fn configure_from_env() {
-    if let Some(addr) = std::env::var("AWS_XRAY_DAEMON_ADDRESS")
-        .ok()
-        .and_then(|v| daemon_address(&v))
-    {
+/// [`configure`] with the daemon at `value`, the value of `AWS_XRAY_DAEMON_ADDRESS`
+/// (`host:port`, or the SDKs' `tcp:host:port udp:host:port` form), when it is set.
+pub fn configure_daemon(value: Option<&str>) {
+    if let Some(addr) = value.and_then(daemon_address) {
         configure(Arc::new(UdpSink::new(addr)));
     }
 }

@@ -102,7 +102,7 @@ fn dynamodb_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
         .endpoint_url(endpoint)
         .http_client(crate::aws::http_client())
         .retry_config(RetryConfig::standard().with_initial_backoff(Duration::from_millis(1)))
-        .interceptor(XrayInterceptor)
+        .interceptor(crate::aws::xray::XrayInterceptor)
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }

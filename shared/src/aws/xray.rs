@@ -4,7 +4,7 @@
 //! id, the final status, the attempts AWS throttled (`aws.throttled_attempts`) and the
 //! `throttle` flag when its final answer was a throttle).
 
-use super::{Ending, Subsegment};
+use crate::xray::{Ending, Subsegment};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
