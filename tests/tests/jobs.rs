@@ -34,8 +34,9 @@ struct Env {
     cfg: aws_config::SdkConfig,
     /// The emulator through a proxy that forwards one request at a time: moto applies two
     /// transactions that `ADD` to one item concurrently without serializing them (a lost
-    /// update DynamoDB never makes), so the run store, whose streams finish concurrently and
-    /// all count on the run item, goes through it.
+    /// update DynamoDB never makes), and can let two concurrent conditional writes to one item
+    /// both pass; so the run store, whose streams finish concurrently and all count on the run
+    /// item, and the job store, whose racing ticks claim one job, go through it.
     serial: aws_config::SdkConfig,
     _serial_proxy: CountingProxy,
     table: String,
@@ -64,7 +65,7 @@ async fn env(prefix: &str) -> Env {
 impl Env {
     fn scheduler(&self, clock: Arc<dyn Clock>) -> Arc<Scheduler> {
         Arc::new(Scheduler::new(
-            Arc::new(DynamoJobs::new(Table::new(&self.cfg, &self.table))),
+            Arc::new(DynamoJobs::new(Table::new(&self.serial, &self.table))),
             Arc::new(SqsQueue::new(&self.cfg, &self.queue_url)),
             clock,
         ))
