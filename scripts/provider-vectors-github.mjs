@@ -4,7 +4,9 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { sign, verify } from "@octokit/webhooks-methods";
 
-const out = new URL("../shared/src/incoming/auth/provider_vectors.json", import.meta.url);
+// The repository root is this script's parent directory.
+const root = new URL("..", new URL(".", import.meta.url));
+const out = new URL("shared/src/incoming/auth/provider_vectors.json", root);
 const secret = "github_provider_vector_secret_01";
 const body = '{"action":"opened","number":42}';
 const header = await sign(secret, body);

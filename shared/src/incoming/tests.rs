@@ -862,6 +862,21 @@ fn rotating_resolver(
     })
 }
 
+/// An app with one endpoint, `name`, whose `auth` reads its secret from `value` (each read
+/// counted in `reads`).
+fn rotating_app(
+    name: &str,
+    auth: AuthConfig,
+    value: &Arc<std::sync::Mutex<String>>,
+    reads: &Arc<AtomicUsize>,
+) -> IncomingApp {
+    IncomingApp::new(
+        IncomingConfig::default().with(name, EndpointConfig::open().with_auth(auth)),
+        IncomingStores::in_memory().with_resolver(rotating_resolver(value.clone(), reads.clone())),
+    )
+    .unwrap()
+}
+
 /// Issue 22 ("What must hold" 4): a rotated webhook secret works at once (a signature that
 /// matches no cached key makes the endpoint read its secret again), the old one stops working
 /// with that re-read, and a flood of bad signatures reads the store at most once per interval.
@@ -870,19 +885,13 @@ async fn a_rotated_webhook_secret_is_picked_up_and_a_flood_does_not_stampede_the
     const NEW: &str = "whsec_bmV3LXNlY3JldC1hZnRlci1yb3RhdGlvbg==";
     let value = Arc::new(std::sync::Mutex::new(HMAC_SECRET.to_owned()));
     let reads = Arc::new(AtomicUsize::new(0));
-    let cfg = IncomingConfig::default().with(
-        "named",
-        EndpointConfig::open().with_auth(AuthConfig::Hmac(HmacConfig::new(SecretValue::named(
-            "hook",
-        )))),
-    );
     let app = Arc::new(
-        IncomingApp::new(
-            cfg,
-            IncomingStores::in_memory()
-                .with_resolver(rotating_resolver(value.clone(), reads.clone())),
+        rotating_app(
+            "named",
+            AuthConfig::Hmac(HmacConfig::new(SecretValue::named("hook"))),
+            &value,
+            &reads,
         )
-        .unwrap()
         .with_secret_reread(Duration::from_secs(60)),
     );
     let body = |n: u32| format!(r#"{{"n": {n}}}"#);
@@ -931,20 +940,12 @@ async fn a_rotated_jwt_secret_is_picked_up_with_one_read_under_a_flood() {
     const NEW: &str = "jwt-secret-after-the-rotation-32-bytes";
     let value = Arc::new(std::sync::Mutex::new(OLD.to_owned()));
     let reads = Arc::new(AtomicUsize::new(0));
-    let cfg = IncomingConfig::default().with(
+    let app = Arc::new(rotating_app(
         "crm",
-        EndpointConfig::open().with_auth(AuthConfig::Jwt(JwtConfig::hs256(SecretValue::named(
-            "crm-jwt",
-        )))),
-    );
-    let app = Arc::new(
-        IncomingApp::new(
-            cfg,
-            IncomingStores::in_memory()
-                .with_resolver(rotating_resolver(value.clone(), reads.clone())),
-        )
-        .unwrap(),
-    );
+        AuthConfig::Jwt(JwtConfig::hs256(SecretValue::named("crm-jwt"))),
+        &value,
+        &reads,
+    ));
     let bearer = |secret: &str| format!("Bearer {}", jwt(json!({"exp": now() + 60}), secret));
     let old = bearer(OLD);
     let (s, v) = post(&app, "crm", &[JSON, ("authorization", &old)], "{}").await;

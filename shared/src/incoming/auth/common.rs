@@ -81,6 +81,28 @@ pub(crate) fn same(expected: &[u8], presented: &[u8]) -> bool {
     expected.ct_eq(presented).into()
 }
 
+/// The senders that sign only the body (GitHub, Shopify): header `name`'s value, at most
+/// [`MAX_SIGNATURE_HEADER`] long and turned into bytes by `decode`, must be the HMAC-SHA256 of
+/// `body` keyed with `secret`.
+pub(crate) fn verify_body_hmac(
+    headers: &HeaderMap,
+    name: &str,
+    body: &[u8],
+    secret: &[u8],
+    decode: impl FnOnce(&str) -> Option<Vec<u8>>,
+) -> Result<(), AuthFailure> {
+    let value = required_header(headers, name)?;
+    if value.len() > MAX_SIGNATURE_HEADER {
+        return Err(AuthFailure::BadSignature);
+    }
+    let presented = decode(value).ok_or(AuthFailure::BadSignature)?;
+    if same(&mac(hmac::HMAC_SHA256, secret, &[body]), &presented) {
+        Ok(())
+    } else {
+        Err(AuthFailure::BadSignature)
+    }
+}
+
 /// A shared secret of the provider schemes: trimmed, at least `min` bytes.
 fn shared_secret(secret: &str, min: usize) -> Result<Vec<u8>, String> {
     let secret = secret.trim();

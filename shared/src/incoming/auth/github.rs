@@ -6,7 +6,7 @@
 //! and queued once.
 
 use super::AuthFailure;
-use super::common::{MAX_SIGNATURE_HEADER, decode_hex, encode_hex, mac, required_header, same};
+use super::common::{decode_hex, encode_hex, mac, verify_body_hmac};
 use http::HeaderMap;
 use ring::hmac::HMAC_SHA256;
 
@@ -22,19 +22,9 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 /// Verify a request against `secret`.
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), AuthFailure> {
-    let value = required_header(headers, HEADER)?;
-    if value.len() > MAX_SIGNATURE_HEADER {
-        return Err(AuthFailure::BadSignature);
-    }
-    let presented = value
-        .strip_prefix("sha256=")
-        .and_then(decode_hex)
-        .ok_or(AuthFailure::BadSignature)?;
-    if same(&mac(HMAC_SHA256, secret, &[body]), &presented) {
-        Ok(())
-    } else {
-        Err(AuthFailure::BadSignature)
-    }
+    verify_body_hmac(headers, HEADER, body, secret, |v| {
+        v.strip_prefix("sha256=").and_then(decode_hex)
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! dedup key, so a retried or replayed webhook is answered 204 and queued once.
 
 use super::AuthFailure;
-use super::common::{MAX_SIGNATURE_HEADER, mac, required_header, same};
+use super::common::{mac, verify_body_hmac};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
@@ -23,18 +23,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 
 /// Verify a request against `secret`.
 pub fn verify(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> Result<(), AuthFailure> {
-    let value = required_header(headers, HEADER)?;
-    if value.len() > MAX_SIGNATURE_HEADER {
-        return Err(AuthFailure::BadSignature);
-    }
-    let presented = STANDARD
-        .decode(value)
-        .map_err(|_| AuthFailure::BadSignature)?;
-    if same(&mac(HMAC_SHA256, secret, &[body]), &presented) {
-        Ok(())
-    } else {
-        Err(AuthFailure::BadSignature)
-    }
+    verify_body_hmac(headers, HEADER, body, secret, |v| STANDARD.decode(v).ok())
 }
 
 #[cfg(test)]
