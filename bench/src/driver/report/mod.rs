@@ -304,17 +304,17 @@ pub(crate) fn report(
                         o.errors,
                         n.errors
                     );
-                    rps_bars.push((
-                        format!("{} {}r c{c} ours", sc.function, sc.records),
-                        o.rps,
-                        false,
-                    ));
-                    rps_bars.push((
-                        format!("{} {}r c{c} Node", sc.function, sc.records),
-                        n.rps,
-                        true,
-                    ));
+                    rps_bars.push((format!("{} c{c} ours", sc.label), o.rps, false));
+                    rps_bars.push((format!("{} c{c} Node", sc.label), n.rps, true));
                     let _ = (o.requests, n.requests);
+                    if sc.form != bench::Form::Canonical && *c == 16 {
+                        summary.push((
+                            format!("Server req/s, {}, c = 16", sc.label),
+                            "≥ 8× Node".into(),
+                            format!("{rr:.1}× ({:.0} vs {:.0} req/s)", o.rps, n.rps),
+                            yes(rr >= 8.0).into(),
+                        ));
+                    }
                 }
                 _ => {
                     rps_all = false;
