@@ -30,9 +30,16 @@ step() {
     echo "make test: $* done in $(($(date +%s) - t0)) s"
 }
 
+# Clippy runs inside the build (scripts/clippy-env.sh): every later cargo step inherits it, so
+# the workspace is compiled once. Without clippy-driver, a separate `cargo clippy` runs.
+source scripts/clippy-env.sh
 step fmt-check
 step promises
-step clippy
+if [[ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]]; then
+    step lint-build
+else
+    step clippy
+fi
 step build-bins
 step cargo-test
 step new-function-check
