@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::protocol::envelope::Envelope;
 use serde_json::json;

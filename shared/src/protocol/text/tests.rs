@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::protocol::Record;
 use crate::protocol::scan;

@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::dispatch::Module;
 use crate::transport::system_token::TokenSet;

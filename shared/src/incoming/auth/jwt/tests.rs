@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::incoming::config::SecretValue;
 use jsonwebtoken::{EncodingKey, Header, encode};
