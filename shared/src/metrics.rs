@@ -312,6 +312,25 @@ mod tests {
         assert!(!line.contains('\n'));
     }
 
+    /// The built-in metrics' EMF line, byte for byte (key order, number forms): pinned so that
+    /// a change to how the document is assembled cannot change what CloudWatch reads.
+    #[test]
+    fn a_record_line_is_written_byte_for_byte() {
+        let line = Record::default()
+            .dimension_set(&["Service", "Function"])
+            .dimension_set(&["Service"])
+            .dimension("Service", "pre-map")
+            .dimension("Function", "flattenRecords")
+            .metric("Calls", 1.0, Unit::Count)
+            .metric("Duration", 2.5, Unit::Milliseconds)
+            .metric("ResponseBytes", 1e21, Unit::Bytes)
+            .to_line("NS", 1_700_000_000_000);
+        assert_eq!(
+            line,
+            r#"{"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"NS","Dimensions":[["Service","Function"],["Service"]],"Metrics":[{"Name":"Calls","Unit":"Count"},{"Name":"Duration","Unit":"Milliseconds"},{"Name":"ResponseBytes","Unit":"Bytes"}]}]},"Service":"pre-map","Function":"flattenRecords","Calls":1.0,"Duration":2.5,"ResponseBytes":1e+21}"#
+        );
+    }
+
     #[test]
     fn records_are_counted_in_pages_and_answers() {
         assert_eq!(records_in(Some(&json!({"data": [1, 2, 3]}))), Some(3));

@@ -161,3 +161,29 @@ fn metrics_cloudwatch_would_reject_are_refused_with_a_reason() {
     let e: crate::ExtError = MetricError::NotFinite("X".into()).into();
     assert_eq!(e.code.as_deref(), Some("invalid_metric"));
 }
+
+/// The EMF lines, byte for byte (key order, number forms, the high-resolution flag): pinned so
+/// that a change to how the document is assembled cannot change what CloudWatch reads.
+#[test]
+fn the_emf_lines_are_written_byte_for_byte() {
+    let values = [
+        Metric::count("CustomerLookups", 1).dimension("Outcome", "hit"),
+        Metric::count("CustomerLookups", 2).dimension("Outcome", "hit"),
+        Metric::new("Latency", Unit::Milliseconds, 2.5).high_resolution(),
+    ];
+    let mut untraced = info();
+    untraced.trace_id = None;
+    assert_eq!(
+        documents(&info(), "pre-map", "NS", 7, &values),
+        [
+            r#"{"_aws":{"Timestamp":7,"CloudWatchMetrics":[{"Namespace":"NS","Dimensions":[["Service","Function"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds","StorageResolution":1}]}]},"Service":"pre-map","Function":"enrichRecords","ExtensionPoint":"preMap","Stack":"Http","RequestId":"r1","TraceId":"Root=1-a","Latency":2.5}"#,
+            r#"{"_aws":{"Timestamp":7,"CloudWatchMetrics":[{"Namespace":"NS","Dimensions":[["Service","Function","Outcome"]],"Metrics":[{"Name":"CustomerLookups","Unit":"Count"}]}]},"Service":"pre-map","Function":"enrichRecords","ExtensionPoint":"preMap","Stack":"Http","RequestId":"r1","TraceId":"Root=1-a","Outcome":"hit","CustomerLookups":[1.0,2.0]}"#,
+        ]
+    );
+    assert_eq!(
+        documents(&untraced, "pre-map", "NS", 7, &values[2..]),
+        [
+            r#"{"_aws":{"Timestamp":7,"CloudWatchMetrics":[{"Namespace":"NS","Dimensions":[["Service","Function"]],"Metrics":[{"Name":"Latency","Unit":"Milliseconds","StorageResolution":1}]}]},"Service":"pre-map","Function":"enrichRecords","ExtensionPoint":"preMap","Stack":"Http","RequestId":"r1","Latency":2.5}"#
+        ]
+    );
+}
