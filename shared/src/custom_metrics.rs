@@ -31,7 +31,7 @@
 
 use crate::metrics;
 pub use crate::metrics::Unit;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -368,7 +368,7 @@ fn document(
     dims: &[(String, String)],
     doc: &[(&Metric, &[f64])],
 ) -> String {
-    let definitions: Vec<Value> = doc
+    let definitions = doc
         .iter()
         .map(|(m, _)| {
             let mut d = json!({"Name": m.name, "Unit": m.unit.name()});
@@ -378,37 +378,34 @@ fn document(
             d
         })
         .collect();
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [set],
-                "Metrics": definitions,
-            }],
-        }),
-    );
-    root.insert("Service".into(), json!(service));
-    root.insert("Function".into(), json!(info.function));
-    root.insert("ExtensionPoint".into(), json!(info.extension_point));
-    root.insert("Stack".into(), json!(info.stack));
-    root.insert("RequestId".into(), json!(info.request_id));
-    if let Some(t) = &info.trace_id {
-        root.insert("TraceId".into(), json!(t.as_ref()));
-    }
-    for (n, v) in dims {
-        root.insert(n.clone(), json!(v));
-    }
-    for (m, vals) in doc {
+    let call = [
+        ("Service", json!(service)),
+        ("Function", json!(info.function)),
+        ("ExtensionPoint", json!(info.extension_point)),
+        ("Stack", json!(info.stack)),
+        ("RequestId", json!(info.request_id)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v));
+    let trace = info
+        .trace_id
+        .as_ref()
+        .map(|t| ("TraceId".to_owned(), json!(t.as_ref())));
+    let own = dims.iter().map(|(n, v)| (n.clone(), json!(v)));
+    let values = doc.iter().map(|(m, vals)| {
         let value = match vals {
             [one] => json!(one),
             many => json!(many),
         };
-        root.insert(m.name.clone(), value);
-    }
-    Value::Object(root).to_string()
+        (m.name.clone(), value)
+    });
+    metrics::emf_line(
+        namespace,
+        timestamp_ms,
+        json!([set]),
+        definitions,
+        call.chain(trace).chain(own).chain(values),
+    )
 }
 
 #[cfg(test)]
