@@ -31,7 +31,7 @@
 
 use crate::metrics;
 pub use crate::metrics::Unit;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -1,4 +1,5 @@
 use super::*;
+use serde_json::Value;
 
 fn info() -> CallInfo {
     CallInfo {
