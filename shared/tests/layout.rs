@@ -183,23 +183,27 @@ fn without_tests(code: &str) -> String {
     out
 }
 
-fn sources(root: &Path) -> Vec<Source> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .expect("read src")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                out.push(p);
+/// Every `.rs` file under `dir` (a `target/` folder aside), in path order.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read src")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "target") {
+                rust_files(&p, out);
             }
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
         }
     }
+}
+
+fn sources(root: &Path) -> Vec<Source> {
     let mut files = Vec::new();
-    walk(root, &mut files);
+    rust_files(root, &mut files);
     files
         .into_iter()
         .filter_map(|p| {
@@ -394,26 +398,10 @@ fn is_test_file(rel: &Path) -> bool {
 /// One line per non-test `.rs` file under `workspace`'s [`SIZED_DIRS`] longer than
 /// [`MAX_LINES`], naming the file and its length.
 fn oversized(workspace: &Path) -> Vec<String> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut entries: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                if p.file_name().is_some_and(|n| n != "target") {
-                    walk(&p, out);
-                }
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                out.push(p);
-            }
-        }
-    }
     let mut problems = Vec::new();
     for dir in SIZED_DIRS {
         let mut files = Vec::new();
-        walk(&workspace.join(dir), &mut files);
+        rust_files(&workspace.join(dir), &mut files);
         for p in files {
             let rel = p.strip_prefix(workspace).expect("under the workspace");
             if is_test_file(rel.strip_prefix(dir).expect("under its folder")) {
