@@ -536,7 +536,7 @@ pub(crate) fn report(
         Ok(rows) => {
             let _ = writeln!(
                 s,
-                "Requests per operation seen at the emulator boundary (`tests/src/counting_proxy.rs`), \
+                "Requests per operation seen at the emulator boundary (`tests/src/counting_proxy/mod.rs`), \
                  by `X-Amz-Target`, with the library's DynamoDB/KMS implementations:\n\n| operation | requests |\n|---|---|"
             );
             for (op, n) in rows {
