@@ -71,9 +71,9 @@ impl std::fmt::Debug for JwksKey {
 }
 
 impl JwksKey {
-    /// The one algorithm this key verifies.
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+    /// The one algorithm this key verifies, as a JWS `alg` (`RS256`, `ES256` or `EdDSA`).
+    pub fn algorithm(&self) -> &'static str {
+        name(self.algorithm)
     }
 }
 
