@@ -4,7 +4,9 @@
 //! typo cannot switch a check off):
 //!
 //! - `{"type": "jwt", "algorithm": "HS256", "secret": S}` or `{"type": "jwt", "algorithm":
-//!   "RS256", "publicKey": S}` (a PEM public key), plus optional `audience` and `issuer` (a
+//!   "RS256", "publicKey": S}` (a PEM public key) or `{"type": "jwt", "jwksUrl": URL}` (an
+//!   identity provider's key set, optional `algorithms`, default RS256, ES256 and EdDSA; see
+//!   `jwks.rs`), plus optional `audience` and `issuer` (a
 //!   string or a list; checked and required when set) and `leewaySecs` (clock skew allowed on
 //!   `exp`, default 60, at most 3600) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
 //!   default 3600; `null` for no limit) and `jtiReplay` (`true`: single-use tokens — `jti` is
