@@ -162,10 +162,10 @@ pub fn cache_ttl(headers: &HeaderMap) -> Duration {
             let lower = d.to_ascii_lowercase();
             if lower == "no-store" || lower == "no-cache" {
                 ttl = Some(0);
-            } else if let Some(n) = lower.strip_prefix("max-age=") {
-                if let Ok(n) = n.trim_matches('"').parse::<u64>() {
-                    ttl = Some(ttl.map_or(n, |t: u64| t.min(n)));
-                }
+            } else if let Some(n) = lower.strip_prefix("max-age=")
+                && let Ok(n) = n.trim_matches('"').parse::<u64>()
+            {
+                ttl = Some(ttl.map_or(n, |t: u64| t.min(n)));
             }
         }
     }

@@ -412,7 +412,7 @@ impl IncomingApp {
                 Ok((Value::Object(info), claim))
             }
             Auth::Jwks { config, jwks } => {
-                let token = bearer(ep, req)?;
+                let token = bearer(req).map_err(|f| unauthorized(&ep.auth, f))?;
                 let claims = jwks
                     .verify(token, &self.http, self.jwks_refetch)
                     .await
@@ -428,7 +428,7 @@ impl IncomingApp {
                 self.jwt_accepted(ep, config, claims).await
             }
             Auth::Jwt { config, key } => {
-                let token = bearer(ep, req)?;
+                let token = bearer(req).map_err(|f| unauthorized(&ep.auth, f))?;
                 let compile = |m: &str| JwtVerifier::new(config, m);
                 let used = self.key(key, compile).await?;
                 let mut verdict = used.verify(token);
@@ -468,16 +468,16 @@ impl IncomingApp {
 }
 
 /// The request's one bearer token.
-fn bearer<'r>(ep: &Endpoint, req: &'r HttpRequest) -> Result<&'r str, Response<Bytes>> {
+fn bearer(req: &HttpRequest) -> Result<&str, AuthFailure> {
     let count = req
         .headers
         .get_all(http::header::AUTHORIZATION)
         .iter()
         .count();
     if count > 1 {
-        return Err(unauthorized(&ep.auth, AuthFailure::RepeatedHeader));
+        return Err(AuthFailure::RepeatedHeader);
     }
-    jwt::bearer_token(&req.headers).ok_or_else(|| unauthorized(&ep.auth, AuthFailure::MissingToken))
+    jwt::bearer_token(&req.headers).ok_or(AuthFailure::MissingToken)
 }
 
 #[cfg(test)]
