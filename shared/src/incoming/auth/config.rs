@@ -226,50 +226,43 @@ fn default_max_lifetime() -> Option<u64> {
 }
 
 impl JwtConfig {
-    /// HS256 with `secret`, no audience or issuer check.
-    pub fn hs256(secret: SecretValue) -> Self {
+    /// No key, no audience or issuer check, the default leeway and lifetime.
+    fn keyless() -> Self {
         Self {
-            algorithm: Some(JwtAlgorithm::HS256),
+            algorithm: None,
             algorithms: Vec::new(),
             jwks_url: None,
-            secret: Some(secret),
+            secret: None,
             public_key: None,
             audience: Vec::new(),
             issuer: Vec::new(),
             leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
             max_lifetime_secs: default_max_lifetime(),
             jti_replay: false,
+        }
+    }
+    /// HS256 with `secret`, no audience or issuer check.
+    pub fn hs256(secret: SecretValue) -> Self {
+        Self {
+            algorithm: Some(JwtAlgorithm::HS256),
+            secret: Some(secret),
+            ..Self::keyless()
         }
     }
     /// RS256 with a PEM `public_key`, no audience or issuer check.
     pub fn rs256(public_key: SecretValue) -> Self {
         Self {
             algorithm: Some(JwtAlgorithm::RS256),
-            algorithms: Vec::new(),
-            jwks_url: None,
-            secret: None,
             public_key: Some(public_key),
-            audience: Vec::new(),
-            issuer: Vec::new(),
-            leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
-            max_lifetime_secs: default_max_lifetime(),
-            jti_replay: false,
+            ..Self::keyless()
         }
     }
     /// Keys from the JWKS at `url` (RS256, ES256 and EdDSA accepted), no audience or issuer
     /// check.
     pub fn jwks(url: impl Into<String>) -> Self {
         Self {
-            algorithm: None,
-            algorithms: Vec::new(),
             jwks_url: Some(url.into()),
-            secret: None,
-            public_key: None,
-            audience: Vec::new(),
-            issuer: Vec::new(),
-            leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
-            max_lifetime_secs: default_max_lifetime(),
-            jti_replay: false,
+            ..Self::keyless()
         }
     }
     /// The algorithms a `jwksUrl` endpoint accepts.
