@@ -471,3 +471,55 @@ fn a_jwks_endpoint_is_checked_at_start_up() {
         .unwrap();
     }
 }
+
+/// The reasons behind the one 401 body: algorithm confusion is caught before any signature
+/// check (the token's `alg` must be the key's), an encryption key is never found.
+#[tokio::test]
+async fn algorithm_confusion_is_refused_before_the_signature_check() {
+    use super::AuthFailure;
+    use super::config::JwtConfig;
+    use super::jwks::{Jwks, JwksRefusal};
+    let (_idp, url) = idp(doc("jwks")).await;
+    let mut config = JwtConfig::jwks(url);
+    config.max_lifetime_secs = None;
+    let jwks = Jwks::new(&config).unwrap();
+    let client = HttpClient::hyper();
+    let verdict = |t: String| {
+        let (jwks, client) = (&jwks, &client);
+        async move { jwks.verify(&t, client, LONG).await.map(drop) }
+    };
+    let wrong_alg = Err(JwksRefusal::Refused(AuthFailure::WrongAlgorithm));
+    for name in [
+        "rs256_naming_the_ec_key",
+        "hs256_with_the_public_pem",
+        "hs256_with_the_jwk",
+    ] {
+        assert_eq!(verdict(token(name)).await, wrong_alg, "{name}");
+    }
+    assert_eq!(
+        verdict(token("rs256_with_the_encryption_key")).await,
+        Err(JwksRefusal::Refused(AuthFailure::BadTokenSignature))
+    );
+    assert_eq!(verdict(token("es256")).await, Ok(()));
+}
+
+/// A token without `kid` is verified with the set's only key, and refused when the set has
+/// several.
+#[tokio::test]
+async fn a_token_without_kid_uses_the_only_key_of_the_set() {
+    let one = json!({"keys": [vectors()["jwks"]["keys"][0].clone()]}).to_string();
+    let (_idp, url) = idp(one).await;
+    let no_kid = {
+        use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+        crate::incoming::jwt_crypto::install();
+        let now = crate::time::EpochSeconds::now().0;
+        let claims =
+            json!({"aud": "extension", "iss": "https://idp.example.com", "exp": now + 300});
+        let key = EncodingKey::from_rsa_pem(RS1.as_bytes()).unwrap();
+        encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap()
+    };
+    assert_eq!(post(&app(&url, LONG), &no_kid).await.0, 200);
+    let (_idp, url) = idp(doc("jwks")).await;
+    let (s, v, _) = post(&app(&url, LONG), &no_kid).await;
+    refused(s, &v);
+}
