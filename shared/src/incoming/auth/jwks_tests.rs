@@ -523,3 +523,24 @@ async fn a_token_without_kid_uses_the_only_key_of_the_set() {
     let (s, v, _) = post(&app(&url, LONG), &no_kid).await;
     refused(s, &v);
 }
+
+/// `jtiReplay` works on a `jwksUrl` endpoint as on a fixed-key one: a token is accepted once.
+#[tokio::test]
+async fn a_single_use_token_from_the_key_set_is_accepted_once() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+    let (_idp, url) = idp(doc("jwks")).await;
+    let app = app_with(
+        json!({"type": "jwt", "jwksUrl": url, "jtiReplay": true}),
+        LONG,
+    );
+    crate::incoming::jwt_crypto::install();
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("rsa-1".into());
+    let now = crate::time::EpochSeconds::now().0;
+    let claims = json!({"jti": "once-1", "iat": now, "exp": now + 300});
+    let key = EncodingKey::from_rsa_pem(RS1.as_bytes()).unwrap();
+    let t = encode(&h, &claims, &key).unwrap();
+    assert_eq!(post(&app, &t).await.0, 200);
+    let (s, v, _) = post(&app, &t).await;
+    refused(s, &v);
+}
