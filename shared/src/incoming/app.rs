@@ -61,7 +61,7 @@ impl IncomingApp {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             secret_ttl: DEFAULT_SECRET_TTL,
             secret_reread: DEFAULT_SECRET_REREAD,
-            http: crate::outgoing::HttpClient::shared_default(),
+            http: None,
             jwks_refetch: super::auth::jwks::DEFAULT_JWKS_REFETCH,
             lease: DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
@@ -106,7 +106,7 @@ impl IncomingApp {
     /// The outgoing client that fetches `jwksUrl` key sets (default: the process's shared
     /// client, as `inv.http()` uses).
     pub fn with_http(mut self, client: crate::outgoing::HttpClient) -> Self {
-        self.http = client;
+        self.http = Some(client);
         self
     }
 

@@ -153,8 +153,10 @@ pub struct IncomingApp {
     max_message_bytes: usize,
     secret_ttl: Duration,
     secret_reread: Duration,
-    /// The outgoing client that reads identity providers' key sets (`jwksUrl`).
-    http: crate::outgoing::HttpClient,
+    /// The outgoing client that reads identity providers' key sets (`jwksUrl`); `None`: the
+    /// process's shared client, made on the first fetch (making it loads the machine's root
+    /// certificates, ~9 ms that an endpoint without `jwksUrl` must not pay at cold start).
+    http: Option<crate::outgoing::HttpClient>,
     jwks_refetch: Duration,
     lease: Duration,
     timeout: Duration,

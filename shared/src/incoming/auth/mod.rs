@@ -413,8 +413,12 @@ impl IncomingApp {
             }
             Auth::Jwks { config, jwks } => {
                 let token = bearer(req).map_err(|f| unauthorized(&ep.auth, f))?;
+                let http = self
+                    .http
+                    .clone()
+                    .unwrap_or_else(crate::outgoing::HttpClient::shared_default);
                 let claims = jwks
-                    .verify(token, &self.http, self.jwks_refetch)
+                    .verify(token, &http, self.jwks_refetch)
                     .await
                     .map_err(|r| match r {
                         jwks::JwksRefusal::Refused(f) => {
