@@ -127,7 +127,7 @@ fn a_stalled_send_is_a_503_and_the_retry_is_queued_exactly_once() {
     println!("faults injected: {:?}", s.proxy.faults());
 }
 
-/// Issue 22 item 7: the HMAC replay record of a request whose `SendMessage` failed (answered
+/// The HMAC replay record of a request whose `SendMessage` failed (answered
 /// 503) is released with it: the sender's identical retry (same id, timestamp and signature)
 /// is accepted and queued once — not refused 401 as a replay of a message that was never
 /// queued. Only after that is the very same request a replay.
