@@ -8,8 +8,9 @@ Checked in README.md and docs/*.md (run by `make test`, target `promises`):
 2. Any backticked `*.rs` path needs the file (from the repository root, or under shared/src/).
 3. A backticked bare identifier that reads like a test name (snake_case, five words or more)
    needs a `fn <name>(` somewhere in the workspace's Rust sources.
-4. Each row of a table under a heading that contains "guarantees" (the README's delivery
-   guarantees) names at least one test in a `tests` column: a promise without a test fails.
+4. Each row of a table under a heading that contains "guarantees" (the delivery guarantees in
+   docs/RELIABILITY.md, inv.integrator()'s in docs/integrator-api.md) names at least one test
+   in a `tests` column: a promise without a test fails.
 5. A module-path reference `a::b::test_name` (last segment reads like a test name) needs a
    `fn test_name(` in the workspace, and its first segment must be a module or test file.
 6. In README.md and every hand-written page of docs/ (all but the generated BENCHMARKS.md and

@@ -1,7 +1,7 @@
 //! Faults injected between our code and the AWS emulator (moto), at the worst moment, through
 //! the fault proxy (`integration_tests::counting_proxy`): a stalled or reset `SendMessage`, a
 //! throttled `UpdateItem`, the process killed while its send is in flight. After the retry or
-//! the redelivery, each test checks the invariant the README promises for that path.
+//! the redelivery, each test checks the invariant docs/RELIABILITY.md promises for that path.
 
 use integration_tests::counting_proxy::{CountingProxy, Fault, Rule};
 use integration_tests::http_client::{RawResponse, send};
