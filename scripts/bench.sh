@@ -49,7 +49,7 @@ cargo build --release --target-dir "$TARGET" --workspace "${bin_args[@]}"
 mkdir -p "$CRITERION_HOME"
 cargo bench --target-dir "$TARGET" -p bench --bench large_page
 # Tracing overhead: preMap-100 through dispatch with no trace header, Sampled=0 and
-# Sampled=1, ratios to the first in the same run (printed; not yet written to BENCHMARKS.md).
+# Sampled=1, ratios to the first in the same run (section 7 of BENCHMARKS.md).
 cargo bench --target-dir "$TARGET" -p bench --bench trace_overhead
 
 started_moto=0

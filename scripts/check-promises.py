@@ -68,20 +68,25 @@ def names_a_test(text: str) -> bool:
     return False
 
 
+def outside_code(lines: list[str]):
+    """(line number, line) of each line outside ``` code fences (the fence lines left out too)."""
+    in_code = False
+    for no, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if not in_code:
+            yield no, line
+
+
 def blocks(lines: list[str]):
     """Paragraphs, list items and table rows outside code fences: (first line no, text, exempt)."""
     cur: list[str] = []
     start = 0
     exempt = False
     pending_exempt = False
-    in_code = False
     out = []
-    for no, line in enumerate(lines, 1):
-        if line.startswith("```"):
-            in_code = not in_code
-            continue
-        if in_code:
-            continue
+    for no, line in outside_code(lines):
         new_block = (
             not line.strip()
             or line.startswith("#")
@@ -133,15 +138,9 @@ def fn_names(text: str) -> set[str]:
 def check(doc: pathlib.Path, all_fns: set[str], problems: list[str]) -> None:
     rel = doc.relative_to(ROOT)
     lines = doc.read_text(encoding="utf-8").splitlines()
-    in_code = False
     heading = ""
     table_header: list[str] | None = None
-    for no, line in enumerate(lines, 1):
-        if line.startswith("```"):
-            in_code = not in_code
-            continue
-        if in_code:
-            continue
+    for no, line in outside_code(lines):
         if line.startswith("#"):
             heading = line.lower()
             table_header = None

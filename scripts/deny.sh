@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Dependency policy (deny.toml): licenses, bans (duplicate versions, banned crates), sources.
-# cargo-deny is built from crates.io once (`cargo install --locked`, ~7 min on 2 cores) into the
+# cargo-deny is built from crates.io once (`cargo install --locked`, unoptimized: ~3 CPU-min) into the
 # git-ignored .tools/cargo-deny and reused after that. Advisories are not checked: the RustSec
 # database is fetched from GitHub, which this project's machines cannot reach.
 set -euo pipefail
@@ -14,7 +14,13 @@ if ! [[ -x "$BIN" ]] || [[ "$("$BIN" --version 2>/dev/null)" != "cargo-deny $VER
     exec 8>"$ROOT/.tools/.deny-lock"
     command -v flock >/dev/null 2>&1 && flock 8
     if ! [[ -x "$BIN" ]] || [[ "$("$BIN" --version 2>/dev/null)" != "cargo-deny $VERSION" ]]; then
-        cargo install --locked --quiet "cargo-deny@$VERSION" --root "$DIR"
+        # Built without optimization: cargo-deny's own release profile (fat LTO, one codegen
+        # unit) took ~7 min of a 2-core machine; unoptimized it took 179 CPU-s here (267 at
+        # opt-level 1 without LTO) and still checks this workspace in ~3 s. Only the tool's
+        # build changes; its checks are the same.
+        CARGO_PROFILE_RELEASE_OPT_LEVEL=0 CARGO_PROFILE_RELEASE_LTO=off \
+            CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 CARGO_PROFILE_RELEASE_DEBUG=false \
+            cargo install --locked --quiet "cargo-deny@$VERSION" --root "$DIR"
     fi
 fi
 [[ "${1:-}" == "--install-only" ]] && exit 0

@@ -49,7 +49,7 @@ sizes_rows = "\n".join(
     f"| `{k}` | {size[k] / 1e6:.2f} MB | {zipd.get(k, 0) / 1e6:.2f} MB |" for k in sorted(size)
 )
 block = f"""<!-- build:begin (written by scripts/measure-build.sh) -->
-## 7. `make build`, cold, from a fresh clone
+## 8. `make build`, cold, from a fresh clone
 
 `STAGE=<stage> scripts/measure-build.sh`: `git clone`, `make tools` (the venv with cargo-lambda;
 {tools} s in the last run, not counted), then `make build STAGE=<stage>`: one `cargo lambda build --arm64` for all {bins}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every check, in order, with the one slow tool build overlapped.
 #
-# cargo-deny is built from crates.io the first time (~6-7 min on 2 cores, by scripts/deny.sh).
+# cargo-deny is built from crates.io the first time (~3 CPU-minutes unoptimized, by scripts/deny.sh).
 # Built before the tests, it was the longest single step of a fresh clone's `make test`; here it
 # builds in the background (at low priority) while the workspace builds and the tests run
 # against moto (which leave cores idle), and `deny` runs last. The background build is stopped
@@ -30,9 +30,16 @@ step() {
     echo "make test: $* done in $(($(date +%s) - t0)) s"
 }
 
+# Clippy runs inside the build (scripts/clippy-env.sh): every later cargo step inherits it, so
+# the workspace is compiled once. Without clippy-driver, a separate `cargo clippy` runs.
+source scripts/clippy-env.sh
 step fmt-check
 step promises
-step clippy
+if [[ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]]; then
+    step lint-build
+else
+    step clippy
+fi
 step build-bins
 step cargo-test
 step new-function-check

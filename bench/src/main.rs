@@ -44,7 +44,7 @@ struct Args {
     /// `--large-only yes`: measure only the large page end to end and print its section (a quick
     /// look while working on the JSON path; `docs/BENCHMARKS.md` is not written).
     large_only: bool,
-    /// `--concurrency-only yes`: measure only section 7 and rewrite just that section of
+    /// `--concurrency-only yes`: measure only section 9 and rewrite just that section of
     /// `docs/BENCHMARKS.md`.
     concurrency_only: bool,
 }

@@ -115,27 +115,23 @@ impl Record {
 
     /// The EMF JSON line (without newline).
     pub fn to_line(&self, namespace: &str, timestamp_ms: u64) -> String {
-        let mut root = Map::new();
-        root.insert(
-            "_aws".into(),
-            json!({
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": self.dimension_sets,
-                    "Metrics": self.metrics.iter()
-                        .map(|(n, _, u)| json!({"Name": n, "Unit": u.name()}))
-                        .collect::<Vec<_>>(),
-                }],
-            }),
-        );
-        for (k, v) in &self.dimensions {
-            root.insert((*k).into(), Value::String(v.clone()));
-        }
-        for (k, v, _) in &self.metrics {
-            root.insert((*k).into(), json!(v));
-        }
-        Value::Object(root).to_string()
+        let definitions = self
+            .metrics
+            .iter()
+            .map(|(n, _, u)| json!({"Name": n, "Unit": u.name()}))
+            .collect();
+        let dimensions = self
+            .dimensions
+            .iter()
+            .map(|(k, v)| ((*k).into(), Value::String(v.clone())));
+        let values = self.metrics.iter().map(|(k, v, _)| ((*k).into(), json!(v)));
+        emf_line(
+            namespace,
+            timestamp_ms,
+            json!(self.dimension_sets),
+            definitions,
+            dimensions.chain(values),
+        )
     }
 
     /// Write the line to stdout now (when metrics are on), with the `Service` dimension.
@@ -147,6 +143,33 @@ impl Record {
         let line = record.to_line(&c.namespace, now_ms());
         write_line(&line);
     }
+}
+
+/// One EMF document as a JSON line (without newline): the `_aws` metadata (timestamp, namespace,
+/// the dimension sets and the metric definitions), then `fields` at the top level in the order
+/// given (dimension values, then metric values). The one writer of the built-in metrics
+/// ([`Record`]) and a function's own (`custom_metrics`).
+pub(crate) fn emf_line(
+    namespace: &str,
+    timestamp_ms: u64,
+    dimension_sets: Value,
+    definitions: Vec<Value>,
+    fields: impl IntoIterator<Item = (String, Value)>,
+) -> String {
+    let mut root = Map::new();
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": dimension_sets,
+                "Metrics": definitions,
+            }],
+        }),
+    );
+    root.extend(fields);
+    Value::Object(root).to_string()
 }
 
 /// Milliseconds since the epoch (EMF's `Timestamp`).
@@ -310,6 +333,25 @@ mod tests {
         assert_eq!(v["Calls"], 1.0);
         assert_eq!(v["Duration"], 2.5);
         assert!(!line.contains('\n'));
+    }
+
+    /// The built-in metrics' EMF line, byte for byte (key order, number forms): pinned so that
+    /// a change to how the document is assembled cannot change what CloudWatch reads.
+    #[test]
+    fn a_record_line_is_written_byte_for_byte() {
+        let line = Record::default()
+            .dimension_set(&["Service", "Function"])
+            .dimension_set(&["Service"])
+            .dimension("Service", "pre-map")
+            .dimension("Function", "flattenRecords")
+            .metric("Calls", 1.0, Unit::Count)
+            .metric("Duration", 2.5, Unit::Milliseconds)
+            .metric("ResponseBytes", 1e21, Unit::Bytes)
+            .to_line("NS", 1_700_000_000_000);
+        assert_eq!(
+            line,
+            r#"{"_aws":{"Timestamp":1700000000000,"CloudWatchMetrics":[{"Namespace":"NS","Dimensions":[["Service","Function"],["Service"]],"Metrics":[{"Name":"Calls","Unit":"Count"},{"Name":"Duration","Unit":"Milliseconds"},{"Name":"ResponseBytes","Unit":"Bytes"}]}]},"Service":"pre-map","Function":"flattenRecords","Calls":1.0,"Duration":2.5,"ResponseBytes":1e+21}"#
+        );
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! 2. the AWS SDK crates (`aws_sdk_*`, `aws_config`, `aws_smithy_*`) are named only under `aws/`;
 //! 3. the environment is read only in the startup module (`app/`);
 //! 4. outside `aws/`, only `app/` names `crate::aws`;
-//! 5. `transport` imports neither `incoming` nor `worker` (they are mounted on it).
+//! 5. `transport` imports neither `incoming` nor `worker` (they are mounted on it);
+//! 6. no source file under `shared/src/`, `functions/` or `bench/src/` is over [`MAX_LINES`]
+//!    lines (files by role); test files (`tests.rs`, `*_tests.rs`, anything under a `tests/`
+//!    folder) are exempt.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -31,6 +34,12 @@ const LAYERS: &[&[&str]] = &[
     &["aws"],
     &["app"],
 ];
+
+/// The longest a non-test source file may be, in lines.
+const MAX_LINES: usize = 600;
+
+/// The folders (from the workspace root) whose source files [`MAX_LINES`] bounds.
+const SIZED_DIRS: &[&str] = &["shared/src", "functions", "bench/src"];
 
 const SDK_CRATES: &[&str] = &["aws_sdk_", "aws_config", "aws_smithy_"];
 const ENV_READS: &[&str] = &["env::var", "env::vars", "env!(", "option_env!("];
@@ -174,23 +183,27 @@ fn without_tests(code: &str) -> String {
     out
 }
 
-fn sources(root: &Path) -> Vec<Source> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .expect("read src")
-            .map(|e| e.expect("entry").path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|e| e == "rs") {
-                out.push(p);
+/// Every `.rs` file under `dir` (a `target/` folder aside), in path order.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read src")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "target") {
+                rust_files(&p, out);
             }
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            out.push(p);
         }
     }
+}
+
+fn sources(root: &Path) -> Vec<Source> {
     let mut files = Vec::new();
-    walk(root, &mut files);
+    rust_files(root, &mut files);
     files
         .into_iter()
         .filter_map(|p| {
@@ -371,6 +384,90 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
         visit(node, graph, &mut Vec::new(), &mut done, &mut found);
     }
     found.into_iter().collect()
+}
+
+/// Is `rel` (a path under one of [`SIZED_DIRS`]) test code: a `tests.rs`, a `*_tests.rs` (a
+/// `#[path]` test module) or a file under a `tests/` folder?
+fn is_test_file(rel: &Path) -> bool {
+    let name = rel.file_name().map(|n| n.to_string_lossy().into_owned());
+    name.as_deref() == Some("tests.rs")
+        || name.as_deref().is_some_and(|n| n.ends_with("_tests.rs"))
+        || rel.components().any(|c| c.as_os_str() == "tests")
+}
+
+/// One line per non-test `.rs` file under `workspace`'s [`SIZED_DIRS`] longer than
+/// [`MAX_LINES`], naming the file and its length.
+fn oversized(workspace: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dir in SIZED_DIRS {
+        let mut files = Vec::new();
+        rust_files(&workspace.join(dir), &mut files);
+        for p in files {
+            let rel = p.strip_prefix(workspace).expect("under the workspace");
+            if is_test_file(rel.strip_prefix(dir).expect("under its folder")) {
+                continue;
+            }
+            let lines = std::fs::read_to_string(&p)
+                .expect("read source")
+                .lines()
+                .count();
+            if lines > MAX_LINES {
+                problems.push(format!(
+                    "{}: {lines} lines, over {MAX_LINES}: split it by role (test code aside)",
+                    rel.display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn no_source_file_is_over_six_hundred_lines() {
+    // LAYOUT_CHECK_WORKSPACE points the check at another checkout's root.
+    let workspace = std::env::var_os("LAYOUT_CHECK_WORKSPACE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("the workspace root")
+                .to_path_buf()
+        });
+    let problems = oversized(&workspace);
+    assert!(
+        problems.is_empty(),
+        "source files too long:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// The size check itself: a long file is named, test files and short files are not.
+#[test]
+fn the_size_check_names_a_long_file_and_spares_test_code() {
+    let dir = std::env::temp_dir().join(format!("layout-size-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let write = |rel: &str, lines: usize| {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, "fn f() {}\n".repeat(lines)).expect("write");
+    };
+    write("shared/src/dispatch/long.rs", MAX_LINES + 1);
+    write("shared/src/dispatch/short.rs", MAX_LINES);
+    write("shared/src/dispatch/tests.rs", 2 * MAX_LINES);
+    write("shared/src/protocol/scan_tests.rs", 2 * MAX_LINES);
+    write("functions/tests/long.rs", 2 * MAX_LINES);
+    write("functions/src/long.rs", MAX_LINES + 5);
+    write("bench/src/driver/long.rs", MAX_LINES + 9);
+    let problems = oversized(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        problems,
+        [
+            "shared/src/dispatch/long.rs: 601 lines, over 600: split it by role (test code aside)",
+            "functions/src/long.rs: 605 lines, over 600: split it by role (test code aside)",
+            "bench/src/driver/long.rs: 609 lines, over 600: split it by role (test code aside)",
+        ]
+    );
 }
 
 #[test]

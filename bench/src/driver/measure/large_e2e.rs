@@ -31,6 +31,18 @@ pub(crate) struct LargeE2E {
     pub(crate) echo_http: Option<LargeRun>,
     /// Ours and Node answered the page with the same bytes.
     pub(crate) identical: bool,
+    /// The same records written by other tools (`bench::Form`), over HTTP, ours and Node.
+    pub(crate) forms: Vec<LargeForm>,
+}
+
+/// The large page in one of the other writers' forms, over HTTP.
+pub(crate) struct LargeForm {
+    pub(crate) form: bench::Form,
+    pub(crate) bytes: usize,
+    pub(crate) ours: Option<LargeRun>,
+    pub(crate) node: Option<LargeRun>,
+    /// Ours and Node answered with the same bytes.
+    pub(crate) identical: bool,
 }
 
 /// POST the page `LARGE_RUNS + 1` times, one at a time, to a freshly started server; the
@@ -113,6 +125,19 @@ fn post_timed(
     Ok((status, raw.len() - end - 4))
 }
 
+/// The Node reference stack, freshly started, through [`large_http`].
+fn node_large_http(a: &Args, body: &[u8]) -> (Option<Vec<u8>>, Option<LargeRun>) {
+    let node_dir = a.root.join("bench/node");
+    let (node, node_addr): (Proc, String) = process::server(
+        &PathBuf::from("node"),
+        &[node_dir.join("server.js").to_string_lossy().as_ref()],
+        &[("PORT", "0"), ("SYSTEM_TOKEN", TOKEN)],
+    );
+    let out = large_http(&node_addr, body, node.id());
+    drop(node);
+    out
+}
+
 pub(crate) fn large_e2e(a: &Args, rt: &tokio::runtime::Runtime) -> LargeE2E {
     let (body, records) = bench::envelope_of_size(5 * 1024 * 1024);
     let (ours, ours_addr): (Proc, String) = process::server(
@@ -122,14 +147,7 @@ pub(crate) fn large_e2e(a: &Args, rt: &tokio::runtime::Runtime) -> LargeE2E {
     );
     let (ours_first, ours_http) = large_http(&ours_addr, &body, ours.id());
     drop(ours);
-    let node_dir = a.root.join("bench/node");
-    let (node, node_addr): (Proc, String) = process::server(
-        &PathBuf::from("node"),
-        &[node_dir.join("server.js").to_string_lossy().as_ref()],
-        &[("PORT", "0"), ("SYSTEM_TOKEN", TOKEN)],
-    );
-    let (node_first, node_http) = large_http(&node_addr, &body, node.id());
-    drop(node);
+    let (node_first, node_http) = node_large_http(a, &body);
     let (echo, echo_addr): (Proc, String) =
         process::server(&a.bins.join("echo-server"), &[], &[("PORT", "0")]);
     let (_, echo_http) = large_http(&echo_addr, &body, echo.id());
@@ -144,7 +162,32 @@ pub(crate) fn large_e2e(a: &Args, rt: &tokio::runtime::Runtime) -> LargeE2E {
         .and_then(|o| serde_json::to_vec(&o).ok())
         .unwrap_or_default();
     let lambda = rt.block_on(large_lambda(&a.bins.join("conformance-lambda"), options));
+    // The same page as other tools write it: each server freshly started again, so that each
+    // peak RSS is this form's.
+    let forms = [bench::Form::PythonQuarter, bench::Form::Pretty]
+        .into_iter()
+        .map(|form| {
+            let (body, _) = bench::envelope_of_size_in(5 * 1024 * 1024, form);
+            eprintln!("large page, {form:?}: {} bytes", body.len());
+            let (ours, addr): (Proc, String) = process::server(
+                &a.bins.join("conformance-server"),
+                &["--mode", "diy", "--port", "0"],
+                &[("RUST_LOG", "warn")],
+            );
+            let (ours_first, ours_run) = large_http(&addr, &body, ours.id());
+            drop(ours);
+            let (node_first, node_run) = node_large_http(a, &body);
+            LargeForm {
+                form,
+                bytes: body.len(),
+                identical: ours_first.is_some() && ours_first == node_first,
+                ours: ours_run,
+                node: node_run,
+            }
+        })
+        .collect();
     LargeE2E {
+        forms,
         bytes: body.len(),
         records,
         ours_http,

@@ -9,7 +9,7 @@ pub(crate) struct LargePage {
     pub(crate) dispatch_ms: f64,
     pub(crate) floor_ci: (f64, f64),
     pub(crate) dispatch_ci: (f64, f64),
-    /// The engine before issue 15 (whole body into a `Value`), same run.
+    /// The engine replaced: the whole body parsed into a `Value`, same run.
     pub(crate) value_ms: Option<(f64, f64, f64)>,
     /// The same page in other writers' forms (bench id, median and CI), same run.
     pub(crate) forms: Vec<(&'static str, (f64, f64, f64))>,

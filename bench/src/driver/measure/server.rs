@@ -100,7 +100,8 @@ fn post_once(addr: &str, body: &Path) -> Option<Vec<u8>> {
 pub(crate) struct Scenario {
     pub(crate) label: String,
     pub(crate) function: &'static str,
-    pub(crate) records: usize,
+    /// How the page's text is written (canonical: as integrator.io writes it).
+    pub(crate) form: bench::Form,
     pub(crate) body_bytes: usize,
     pub(crate) identical: bool,
     /// serde_json parse + serialize of the request body alone, µs (median of 200).
@@ -163,6 +164,8 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
         ("preSavePage", 1000usize, bench::Form::Canonical),
         // The same preMap page, one record in four as Python's json.dumps writes it.
         ("preMap", 100usize, bench::Form::PythonQuarter),
+        // And pretty-printed, as a person or a script's debug output writes it.
+        ("preMap", 100usize, bench::Form::Pretty),
     ] {
         let body = bench::envelope_in(function, records, form);
         let path = work.join(format!("{function}-{records}-{form:?}.json"));
@@ -196,7 +199,7 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
                 _ => format!("{function}, {records} records, {form:?}"),
             },
             function,
-            records,
+            form,
             body_bytes: body.len(),
             identical,
             floor_us,

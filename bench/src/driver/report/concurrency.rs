@@ -14,7 +14,7 @@ fn mib(kib: Option<u64>) -> String {
 /// The section for `levels` (the first is the one-at-a-time baseline).
 pub(crate) fn concurrency_section(levels: &[Level], secs: u64) -> String {
     let mut s =
-        format!("{BEGIN}\n## 7. Many calls per environment (AWS_LAMBDA_MAX_CONCURRENCY)\n\n");
+        format!("{BEGIN}\n## 9. Many calls per environment (AWS_LAMBDA_MAX_CONCURRENCY)\n\n");
     let _ = writeln!(
         s,
         "preMap with 100 records (the reference module's raw hook) through the Lambda path: \
