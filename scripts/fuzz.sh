@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT/fuzz"
 RUNS="${FUZZ_RUNS:-10000000}"
 SECS="${FUZZ_SECS:-1800}"
-TARGETS="${FUZZ_TARGETS:-envelope json_writer flatten jwt signature sqs_batch incoming window client_context stripe_signature slack_signature basic_auth hmac_template}"
+TARGETS="${FUZZ_TARGETS:-envelope json_writer flatten jwt signature sqs_batch incoming window client_context stripe_signature slack_signature basic_auth hmac_template jwks}"
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz"; exit 2; }
 rustup toolchain list | grep -q nightly || { echo "a nightly toolchain is needed: rustup toolchain install nightly"; exit 2; }
 

@@ -269,6 +269,10 @@ fn serve_refuses_out_of_bounds_auth_settings_at_start_up() {
             json!({"type": "jwt", "algorithm": "HS256", "secret": "too-short"}),
             "at least 32",
         ),
+        (
+            json!({"type": "jwt", "jwksUrl": "http://idp.example.com/jwks.json"}),
+            "must be an https:// URL",
+        ),
     ] {
         let config = json!({"x": {"auth": auth}}).to_string();
         // Output to files, and a bounded wait: a server that starts anyway is killed.
@@ -301,6 +305,72 @@ fn serve_refuses_out_of_bounds_auth_settings_at_start_up() {
         );
         assert!(text.contains(says), "{config}: {text}");
     }
+}
+
+/// Issue 24, `jwksUrl` through the `serve` binary (the process's own outgoing client): a token
+/// signed by PyJWT (`shared/src/incoming/auth/jwks_vectors.json`) is accepted with the key set
+/// served on 127.0.0.1, fetched once; a forged one is refused 401; an endpoint whose provider
+/// is down answers 503 with `Retry-After`; `http://` to anything but loopback stops start-up.
+#[test]
+fn serve_verifies_bearer_tokens_with_an_identity_providers_jwks() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let vectors: Value = serde_json::from_str(include_str!(
+        "../../shared/src/incoming/auth/jwks_vectors.json"
+    ))
+    .expect("vectors");
+    let doc = vectors["jwks"].to_string();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let rt = runtime();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let doc = doc.clone();
+            async move { ([("content-type", "application/json")], doc) }
+        }),
+    );
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let endpoint = |url: String| {
+        json!({"type": "jwt", "jwksUrl": url, "audience": "extension",
+               "issuer": "https://idp.example.com", "maxLifetimeSecs": null})
+    };
+    let config = json!({
+        "idp": {"auth": endpoint(format!("http://127.0.0.1:{port}/jwks.json"))},
+        "down": {"auth": endpoint(format!("http://127.0.0.1:{closed}/jwks.json"))},
+    });
+    let (_p, addr) = serve(&[("EXTENSION_INCOMING_ENDPOINTS", &config.to_string())]);
+    let token = |name: &str| format!("Bearer {}", vectors["tokens"][name].as_str().expect(name));
+    let body = r#"{"event":"contact.updated"}"#;
+    for name in ["rs256", "es256", "eddsa"] {
+        let r = post(&addr, "idp", &[JSON, ("authorization", &token(name))], body);
+        assert!(r.status == 200 || r.status == 204, "{name}: {}", r.text());
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    let forged = token("hs256_with_the_public_pem");
+    assert_json_error(
+        &post(&addr, "idp", &[JSON, ("authorization", &forged)], body),
+        401,
+        "unauthorized",
+    );
+    let r = post(
+        &addr,
+        "down",
+        &[JSON, ("authorization", &token("es256"))],
+        body,
+    );
+    assert_json_error(&r, 503, "unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"));
+    drop(rt);
 }
 
 // ---------------------------------------------------------------------------------------------

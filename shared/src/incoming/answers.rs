@@ -35,7 +35,7 @@ pub(super) fn queue_too_large(size: String, limit: usize) -> Response<Bytes> {
     )
 }
 
-pub(super) fn unavailable(what: &str) -> Response<Bytes> {
+pub(crate) fn unavailable(what: &str) -> Response<Bytes> {
     let mut r = error(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
@@ -56,7 +56,7 @@ pub(super) fn unauthorized(auth: &Auth, failure: AuthFailure) -> Response<Bytes>
         Cow::Borrowed("The request is not authenticated for this endpoint.")
     };
     let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized", message);
-    if let Auth::Jwt { .. } = auth {
+    if let Auth::Jwt { .. } | Auth::Jwks { .. } = auth {
         let v = if failure == AuthFailure::MissingToken {
             r#"Bearer realm="incoming""#
         } else {

@@ -61,6 +61,8 @@ impl IncomingApp {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             secret_ttl: DEFAULT_SECRET_TTL,
             secret_reread: DEFAULT_SECRET_REREAD,
+            http: crate::outgoing::HttpClient::shared_default(),
+            jwks_refetch: super::auth::jwks::DEFAULT_JWKS_REFETCH,
             lease: DEFAULT_LEASE,
             timeout: DEFAULT_TIMEOUT,
         })
@@ -98,6 +100,20 @@ impl IncomingApp {
     /// signature or token matched no key (default [`DEFAULT_SECRET_REREAD`]).
     pub fn with_secret_reread(mut self, interval: Duration) -> Self {
         self.secret_reread = interval;
+        self
+    }
+
+    /// The outgoing client that fetches `jwksUrl` key sets (default: the process's shared
+    /// client, as `inv.http()` uses).
+    pub fn with_http(mut self, client: crate::outgoing::HttpClient) -> Self {
+        self.http = client;
+        self
+    }
+
+    /// The shortest time between two fetches of one endpoint's key set (`jwksUrl`) when a
+    /// token names an unknown `kid` (default 30 s).
+    pub fn with_jwks_refetch(mut self, interval: Duration) -> Self {
+        self.jwks_refetch = interval;
         self
     }
 

@@ -155,6 +155,9 @@ pub struct IncomingApp {
     max_message_bytes: usize,
     secret_ttl: Duration,
     secret_reread: Duration,
+    /// The outgoing client that reads identity providers' key sets (`jwksUrl`).
+    http: crate::outgoing::HttpClient,
+    jwks_refetch: Duration,
     lease: Duration,
     timeout: Duration,
 }

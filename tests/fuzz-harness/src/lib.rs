@@ -5,7 +5,8 @@
 //!
 //! Every parser of outside bytes has a target: the envelope and dispatch, the JSON writer,
 //! flattening, JWTs, the webhook signature headers (Standard Webhooks, `Stripe-Signature`,
-//! `X-Slack-Signature`, `Authorization: Basic`, the spelled-out HMAC's template and signature), the SQS batch, the incoming handler,
+//! `X-Slack-Signature`, `Authorization: Basic`, the spelled-out HMAC's template and signature), the
+//! JWKS document and a token's `alg`/`kid` header, the SQS batch, the incoming handler,
 //! schedule windows and the Lambda client context.
 
 use integrator_lambda::dispatch::{CallRequest, Extension, Module, Stack};
@@ -36,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("slack_signature", slack_signature),
     ("basic_auth", basic_auth),
     ("hmac_template", hmac_template),
+    ("jwks", jwks),
 ];
 
 fn runtime() -> &'static tokio::runtime::Runtime {
@@ -441,5 +443,26 @@ pub fn hmac_template(data: &[u8]) {
     for enc in [HmacEncoding::Hex, HmacEncoding::Base64] {
         let _ = hmac::parse_signature(&sig, "sha256=", enc);
         let _ = hmac::parse_signature(&sig, "", enc);
+    }
+}
+
+/// A JWKS document (`jwksUrl`) after a first line read as a token's header: the parser keeps at
+/// most `MAX_JWKS_KEYS` keys, each for RS256, ES256 or EdDSA only, and a `kid` read from a token
+/// is never over `MAX_KID_LEN` bytes.
+pub fn jwks(data: &[u8]) {
+    use integrator_lambda::incoming::auth::jwks::{MAX_JWKS_KEYS, parse_jwks};
+    use integrator_lambda::incoming::jwt::{MAX_KID_LEN, header_alg_kid};
+    let mut parts = data.splitn(2, |b| *b == b'\n');
+    let token = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    if let Some((_, Some(kid))) = header_alg_kid(&token) {
+        assert!(!kid.is_empty() && kid.len() <= MAX_KID_LEN);
+    }
+    for doc in [data, parts.next().unwrap_or_default()] {
+        if let Ok(keys) = parse_jwks(doc) {
+            assert!(keys.len() <= MAX_JWKS_KEYS);
+            for k in keys.values() {
+                assert!(matches!(k.algorithm(), "RS256" | "ES256" | "EdDSA"));
+            }
+        }
     }
 }

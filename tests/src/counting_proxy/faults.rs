@@ -25,6 +25,12 @@ pub enum Fault {
     Stall(std::time::Duration),
     /// Run this (e.g. kill the function process), then stall until the client gives up.
     Call(Arc<dyn Fn() + Send + Sync>),
+    /// Answered 200 with this JSON body, not forwarded: an operation the emulator lacks (SQS's
+    /// `StartMessageMoveTask` on moto). Each such request's body is kept in `seen`.
+    Answer {
+        body: &'static str,
+        seen: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    },
 }
 
 impl std::fmt::Debug for Fault {
@@ -37,6 +43,7 @@ impl std::fmt::Debug for Fault {
             Fault::LateReply(d) => write!(f, "late-reply-{}ms", d.as_millis()),
             Fault::Stall(d) => write!(f, "stall-{}ms", d.as_millis()),
             Fault::Call(_) => write!(f, "crash-point"),
+            Fault::Answer { .. } => write!(f, "answer"),
         }
     }
 }

@@ -268,6 +268,17 @@ async fn serve(client: TcpStream, upstream: &str, shared: &Shared) -> io::Result
                     tokio::time::sleep(d).await;
                     return Ok(());
                 }
+                Fault::Answer { body: answer, seen } => {
+                    if let Ok(mut seen) = seen.lock() {
+                        seen.push(body.to_vec());
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    write_all(&client, response.as_bytes()).await?;
+                    continue;
+                }
                 Fault::Call(f) => {
                     f();
                     tokio::time::sleep(std::time::Duration::from_secs(30)).await;

@@ -128,6 +128,31 @@ pub fn password_key(secret: &str) -> Result<Vec<u8>, String> {
     shared_secret(secret, super::config::MIN_PASSWORD_BYTES)
 }
 
+/// A signed Unix time `secs` within `tolerance` of `now` (either side), or
+/// [`AuthFailure::StaleTimestamp`]. Every scheme that signs a timestamp checks it here.
+pub(crate) fn within_tolerance(
+    secs: u64,
+    now: u64,
+    tolerance: std::time::Duration,
+) -> Result<(), AuthFailure> {
+    if now.abs_diff(secs) > tolerance.as_secs() {
+        return Err(AuthFailure::StaleTimestamp);
+    }
+    Ok(())
+}
+
+/// A sender's timestamp header (Unix seconds as text): a number
+/// ([`AuthFailure::BadTimestamp`] otherwise) within `tolerance` of `now`.
+pub(crate) fn fresh_timestamp(
+    ts: &str,
+    now: u64,
+    tolerance: std::time::Duration,
+) -> Result<u64, AuthFailure> {
+    let secs = ts.parse::<u64>().map_err(|_| AuthFailure::BadTimestamp)?;
+    within_tolerance(secs, now, tolerance)?;
+    Ok(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,9 @@
 //! typo cannot switch a check off):
 //!
 //! - `{"type": "jwt", "algorithm": "HS256", "secret": S}` or `{"type": "jwt", "algorithm":
-//!   "RS256", "publicKey": S}` (a PEM public key), plus optional `audience` and `issuer` (a
+//!   "RS256", "publicKey": S}` (a PEM public key) or `{"type": "jwt", "jwksUrl": URL}` (an
+//!   identity provider's key set, optional `algorithms`, default RS256, ES256 and EdDSA; see
+//!   `jwks.rs`), plus optional `audience` and `issuer` (a
 //!   string or a list; checked and required when set) and `leewaySecs` (clock skew allowed on
 //!   `exp`, default 60, at most 3600) and `maxLifetimeSecs` (`exp` at most this far from now and from `iat`,
 //!   default 3600; `null` for no limit) and `jtiReplay` (`true`: single-use tokens — `jti` is
@@ -83,7 +85,7 @@ pub enum AuthConfig {
     /// Anyone who knows the URL may post.
     #[default]
     None,
-    /// A bearer JWT (HS256 or RS256).
+    /// A bearer JWT (HS256 or RS256 with a fixed key, or RS256/ES256/EdDSA from a JWKS URL).
     Jwt(JwtConfig),
     /// A Standard Webhooks HMAC signature (`hmac` without `header`, or `standardWebhooks`).
     Hmac(HmacConfig),
@@ -154,16 +156,38 @@ impl<'de> Deserialize<'de> for AuthConfig {
 pub enum JwtAlgorithm {
     /// HMAC-SHA256 with a shared secret.
     HS256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256, verified with a PEM public key.
+    /// RSASSA-PKCS1-v1_5 with SHA-256, verified with a PEM public key or an `RSA` JWK.
     RS256,
+    /// ECDSA on P-256 with SHA-256 (`EC` JWK with `crv: P-256`; `jwksUrl` only).
+    ES256,
+    /// Ed25519 (`OKP` JWK with `crv: Ed25519`; `jwksUrl` only).
+    EdDSA,
 }
+
+/// The algorithms a `jwksUrl` endpoint accepts when it names none.
+pub const DEFAULT_JWKS_ALGORITHMS: [JwtAlgorithm; 3] = [
+    JwtAlgorithm::RS256,
+    JwtAlgorithm::ES256,
+    JwtAlgorithm::EdDSA,
+];
 
 /// `auth: {"type": "jwt", …}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JwtConfig {
-    /// The one algorithm accepted (tokens signed otherwise are refused).
-    pub algorithm: JwtAlgorithm,
+    /// The one algorithm accepted (tokens signed otherwise are refused). Required with a fixed
+    /// key; with `jwksUrl` it is a short way to write `algorithms: [it]`.
+    #[serde(default)]
+    pub algorithm: Option<JwtAlgorithm>,
+    /// `jwksUrl` only: the algorithms accepted (default RS256, ES256 and EdDSA). HS256 and
+    /// `none` are never accepted from a key set.
+    #[serde(default)]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// The identity provider's JSON Web Key Set (`https://…/.well-known/jwks.json`), instead of
+    /// a fixed `secret` or `publicKey`. Fetched on first use, cached, refreshed when a token
+    /// names an unknown `kid`. `https` only (`http` is allowed for 127.0.0.1 and localhost).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
     /// HS256: the shared secret.
     #[serde(default)]
     pub secret: Option<SecretValue>,
@@ -202,11 +226,13 @@ fn default_max_lifetime() -> Option<u64> {
 }
 
 impl JwtConfig {
-    /// HS256 with `secret`, no audience or issuer check.
-    pub fn hs256(secret: SecretValue) -> Self {
+    /// No key, no audience or issuer check, the default leeway and lifetime.
+    fn keyless() -> Self {
         Self {
-            algorithm: JwtAlgorithm::HS256,
-            secret: Some(secret),
+            algorithm: None,
+            algorithms: Vec::new(),
+            jwks_url: None,
+            secret: None,
             public_key: None,
             audience: Vec::new(),
             issuer: Vec::new(),
@@ -215,17 +241,36 @@ impl JwtConfig {
             jti_replay: false,
         }
     }
+    /// HS256 with `secret`, no audience or issuer check.
+    pub fn hs256(secret: SecretValue) -> Self {
+        Self {
+            algorithm: Some(JwtAlgorithm::HS256),
+            secret: Some(secret),
+            ..Self::keyless()
+        }
+    }
     /// RS256 with a PEM `public_key`, no audience or issuer check.
     pub fn rs256(public_key: SecretValue) -> Self {
         Self {
-            algorithm: JwtAlgorithm::RS256,
-            secret: None,
+            algorithm: Some(JwtAlgorithm::RS256),
             public_key: Some(public_key),
-            audience: Vec::new(),
-            issuer: Vec::new(),
-            leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
-            max_lifetime_secs: default_max_lifetime(),
-            jti_replay: false,
+            ..Self::keyless()
+        }
+    }
+    /// Keys from the JWKS at `url` (RS256, ES256 and EdDSA accepted), no audience or issuer
+    /// check.
+    pub fn jwks(url: impl Into<String>) -> Self {
+        Self {
+            jwks_url: Some(url.into()),
+            ..Self::keyless()
+        }
+    }
+    /// The algorithms a `jwksUrl` endpoint accepts.
+    pub fn jwks_algorithms(&self) -> Vec<JwtAlgorithm> {
+        match (self.algorithm, self.algorithms.is_empty()) {
+            (Some(a), _) => vec![a],
+            (None, true) => DEFAULT_JWKS_ALGORITHMS.to_vec(),
+            (None, false) => self.algorithms.clone(),
         }
     }
 }
@@ -479,14 +524,58 @@ impl AuthConfig {
     }
 }
 
+/// A `jwksUrl` endpoint: no fixed key, asymmetric algorithms only, an `https` URL (`http` only
+/// on this machine's loopback, for tests and local identity providers).
+fn validate_jwks(j: &JwtConfig, url: &str) -> Result<(), String> {
+    if j.secret.is_some() || j.public_key.is_some() {
+        return Err(
+            "give exactly one of a fixed key (\"secret\" or \"publicKey\") and \"jwksUrl\"".into(),
+        );
+    }
+    if j.algorithm.is_some() && !j.algorithms.is_empty() {
+        return Err("give \"algorithm\" or \"algorithms\", not both".into());
+    }
+    if j.jwks_algorithms().contains(&JwtAlgorithm::HS256) {
+        return Err("HS256 cannot be used with \"jwksUrl\" (a key set holds public keys)".into());
+    }
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("jwksUrl {url:?} is not a URL"))?;
+    let host = uri.host().unwrap_or_default();
+    let local = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    match uri.scheme_str() {
+        Some("https") if !host.is_empty() => Ok(()),
+        Some("http") if local => Ok(()),
+        _ => Err(format!(
+            "jwksUrl {url:?} must be an https:// URL (http:// only for 127.0.0.1 or localhost)"
+        )),
+    }
+}
+
 fn validate_jwt(j: &JwtConfig) -> Result<(), String> {
-    match (j.algorithm, &j.secret, &j.public_key) {
-        (JwtAlgorithm::HS256, Some(_), None) | (JwtAlgorithm::RS256, None, Some(_)) => {}
-        (JwtAlgorithm::HS256, _, _) => {
-            return Err("HS256 needs \"secret\" (and no \"publicKey\")".into());
+    if let Some(url) = &j.jwks_url {
+        validate_jwks(j, url)?;
+    } else {
+        if !j.algorithms.is_empty() {
+            return Err(
+                "\"algorithms\" goes with \"jwksUrl\"; a fixed key takes one \"algorithm\"".into(),
+            );
         }
-        (JwtAlgorithm::RS256, _, _) => {
-            return Err("RS256 needs \"publicKey\" (and no \"secret\")".into());
+        match (j.algorithm, &j.secret, &j.public_key) {
+            (Some(JwtAlgorithm::HS256), Some(_), None)
+            | (Some(JwtAlgorithm::RS256), None, Some(_)) => {}
+            (None, _, _) => {
+                return Err("give \"jwksUrl\", or an \"algorithm\" with its fixed key".into());
+            }
+            (Some(JwtAlgorithm::HS256), _, _) => {
+                return Err("HS256 needs \"secret\" (and no \"publicKey\")".into());
+            }
+            (Some(JwtAlgorithm::RS256), _, _) => {
+                return Err("RS256 needs \"publicKey\" (and no \"secret\")".into());
+            }
+            (Some(a @ (JwtAlgorithm::ES256 | JwtAlgorithm::EdDSA)), _, _) => {
+                return Err(format!("{a:?} keys are read from \"jwksUrl\" only"));
+            }
         }
     }
     if j.audience

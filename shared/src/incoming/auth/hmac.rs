@@ -206,10 +206,7 @@ impl Generic {
         let presented =
             parse_signature(value, &self.prefix, self.encoding).ok_or(AuthFailure::BadSignature)?;
         if let Some(ts) = ts {
-            let secs = ts.parse::<u64>().map_err(|_| AuthFailure::BadTimestamp)?;
-            if now.abs_diff(secs) > self.tolerance.as_secs() {
-                return Err(AuthFailure::StaleTimestamp);
-            }
+            super::common::fresh_timestamp(ts, now, self.tolerance)?;
         }
         let expected = self.tag(headers, body, secret, ts, id)?;
         if !same(&expected, &presented) {

@@ -2,10 +2,11 @@
 //! SDK's HTTPS client: one crypto stack per binary instead of a second one (aws-lc-rs, or
 //! RustCrypto's `rsa`/`p256`/`p384`/`ed25519` crates) just for webhook tokens.
 //!
-//! Covers what endpoints may pin and a little more for tests: HMAC (HS256/384/512) and RSA
-//! PKCS#1 v1.5 (RS256/384/512, 2048–8192-bit keys, as aws-lc-rs and ring both require). Every
-//! other algorithm is refused with `InvalidAlgorithm`; JWK helpers are not provided (this crate
-//! never reads JWKs).
+//! Covers what endpoints may pin and a little more for tests: HMAC (HS256/384/512), RSA
+//! PKCS#1 v1.5 (RS256/384/512, 2048–8192-bit keys, as aws-lc-rs and ring both require), and,
+//! for keys read from a JWKS, verification of ES256 (P-256, fixed-length `r||s` signatures) and
+//! EdDSA (Ed25519). Every other algorithm is refused with `InvalidAlgorithm`; JWK thumbprint
+//! helpers are not provided (`DecodingKey::from_jwk` needs none).
 
 use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
 use jsonwebtoken::errors::{ErrorKind, Result};
@@ -102,7 +103,39 @@ fn verifier_factory(a: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerif
             key: key.clone(),
         }));
     }
-    Err(ErrorKind::InvalidAlgorithm.into())
+    let (family, params): (_, &'static dyn sig::VerificationAlgorithm) = match a {
+        Algorithm::ES256 => (AlgorithmFamily::Ec, &sig::ECDSA_P256_SHA256_FIXED),
+        Algorithm::EdDSA => (AlgorithmFamily::Ed, &sig::ED25519),
+        _ => return Err(ErrorKind::InvalidAlgorithm.into()),
+    };
+    key_of(key.family(), family)?;
+    // `from_ec_components`: the uncompressed point; `from_ed_components`: the 32-byte key.
+    Ok(Box::new(PublicKeyVerifier {
+        algorithm: a,
+        params,
+        key: key.try_get_as_bytes()?.to_vec(),
+    }))
+}
+
+/// ES256 or EdDSA: ring's verification of a raw public key.
+struct PublicKeyVerifier {
+    algorithm: Algorithm,
+    params: &'static dyn sig::VerificationAlgorithm,
+    key: Vec<u8>,
+}
+
+impl Verifier<Vec<u8>> for PublicKeyVerifier {
+    fn verify(&self, msg: &[u8], s: &Vec<u8>) -> std::result::Result<(), signature::Error> {
+        sig::UnparsedPublicKey::new(self.params, &self.key)
+            .verify(msg, s)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for PublicKeyVerifier {
+    fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
 }
 
 struct Hmac {
@@ -234,5 +267,12 @@ mod tests {
         let rsa_pub = DecodingKey::from_rsa_pem(RS_PUBLIC.as_bytes()).unwrap();
         assert!(verifier_factory(&Algorithm::HS256, &rsa_pub).is_err());
         assert!(verifier_factory(&Algorithm::ES256, &rsa_pub).is_err());
+        assert!(verifier_factory(&Algorithm::EdDSA, &rsa_pub).is_err());
+        assert!(verifier_factory(&Algorithm::PS256, &rsa_pub).is_err());
+        // An Ed25519 key is not an EC key, and the other way round.
+        let ed =
+            DecodingKey::from_ed_components("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo").unwrap();
+        assert!(verifier_factory(&Algorithm::ES256, &ed).is_err());
+        assert!(verifier_factory(&Algorithm::EdDSA, &ed).is_ok());
     }
 }

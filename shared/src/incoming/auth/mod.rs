@@ -17,6 +17,8 @@ pub mod github;
 #[doc(hidden)]
 pub mod hmac;
 #[doc(hidden)]
+pub mod jwks;
+#[doc(hidden)]
 pub mod jwt;
 #[doc(hidden)]
 pub mod jwt_crypto;
@@ -36,7 +38,7 @@ use self::config::{AuthConfig, JwtAlgorithm, JwtConfig};
 use self::jwt::JwtVerifier;
 use self::keys::{Key, compile_key};
 use self::replay::{Replay, ReplayClaim};
-use super::answers::unauthorized;
+use super::answers::{unauthorized, unavailable};
 use super::config::{DedupConfig, SecretValue};
 use super::{Endpoint, IncomingApp};
 use crate::transport::http::HttpRequest;
@@ -220,6 +222,11 @@ pub(crate) enum Auth {
         config: Box<JwtConfig>,
         key: Key<JwtVerifier>,
     },
+    /// A JWT checked with the keys of an identity provider's key set (`jwksUrl`).
+    Jwks {
+        config: Box<JwtConfig>,
+        jwks: Box<jwks::Jwks>,
+    },
     Signed {
         scheme: Scheme,
         key: Key<SchemeKey>,
@@ -230,7 +237,7 @@ impl Auth {
     pub(crate) fn kind(&self) -> &'static str {
         match self {
             Auth::None => "none",
-            Auth::Jwt { .. } => "jwt",
+            Auth::Jwt { .. } | Auth::Jwks { .. } => "jwt",
             Auth::Signed { scheme, .. } => scheme.kind(),
         }
     }
@@ -284,11 +291,17 @@ impl Auth {
         let secs = Duration::from_secs;
         let (scheme, secret) = match auth {
             AuthConfig::None => return Ok(Auth::None),
+            AuthConfig::Jwt(j) if j.jwks_url.is_some() => {
+                let jwks = Box::new(jwks::Jwks::new(&j)?);
+                return Ok(Auth::Jwks {
+                    config: Box::new(j),
+                    jwks,
+                });
+            }
             AuthConfig::Jwt(j) => {
                 let v = match (j.algorithm, &j.secret, &j.public_key) {
-                    (JwtAlgorithm::HS256, Some(s), _) | (JwtAlgorithm::RS256, _, Some(s)) => {
-                        s.clone()
-                    }
+                    (Some(JwtAlgorithm::HS256), Some(s), _)
+                    | (Some(JwtAlgorithm::RS256), _, Some(s)) => s.clone(),
                     _ => return Err("the JWT key is missing".into()),
                 };
                 needs_resolver(&v)?;
@@ -398,19 +411,24 @@ impl IncomingApp {
                 }
                 Ok((Value::Object(info), claim))
             }
+            Auth::Jwks { config, jwks } => {
+                let token = bearer(req).map_err(|f| unauthorized(&ep.auth, f))?;
+                let claims = jwks
+                    .verify(token, &self.http, self.jwks_refetch)
+                    .await
+                    .map_err(|r| match r {
+                        jwks::JwksRefusal::Refused(f) => {
+                            tracing::info!(endpoint = %ep.name, reason = f.message().as_ref(), "incoming: authentication failed");
+                            unauthorized(&ep.auth, f)
+                        }
+                        jwks::JwksRefusal::Unavailable => {
+                            unavailable("the identity provider's key set could not be read")
+                        }
+                    })?;
+                self.jwt_accepted(ep, config, claims).await
+            }
             Auth::Jwt { config, key } => {
-                if req
-                    .headers
-                    .get_all(http::header::AUTHORIZATION)
-                    .iter()
-                    .count()
-                    > 1
-                {
-                    return Err(unauthorized(&ep.auth, AuthFailure::RepeatedHeader));
-                }
-                let Some(token) = jwt::bearer_token(&req.headers) else {
-                    return Err(unauthorized(&ep.auth, AuthFailure::MissingToken));
-                };
+                let token = bearer(req).map_err(|f| unauthorized(&ep.auth, f))?;
                 let compile = |m: &str| JwtVerifier::new(config, m);
                 let used = self.key(key, compile).await?;
                 let mut verdict = used.verify(token);
@@ -420,24 +438,50 @@ impl IncomingApp {
                     verdict = v.verify(token);
                 }
                 let claims = verdict.map_err(|f| unauthorized(&ep.auth, f))?;
-                let claim = if config.jti_replay {
-                    Some(self.refuse_reused_token(ep, config, &claims).await?)
-                } else {
-                    None
-                };
-                let mut info = Map::new();
-                info.insert("type".into(), "jwt".into());
-                for c in ["sub", "iss"] {
-                    if let Some(v @ Value::String(_)) = claims.get(c) {
-                        info.insert(c.into(), v.clone());
-                    }
-                }
-                Ok((Value::Object(info), claim))
+                self.jwt_accepted(ep, config, claims).await
             }
         }
     }
+
+    /// A verified token: its `jti` claimed when the endpoint wants single-use tokens, and what
+    /// the queued event says of the caller.
+    async fn jwt_accepted(
+        &self,
+        ep: &Endpoint,
+        config: &JwtConfig,
+        claims: Map<String, Value>,
+    ) -> Result<(Value, Option<ReplayClaim>), Response<Bytes>> {
+        let claim = if config.jti_replay {
+            Some(self.refuse_reused_token(ep, config, &claims).await?)
+        } else {
+            None
+        };
+        let mut info = Map::new();
+        info.insert("type".into(), "jwt".into());
+        for c in ["sub", "iss"] {
+            if let Some(v @ Value::String(_)) = claims.get(c) {
+                info.insert(c.into(), v.clone());
+            }
+        }
+        Ok((Value::Object(info), claim))
+    }
 }
 
+/// The request's one bearer token.
+fn bearer(req: &HttpRequest) -> Result<&str, AuthFailure> {
+    let count = req
+        .headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .count();
+    if count > 1 {
+        return Err(AuthFailure::RepeatedHeader);
+    }
+    jwt::bearer_token(&req.headers).ok_or(AuthFailure::MissingToken)
+}
+
+#[cfg(test)]
+mod jwks_tests;
 #[cfg(test)]
 mod provider_vectors;
 #[cfg(test)]

@@ -53,10 +53,7 @@ pub fn verify(
 ) -> Result<Replay, AuthFailure> {
     let ts = required_header(headers, TIMESTAMP_HEADER)?;
     let presented = parse_signature(required_header(headers, SIGNATURE_HEADER)?)?;
-    let secs = ts.parse::<u64>().map_err(|_| AuthFailure::BadTimestamp)?;
-    if now.abs_diff(secs) > tolerance.as_secs() {
-        return Err(AuthFailure::StaleTimestamp);
-    }
+    super::common::fresh_timestamp(ts, now, tolerance)?;
     let expected = tag(secret, ts, body);
     if !same(&expected, &presented) {
         return Err(AuthFailure::BadSignature);

@@ -93,12 +93,7 @@ fn signed_parts(
     if sigs.len() > MAX_SIGNATURE_HEADER {
         return Err(AuthFailure::BadSignature);
     }
-    let Ok(ts_secs) = ts.parse::<u64>() else {
-        return Err(AuthFailure::BadTimestamp);
-    };
-    if now.abs_diff(ts_secs) > tolerance.as_secs() {
-        return Err(AuthFailure::StaleTimestamp);
-    }
+    super::common::fresh_timestamp(ts, now, tolerance)?;
     Ok((id, ts, sigs))
 }
 

@@ -73,9 +73,7 @@ pub fn verify(
     now: u64,
 ) -> Result<Replay, AuthFailure> {
     let sig = parse(required_header(headers, HEADER)?)?;
-    if now.abs_diff(sig.timestamp) > tolerance.as_secs() {
-        return Err(AuthFailure::StaleTimestamp);
-    }
+    super::common::within_tolerance(sig.timestamp, now, tolerance)?;
     let expected = tag(secret, sig.timestamp, body);
     let mut matched = false;
     for v in &sig.v1 {
