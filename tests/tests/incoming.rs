@@ -307,7 +307,7 @@ fn serve_refuses_out_of_bounds_auth_settings_at_start_up() {
     }
 }
 
-/// Issue 24, `jwksUrl` through the `serve` binary (the process's own outgoing client): a token
+/// `jwksUrl` through the `serve` binary (the process's own outgoing client): a token
 /// signed by PyJWT (`shared/src/incoming/auth/jwks_vectors.json`) is accepted with the key set
 /// served on 127.0.0.1, fetched once; a forged one is refused 401; an endpoint whose provider
 /// is down answers 503 with `Retry-After`; `http://` to anything but loopback stops start-up.
