@@ -102,18 +102,25 @@ struct WorkQueues {
     sent: BTreeSet<String>,
 }
 
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+/// One attribute of the queue at `url`.
+async fn queue_attribute(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    name: aws_sdk_sqs::types::QueueAttributeName,
+) -> Option<String> {
     sqs.get_queue_attributes()
         .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .attribute_names(name.clone())
         .send()
         .await
         .expect("attrs")
         .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
+        .and_then(|a| a.get(&name).cloned())
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    queue_attribute(sqs, url, aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .await
         .expect("arn")
 }
 
@@ -167,17 +174,10 @@ async fn work_queues(sqs: &aws_sdk_sqs::Client, stack: &str, n: usize) -> WorkQu
 }
 
 async fn waiting(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-        .send()
+    let name = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
+    queue_attribute(sqs, url, name)
         .await
-        .expect("attrs")
-        .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .and_then(|v| v.parse().ok())
-        })
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
