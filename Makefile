@@ -54,7 +54,7 @@ run-status:
 	@test -n "$(RUN)" || { echo "usage: make run-status RUN=<run id> [STACK=name]"; exit 2; }
 	@URL=http://127.0.0.1:$(PORT) TOKEN=$(TOKEN) STACK=$(STACK) bash scripts/runs.sh status '$(RUN)'
 
-# Operators' runbook (README "When an alarm fires"); AWS credentials and region from the
+# Operators' runbook (docs/deploy-and-operate.md, "When an alarm fires"); AWS credentials and region from the
 # environment, as for the AWS CLI.
 dlq: $(TOOLS)
 	@test -n "$(STACK)" || { echo "usage: make dlq STACK=<stack name>"; exit 2; }

@@ -48,7 +48,7 @@ fi
 cargo build --release --target-dir "$TARGET" --workspace "${bin_args[@]}"
 mkdir -p "$CRITERION_HOME"
 cargo bench --target-dir "$TARGET" -p bench --bench large_page
-# Tracing overhead (issue 27): preMap-100 through dispatch with no trace header, Sampled=0 and
+# Tracing overhead: preMap-100 through dispatch with no trace header, Sampled=0 and
 # Sampled=1, ratios to the first in the same run (section 7 of BENCHMARKS.md).
 cargo bench --target-dir "$TARGET" -p bench --bench trace_overhead
 

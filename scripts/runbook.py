@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Operators' runbook commands for a deployed stack (README "When an alarm fires").
+"""Operators' runbook commands for a deployed stack (docs/deploy-and-operate.md, "When an alarm fires").
 
   runbook.py dlq STACK                 what waits in each dead-letter queue of STACK
   runbook.py redrive STACK QUEUE       move QUEUE's messages back to their source queue

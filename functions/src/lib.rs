@@ -194,3 +194,18 @@ mod tests {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeExamples;
+
+/// The Rust examples of docs/writing-functions.md, compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/writing-functions.md")]
+pub struct WritingFunctionsExamples;
+
+/// The Rust examples of docs/integrator-api.md, compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/integrator-api.md")]
+pub struct IntegratorApiExamples;
+
+/// The Rust examples of docs/deploy-and-operate.md, compiled (and run) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/deploy-and-operate.md")]
+pub struct DeployAndOperateExamples;

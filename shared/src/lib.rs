@@ -158,22 +158,15 @@
 //! Calls that reach other systems are tested against recorded fixtures (`make fixture`,
 //! replayed by the `functions` crate's fixture test).
 //!
-//! ## For contributors
+//! ## Further reading
 //!
-//! Each module uses only the ones listed before it (`shared/tests/layout.rs` checks this):
-//!
-//! | module | role |
-//! |---|---|
-//! | [`time`], `telemetry`, `metrics`, `memory` | epoch times and clocks; logs and redaction; CloudWatch EMF metrics; the allocator's setting for large pages |
-//! | [`protocol`] | the wire model, no I/O: envelope, error objects, typed options and results |
-//! | `codec` | canonical JSON (JavaScript's number format), hex, key hashes, ids |
-//! | [`store`], [`jobs`], [`outgoing`] | dedup, idempotency, secrets, queues, cache; deferred jobs, rate limits, runs: logic, traits, in-memory twins; the outgoing HTTP client, its transport seam and the integrator.io API client |
-//! | [`dispatch`] | modules, registration, one call: validate → resolve → run isolated → check |
-//! | `utilities` | the built-in job and run functions |
-//! | `transport` | Lambda runtime, HTTP routes, local server, token rules |
-//! | `worker`, [`incoming`] | SQS batches; webhooks (mounted on the transports) |
-//! | `aws` | the DynamoDB, KMS and SQS adapters: the only place the AWS SDK is named |
-//! | [`app`] | settings from the environment, wiring, the two entry points |
+//! The repository's `docs/` folder has one page per reader: `writing-functions.md` (everything
+//! above, in more depth), `integrator-api.md`, `webhooks.md`, `queues-and-schedules.md`,
+//! `deploy-and-operate.md` (deploy, alarms, metrics, traces, the configuration table),
+//! `RELIABILITY.md` (what each path promises under failures), `performance.md`,
+//! `compatibility.md`, `architecture.md` (how a call travels, where each concern lives, the
+//! layering rules `shared/tests/layout.rs` checks) and `contributing.md`; `docs/README.md` is
+//! the index.
 //!
 //! Modules and items marked `#[doc(hidden)]` stay `pub` for the integration tests, the
 //! benchmarks and the fuzz harness; they are not part of the function author's API.

@@ -1,4 +1,4 @@
-//! Buffered debug logs (`EXTENSION_LOG_BUFFER=on`), as Powertools' Logger buffers them: the
+//! Buffered debug logs (`EXTENSION_LOG_BUFFER=on`): the
 //! debug lines of a call that the log level would hide are kept, in a bounded buffer of that
 //! call, and written only when the call fails (its answer is an error: the function returned
 //! one, panicked or overran its deadline). A call that succeeds writes none of them.

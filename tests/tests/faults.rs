@@ -1,7 +1,7 @@
 //! Faults injected between our code and the AWS emulator (moto), at the worst moment, through
 //! the fault proxy (`integration_tests::counting_proxy`): a stalled or reset `SendMessage`, a
 //! throttled `UpdateItem`, the process killed while its send is in flight. After the retry or
-//! the redelivery, each test checks the invariant the README promises for that path.
+//! the redelivery, each test checks the invariant docs/RELIABILITY.md promises for that path.
 
 use integration_tests::counting_proxy::{CountingProxy, Fault, Rule};
 use integration_tests::http_client::{RawResponse, send};
@@ -127,7 +127,7 @@ fn a_stalled_send_is_a_503_and_the_retry_is_queued_exactly_once() {
     println!("faults injected: {:?}", s.proxy.faults());
 }
 
-/// Issue 22 item 7: the HMAC replay record of a request whose `SendMessage` failed (answered
+/// The HMAC replay record of a request whose `SendMessage` failed (answered
 /// 503) is released with it: the sender's identical retry (same id, timestamp and signature)
 /// is accepted and queued once — not refused 401 as a replay of a message that was never
 /// queued. Only after that is the very same request a replay.

@@ -153,7 +153,7 @@ fn serve_takes_its_endpoints_from_the_environment() {
     );
 }
 
-/// Issue 22 item 1, over HTTP: a captured signed request replayed with one extra
+/// A captured signed request replayed with one extra
 /// `webhook-id` header (the signature read the first value, the replay record all of them) is
 /// refused 401, not accepted as a new message; so is a repeated timestamp or signature.
 #[test]
@@ -181,7 +181,7 @@ fn serve_refuses_a_replay_with_a_repeated_signature_header() {
     }
 }
 
-/// Issue 22 ("What must hold" 4), webhook part: the endpoint's secret lives in the secret
+/// Secret rotation, webhook side: the endpoint's secret lives in the secret
 /// store (`{"secret": "hook"}`; here the embedded backend's dev file, read through the same
 /// cached Secrets as on AWS). After it is rotated, a request signed with the new secret is
 /// accepted at once (no signature matched, so the secret was read again past the store's
@@ -248,7 +248,7 @@ fn serve_refuses_to_start_with_an_invalid_configuration() {
     );
 }
 
-/// Issue 22 item 9: auth settings that would switch a check off, or keys too weak to use, stop
+/// Auth settings that would switch a check off, or keys too weak to use, stop
 /// the server at start-up with a message naming the problem.
 #[test]
 fn serve_refuses_out_of_bounds_auth_settings_at_start_up() {
@@ -307,7 +307,7 @@ fn serve_refuses_out_of_bounds_auth_settings_at_start_up() {
     }
 }
 
-/// Issue 24, `jwksUrl` through the `serve` binary (the process's own outgoing client): a token
+/// `jwksUrl` through the `serve` binary (the process's own outgoing client): a token
 /// signed by PyJWT (`shared/src/incoming/auth/jwks_vectors.json`) is accepted with the key set
 /// served on 127.0.0.1, fetched once; a forged one is refused 401; an endpoint whose provider
 /// is down answers 503 with `Retry-After`; `http://` to anything but loopback stops start-up.

@@ -611,7 +611,7 @@ async fn a_stream_run_with_pages_and_a_failing_stream_ends_in_the_right_states()
     );
 }
 
-/// Issue 11, runs window against the emulator: a run's state is committed, then the
+/// Against the emulator: a run's state is committed, then the
 /// `SendMessage` of its follow-up streams fails (every attempt, 500s from the fault proxy).
 /// The message that did the work fails and SQS redelivers it; the redelivery sees the
 /// committed work and sends what it called for, so the run still finishes with every record.

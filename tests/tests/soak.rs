@@ -1207,7 +1207,7 @@ fn soak_nothing_lost_nothing_run_twice() {
              with `ignored: false`, or kept) by exactly one answer, repeats of the page before and pages sent \
              again after their answer included. \"Skipped as seen\" is a record no answer delivered. A page cut \
              off by a kill had marked some of its records before the process died, and its retry finds them \
-             marked: that is the crash window the README's delivery guarantees name for `dropDuplicates` (marks \
+             marked: that is the crash window the delivery guarantees above name for `dropDuplicates` (marks \
              before the answer), counted apart and not yet closed. The books: `soak_nothing_lost_nothing_run_twice`.\n\
              <!-- soak:end -->\n",
             lost_replies_section(n, (&w, &wf), (&i, &inf), (&p, &pf)),

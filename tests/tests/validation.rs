@@ -37,7 +37,7 @@ fn declared_checks_run_before_the_function_and_keep_the_contract() {
         )
     );
 
-    // A missing setting fails the whole call, as Segment's invalid().
+    // A missing setting fails the whole call with `invalid_settings`.
     let r = call(&addr, json!({"settings": {}, "postMapData": [{"id": 1}]}));
     assert_eq!(
         (r.status, r.text()),

@@ -272,7 +272,7 @@ where
     }
 
     /// `options.settings.<path>` (dotted) must be present and not `null`; otherwise the whole
-    /// call fails with 422 `invalid_settings` (Segment's `invalid()`).
+    /// call fails with 422 `invalid_settings`.
     pub fn ensure_setting(self, path: &str) -> Self {
         self.declare(|c| c.setting(path))
     }
@@ -287,8 +287,7 @@ where
     }
 
     /// Each record must have `<path>` (dotted, not `null`); a record without it is rejected
-    /// with `{"code":"missing_field",…}` and never reaches the function (Segment's
-    /// `reject()`).
+    /// with `{"code":"missing_field",…}` and never reaches the function.
     pub fn ensure_record(self, path: &str) -> Self
     where
         K: RecordKind,

@@ -477,7 +477,7 @@ mod tests {
         }
     }
 
-    /// Issue 22 item 9: settings that would switch a check off are start-up errors.
+    /// Settings that would switch a check off are start-up errors.
     #[test]
     fn leeway_and_tolerance_are_bounded() {
         let jwt = |leeway: &str| {

@@ -1,5 +1,6 @@
 //! Incoming webhooks: `POST /incoming/{endpoint}` accepts a JSON event from an external system,
-//! authenticates it, drops duplicates and queues it for processing.
+//! authenticates it, drops duplicates and queues it for processing. The endpoint settings and
+//! the senders, as a user configures them, are in docs/webhooks.md; this page is how it works.
 //!
 //! The startup module mounts [`IncomingApp`] on the shared router (it is a
 //! [`Mount`](crate::transport::http::Mount)), so it works the same on the local server and on a Lambda Function URL. For one request:
@@ -37,7 +38,8 @@
 //! ```
 //!
 //! plus `"function":"<name>"` when the endpoint names a webhook function, which the queue
-//! worker then runs with the event ([`crate::worker`], "Webhook messages").
+//! worker then runs with the event ([`crate::worker`]; for users, docs/webhooks.md, "Webhook
+//! functions").
 //!
 //! `event` is the body [flattened](flatten::flatten) to dotted keys. `headers` holds only the
 //! endpoint's `forwardHeaders`, and never `Authorization`, cookies, signatures or other

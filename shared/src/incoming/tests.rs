@@ -716,7 +716,7 @@ async fn a_replayed_hmac_signature_is_refused_within_the_tolerance_window() {
     assert_eq!(sent(&h.queue).len(), 1);
 }
 
-/// Issue 22 item 1: a captured signed request replayed with one extra `webhook-id` (or any
+/// A captured signed request replayed with one extra `webhook-id` (or any
 /// other repeated signature header) is refused, not taken for a new message; so is a JWT
 /// request with two `Authorization` headers.
 #[tokio::test]
@@ -752,7 +752,7 @@ async fn a_repeated_authentication_header_is_refused() {
     assert_eq!(sent(&h.queue).len(), 1);
 }
 
-/// Issue 22 item 2: a token whose `exp` is fractional (JavaScript's `Date.now() / 1000 +
+/// A token whose `exp` is fractional (JavaScript's `Date.now() / 1000 +
 /// 120`) is remembered until it expires, not only for the leeway (here 0: the old code forgot
 /// it after a second).
 #[tokio::test]
@@ -801,7 +801,7 @@ fn the_replay_window_of_a_token_covers_its_exp() {
     assert_eq!(replay_secs_left(Some(&json!(1e300)), now), u64::MAX - now);
 }
 
-/// Issue 22 item 7: the replay record does not outlive a request that was not accepted. A
+/// The replay record does not outlive a request that was not accepted. A
 /// queue failure answers 503; the sender's identical retry (same signature, same token) is
 /// accepted and queued once, and only then is the very same request a replay.
 #[tokio::test]
@@ -877,7 +877,7 @@ fn rotating_app(
     .unwrap()
 }
 
-/// Issue 22 ("What must hold" 4): a rotated webhook secret works at once (a signature that
+/// A rotated webhook secret works at once (a signature that
 /// matches no cached key makes the endpoint read its secret again), the old one stops working
 /// with that re-read, and a flood of bad signatures reads the store at most once per interval.
 #[tokio::test]

@@ -18,7 +18,7 @@
 //! seconds or a number with `s`/`m`/`h`/`d`/`w`; `per` is `function` (default) or `key` (the
 //! envelope's top-level `key`, or the job's key).
 //!
-//! A [`GlobalLimit`] (runs and streams, after crowd.dev's `globalLimit`) counts stream
+//! A [`GlobalLimit`] (runs and streams) counts stream
 //! executions per integration per period, with `onboarding_factor` × the allowance for
 //! onboarding runs.
 
@@ -59,8 +59,8 @@ pub struct RateLimit {
     pub target: Target,
 }
 
-/// A per-integration allowance per period (crowd.dev's `globalLimit`,
-/// `limitResetFrequencySeconds`, `onboardingLimitModifierFactor`).
+/// A per-integration allowance per period: how many stream executions, how long a period
+/// lasts, and how many times that allowance an onboarding run gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GlobalLimit {
     /// Streams allowed per period.

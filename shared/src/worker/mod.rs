@@ -4,88 +4,19 @@
 //! The startup module mounts [`SqsWorker`] on the Lambda transport, which hands it an invocation
 //! that has no client context and whose payload is an SQS event ([`is_sqs_event`]: a non-empty
 //! `Records` array whose every record has `eventSource == "aws:sqs"`). Every record's body is
-//! an extension envelope (`diy`/`_connectorId`, `function`, optional `type`, `options`),
-//! dispatched exactly like a direct call through [`Extension::call`] (stack
-//! [`Stack::Queue`]); the function's result is discarded (nobody waits for it).
+//! parsed once (`message.rs`) and handed to the handler of its kind (`handlers.rs`): an
+//! **envelope**, dispatched exactly like a direct call through [`Extension::call`] (stack
+//! [`Stack::Queue`]) after its rate limits ([`crate::jobs::limits`]); a deferred **job**
+//! ([`crate::jobs::deferred`]); a **run or stream** message ([`crate::jobs::runs`]); or a
+//! **webhook** message from the incoming queue ([`crate::incoming`]), run as an envelope of
+//! type `webhooks` for the function its endpoint names.
 //!
-//! Three kinds of body are recognised:
-//!
-//! - an **envelope**: checked against the function's rate limits ([`crate::jobs::limits`]; over
-//!   the limit it is deferred to the next window, counted as a success), then run;
-//! - an envelope with **`_job`** (a deferred job, [`crate::jobs::deferred`]): run only if the
-//!   job still has that version (otherwise acknowledged as stale), idempotent by job id and
-//!   version, and the job item removed after it ran;
-//! - a **run or stream message** (`{"run": …}` / `{"stream": …}`, [`crate::jobs::runs`]):
-//!   handed to the run engine, whose claims make it exactly-once;
-//! - a **webhook message** from the incoming queue (`{"endpoint", "event", …, "function"}`,
-//!   [`crate::incoming`]; see "Webhook messages" below).
-//!
-//! # Webhook messages
-//!
-//! The worker also consumes the incoming queue (its own event source mapping, with partial
-//! batch responses; locally the in-process queue). An accepted event whose endpoint names a
-//! `function` becomes the envelope
-//! `{"diy":true,"type":"webhooks","function":<function>,"options":<the message less "function">}`,
-//! so the webhook function (registered with `Module::webhook`, namespace `webhooks`) gets
-//! [`WebhookOptions`](crate::types::WebhookOptions): `endpoint`, `event` (flattened),
-//! `headers` (the forwarded ones), `dedupKey`, `auth`, `receivedAt`, `requestId`. It then
-//! runs like any queued envelope (rate limits, panic and deadline isolation), except for its
-//! idempotency key: with a `dedupKey`, the key is (scope `webhook`) the endpoint and the dedup
-//! key, and the payload is the function, endpoint and event only. So every copy of one event
-//! (a redelivery, the second copy a lost `SendMessage` reply queued, or a sender's retry
-//! accepted again after a crash) runs the function once. Without a `dedupKey` the message id
-//! is the key, as for any message. A webhook message whose endpoint names no function fails
-//! (and reaches the incoming dead-letter queue after its redrive count), so no event is
-//! dropped unseen.
-//!
-//! # Answer
-//!
-//! The partial batch response, byte for byte (the event source mapping must have
-//! `FunctionResponseTypes: [ReportBatchItemFailures]`, otherwise Lambda ignores it):
-//!
-//! - `{"batchItemFailures":[]}` when every message succeeded;
-//! - `{"batchItemFailures":[{"itemIdentifier":"<messageId>"},…]}` listing exactly the failed
-//!   messages, in the order of the batch. A message fails when its body is not JSON, when the
-//!   call fails (any 422: invalid envelope, unknown function, the function's error, a panic, a
-//!   timeout), or when the idempotency layer says so (see below).
-//!
-//! # Policies
-//!
-//! - **A record without a `messageId`** (or with an empty one): Lambda reads an empty or null
-//!   `itemIdentifier` as "the whole batch failed", and a failure we cannot name could never be
-//!   retried alone. So the invocation **fails with `Worker.MissingMessageId`** before any
-//!   record is processed (nothing runs, nothing is deleted, Lambda retries the whole batch, and
-//!   the batch reaches the dead-letter queue after `maxReceiveCount`). SQS always sets the id;
-//!   this only guards hand-made events.
-//! - **Every message failed**: the invocation **fails with `Worker.BatchFailed`** (as AWS
-//!   Lambda Powertools does by default): the Lambda `Errors` metric and the event source's
-//!   back-off see it, and SQS makes every message visible again, exactly as if each id had been
-//!   listed. A batch where at least one message succeeded is answered with the list.
-//! - **FIFO** (`attributes.MessageGroupId` present): the records of one group run in batch
-//!   order, one at a time; after a failure the group's remaining records are **not run** and
-//!   are reported failed too, so the group's order is kept on redelivery. Other groups go on.
-//!   Groups (and the records of a standard queue, each its own group) run concurrently, at
-//!   most [`MAX_CONCURRENCY`] at once.
-//! - **Idempotent deliveries**: each record runs through the [`Idempotency`] service under the
-//!   key (scope `sqs`, the message id) with the parsed body as the payload. A redelivered
-//!   message that already completed is **not run again** and counts as a success; one that is
-//!   in progress elsewhere is reported failed (SQS redelivers it later, when it replays). The
-//!   same id with another body (`idempotency_payload_mismatch`) is reported failed and logged.
-//!   A completed run whose result was too large to store counts as a success (the worker needs
-//!   no result). Without an `Idempotency` service (unit tests) records simply run.
-//! - **Duplicate ids within one batch** (possible on standard queues): the first record with an
-//!   id runs; later copies are skipped and share its outcome.
-//! - **Deadline**: a record is not started with less than [`MIN_START`] left before the
-//!   invocation's deadline; it is reported failed and redelivered. This guard is off when the
-//!   invocation had less than twice [`MIN_START`] from the start (local emulators such as
-//!   `cargo lambda` send a deadline already past): each call then meets the dispatcher's own
-//!   deadline handling, as on every other event kind.
-//!
-//! One log line per batch gives the counts (`records`, `succeeded`, `replayed`, `failed`,
-//! `skipped`, `groups`, `duration_ms`); every call also has its usual `extension call` line.
+//! The answer, the batch policies (all failed, missing ids, FIFO groups, redeliveries,
+//! duplicates, the deadline) and the webhook functions' idempotency key are described for
+//! users in docs/queues-and-schedules.md ("Queue worker") and docs/webhooks.md; what each
+//! promises under failures is in docs/RELIABILITY.md ("Delivery guarantees").
 //!
 //! [`Stack::Queue`]: crate::dispatch::Stack::Queue
-//! [`Idempotency`]: crate::store::idempotency::Idempotency
 
 mod batch;
 mod handlers;

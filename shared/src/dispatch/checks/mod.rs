@@ -1,8 +1,8 @@
 //! Validation declared at registration, checked before the function runs.
 //!
-//! Segment's integrations declare what a call needs (`.ensure('settings.apiKey')`,
-//! `.ensure('message.userId')`) and stop bad input before the mapping code sees it. Here the
-//! same declarations hang off a typed registration ([`Registration`](super::module::Registration)):
+//! A function declares what a call needs (a setting, a field of every record, any rule of its
+//! own), so bad input is stopped before the function's code sees it. The declarations hang off
+//! a typed registration ([`Registration`](super::module::Registration)):
 //!
 //! ```
 //! use integrator_lambda::types::{PreMapOptions, RecordError, RecordResult};
@@ -32,9 +32,9 @@
 //!
 //! | declaration | checked on | when it fails |
 //! |---|---|---|
-//! | `ensure_setting(path)` | `options.settings` | the **whole call** fails: 422, one `{"message":"settings.<path> is required","code":"invalid_settings"}` per missing setting (Segment's `invalid()`) |
+//! | `ensure_setting(path)` | `options.settings` | the **whole call** fails: 422, one `{"message":"settings.<path> is required","code":"invalid_settings"}` per missing setting |
 //! | `check(f)` | the typed options | the whole call fails with `f`'s error ([`invalid_settings`] makes the usual one) |
-//! | `ensure_record(path)` | each record | **that record** is rejected with `{"code":"missing_field","message":"missing required field <path>"}` (Segment's `reject()`) |
+//! | `ensure_record(path)` | each record | **that record** is rejected with `{"code":"missing_field","message":"missing required field <path>"}` |
 //! | `check_record(f)` | each record | that record is rejected with the [`RecordError`] `f` returns (`None`: it passes) |
 //!
 //! Call-level checks run first (settings, then `check`s, in declaration order), then record
@@ -62,8 +62,8 @@ use crate::store::dedup::field_at;
 use serde_json::Value;
 use std::sync::Arc;
 
-/// The error a failed call-level check usually returns: code `invalid_settings` (Segment's
-/// `invalid()`), shown by integrator.io as a 422.
+/// The error a failed call-level check usually returns: code `invalid_settings`, shown by
+/// integrator.io as a 422.
 pub fn invalid_settings(message: impl Into<String>) -> ExtError {
     ExtError::with_code("invalid_settings", message)
 }

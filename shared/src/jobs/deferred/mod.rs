@@ -1,4 +1,5 @@
-//! Deferred invocations: run an envelope later, by key, optionally inside a window.
+//! Deferred invocations: run an envelope later, by key, optionally inside a window (for users:
+//! docs/queues-and-schedules.md, "Deferred invocations"; this page is how it works).
 //!
 //! ```json
 //! {"envelope": {"diy": true, "function": "notifyPartner", "options": {"id": 7}},

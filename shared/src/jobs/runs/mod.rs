@@ -1,59 +1,14 @@
-//! Runs and streams: a long integration job split into resumable pieces (after crowd.dev's
-//! integration framework).
+//! Runs and streams: a long integration job split into resumable pieces.
 //!
-//! A **run** processes one integration (`onboarding`: everything; otherwise incremental). The
-//! integration's [`IntegrationService::get_streams`] gives the first **streams**; each stream
-//! is processed by [`IntegrationService::process_stream`], which returns operations (records
-//! to apply) and optionally a `next_page_stream`, `new_streams` and a `sleep` (seconds): the
-//! follow-up streams are enqueued with the sleep as their delay.
+//! A **run** processes one integration: [`IntegrationService::get_streams`] gives its first
+//! **streams**, [`IntegrationService::process_stream`] processes each one and may ask for
+//! follow-up streams. Everything travels through the work queue as small messages the worker
+//! recognises, `{"run": {"id": "<run>"}}` (start) and `{"stream": {"run": "<run>", "id":
+//! "<stream>", "attempt": n}}`, and the state is in the extension table ([`RunStore`]).
 //!
-//! Everything travels through the work queue as small messages the worker recognises:
-//! `{"run": {"id": "<run>"}}` (start) and `{"stream": {"run": "<run>", "id": "<stream>",
-//! "attempt": n}}`. State is in the extension table:
-//!
-//! - run `run#<id>`: `integration`, `onboarding`, `params`, `state`
-//!   (`pending` → `processing` → `processed` | `error`), `started_at`, `processed_at`, `error`,
-//!   and counters `pending` (streams not finished), `streams_total`, `errored_streams`,
-//!   `records`;
-//! - stream `stream#<run>#<id>`: `name`, `params`, `state` (`pending` → `processing` →
-//!   `processed` | `error`), `attempt`, `retries`, `error`, `lease_until`; indexed under
-//!   `gsi1pk = run#<run>` so a run's streams can be listed.
-//!
-//! **Committed once.** A stream message runs only if it claims the stream: a conditional
-//! update `pending` + its attempt → `processing` (or a `processing` stream whose lease ran out,
-//! after a crash). Finishing a stream is **one transaction**: the stream's state change, the new
-//! child streams (deterministic ids, so a replay cannot add them twice) and the run's counters
-//! (`pending += children − 1`). A run finishes (conditional on `pending = 0`) when its last
-//! stream does: `processed`, or `error` when some stream errored.
-//!
-//! **Applied at least once, under a key.** A stream's operations are applied before its
-//! commit; once applied, the attempt records it on the stream (`applied_attempt`,
-//! `applied_records`: [`RunStore::mark_applied`]) and then commits. A delivery that claims the
-//! stream again for an attempt whose apply is recorded (its commit failed, or its worker died
-//! or timed out after the record) commits without applying them again. Between the apply's end
-//! and that record (one write), a crash, a timeout or a failed write leaves nothing to tell:
-//! the next delivery applies the operations again, with the same [`ApplyKey`]
-//! (`<run>/<stream>`, shared by every attempt), so the integration applies them idempotently
-//! under it. A failed apply retries the stream (a new attempt, the same key).
-//!
-//! **Committed, then sent.** Every state change is committed before the messages it calls for
-//! are sent (a claim needs the stream's item). If a send fails, or the process dies in
-//! between, the message being handled is not acknowledged, and its redelivery finds its work
-//! committed and sends what is missing: a run's start re-sends its `pending` root streams, a
-//! processed (or errored) stream re-sends its own `pending` follow-ups (their ids are
-//! deterministic), a stream retried at `attempt + 1` re-sends that attempt. A message sent
-//! twice is harmless (claims are by attempt), so a run never stalls on a lost send; such a
-//! re-sent message goes out without its original delay.
-//!
-//! **Failures.** A failed stream goes back to `pending` with `attempt + 1` and is re-enqueued
-//! after a back-off, up to [`IntegrationService::max_retries`] retries; then it is `error`
-//! (counted in `errored_streams`). **Continue** ([`Runs::continue_run`]) re-enqueues a stuck
-//! run's `pending` and `error` streams (and `processing` ones whose lease ran out) with a new
-//! attempt, so stale messages are ignored.
-//!
-//! A [`GlobalLimit`](super::limits::GlobalLimit) of the integration is checked before each
-//! stream: over it, the stream's message is re-enqueued for the next period (through the
-//! [`Scheduler`] when that is more than 15 minutes away).
+//! The items, claims, commits, retries and `continue-run` are described in
+//! docs/queues-and-schedules.md ("Runs and streams"); what a run promises when a write's reply
+//! is lost, a send fails or a worker dies is in docs/RELIABILITY.md ("Delivery guarantees").
 
 mod memory;
 mod model;

@@ -194,7 +194,7 @@ fn rs256_needs_a_pem_public_key() {
     assert!(JwtVerifier::new(&JwtConfig::hs256(SecretValue::inline("x")), "").is_err());
 }
 
-/// Issue 22 item 9: an HS256 secret shorter than the hash output is refused; secrets are
+/// An HS256 secret shorter than the hash output is refused; secrets are
 /// trimmed like HMAC ones (a file's trailing newline is not part of the key).
 #[test]
 fn hs256_secrets_are_trimmed_and_at_least_32_bytes() {

@@ -153,7 +153,7 @@ fn missing_headers_and_key_forms() {
     assert!(key_from_secret("  ").is_err());
 }
 
-/// Issue 22 item 9: a `whsec_` secret with nothing after the prefix is an empty key
+/// A `whsec_` secret with nothing after the prefix is an empty key
 /// (which HMAC would happily use): refused.
 #[test]
 fn a_whsec_secret_that_decodes_to_nothing_is_refused() {
@@ -164,7 +164,7 @@ fn a_whsec_secret_that_decodes_to_nothing_is_refused() {
     assert_eq!(key_from_secret("whsec_AA==").unwrap(), [0u8]);
 }
 
-/// Issue 22 item 1: each signature header is read once; a repeated one is refused, whatever
+/// Each signature header is read once; a repeated one is refused, whatever
 /// the first value is.
 #[test]
 fn a_repeated_signature_header_is_refused() {
