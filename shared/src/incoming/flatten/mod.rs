@@ -18,11 +18,8 @@ pub struct TooLarge {
 /// is flattened from its indexes; a scalar is returned under the key `""`. Unbounded: for
 /// trusted values only; outside input goes through [`flatten_within`].
 pub fn flatten(value: &Value) -> Map<String, Value> {
-    match flatten_within(value, usize::MAX) {
-        Ok(map) => map,
-        // A budget of usize::MAX cannot be exceeded (sizes saturate).
-        Err(_) => Map::new(),
-    }
+    // A budget of usize::MAX cannot be exceeded (sizes saturate): never the empty default.
+    flatten_within(value, usize::MAX).unwrap_or_default()
 }
 
 /// [`flatten`], stopping at the first entry that takes the output's JSON text past `limit`
