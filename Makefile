@@ -37,7 +37,8 @@ help:
 	@echo "make tools                 the git-ignored venv: moto, cfn-lint, cargo-lambda, aws-sam-cli (aws-lambda-rie)"
 	@echo "make clean                 cargo clean and remove the venv"
 	@echo "Parts of make test, each runnable alone:"
-	@echo "  make fmt-check | clippy | lint-build | promises | deny | build-bins | cargo-test | new-function-check"
+	@echo "  make fmt-check | clippy | lint-build | promises | deny | cargo-test | new-function-check"
+	@echo "  make build-bins           every binary, as cargo build makes it (not needed by make test)"
 	@echo "  make lint-template | lint-workflows | events-check"
 	@echo "  (promises: every guarantee in the docs names a test that exists; events-check: events/ = gen-events.py)"
 
@@ -114,16 +115,19 @@ promises:
 deny:
 	bash scripts/deny.sh
 
-# Integration tests start the real binaries, so build them first (same profile: no rebuild).
+# Every binary, as `cargo build` makes it (make soak; make bench builds its own). `make test`
+# does not need this: lint-build's `cargo test --no-run` already builds every binary the
+# integration tests start, with the tests' feature set (the dev-dependencies turn on more
+# features of a few crates, so a plain `cargo build` compiles the AWS SDK tree a second time).
 build-bins:
 	cargo build --workspace --bins
 
-# AWS behaviour is tested against moto (a real-protocol emulator) on 127.0.0.1; it is started
-# here and stopped when the recipe exits, pass or fail.
+# AWS behaviour is tested against moto (a real-protocol emulator) on 127.0.0.1, started and
+# stopped by the script; TEST_THREADS tests at once per test binary (default 4: they mostly
+# wait), the soak beside the rest (scripts/cargo-test.sh).
 export MOTO_PORT ?= 5055
 cargo-test: $(TOOLS)
-	bash scripts/moto.sh start; trap 'bash scripts/moto.sh stop' EXIT; \
-	  MOTO_ENDPOINT=http://127.0.0.1:$(MOTO_PORT) cargo test --workspace
+	bash scripts/cargo-test.sh
 
 # Fuzzing (not part of `make test`, which replays the committed corpus and crash inputs).
 fuzz:

@@ -22,6 +22,19 @@ done
 python3 scripts/new-function.py preMap "generatedPreMapFn" >/dev/null 2>&1 \
   && { echo "new-function: a second function with the same name was accepted" >&2; exit 1; }
 echo "new-function: generated $i functions (one per extension point) in a copy"
+# Every Lambda binary is a one-line `main` over the library (functions/src/bin/), and `serve`
+# links every function: the copy keeps `serve` and drops the others, which would only be
+# linked again (each link takes the whole dependency tree).
+python3 - <<'PY'
+import pathlib, re
+toml = pathlib.Path("functions/Cargo.toml")
+text = toml.read_text(encoding="utf-8")
+kept = re.sub(r'\[\[bin\]\]\nname = "(?!serve")[^"]+"\n(?:[a-z]+ = [^\n]+\n)*\n?', "", text)
+toml.write_text(kept, encoding="utf-8")
+for p in pathlib.Path("functions/src/bin").glob("*.rs"):
+    if p.name != "serve.rs":
+        p.unlink()
+PY
 export CARGO_TARGET_DIR="$ROOT/target"
 timeout 1200 cargo fmt --all -- --check
 # Clippy inside the build (scripts/clippy-env.sh): the copy's two crates are compiled once, linted

@@ -9,6 +9,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
+# The Python tools (moto, cfn-lint, sam, checkov) import thousands of modules: let Python cache
+# their bytecode in the git-ignored .venv, or each start compiles them all again (some machine
+# images set PYTHONDONTWRITEBYTECODE for the whole system).
+unset PYTHONDONTWRITEBYTECODE
 
 deny_pid=""
 stop_deny() {
@@ -17,7 +21,13 @@ stop_deny() {
         wait "$deny_pid" 2>/dev/null || true
     fi
 }
-trap stop_deny EXIT
+stop_checks() {
+    if [[ -n "${checks_pid:-}" ]] && kill -0 "$checks_pid" 2>/dev/null; then
+        kill -- -"$checks_pid" 2>/dev/null || kill "$checks_pid" 2>/dev/null || true
+        wait "$checks_pid" 2>/dev/null || true
+    fi
+}
+trap 'stop_checks; stop_deny' EXIT
 mkdir -p .tools
 # Its own process group (setsid), so stopping it stops cargo and rustc too.
 setsid nice -n 10 bash scripts/deny.sh --install-only >.tools/deny-install.log 2>&1 &
@@ -40,12 +50,33 @@ if [[ -n "${RUSTC_WORKSPACE_WRAPPER:-}" ]]; then
 else
     step clippy
 fi
-step build-bins
+# The tests mostly wait (on moto, on timeouts, on killed processes) and leave the cores idle:
+# the template, workflow and events checks run beside them. Their output is shown when they
+# end. (lint-build has built every binary the tests start; new-function-check builds into the
+# same target/ and replaces binaries, so it comes after the tests.)
+checks_log=target/checks.log
+mkdir -p target
+checks_pid=""
+# Its own process group (setsid), so stopping it stops the linters too.
+setsid bash -c 'set -euo pipefail
+    for t in lint-template lint-workflows events-check; do
+        t0=$(date +%s)
+        make --no-print-directory "$t"
+        echo "make test: $t done in $(($(date +%s) - t0)) s"
+    done' >"$checks_log" 2>&1 &
+checks_pid=$!
 step cargo-test
 step new-function-check
-step lint-template
-step lint-workflows
-step events-check
+t0=$(date +%s)
+checks_status=0
+wait "$checks_pid" || checks_status=$?
+checks_pid=""
+cat "$checks_log"
+if ((checks_status != 0)); then
+    echo "make test: the template, workflow or events checks failed (above)" >&2
+    exit 1
+fi
+echo "make test: the template, workflow and events checks ran beside the tests ($(($(date +%s) - t0)) s waited)"
 t0=$(date +%s)
 if ! wait "$deny_pid"; then
     deny_pid=""

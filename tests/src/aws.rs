@@ -23,6 +23,26 @@ pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
         .await
 }
 
+/// SDK configuration pointing at `endpoint` that waits up to a minute for a reply, for tests
+/// that queue many requests on purpose behind a serialized proxy
+/// ([`crate::counting_proxy::CountingProxy::start_serialized`]): the last of 64 racing
+/// requests waits for the 126 before it, and under load that is more than the production read
+/// timeout. What those tests prove is the outcome of the race, not the emulator's speed.
+pub async fn patient_sdk_config_for(endpoint: &str) -> SdkConfig {
+    let patient = aws_config::timeout::TimeoutConfig::builder()
+        .read_timeout(std::time::Duration::from_secs(60))
+        .operation_attempt_timeout(std::time::Duration::from_secs(60))
+        .operation_timeout(std::time::Duration::from_secs(120))
+        .build();
+    integrator_lambda::aws::config_loader()
+        .timeout_config(patient)
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await
+}
+
 /// SDK configuration pointing at the emulator.
 pub async fn moto_config() -> SdkConfig {
     sdk_config_for(&moto_endpoint()).await

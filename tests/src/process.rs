@@ -55,7 +55,7 @@ pub fn bin(name: &str) -> PathBuf {
     let p = dir.join(name);
     assert!(
         p.exists(),
-        "binary {} not found: run `cargo build --workspace --bins` first (make test does)",
+        "binary {} not found: run `cargo test --workspace --no-run` first (make test does)",
         p.display()
     );
     p

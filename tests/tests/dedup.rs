@@ -4,7 +4,9 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::aws::{create_table, moto_config, moto_endpoint, sdk_config_for};
+use integration_tests::aws::{
+    create_table, moto_config, moto_endpoint, patient_sdk_config_for, sdk_config_for,
+};
 use integration_tests::counting_proxy::CountingProxy;
 use integrator_lambda::aws::Table;
 use integrator_lambda::aws::dedup::DynamoDedup;
@@ -135,7 +137,7 @@ async fn sixty_four_concurrent_checks_of_one_new_key_give_exactly_one_new() {
     let proxy = CountingProxy::start_serialized(&moto_endpoint())
         .await
         .expect("proxy");
-    let counted = sdk_config_for(&proxy.endpoint()).await;
+    let counted = patient_sdk_config_for(&proxy.endpoint()).await;
     let dedup = Arc::new(dedup_on(&counted, &table).await);
     for round in 0..3 {
         proxy.reset();

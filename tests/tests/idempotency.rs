@@ -5,7 +5,9 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
-use integration_tests::aws::{create_table, moto_config, moto_endpoint, sdk_config_for};
+use integration_tests::aws::{
+    create_table, moto_config, moto_endpoint, patient_sdk_config_for, sdk_config_for,
+};
 use integration_tests::counting_proxy::CountingProxy;
 use integrator_lambda::aws::Table;
 use integrator_lambda::aws::idempotency::DynamoIdempotency;
@@ -390,7 +392,7 @@ async fn concurrent_runs_of_one_request_run_the_work_once() {
     let proxy = CountingProxy::start_serialized(&moto_endpoint())
         .await
         .expect("proxy");
-    let counted = sdk_config_for(&proxy.endpoint()).await;
+    let counted = patient_sdk_config_for(&proxy.endpoint()).await;
     let idem = Arc::new(Idempotency::new(Arc::new(DynamoIdempotency::new(
         Table::new(&counted, &table),
     ))));

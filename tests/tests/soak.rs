@@ -1079,13 +1079,16 @@ fn soak_nothing_lost_nothing_run_twice() {
         .enable_all()
         .build()
         .expect("runtime");
-    // The pages run while the worker path does (each has its own table, proxies and
-    // processes; the worker path spends most of its time waiting for visibility timeouts).
-    let ((w, wf, wt), (p, pf, pt)) =
-        rt.block_on(async { tokio::join!(soak_worker(n), soak_pages(n)) });
+    // The three paths run at once: each has its own table, queue, proxies and processes, and
+    // each spends most of its time waiting (visibility timeouts, replies held past the SDK's
+    // timeout, restarts after a kill). The incoming path's senders are threads of their own.
+    let (((w, wf, wt), (p, pf, pt)), (i, inf, it)) = std::thread::scope(|scope| {
+        let incoming = scope.spawn(|| soak_incoming(&rt, n));
+        let others = rt.block_on(async { tokio::join!(soak_worker(n), soak_pages(n)) });
+        (others, incoming.join().expect("the incoming path's thread"))
+    });
     println!("worker: {w:?} faults {wf:?} in {wt:?}");
     println!("pages: {p:?} faults {pf:?} in {pt:?}");
-    let (i, inf, it) = soak_incoming(&rt, n);
     println!("incoming: {i:?} faults {inf:?} in {it:?}");
 
     let (pages_lost, pages_late) = lost_or_late(&pf);
