@@ -115,7 +115,7 @@ promises:
 deny:
 	bash scripts/deny.sh
 
-# Every binary, as `cargo build` makes it (make soak; make bench builds its own). `make test`
+# Every binary, as `cargo build` makes it (make bench builds its own). `make test`
 # does not need this: lint-build's `cargo test --no-run` already builds every binary the
 # integration tests start, with the tests' feature set (the dev-dependencies turn on more
 # features of a few crates, so a plain `cargo build` compiles the AWS SDK tree a second time).
@@ -137,10 +137,12 @@ fuzz:
 # 1,000 webhooks, and 200 `upsertRecords` and 200 `dropDuplicates` pages through the DynamoDB
 # dedup store, under injected faults (lost and late replies included) and kills; writes its
 # figures and the "Lost replies" section into docs/RELIABILITY.md.
-soak: $(TOOLS) build-bins
+# (`cargo test --workspace --no-run` builds the binaries the soak starts, with the tests' features.)
+soak: $(TOOLS)
+	cargo test --workspace --no-run -q
 	bash scripts/moto.sh start; trap 'bash scripts/moto.sh stop' EXIT; \
 	  MOTO_ENDPOINT=http://127.0.0.1:$(MOTO_PORT) SOAK_MESSAGES=$(or $(SOAK_MESSAGES),1000) \
-	  SOAK_REPORT=docs/RELIABILITY.md cargo test -p integration-tests --test soak -- --nocapture
+	  SOAK_REPORT=docs/RELIABILITY.md cargo test --workspace --test soak -- --nocapture
 
 lint-template: $(TOOLS)
 	bash scripts/lint-template.sh

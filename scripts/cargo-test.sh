@@ -36,8 +36,10 @@ export MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 
 # Built once, before both start (a no-op after `make lint-build`).
 cargo test --workspace --no-run -q
+# `--workspace --test soak`, not `-p integration-tests`: features are unified over the packages
+# a command selects, and one package alone would compile the AWS SDK tree again.
 MOTO_ENDPOINT="http://127.0.0.1:$SOAK_MOTO_PORT" setsid \
-    cargo test -q -p integration-tests --test soak -- "$SOAK_TEST" --exact >"$SOAK_LOG" 2>&1 &
+    cargo test -q --workspace --test soak -- "$SOAK_TEST" --exact >"$SOAK_LOG" 2>&1 &
 soak_pid=$!
 
 status=0

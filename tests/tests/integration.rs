@@ -1,6 +1,6 @@
 //! Every integration test of this package except the soak, in one test binary (one link of the
 //! AWS SDK tree instead of one per file). Each file is a module: run one file's tests with
-//! `cargo test -p integration-tests --test integration <file>::`, one test with its full name.
+//! `cargo test --workspace --test integration <file>::`, one test with its full name.
 
 mod cache;
 mod concurrency;
