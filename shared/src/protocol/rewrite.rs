@@ -508,6 +508,60 @@ mod tests {
         }
     }
 
+    /// With the scan's word that keys are in order, objects are written as they come; one
+    /// scratch serves many texts.
+    #[test]
+    fn keys_in_order_and_reused_scratch_give_the_same_text() {
+        let mut scratch = Scratch::default();
+        for t in [
+            "{\"a\": 1.0, \"b\": {\"0\": [1, {\"c\": \"\\u00e9\"}]}, \"d\": {}}",
+            " [ {\"x\": [ ]} , 2.50 ] ",
+            "{\"k\": {\"1\": 1, \"2\": {\"3\": 1e2}}}",
+        ] {
+            for keys_in_order in [false, true] {
+                let mut out = b"prefix".to_vec();
+                rewrite_with(t.as_bytes(), keys_in_order, &mut scratch, &mut out).unwrap();
+                assert_eq!(&out[..6], b"prefix");
+                assert_eq!(String::from_utf8(out[6..].to_vec()).unwrap(), rw(t), "{t}");
+            }
+        }
+        // Without that word, a reused scratch still reorders each text on its own.
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            let t = r#"{"b":{"1":1,"0":0},"a":2,"b":3}"#;
+            rewrite_with(t.as_bytes(), false, &mut scratch, &mut out).unwrap();
+            assert_eq!(out, br#"{"b":3,"a":2}"#);
+        }
+    }
+
+    /// Trailing zeros of a fraction dropped only where the rest is what JavaScript prints;
+    /// the other spellings go through the number's value.
+    #[test]
+    fn decimals_lose_their_trailing_zeros_as_javascript_prints_them() {
+        for (t, want) in [
+            ("3.0", "3"),
+            ("-12.500", "-12.5"),
+            ("0.0", "0"),
+            ("-0.0", "0"),
+            ("-0.000", "0"),
+            ("100.00", "100"),
+            ("0.0000010", "0.000001"),
+            ("0.00000010", "1e-7"),
+            ("123456789012345.0", "123456789012345"),
+            ("1234567890123456.0", "1234567890123456"),
+            ("12345678901234567.0", "12345678901234568"),
+            ("0.1234567890123450", "0.123456789012345"),
+            ("0.12345678901234560", "0.1234567890123456"),
+            ("1.0e2", "100"),
+            ("10", "10"),
+        ] {
+            assert_eq!(rw(t), want, "{t}");
+        }
+        assert_eq!(without_trailing_zeros(b"10"), None);
+        assert_eq!(without_trailing_zeros(b"1e10"), None);
+        assert_eq!(without_trailing_zeros(b"1.5"), None);
+    }
+
     #[test]
     fn malformed_text_is_refused() {
         for t in ["[1,]", "{\"a\" 1}", "[1] x", "\"\\x\"", "[", ""] {
