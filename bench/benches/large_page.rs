@@ -5,8 +5,8 @@
 //! `Envelope::from_body`); against the floor, `serde_json::from_slice::<Value>` +
 //! `serde_json::to_vec` of the same bytes. `dispatch_python_quarter` and `dispatch_pretty` run
 //! the same page written by other tools (one record in four as Python's `json.dumps` writes it;
-//! the whole body pretty-printed), and `envelope_only_*` the scan alone of each. Run by `make bench` only (harness = false; `cargo
-//! test` does not run it).
+//! the whole body pretty-printed), and `envelope_only_*` the scan alone of each. Run by
+//! `make bench` only (harness = false; `cargo test` does not run it).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use integration_tests::reference::{Mode, extension};

@@ -422,7 +422,11 @@ fn decimals_with_trailing_zeros_are_written_as_node_writes_them() {
     };
     for (line, want) in lines.iter().zip(&node) {
         let (got, _) = ours_lazy(line).expect("the page path reads it");
-        assert_eq!(Some(&got), want.as_ref(), "differs from JSON.stringify: {line}");
+        assert_eq!(
+            Some(&got),
+            want.as_ref(),
+            "differs from JSON.stringify: {line}"
+        );
     }
 }
 
