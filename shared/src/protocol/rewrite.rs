@@ -241,9 +241,7 @@ impl Rewriter<'_> {
     }
 
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.i += 1;
-        }
+        self.i = super::scan::skip_ws(self.b, self.i);
     }
 
     fn literal(&mut self, word: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {

@@ -204,9 +204,7 @@ impl<'a> Scanner<'a> {
     /// Skip whitespace; any makes the current record not canonical.
     fn ws(&mut self) {
         let start = self.i;
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.i += 1;
-        }
+        self.i = skip_ws(self.b, self.i);
         if self.i != start {
             self.canon = false;
         }
@@ -540,6 +538,27 @@ impl<'a> Scanner<'a> {
             self.canon = false;
         }
         Ok(())
+    }
+}
+
+/// The first index at or after `i` that is not JSON whitespace in `b`. A pretty-printed page
+/// is nearly half indentation: runs of spaces are skipped eight bytes at a time.
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+    loop {
+        match b.get(i) {
+            Some(b' ') => match b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+                // `b[i]` is a space: the lowest byte of `x` is zero, so this moves on by one
+                // to eight bytes, up to the first that is not a space.
+                Some(w) => match u64::from_le_bytes(w) ^ SPACES {
+                    0 => i += 8,
+                    x => i += (x.trailing_zeros() / 8) as usize,
+                },
+                None => i += 1,
+            },
+            Some(b'\t' | b'\n' | b'\r') => i += 1,
+            _ => return i,
+        }
     }
 }
 
