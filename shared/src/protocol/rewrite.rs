@@ -241,7 +241,10 @@ impl Rewriter<'_> {
     }
 
     fn ws(&mut self) {
-        self.i = super::scan::skip_ws(self.b, self.i);
+        // Where there is none (between most tokens), one byte looked at and no call.
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i = super::scan::skip_ws(self.b, self.i);
+        }
     }
 
     fn literal(&mut self, word: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {

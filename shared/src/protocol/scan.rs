@@ -157,8 +157,6 @@ struct Scanner<'a> {
     /// Cleared by a repeated key, an array-index key out of JavaScript's order, or a key the
     /// check does not read (escaped, past [`MAX_KEYS_CHECKED`], deeper than [`MAX_DEPTH`]).
     keys_ok: bool,
-    /// Set by a string escape that `JSON.stringify` does not write (`\/`, `\u0041`).
-    odd_escape: bool,
     suspicious: bool,
     /// Key ranges of the objects being scanned (a stack: each object truncates back to its base).
     keys: Vec<(usize, usize)>,
@@ -173,7 +171,6 @@ impl<'a> Scanner<'a> {
             i: 0,
             canon: true,
             keys_ok: true,
-            odd_escape: false,
             suspicious: false,
             keys: Vec::with_capacity(64),
             in_record: false,
@@ -203,9 +200,9 @@ impl<'a> Scanner<'a> {
 
     /// Skip whitespace; any makes the current record not canonical.
     fn ws(&mut self) {
-        let start = self.i;
-        self.i = skip_ws(self.b, self.i);
-        if self.i != start {
+        // Canonical text has none: one byte looked at, and no call.
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i = skip_ws(self.b, self.i);
             self.canon = false;
         }
     }
@@ -374,7 +371,6 @@ impl<'a> Scanner<'a> {
         let mut named = false;
         loop {
             self.ws();
-            self.odd_escape = false;
             let (ks, ke, plain) = self.string()?;
             let key = &self.b[ks..ke];
             // Checked in records that are not canonical too: the rewrite takes the verdict.
@@ -383,7 +379,7 @@ impl<'a> Scanner<'a> {
                 // `JSON.stringify` does not write (`"\u0061"` is `"a"`: its text is not the
                 // only one for its name): not known to be in order.
                 let seen = &self.keys[base..];
-                if self.odd_escape
+                if (!plain && !escaped_as_node_writes(key))
                     || seen.len() >= MAX_KEYS_CHECKED
                     || seen.iter().any(|&(s, e)| &self.b[s..e] == key)
                 {
@@ -439,7 +435,6 @@ impl<'a> Scanner<'a> {
                 Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
                 Some(b'/') => {
                     self.canon = false;
-                    self.odd_escape = true;
                     self.i += 2;
                 }
                 Some(b'u') => {
@@ -452,13 +447,11 @@ impl<'a> Scanner<'a> {
                     if (0xD800..=0xDFFF).contains(&cp) {
                         // Lone surrogates are refused by the general parser; pairs are rare.
                         self.suspect();
-                        self.odd_escape = true;
                     } else if cp >= 0x20
                         || matches!(cp, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)
                         || hex.iter().any(u8::is_ascii_uppercase)
                     {
                         self.canon = false;
-                        self.odd_escape = true;
                     }
                     self.i += 6;
                 }
@@ -541,37 +534,11 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The first index at or after `i` that is not JSON whitespace in `b`. A pretty-printed page
-/// is nearly half indentation: runs of spaces are skipped eight bytes at a time.
-pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
-    loop {
-        match b.get(i) {
-            Some(b' ') => match b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-                // `b[i]` is a space: the lowest byte of `x` is zero, so this moves on by one
-                // to eight bytes, up to the first that is not a space.
-                Some(w) => match u64::from_le_bytes(w) ^ SPACES {
-                    0 => i += 8,
-                    x => i += (x.trailing_zeros() / 8) as usize,
-                },
-                None => i += 1,
-            },
-            Some(b'\t' | b'\n' | b'\r') => i += 1,
-            _ => return i,
-        }
-    }
-}
-
-/// The value of an array-index key ([`super::json::is_array_index`]).
-fn array_index(key: &[u8]) -> Option<u64> {
-    let key = std::str::from_utf8(key).ok()?;
-    if !super::json::is_array_index(key) {
-        return None;
-    }
-    key.parse().ok()
-}
-
+mod chars;
 mod deep;
+
+pub(crate) use chars::skip_ws;
+use chars::{array_index, escaped_as_node_writes};
 
 #[cfg(test)]
 #[path = "scan_tests.rs"]

@@ -179,3 +179,15 @@ fn whitespace_runs_of_any_length_are_skipped_to_the_first_other_byte() {
     let spaces = format!("{}{}", " ".repeat(19), "\u{3000}");
     assert_eq!(skip_ws(spaces.as_bytes(), 3), 19);
 }
+
+#[test]
+fn only_escapes_json_stringify_writes_keep_a_keys_text_its_only_spelling() {
+    for k in ["", "a", r#"a\"b\\c"#, r"\b\f\n\r\t", r"\u0000\u001f\u000b"] {
+        assert!(chars::escaped_as_node_writes(k.as_bytes()), "{k}");
+    }
+    for k in [
+        r"\/", r"\u0061", r"\u001F", r"\u000a", r"\u0008", r"\ud800", r"x\u00e9",
+    ] {
+        assert!(!chars::escaped_as_node_writes(k.as_bytes()), "{k}");
+    }
+}
