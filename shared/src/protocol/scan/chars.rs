@@ -2,6 +2,9 @@
 
 /// The first index at or after `i` that is not JSON whitespace in `b`. A pretty-printed page
 /// is nearly half indentation: runs of spaces are skipped eight bytes at a time.
+/// Kept out of line, so that the callers' check for none (the canonical case) stays small
+/// enough to be inlined where it is used.
+#[inline(never)]
 pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
     loop {
