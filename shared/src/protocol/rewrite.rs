@@ -241,9 +241,8 @@ impl Rewriter<'_> {
     }
 
     fn ws(&mut self) {
-        // Where there is none (between most tokens), one byte looked at and no call.
-        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.i = super::scan::skip_ws(self.b, self.i);
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
         }
     }
 

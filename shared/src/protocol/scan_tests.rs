@@ -163,24 +163,6 @@ fn records_say_whether_their_keys_are_in_javascripts_order() {
 }
 
 #[test]
-fn whitespace_runs_of_any_length_are_skipped_to_the_first_other_byte() {
-    for n in 0..40 {
-        for tail in ["", "x", " \t\n", "\u{a0}"] {
-            let t = format!("{}{tail}", " \n  ".repeat(n / 4) + &" ".repeat(n % 4));
-            let b = t.as_bytes();
-            let want = b
-                .iter()
-                .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
-                .unwrap_or(b.len());
-            assert_eq!(skip_ws(b, 0), want, "{t:?}");
-            assert_eq!(skip_ws(b, b.len()), b.len());
-        }
-    }
-    let spaces = format!("{}{}", " ".repeat(19), "\u{3000}");
-    assert_eq!(skip_ws(spaces.as_bytes(), 3), 19);
-}
-
-#[test]
 fn only_escapes_json_stringify_writes_keep_a_keys_text_its_only_spelling() {
     for k in ["", "a", r#"a\"b\\c"#, r"\b\f\n\r\t", r"\u0000\u001f\u000b"] {
         assert!(chars::escaped_as_node_writes(k.as_bytes()), "{k}");

@@ -1,28 +1,5 @@
-//! Byte-level helpers of the scan, shared with the rewrite.
-
-/// The first index at or after `i` that is not JSON whitespace in `b`. A pretty-printed page
-/// is nearly half indentation: runs of spaces are skipped eight bytes at a time.
-/// Kept out of line, so that the callers' check for none (the canonical case) stays small
-/// enough to be inlined where it is used.
-#[inline(never)]
-pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
-    loop {
-        match b.get(i) {
-            Some(b' ') => match b.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
-                // `b[i]` is a space: the lowest byte of `x` is zero, so this moves on by one
-                // to eight bytes, up to the first that is not a space.
-                Some(w) => match u64::from_le_bytes(w) ^ SPACES {
-                    0 => i += 8,
-                    x => i += (x.trailing_zeros() / 8) as usize,
-                },
-                None => i += 1,
-            },
-            Some(b'\t' | b'\n' | b'\r') => i += 1,
-            _ => return i,
-        }
-    }
-}
+//! What the scan reads of a key: whether it is an array index, and whether its escapes are
+//! those `JSON.stringify` writes.
 
 /// The value of an array-index key ([`crate::protocol::json::is_array_index`]).
 pub(super) fn array_index(key: &[u8]) -> Option<u64> {
