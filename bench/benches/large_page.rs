@@ -5,8 +5,8 @@
 //! `Envelope::from_body`); against the floor, `serde_json::from_slice::<Value>` +
 //! `serde_json::to_vec` of the same bytes. `dispatch_python_quarter` and `dispatch_pretty` run
 //! the same page written by other tools (one record in four as Python's `json.dumps` writes it;
-//! the whole body pretty-printed). Run by `make bench` only (harness = false; `cargo
-//! test` does not run it).
+//! the whole body pretty-printed), and `envelope_only_*` the scan alone of each. Run by
+//! `make bench` only (harness = false; `cargo test` does not run it).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use integration_tests::reference::{Mode, extension};
@@ -91,6 +91,11 @@ fn large_page(c: &mut Criterion) {
         // The same answer, byte for byte, whichever form the page came in.
         assert_eq!(through_dispatch(&other).to_bytes(), lazy.to_bytes());
         g.bench_function(name, |b| b.iter(|| through_dispatch(black_box(&other))));
+        // The scan alone for this form: what the rest of `name` costs is the answer's writing.
+        let scan = name.replace("dispatch", "envelope_only");
+        g.bench_function(scan, |b| {
+            b.iter(|| Envelope::from_json(black_box(other.clone())).expect("json"))
+        });
     }
     g.finish();
     let meta = serde_json::json!({"bytes": bytes.len(), "records": records});

@@ -378,6 +378,58 @@ fn output_is_byte_identical_to_node_json_stringify() {
     );
 }
 
+/// Decimals with trailing zeros in their fraction (`3.0`, `-12.500`, `0.0000010`: how Python and
+/// other writers spell floats), written back untouched on the page path, must be what
+/// `JSON.stringify` writes for them: the rewrite drops the zeros without reading the number
+/// when what is left is plain, and reads it otherwise. Digits, signs, leading zeros of the
+/// fraction and lengths around the 15-digit and 1e-6 edges are drawn at random.
+#[test]
+fn decimals_with_trailing_zeros_are_written_as_node_writes_them() {
+    let mut r = Rng(0x5EED_0000_3000_0001);
+    let digit = |r: &mut Rng| char::from(b'0' + r.below(10) as u8);
+    let mut lines = Vec::new();
+    for _ in 0..200 {
+        let mut numbers = Vec::new();
+        for _ in 0..50 {
+            let mut n = String::new();
+            if r.below(3) == 0 {
+                n.push('-');
+            }
+            if r.below(3) == 0 {
+                n.push('0');
+            } else {
+                n.push(char::from(b'1' + r.below(9) as u8));
+                for _ in 0..r.below(18) {
+                    n.push(digit(&mut r));
+                }
+            }
+            n.push('.');
+            for _ in 0..r.below(8) {
+                n.push('0');
+            }
+            for _ in 0..r.below(12) {
+                n.push(digit(&mut r));
+            }
+            for _ in 0..=r.below(4) {
+                n.push('0');
+            }
+            numbers.push(n);
+        }
+        lines.push(format!("[{}]", numbers.join(", ")));
+    }
+    let Some(node) = node_stringify(&lines) else {
+        return;
+    };
+    for (line, want) in lines.iter().zip(&node) {
+        let (got, _) = ours_lazy(line).expect("the page path reads it");
+        assert_eq!(
+            Some(&got),
+            want.as_ref(),
+            "differs from JSON.stringify: {line}"
+        );
+    }
+}
+
 /// Invalid UTF-8 in a page: Node's transports decode the body with `Buffer`'s UTF-8 decoder
 /// (each invalid sequence becomes U+FFFD) before `JSON.parse`; the page path reads it the same
 /// way, and the record comes back as Node writes it.

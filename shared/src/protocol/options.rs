@@ -205,7 +205,7 @@ impl TextOptions {
             let Some(records) = f.records else { continue };
             let page = records
                 .iter()
-                .map(|r| Record::from_text(text.slice(r.range()), r.canonical))
+                .map(|r| Record::from_span(text.slice(r.range()), r))
                 .collect();
             // The spans go before the next page is built.
             drop(records);

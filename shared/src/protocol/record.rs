@@ -37,6 +37,8 @@ enum Repr {
     Text {
         text: Bytes,
         canonical: bool,
+        /// The scan's verdict: no object in the text needs its keys reordered.
+        keys_in_order: bool,
         parsed: OnceLock<Box<Value>>,
     },
     /// Boxed, as is the parsed value above: a page is a vector of records, most of them never
@@ -47,10 +49,22 @@ enum Repr {
 impl Record {
     /// A record from its JSON text. `canonical` must be [`super::scan::canonical`]'s verdict
     /// (the text is then written back as it is).
+    #[cfg(test)]
     pub(crate) fn from_text(text: Bytes, canonical: bool) -> Self {
         Record(Repr::Text {
             text,
             canonical,
+            keys_in_order: false,
+            parsed: OnceLock::new(),
+        })
+    }
+
+    /// A record from its text and what the scan found of it.
+    pub(crate) fn from_span(text: Bytes, span: &super::scan::RecordSpan) -> Self {
+        Record(Repr::Text {
+            text,
+            canonical: span.canonical,
+            keys_in_order: span.keys_in_order,
             parsed: OnceLock::new(),
         })
     }
@@ -103,18 +117,26 @@ impl Record {
         }
     }
 
+    /// A record still in its text that is not in `JSON.stringify`'s form: the text, and
+    /// whether the scan found its keys in order.
+    fn to_rewrite(&self) -> Option<(&Bytes, bool)> {
+        match &self.0 {
+            Repr::Text {
+                text,
+                canonical: false,
+                keys_in_order,
+                ..
+            } => Some((text, *keys_in_order)),
+            _ => None,
+        }
+    }
+
     /// What `JSON.stringify` writes for a record still in its text that is not in that form.
     fn rewritten(&self) -> Option<String> {
-        let Repr::Text {
-            text,
-            canonical: false,
-            ..
-        } = &self.0
-        else {
-            return None;
-        };
+        let (text, keys_in_order) = self.to_rewrite()?;
         let mut out = Vec::with_capacity(text.len());
-        super::rewrite::rewrite(text, &mut out).ok()?;
+        let mut scratch = super::rewrite::Scratch::default();
+        super::rewrite::rewrite_with(text, keys_in_order, &mut scratch, &mut out).ok()?;
         String::from_utf8(out).ok()
     }
 }
@@ -221,7 +243,15 @@ impl Serialize for Record {
                 Ok(t) => t,
                 Err(_) => return self.value().serialize(s),
             },
-            // Unchanged but not in JSON.stringify's form: rewritten from its text alone.
+            // Unchanged but not in JSON.stringify's form, and [`super::text::to_text`] writing:
+            // rewritten from its text straight into the answer when the output is cut.
+            None if self
+                .to_rewrite()
+                .is_some_and(|(text, keys)| super::text::splice_rewrite(text, keys)) =>
+            {
+                super::text::MARK_TEXT
+            }
+            // Otherwise rewritten here, from its text alone.
             None => match self.rewritten() {
                 Some(t) => {
                     rewritten = t;

@@ -18,11 +18,17 @@
 
 use super::json::{is_array_index, js_number};
 
-/// An open array or object: for an object, where it starts in the output and, per member, the
-/// output ranges of its key (quotes included) and value.
+/// An open array or object. An object whose keys may need reordering notes where it starts in
+/// the output and where its members are in [`Scratch::members`].
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Frame {
     Array,
-    Object { start: usize, members: Vec<Member> },
+    /// Keys known to be in JavaScript's order (the scan said so): written as they come.
+    Object,
+    Sorted {
+        start: usize,
+        base: usize,
+    },
 }
 
 /// One member of an object being written: `out[key.0..key.1]` is its key (with quotes),
@@ -33,10 +39,33 @@ struct Member {
     end: usize,
 }
 
+/// The rewrite's working memory, kept from one record to the next (a page rewrites thousands
+/// of records: none of them allocates a stack or a member list of its own).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    stack: Vec<Frame>,
+    /// The members of every open [`Frame::Sorted`] object, each object's after its parent's.
+    members: Vec<Member>,
+}
+
 /// Append to `out` what `JSON.stringify(JSON.parse(text))` writes for `text`.
 pub(crate) fn rewrite(text: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    rewrite_with(text, false, &mut Scratch::default(), out)
+}
+
+/// [`rewrite`], with `keys_in_order` the scan's verdict on the text's objects
+/// ([`super::scan::RecordSpan::keys_in_order`]: no key repeated, array-index keys first and
+/// ascending; then their members are not tracked nor checked), and working memory to reuse.
+pub(crate) fn rewrite_with(
+    text: &[u8],
+    keys_in_order: bool,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Result<(), ()> {
+    scratch.stack.clear();
+    scratch.members.clear();
+    let Scratch { stack, members } = scratch;
     let mut r = Rewriter { b: text, i: 0 };
-    let mut stack: Vec<Frame> = Vec::new();
     'value: loop {
         r.ws();
         match r.peek().ok_or(())? {
@@ -50,10 +79,15 @@ pub(crate) fn rewrite(text: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
                     let start = out.len();
                     out.push(b'{');
                     let key = r.key(out)?;
-                    stack.push(Frame::Object {
-                        start,
-                        members: vec![Member { key, end: 0 }],
-                    });
+                    if keys_in_order {
+                        stack.push(Frame::Object);
+                    } else {
+                        stack.push(Frame::Sorted {
+                            start,
+                            base: members.len(),
+                        });
+                        members.push(Member { key, end: 0 });
+                    }
                     continue 'value;
                 }
             }
@@ -79,46 +113,49 @@ pub(crate) fn rewrite(text: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
         // A value is written: close what it closes, then go on to the next one.
         loop {
             r.ws();
-            let Some(top) = stack.last_mut() else {
+            let Some(&top) = stack.last() else {
                 return if r.i == r.b.len() { Ok(()) } else { Err(()) };
             };
-            match top {
-                Frame::Array => match r.peek() {
-                    Some(b',') => {
-                        r.i += 1;
-                        out.push(b',');
-                        continue 'value;
+            match (top, r.peek()) {
+                (Frame::Array, Some(b',')) => {
+                    r.i += 1;
+                    out.push(b',');
+                    continue 'value;
+                }
+                (Frame::Array, Some(b']')) => {
+                    r.i += 1;
+                    out.push(b']');
+                    stack.pop();
+                }
+                (Frame::Object | Frame::Sorted { .. }, Some(b',')) => {
+                    r.i += 1;
+                    if let Some(m) = members.last_mut().filter(|_| top != Frame::Object) {
+                        m.end = out.len();
                     }
-                    Some(b']') => {
-                        r.i += 1;
-                        out.push(b']');
-                        stack.pop();
+                    out.push(b',');
+                    r.ws();
+                    let key = r.key(out)?;
+                    if top != Frame::Object {
+                        members.push(Member { key, end: 0 });
                     }
-                    _ => return Err(()),
-                },
-                Frame::Object { start, members } => {
+                    continue 'value;
+                }
+                (Frame::Object, Some(b'}')) => {
+                    r.i += 1;
+                    out.push(b'}');
+                    stack.pop();
+                }
+                (Frame::Sorted { start, base }, Some(b'}')) => {
+                    r.i += 1;
                     if let Some(m) = members.last_mut() {
                         m.end = out.len();
                     }
-                    match r.peek() {
-                        Some(b',') => {
-                            r.i += 1;
-                            out.push(b',');
-                            r.ws();
-                            let key = r.key(out)?;
-                            members.push(Member { key, end: 0 });
-                            continue 'value;
-                        }
-                        Some(b'}') => {
-                            r.i += 1;
-                            out.push(b'}');
-                            let (start, members) = (*start, std::mem::take(members));
-                            stack.pop();
-                            in_js_order(out, start, &members);
-                        }
-                        _ => return Err(()),
-                    }
+                    out.push(b'}');
+                    stack.pop();
+                    in_js_order(out, start, &members[base..]);
+                    members.truncate(base);
                 }
+                _ => return Err(()),
             }
         }
     }
@@ -307,6 +344,14 @@ impl Rewriter<'_> {
             out.extend_from_slice(tok);
             return Ok(());
         }
+        // `3.0`, `1.50` (Python's floats): the same number without its fraction's trailing
+        // zeros, which JavaScript prints as it is when that text is plain.
+        if let Some(short) = without_trailing_zeros(tok)
+            && plain(short)
+        {
+            out.extend_from_slice(short);
+            return Ok(());
+        }
         // The scan checked the grammar; Rust reads a decimal text as the nearest double, as
         // `JSON.parse` does, and beyond f64's range as an infinity (written `null`).
         let v: f64 = std::str::from_utf8(tok)
@@ -346,6 +391,24 @@ fn plain(tok: &[u8]) -> bool {
             }
         }
     }
+}
+
+/// A decimal without exponent (`-12.500`, `3.0`) without its fraction's trailing zeros, and
+/// without the point when nothing is left after it (`-12.5`, `3`): the same number. `None` for
+/// other texts.
+fn without_trailing_zeros(tok: &[u8]) -> Option<&[u8]> {
+    if tok.last() != Some(&b'0') || tok.iter().any(|&c| c == b'e' || c == b'E') {
+        return None;
+    }
+    let point = tok.iter().position(|&c| c == b'.')?;
+    let mut end = tok.len();
+    while end > point + 1 && tok[end - 1] == b'0' {
+        end -= 1;
+    }
+    if end == point + 1 {
+        end = point;
+    }
+    Some(&tok[..end])
 }
 
 /// One UTF-16 code unit (not half of a pair) as `JSON.stringify` writes it.
@@ -443,6 +506,60 @@ mod tests {
         ] {
             assert_eq!(rw(t), t);
         }
+    }
+
+    /// With the scan's word that keys are in order, objects are written as they come; one
+    /// scratch serves many texts.
+    #[test]
+    fn keys_in_order_and_reused_scratch_give_the_same_text() {
+        let mut scratch = Scratch::default();
+        for t in [
+            "{\"a\": 1.0, \"b\": {\"0\": [1, {\"c\": \"\\u00e9\"}]}, \"d\": {}}",
+            " [ {\"x\": [ ]} , 2.50 ] ",
+            "{\"k\": {\"1\": 1, \"2\": {\"3\": 1e2}}}",
+        ] {
+            for keys_in_order in [false, true] {
+                let mut out = b"prefix".to_vec();
+                rewrite_with(t.as_bytes(), keys_in_order, &mut scratch, &mut out).unwrap();
+                assert_eq!(&out[..6], b"prefix");
+                assert_eq!(String::from_utf8(out[6..].to_vec()).unwrap(), rw(t), "{t}");
+            }
+        }
+        // Without that word, a reused scratch still reorders each text on its own.
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            let t = r#"{"b":{"1":1,"0":0},"a":2,"b":3}"#;
+            rewrite_with(t.as_bytes(), false, &mut scratch, &mut out).unwrap();
+            assert_eq!(out, br#"{"b":3,"a":2}"#);
+        }
+    }
+
+    /// Trailing zeros of a fraction dropped only where the rest is what JavaScript prints;
+    /// the other spellings go through the number's value.
+    #[test]
+    fn decimals_lose_their_trailing_zeros_as_javascript_prints_them() {
+        for (t, want) in [
+            ("3.0", "3"),
+            ("-12.500", "-12.5"),
+            ("0.0", "0"),
+            ("-0.0", "0"),
+            ("-0.000", "0"),
+            ("100.00", "100"),
+            ("0.0000010", "0.000001"),
+            ("0.00000010", "1e-7"),
+            ("123456789012345.0", "123456789012345"),
+            ("1234567890123456.0", "1234567890123456"),
+            ("12345678901234567.0", "12345678901234568"),
+            ("0.1234567890123450", "0.123456789012345"),
+            ("0.12345678901234560", "0.1234567890123456"),
+            ("1.0e2", "100"),
+            ("10", "10"),
+        ] {
+            assert_eq!(rw(t), want, "{t}");
+        }
+        assert_eq!(without_trailing_zeros(b"10"), None);
+        assert_eq!(without_trailing_zeros(b"1e10"), None);
+        assert_eq!(without_trailing_zeros(b"1.5"), None);
     }
 
     #[test]

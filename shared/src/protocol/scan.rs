@@ -50,7 +50,12 @@ pub const RECORD_KEYS: [&str; 5] = [
 pub struct RecordSpan {
     start: u32,
     end: u32,
+    /// Written back as it is (see the module notes).
     pub canonical: bool,
+    /// No object in the record repeats a key, and array-index keys come first, ascending:
+    /// JavaScript's key order is the text's own (the rewrite need not check it again). Only
+    /// claimed for keys without escapes and objects of fewer than 64 keys; `false` is unknown.
+    pub keys_in_order: bool,
 }
 
 impl RecordSpan {
@@ -149,6 +154,9 @@ struct Scanner<'a> {
     i: usize,
     /// Cleared by anything not canonical in the current record.
     canon: bool,
+    /// Cleared by a repeated key, an array-index key out of JavaScript's order, or a key the
+    /// check does not read (escaped, past [`MAX_KEYS_CHECKED`], deeper than [`MAX_DEPTH`]).
+    keys_ok: bool,
     suspicious: bool,
     /// Key ranges of the objects being scanned (a stack: each object truncates back to its base).
     keys: Vec<(usize, usize)>,
@@ -162,6 +170,7 @@ impl<'a> Scanner<'a> {
             b,
             i: 0,
             canon: true,
+            keys_ok: true,
             suspicious: false,
             keys: Vec::with_capacity(64),
             in_record: false,
@@ -260,6 +269,7 @@ impl<'a> Scanner<'a> {
         let mut out = Vec::new();
         self.elements(|s| {
             s.canon = true;
+            s.keys_ok = true;
             s.in_record = true;
             let start = s.i;
             let scanned = s.value(2);
@@ -270,6 +280,7 @@ impl<'a> Scanner<'a> {
                 start: u32::try_from(start).map_err(|_| ())?,
                 end: u32::try_from(s.i).map_err(|_| ())?,
                 canonical: s.canon,
+                keys_in_order: s.keys_ok,
             });
             Ok(())
         })?;
@@ -313,6 +324,7 @@ impl<'a> Scanner<'a> {
         if depth > MAX_DEPTH {
             if self.in_record {
                 self.canon = false;
+                self.keys_ok = false;
                 return self.deep();
             }
             self.suspicious = true;
@@ -363,24 +375,31 @@ impl<'a> Scanner<'a> {
             self.ws();
             let (ks, ke, plain) = self.string()?;
             let key = &self.b[ks..ke];
-            if self.canon {
-                // Too many keys to compare, or a repeated one: not canonical.
+            // Checked in records that are not canonical too: the rewrite takes the verdict.
+            if self.keys_ok {
+                // Too many keys to compare, a repeated one, or one written with an escape
+                // `JSON.stringify` does not write (`"\u0061"` is `"a"`: its text is not the
+                // only one for its name): not known to be in order.
                 let seen = &self.keys[base..];
-                if seen.len() >= MAX_KEYS_CHECKED || seen.iter().any(|&(s, e)| &self.b[s..e] == key)
+                if (!plain && !escaped_as_node_writes(key))
+                    || seen.len() >= MAX_KEYS_CHECKED
+                    || seen.iter().any(|&(s, e)| &self.b[s..e] == key)
                 {
-                    self.canon = false;
+                    self.keys_ok = false;
                 } else {
                     self.keys.push((ks, ke));
                 }
                 match plain.then(|| array_index(key)).flatten() {
                     Some(n) => {
                         if named || last_index.is_some_and(|l| l >= n) {
-                            self.canon = false;
+                            self.keys_ok = false;
                         }
                         last_index = Some(n);
                     }
                     None => named = true,
                 }
+                // Keys out of order are not canonical either.
+                self.canon &= self.keys_ok;
             }
             self.ws();
             self.expect(b':')?;
@@ -441,66 +460,6 @@ impl<'a> Scanner<'a> {
                 _ => return Err(()),
             }
         }
-    }
-
-    /// A value nested past [`MAX_DEPTH`] inside a record, checked with a stack of its own (one
-    /// byte per open bracket, at most [`MAX_RECORD_DEPTH`]) instead of by recursion.
-    fn deep(&mut self) -> Result<(), ()> {
-        let mut open: Vec<u8> = Vec::new();
-        loop {
-            // A value.
-            self.ws();
-            match self.peek() {
-                Some(c @ (b'[' | b'{')) => {
-                    self.i += 1;
-                    self.ws();
-                    let close = if c == b'[' { b']' } else { b'}' };
-                    if self.peek() == Some(close) {
-                        self.i += 1;
-                    } else {
-                        // The levels above this value (MAX_DEPTH) count too.
-                        if open.len() + MAX_DEPTH as usize >= MAX_RECORD_DEPTH {
-                            return Err(());
-                        }
-                        open.push(close);
-                        if c == b'{' {
-                            self.member_key()?;
-                        }
-                        continue;
-                    }
-                }
-                Some(b'"') => {
-                    self.string()?;
-                }
-                Some(b't') => self.literal(b"true")?,
-                Some(b'f') => self.literal(b"false")?,
-                Some(b'n') => self.literal(b"null")?,
-                Some(b'-' | b'0'..=b'9') => self.number()?,
-                _ => return Err(()),
-            }
-            // After a value: close what it closes, or go on to the next element or member.
-            loop {
-                let Some(&close) = open.last() else {
-                    return Ok(());
-                };
-                if !self.closes(close)? {
-                    if close == b'}' {
-                        self.member_key()?;
-                    }
-                    break;
-                }
-                open.pop();
-            }
-        }
-    }
-
-    /// A member's key and its `:` (the keys of deep objects are not compared: the record is
-    /// already not canonical).
-    fn member_key(&mut self) -> Result<(), ()> {
-        self.ws();
-        self.string()?;
-        self.ws();
-        self.expect(b':')
     }
 
     fn digits(&mut self) -> usize {
@@ -577,14 +536,10 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The value of an array-index key ([`super::json::is_array_index`]).
-fn array_index(key: &[u8]) -> Option<u64> {
-    let key = std::str::from_utf8(key).ok()?;
-    if !super::json::is_array_index(key) {
-        return None;
-    }
-    key.parse().ok()
-}
+mod chars;
+mod deep;
+
+use chars::{array_index, escaped_as_node_writes};
 
 #[cfg(test)]
 #[path = "scan_tests.rs"]

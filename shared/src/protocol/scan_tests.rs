@@ -129,3 +129,47 @@ fn inside_a_record_what_json_parse_takes_only_makes_it_not_canonical() {
         assert_eq!(split_options(t.as_bytes()), Err(NotSplit::Suspicious));
     }
 }
+
+/// The scan tells the rewrite when a record's keys are already in JavaScript's order, in
+/// records that are not canonical too; it never claims it for keys it cannot compare by their
+/// text (an escape other than `JSON.stringify`'s: `"\u0061"` is `"a"`).
+#[test]
+fn records_say_whether_their_keys_are_in_javascripts_order() {
+    let t = concat!(
+        r#"{"data":[{"a": 1.0, "b": {"0":1, "1":2}}, {"a":1,"b":2,"a":3}, "#,
+        r#"{"b":1,"0":2}, {"\u0061":1,"a":2}, {"\n":1,"\n":2}, {"x":{"y":1,"y":2}}, "#,
+        r#"{"a\n":1,"a":2}],"x":1}"#
+    );
+    let f = split_options(t.as_bytes()).unwrap();
+    let verdicts: Vec<(bool, bool)> = f[0]
+        .records
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|r| (r.canonical, r.keys_in_order))
+        .collect();
+    assert_eq!(
+        verdicts,
+        [
+            (false, true),
+            (false, false),
+            (false, false),
+            (false, false),
+            (false, false),
+            (false, false),
+            (true, true),
+        ]
+    );
+}
+
+#[test]
+fn only_escapes_json_stringify_writes_keep_a_keys_text_its_only_spelling() {
+    for k in ["", "a", r#"a\"b\\c"#, r"\b\f\n\r\t", r"\u0000\u001f\u000b"] {
+        assert!(chars::escaped_as_node_writes(k.as_bytes()), "{k}");
+    }
+    for k in [
+        r"\/", r"\u0061", r"\u001F", r"\u000a", r"\u0008", r"\ud800", r"x\u00e9",
+    ] {
+        assert!(!chars::escaped_as_node_writes(k.as_bytes()), "{k}");
+    }
+}

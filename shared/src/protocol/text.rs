@@ -25,22 +25,35 @@ use std::cell::RefCell;
 /// What a record leaves in the writer's output in place of its text.
 const MARK: u8 = 0;
 
+/// What one mark in the writer's output stands for.
+#[derive(Clone, Copy)]
+enum Mark {
+    /// This range of the source.
+    Source(usize, usize),
+    /// `others[i]`: a record's text from elsewhere.
+    Other(usize),
+    /// `rewrites[i]`: a record's text to be rewritten into `JSON.stringify`'s form.
+    Rewrite(usize),
+}
+
 /// The records marked during one [`to_text`].
 #[derive(Default)]
 struct Marked {
     /// The request the records are expected to come from ([`within`]).
     source: Bytes,
-    /// Per mark, in order: the text's range in `source`, or `(usize::MAX, i)` for `others[i]`.
-    marks: Vec<(usize, usize)>,
+    /// Per mark, in order, what it stands for.
+    marks: Vec<Mark>,
     others: Vec<Bytes>,
+    /// Texts not in `JSON.stringify`'s form, and whether the scan found their keys in order.
+    rewrites: Vec<(Bytes, bool)>,
 }
 
 impl Marked {
     fn push(&mut self, text: &Bytes) {
         match range_in(&self.source, text) {
-            Some(r) => self.marks.push(r),
+            Some((s, e)) => self.marks.push(Mark::Source(s, e)),
             None => {
-                self.marks.push((usize::MAX, self.others.len()));
+                self.marks.push(Mark::Other(self.others.len()));
                 self.others.push(text.clone());
             }
         }
@@ -68,6 +81,20 @@ pub(crate) fn splice(text: &Bytes) -> bool {
     SPLICED.with_borrow_mut(|s| match s {
         Some(m) => {
             m.push(text);
+            true
+        }
+        None => false,
+    })
+}
+
+/// Called by an untouched record whose `text` is not in `JSON.stringify`'s form: like
+/// [`splice`], and the text is rewritten straight into the answer's bytes when the output is
+/// cut (no buffer of its own). `keys_in_order` is the scan's verdict on its objects' keys.
+pub(crate) fn splice_rewrite(text: &Bytes, keys_in_order: bool) -> bool {
+    SPLICED.with_borrow_mut(|s| match s {
+        Some(m) => {
+            m.marks.push(Mark::Rewrite(m.rewrites.len()));
+            m.rewrites.push((text.clone(), keys_in_order));
             true
         }
         None => false,
@@ -347,12 +374,14 @@ impl Gather<'_> {
     }
 }
 
-/// Cut the writer's output at its marks, or `None` when the marks are not the records handed.
+/// Cut the writer's output at its marks, or `None` when the marks are not the records handed
+/// (or a text to rewrite is not JSON after all).
 fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
     let Marked {
         source,
         marks,
         mut others,
+        rewrites,
     } = marked;
     if marks.is_empty() {
         return (!out.contains(&MARK)).then(|| JsonText::from(out));
@@ -370,22 +399,40 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
         out[m] = b'0';
     }
     let outline = Bytes::from(out);
+    // Rewritten records go into our own bytes: room for them (a rewrite is seldom longer than
+    // its text) and the writer's, so that the buffer is not grown and copied record by record.
+    let room = if rewrites.is_empty() {
+        0
+    } else {
+        outline.len() + rewrites.iter().map(|(t, _)| t.len()).sum::<usize>()
+    };
     let mut g = Gather {
         source: &source,
         pieces: Vec::new(),
-        own: Vec::new(),
+        own: Vec::with_capacity(room),
         open: None,
         len: 0,
     };
+    let mut scratch = super::rewrite::Scratch::default();
     let mut from = 0;
-    for (&m, &(s, e)) in at.iter().zip(&marks) {
+    for (&m, &mark) in at.iter().zip(&marks) {
         let gap = &outline[from..m];
-        if s == usize::MAX {
-            g.close();
-            g.copy(gap);
-            g.push(std::mem::take(others.get_mut(e)?));
-        } else {
-            g.push_range(gap, (s, e));
+        match mark {
+            Mark::Source(s, e) => g.push_range(gap, (s, e)),
+            Mark::Other(i) => {
+                g.close();
+                g.copy(gap);
+                g.push(std::mem::take(others.get_mut(i)?));
+            }
+            Mark::Rewrite(i) => {
+                g.close();
+                g.copy(gap);
+                let (text, keys_in_order) = rewrites.get(i)?;
+                let before = g.own.len();
+                super::rewrite::rewrite_with(text, *keys_in_order, &mut scratch, &mut g.own)
+                    .ok()?;
+                g.len += g.own.len() - before;
+            }
         }
         from = m + 1;
     }

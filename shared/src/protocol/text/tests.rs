@@ -146,3 +146,33 @@ fn utf16_length_counts_every_piece() {
     let text = to_text(&vec![r]).unwrap();
     assert_eq!(text.utf16_len(), json::utf16_len("[\"é😀\"]"));
 }
+
+#[test]
+fn records_not_in_json_stringify_form_are_rewritten_into_the_answer() {
+    // A long canonical record, a pretty one (with keys to reorder), another long canonical one.
+    let records = [
+        big("a", 20_000),
+        "{\"b\": 2.50, \"1\": \"\\u00e9\", \"b\": [1.0]}".to_owned(),
+        big("c", 20_000),
+    ];
+    let (source, ranges) = request(&records, ",");
+    let data = page(&source, &ranges);
+    let answer = (&data, json!({"n": 1}));
+    let expected = json::to_vec(&answer).unwrap();
+    assert!(
+        String::from_utf8_lossy(&expected).contains(r#",{"1":"é","b":[1]},"#),
+        "{}",
+        String::from_utf8_lossy(&expected[..100])
+    );
+    let text = within(Some(source.clone()), || to_text(&answer)).unwrap();
+    assert_eq!(text.to_bytes().as_ref(), expected.as_slice());
+    assert_eq!(text.len(), expected.len());
+    // The long records are slices of the request; the rewritten one is written in between.
+    assert_eq!(text.pieces().len(), 5);
+    assert_eq!(text.pieces()[1].as_ptr(), source[ranges[0].0..].as_ptr());
+    assert_eq!(text.outline().as_ref(), br#"[[0,0,0],{"n":1}]"#);
+    // Inside a function's own JSON, the marks do not match: written again whole, same bytes.
+    let nested = (serde_json::to_string(&data[1]).unwrap(), &data[1]);
+    let text = within(Some(source), || to_text(&nested)).unwrap();
+    assert_eq!(text.into_bytes(), json::to_vec(&nested).unwrap());
+}
