@@ -15,6 +15,10 @@ SOAK_TEST=soak_nothing_lost_nothing_run_twice
 mkdir -p target
 SOAK_LOG="target/soak-test.log"
 
+# The soak gets a moto of its own (one Python process each): it sends hundreds of requests a
+# second, and sharing one emulator made the other tests' requests wait past the SDK's timeouts.
+MOTO_PORT="${MOTO_PORT:-5055}"
+SOAK_MOTO_PORT="$((MOTO_PORT + 1))"
 soak_pid=""
 finish() {
     # The soak in its own process group (setsid): stopping it stops the processes it started.
@@ -26,10 +30,6 @@ finish() {
     MOTO_PORT="$SOAK_MOTO_PORT" bash scripts/moto.sh stop
 }
 trap finish EXIT
-# The soak gets a moto of its own (one Python process each): it sends hundreds of requests a
-# second, and sharing one emulator made the other tests' requests wait past the SDK's timeouts.
-MOTO_PORT="${MOTO_PORT:-5055}"
-SOAK_MOTO_PORT="$((MOTO_PORT + 1))"
 bash scripts/moto.sh start
 MOTO_PORT="$SOAK_MOTO_PORT" bash scripts/moto.sh start
 export MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"

@@ -3,7 +3,9 @@
 # as git lists them) to a temporary directory, generate one function for every supported
 # extension point there, and check that the copy is still fmt-clean, clippy-clean and that the
 # functions crate's tests pass, including the generated ones. The copy builds into this
-# repository's target/ (CARGO_TARGET_DIR), so only the two local crates are compiled again.
+# repository's target/ (CARGO_TARGET_DIR), so the dependencies are reused when their features
+# match; `-p functions` selects fewer packages than the workspace build, and in a fresh clone
+# that compiles the AWS SDK tree once more (most of this check's time there).
 # The temporary directory is removed whatever the outcome; the whole check is time-bounded.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

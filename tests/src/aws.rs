@@ -15,12 +15,15 @@ pub fn moto_endpoint() -> String {
 
 /// SDK configuration pointing at `endpoint` with dummy credentials.
 pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    loader_for(endpoint).load().await
+}
+
+/// The project's SDK configuration loader (its HTTP client and timeouts) aimed at `endpoint`.
+fn loader_for(endpoint: &str) -> aws_config::ConfigLoader {
     integrator_lambda::aws::config_loader()
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await
 }
 
 /// SDK configuration pointing at `endpoint` that waits up to a minute for a reply, for tests
@@ -34,13 +37,7 @@ pub async fn patient_sdk_config_for(endpoint: &str) -> SdkConfig {
         .operation_attempt_timeout(std::time::Duration::from_secs(60))
         .operation_timeout(std::time::Duration::from_secs(120))
         .build();
-    integrator_lambda::aws::config_loader()
-        .timeout_config(patient)
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await
+    loader_for(endpoint).timeout_config(patient).load().await
 }
 
 /// SDK configuration pointing at the emulator.
