@@ -14,6 +14,7 @@
 //! value: the read panics with serde_json's reason, which the dispatcher's isolation turns into
 //! the call's error (the function's own answer is never built on a value that is not Node's).
 
+use super::scan::Shape;
 use bytes::Bytes;
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
@@ -37,8 +38,8 @@ enum Repr {
     Text {
         text: Bytes,
         canonical: bool,
-        /// The scan's verdict: no object in the text needs its keys reordered.
-        keys_in_order: bool,
+        /// What the scan knows of the text, for its rewrite.
+        shape: Shape,
         parsed: OnceLock<Box<Value>>,
     },
     /// Boxed, as is the parsed value above: a page is a vector of records, most of them never
@@ -54,7 +55,7 @@ impl Record {
         Record(Repr::Text {
             text,
             canonical,
-            keys_in_order: false,
+            shape: Shape::Unknown,
             parsed: OnceLock::new(),
         })
     }
@@ -64,7 +65,7 @@ impl Record {
         Record(Repr::Text {
             text,
             canonical: span.canonical,
-            keys_in_order: span.keys_in_order,
+            shape: span.shape(),
             parsed: OnceLock::new(),
         })
     }
@@ -118,25 +119,25 @@ impl Record {
     }
 
     /// A record still in its text that is not in `JSON.stringify`'s form: the text, and
-    /// whether the scan found its keys in order.
-    fn to_rewrite(&self) -> Option<(&Bytes, bool)> {
+    /// what the scan knows of it.
+    fn to_rewrite(&self) -> Option<(&Bytes, Shape)> {
         match &self.0 {
             Repr::Text {
                 text,
                 canonical: false,
-                keys_in_order,
+                shape,
                 ..
-            } => Some((text, *keys_in_order)),
+            } => Some((text, *shape)),
             _ => None,
         }
     }
 
     /// What `JSON.stringify` writes for a record still in its text that is not in that form.
     fn rewritten(&self) -> Option<String> {
-        let (text, keys_in_order) = self.to_rewrite()?;
+        let (text, shape) = self.to_rewrite()?;
         let mut out = Vec::with_capacity(text.len());
         let mut scratch = super::rewrite::Scratch::default();
-        super::rewrite::rewrite_with(text, keys_in_order, &mut scratch, &mut out).ok()?;
+        super::rewrite::rewrite_with(text, shape, &mut scratch, &mut out).ok()?;
         String::from_utf8(out).ok()
     }
 }
@@ -247,7 +248,7 @@ impl Serialize for Record {
             // rewritten from its text straight into the answer when the output is cut.
             None if self
                 .to_rewrite()
-                .is_some_and(|(text, keys)| super::text::splice_rewrite(text, keys)) =>
+                .is_some_and(|(text, shape)| super::text::splice_rewrite(text, shape)) =>
             {
                 super::text::MARK_TEXT
             }

@@ -17,6 +17,66 @@
 //! scan). Anything else is refused with `Err(())`, and nothing is promised about `out` then.
 
 use super::json::{is_array_index, js_number};
+use super::scan::Shape;
+
+/// Append `text` to `out` without the whitespace between its tokens (strings are copied as they
+/// are). For a text the scan found canonical but for that whitespace, this is what
+/// `JSON.stringify` writes for it.
+///
+/// One pass, writing into room made up front (a call per token to `extend_from_slice` cost
+/// more than the copying): bytes outside strings are copied one by one unless whitespace, and
+/// strings eight bytes at a time, through their closing quote.
+fn unspace(text: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    const WORD: usize = 8;
+    let base = out.len();
+    // Room for the text, and a word more: a string's last word may be written past its end
+    // (the bytes after it are written over, or cut off below).
+    out.resize(base + text.len() + WORD, 0);
+    let dst = &mut out[base..];
+    let (mut i, mut w) = (0, 0);
+    while let Some(&c) = text.get(i) {
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'"' => {
+                let start = i;
+                i += 1;
+                loop {
+                    let (at, _) = super::scan::string_stop(text.get(i..).ok_or(())?).ok_or(())?;
+                    i += at;
+                    match text.get(i) {
+                        Some(b'"') => break,
+                        Some(b'\\') => i += 2,
+                        _ => return Err(()),
+                    }
+                }
+                i += 1;
+                // `text[start..i]`, the string with its quotes, word by word.
+                let mut k = start;
+                while k < i {
+                    match (text.get(k..k + WORD), dst.get_mut(w..w + WORD)) {
+                        (Some(from), Some(to)) => to.copy_from_slice(from),
+                        // The text's last word: the rest of the string, as it is.
+                        _ => {
+                            let rest = text.get(k..i).ok_or(())?;
+                            dst.get_mut(w..w + rest.len())
+                                .ok_or(())?
+                                .copy_from_slice(rest);
+                        }
+                    }
+                    (k, w) = (k + WORD, w + WORD);
+                }
+                // Back to the string's end: the word's bytes past it are not the string's.
+                w -= k - i;
+            }
+            _ => {
+                *dst.get_mut(w).ok_or(())? = c;
+                (i, w) = (i + 1, w + 1);
+            }
+        }
+    }
+    out.truncate(base + w);
+    Ok(())
+}
 
 /// An open array or object. An object whose keys may need reordering notes where it starts in
 /// the output and where its members are in [`Scratch::members`].
@@ -50,18 +110,24 @@ pub(crate) struct Scratch {
 
 /// Append to `out` what `JSON.stringify(JSON.parse(text))` writes for `text`.
 pub(crate) fn rewrite(text: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
-    rewrite_with(text, false, &mut Scratch::default(), out)
+    rewrite_with(text, Shape::Unknown, &mut Scratch::default(), out)
 }
 
-/// [`rewrite`], with `keys_in_order` the scan's verdict on the text's objects
-/// ([`super::scan::RecordSpan::keys_in_order`]: no key repeated, array-index keys first and
-/// ascending; then their members are not tracked nor checked), and working memory to reuse.
+/// [`rewrite`], with `shape` what the scan knows of the text ([`super::scan::RecordSpan::shape`]):
+/// with its keys in order (no key repeated, array-index keys first and ascending) members are
+/// not tracked nor checked; a text canonical but for whitespace only loses the whitespace.
+/// `scratch` is working memory to reuse.
 pub(crate) fn rewrite_with(
     text: &[u8],
-    keys_in_order: bool,
+    shape: Shape,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> Result<(), ()> {
+    let keys_in_order = match shape {
+        Shape::Spaced => return unspace(text, out),
+        Shape::KeysInOrder => true,
+        Shape::Unknown => false,
+    };
     scratch.stack.clear();
     scratch.members.clear();
     let Scratch { stack, members } = scratch;
@@ -518,9 +584,9 @@ mod tests {
             " [ {\"x\": [ ]} , 2.50 ] ",
             "{\"k\": {\"1\": 1, \"2\": {\"3\": 1e2}}}",
         ] {
-            for keys_in_order in [false, true] {
+            for shape in [Shape::Unknown, Shape::KeysInOrder] {
                 let mut out = b"prefix".to_vec();
-                rewrite_with(t.as_bytes(), keys_in_order, &mut scratch, &mut out).unwrap();
+                rewrite_with(t.as_bytes(), shape, &mut scratch, &mut out).unwrap();
                 assert_eq!(&out[..6], b"prefix");
                 assert_eq!(String::from_utf8(out[6..].to_vec()).unwrap(), rw(t), "{t}");
             }
@@ -529,7 +595,7 @@ mod tests {
         for _ in 0..2 {
             let mut out = Vec::new();
             let t = r#"{"b":{"1":1,"0":0},"a":2,"b":3}"#;
-            rewrite_with(t.as_bytes(), false, &mut scratch, &mut out).unwrap();
+            rewrite_with(t.as_bytes(), Shape::Unknown, &mut scratch, &mut out).unwrap();
             assert_eq!(out, br#"{"b":3,"a":2}"#);
         }
     }

@@ -56,12 +56,37 @@ pub struct RecordSpan {
     /// JavaScript's key order is the text's own (the rewrite need not check it again). Only
     /// claimed for keys without escapes and objects of fewer than 64 keys; `false` is unknown.
     pub keys_in_order: bool,
+    /// Canonical but for whitespace between its tokens.
+    pub spaced: bool,
+}
+
+/// What the scan knows of a record that is not canonical, for its rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Nothing: the rewrite reads every token and checks every object's keys.
+    Unknown,
+    /// Its keys are in JavaScript's order ([`RecordSpan::keys_in_order`]).
+    KeysInOrder,
+    /// Canonical but for whitespace between tokens (a pretty-printed record): the rewrite only
+    /// drops that whitespace.
+    Spaced,
 }
 
 impl RecordSpan {
     /// The record's byte range in the text.
     pub fn range(&self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
+    }
+
+    /// What the rewrite may take as known of the record.
+    pub fn shape(&self) -> Shape {
+        if self.spaced {
+            Shape::Spaced
+        } else if self.keys_in_order {
+            Shape::KeysInOrder
+        } else {
+            Shape::Unknown
+        }
     }
 }
 
@@ -123,37 +148,45 @@ fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
     if u32::try_from(text.len()).is_err() {
         return Err(NotSplit::Suspicious);
     }
-    if std::str::from_utf8(text).is_err() {
-        return Err(NotSplit::NotUtf8);
-    }
+    // UTF-8 is checked as the pass goes (only strings may hold bytes past ASCII; anything
+    // else past ASCII is not JSON). A text the pass refuses is checked whole: invalid UTF-8
+    // anywhere in it is `NotUtf8`, as if it had been checked first.
+    let not_split = |other: NotSplit| match std::str::from_utf8(text) {
+        Ok(_) => other,
+        Err(_) => NotSplit::NotUtf8,
+    };
     let mut s = Scanner::new(text);
     s.ws();
     if s.peek() != Some(b'{') {
-        return Err(NotSplit::NotObject);
+        return Err(not_split(NotSplit::NotObject));
     }
-    let fields = s.fields(level).map_err(|()| NotSplit::Suspicious)?;
+    let fields = s
+        .fields(level)
+        .map_err(|()| not_split(NotSplit::Suspicious))?;
     s.ws();
     if s.i != text.len() || s.suspicious {
-        return Err(NotSplit::Suspicious);
+        return Err(not_split(NotSplit::Suspicious));
     }
     Ok(fields)
 }
 
 /// Whether `text` (one JSON value) is canonical; `None` when it is suspicious or malformed.
 pub fn canonical(text: &[u8]) -> Option<bool> {
-    std::str::from_utf8(text).ok()?;
+    // UTF-8 is checked string by string as the pass goes (see `split`).
     let mut s = Scanner::new(text);
     s.ws();
     s.value(0).ok()?;
     s.ws();
-    (s.i == text.len() && !s.suspicious).then_some(s.canon)
+    (s.i == text.len() && !s.suspicious).then_some(s.canon && !s.spaced)
 }
 
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
-    /// Cleared by anything not canonical in the current record.
+    /// Cleared by anything not canonical in the current record but whitespace.
     canon: bool,
+    /// Set by whitespace between tokens in the current record.
+    spaced: bool,
     /// Cleared by a repeated key, an array-index key out of JavaScript's order, or a key the
     /// check does not read (escaped, past [`MAX_KEYS_CHECKED`], deeper than [`MAX_DEPTH`]).
     keys_ok: bool,
@@ -170,6 +203,7 @@ impl<'a> Scanner<'a> {
             b,
             i: 0,
             canon: true,
+            spaced: false,
             keys_ok: true,
             suspicious: false,
             keys: Vec::with_capacity(64),
@@ -177,6 +211,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -189,6 +224,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn expect(&mut self, c: u8) -> Result<(), ()> {
         if self.peek() == Some(c) {
             self.i += 1;
@@ -198,14 +234,16 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Skip whitespace; any makes the current record not canonical.
+    /// Skip whitespace; any makes the current record not canonical ([`Self::spaced`]).
+    #[inline(always)]
     fn ws(&mut self) {
-        let start = self.i;
+        // Canonical text has none: one look.
+        if !matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            return;
+        }
+        self.spaced = true;
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
-        }
-        if self.i != start {
-            self.canon = false;
         }
     }
 
@@ -269,6 +307,7 @@ impl<'a> Scanner<'a> {
         let mut out = Vec::new();
         self.elements(|s| {
             s.canon = true;
+            s.spaced = false;
             s.keys_ok = true;
             s.in_record = true;
             let start = s.i;
@@ -279,8 +318,9 @@ impl<'a> Scanner<'a> {
             out.push(RecordSpan {
                 start: u32::try_from(start).map_err(|_| ())?,
                 end: u32::try_from(s.i).map_err(|_| ())?,
-                canonical: s.canon,
+                canonical: s.canon && !s.spaced,
                 keys_in_order: s.keys_ok,
+                spaced: s.canon && s.spaced,
             });
             Ok(())
         })?;
@@ -288,6 +328,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After an element or a member: `,` (false: more follow) or the `close` bracket (true).
+    #[inline(always)]
     fn closes(&mut self, close: u8) -> Result<bool, ()> {
         self.ws();
         match self.peek() {
@@ -342,6 +383,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline(always)]
     fn literal(&mut self, word: &[u8]) -> Result<(), ()> {
         if self.b[self.i..].starts_with(word) {
             self.i += word.len();
@@ -416,16 +458,18 @@ impl<'a> Scanner<'a> {
         self.expect(b'"')?;
         let start = self.i;
         let mut plain = true;
+        let mut ascii = true;
         loop {
-            // Record strings are short: a plain loop beats a vectorised search's set-up.
-            let off = self.b[self.i..]
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                .ok_or(())?;
+            let (off, high) = string_stop(&self.b[self.i..]).ok_or(())?;
+            ascii &= !high;
             self.i += off;
             match self.b[self.i] {
                 b'"' => {
                     self.i += 1;
+                    // The only bytes past ASCII a JSON text may hold are in its strings.
+                    if !ascii && std::str::from_utf8(&self.b[start..self.i - 1]).is_err() {
+                        return Err(());
+                    }
                     return Ok((start, self.i - 1, plain));
                 }
                 b'\\' => {}
@@ -534,6 +578,44 @@ impl<'a> Scanner<'a> {
         }
         Ok(())
     }
+}
+
+/// In `b`, the first `"`, `\\` or control character (what ends a string's run of plain
+/// characters), and whether any byte before it is past ASCII; `None` when there is none. Eight
+/// bytes at a time (SWAR): for each test, the lowest flagged byte is exact (a false flag can
+/// only sit above a true one), and that is the one taken.
+#[inline(always)]
+pub(super) fn string_stop(b: &[u8]) -> Option<(usize, bool)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    let mut high = 0u64;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let slash = w ^ (ONES * u64::from(b'\\'));
+        let stop = (quote.wrapping_sub(ONES) & !quote)
+            | (slash.wrapping_sub(ONES) & !slash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        let stop = stop & HIGH;
+        if stop != 0 {
+            let at = stop.trailing_zeros() as usize / 8;
+            // The bytes before the stop: past ASCII when their top bit is set.
+            let before = (1u64 << (at * 8)).wrapping_sub(1);
+            high |= w & HIGH & before;
+            return Some((i + at, high != 0));
+        }
+        high |= w & HIGH;
+        i += 8;
+    }
+    let rest = b.get(i..)?;
+    let at = rest
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    let high = high != 0 || !rest[..at].is_ascii();
+    Some((i + at, high))
 }
 
 mod chars;

@@ -173,3 +173,108 @@ fn only_escapes_json_stringify_writes_keep_a_keys_text_its_only_spelling() {
         assert!(!chars::escaped_as_node_writes(k.as_bytes()), "{k}");
     }
 }
+
+proptest::proptest! {
+    /// The eight-bytes-at-a-time search finds what a byte-by-byte one finds, and sees the same
+    /// bytes past ASCII before it, wherever the stop falls in a word.
+    #[test]
+    fn the_string_stop_agrees_with_a_byte_by_byte_search(
+        b in proptest::collection::vec(proptest::prop_oneof![
+            0x20u8..0x7f, 0x80u8..=0xff, proptest::strategy::Just(b'"'),
+            proptest::strategy::Just(b'\\'), 0u8..0x20,
+        ], 0..40)
+    ) {
+        let naive = b
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|at| (at, !b[..at].is_ascii()));
+        proptest::prop_assert_eq!(string_stop(&b), naive);
+    }
+}
+
+#[test]
+fn invalid_utf8_anywhere_is_not_utf8_and_valid_text_past_ascii_splits() {
+    let bad: [&[u8]; 5] = [
+        b"\xff",
+        b"\xc3",
+        b"\xc0\x80",
+        b"\xed\xa0\x80",
+        b"\xf4\x90\x80\x80",
+    ];
+    for seq in bad {
+        let at = |before: &[u8], after: &[u8]| [before, seq, after].concat();
+        for t in [
+            // In a record's string, short and past the first eight bytes.
+            at(br#"{"data":[{"a":""#, br#""}]}"#),
+            at(br#"{"data":[{"a":"Zurich and a long way "#, br#" on"}]}"#),
+            // In a key, in a field that is not records, and outside any string.
+            at(br#"{"data":[{""#, br#"":1}]}"#),
+            at(br#"{"_flowId":"abcdefghij"#, br#""}"#),
+            at(br#"{"data":[1,"#, br#"]}"#),
+            at(br#"{"a":1}"#, b""),
+        ] {
+            assert_eq!(split_options(&t), Err(NotSplit::NotUtf8), "{t:?}");
+            assert_eq!(canonical(&t), None, "{t:?}");
+        }
+    }
+    let good = r#"{"data":[{"city":"Zürich, a long way from 東京 😀"}]}"#;
+    let f = split_options(good.as_bytes()).unwrap();
+    assert!(f[0].records.as_ref().unwrap()[0].canonical);
+}
+
+/// `text` with a space, a newline or a tab after each `{`, `[`, `:` and `,` outside strings.
+fn spaced_out(text: &str) -> String {
+    let (mut out, mut in_string, mut escaped) = (String::new(), false, false);
+    for (n, c) in text.chars().enumerate() {
+        out.push(c);
+        if in_string {
+            (in_string, escaped) = (escaped || c != '"', !escaped && c == '\\');
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, '{' | '[' | ':' | ',') {
+            out.push_str(["\n  ", " ", "\t"][n % 3]);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_record_canonical_but_for_whitespace_is_spaced_and_rewritten_by_dropping_it() {
+    for canonical in [
+        r#"{"a":1,"b":[true,false,null],"c":{"d":"x\ny\u001f, {[:"},"e":-1.5,"f":0.000001}"#,
+        r#"{"0":1,"2":2,"b":"q\"uo\\te\"","c":[[],{}]}"#,
+        r#"[{"Zürich":"東京 😀"},"\\"]"#,
+    ] {
+        let spaced = spaced_out(canonical);
+        assert_ne!(spaced, canonical);
+        let t = format!(r#"{{"data":[ {spaced} ]}}"#);
+        let f = split_options(t.as_bytes()).unwrap();
+        let r = f[0].records.as_ref().unwrap()[0];
+        assert_eq!((r.canonical, r.shape()), (false, Shape::Spaced), "{spaced}");
+        let mut out = Vec::new();
+        let scratch = &mut crate::protocol::rewrite::Scratch::default();
+        crate::protocol::rewrite::rewrite_with(
+            &t.as_bytes()[r.range()],
+            r.shape(),
+            scratch,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), canonical);
+    }
+    // Whitespace and anything else not canonical: not merely spaced.
+    for other in [
+        r#"{"a": 1.0}"#,
+        r#"{"b": 1, "a": 2, "b": 3}"#,
+        r#"{"a": "\/"}"#,
+        r#"{"1": 1, "0": 2}"#,
+    ] {
+        let t = format!(r#"{{"data":[{other}]}}"#);
+        let f = split_options(t.as_bytes()).unwrap();
+        assert_ne!(
+            f[0].records.as_ref().unwrap()[0].shape(),
+            Shape::Spaced,
+            "{other}"
+        );
+    }
+}

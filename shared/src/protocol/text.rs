@@ -17,6 +17,7 @@
 //! say), or when anything goes wrong, the value is written again whole, without marks.
 
 use super::json;
+use super::scan::Shape;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -45,7 +46,7 @@ struct Marked {
     marks: Vec<Mark>,
     others: Vec<Bytes>,
     /// Texts not in `JSON.stringify`'s form, and whether the scan found their keys in order.
-    rewrites: Vec<(Bytes, bool)>,
+    rewrites: Vec<(Bytes, Shape)>,
 }
 
 impl Marked {
@@ -89,12 +90,12 @@ pub(crate) fn splice(text: &Bytes) -> bool {
 
 /// Called by an untouched record whose `text` is not in `JSON.stringify`'s form: like
 /// [`splice`], and the text is rewritten straight into the answer's bytes when the output is
-/// cut (no buffer of its own). `keys_in_order` is the scan's verdict on its objects' keys.
-pub(crate) fn splice_rewrite(text: &Bytes, keys_in_order: bool) -> bool {
+/// cut (no buffer of its own). `shape` is what the scan knows of it.
+pub(crate) fn splice_rewrite(text: &Bytes, shape: Shape) -> bool {
     SPLICED.with_borrow_mut(|s| match s {
         Some(m) => {
             m.marks.push(Mark::Rewrite(m.rewrites.len()));
-            m.rewrites.push((text.clone(), keys_in_order));
+            m.rewrites.push((text.clone(), shape));
             true
         }
         None => false,
@@ -427,10 +428,9 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
             Mark::Rewrite(i) => {
                 g.close();
                 g.copy(gap);
-                let (text, keys_in_order) = rewrites.get(i)?;
+                let (text, shape) = rewrites.get(i)?;
                 let before = g.own.len();
-                super::rewrite::rewrite_with(text, *keys_in_order, &mut scratch, &mut g.own)
-                    .ok()?;
+                super::rewrite::rewrite_with(text, *shape, &mut scratch, &mut g.own).ok()?;
                 g.len += g.own.len() - before;
             }
         }

@@ -3,6 +3,10 @@
 
 /// The value of an array-index key ([`crate::protocol::json::is_array_index`]).
 pub(super) fn array_index(key: &[u8]) -> Option<u64> {
+    // Most keys are names: one look.
+    if !key.first().is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
     let key = std::str::from_utf8(key).ok()?;
     if !crate::protocol::json::is_array_index(key) {
         return None;
