@@ -413,6 +413,9 @@ impl<'a> Scanner<'a> {
         }
         let mut last_index: Option<u64> = None;
         let mut named = false;
+        // One bit per key seen in this object, from its length and last byte: a key whose bit
+        // is clear is not among them, and is not compared with each.
+        let mut seen_bits = 0u64;
         loop {
             self.ws();
             let (ks, ke, plain) = self.string()?;
@@ -423,9 +426,13 @@ impl<'a> Scanner<'a> {
                 // `JSON.stringify` does not write (`"\u0061"` is `"a"`: its text is not the
                 // only one for its name): not known to be in order.
                 let seen = &self.keys[base..];
+                let bit =
+                    1u64 << ((key.len() + 7 * usize::from(key.last().copied().unwrap_or(0))) % 64);
+                let maybe_seen = seen_bits & bit != 0;
+                seen_bits |= bit;
                 if (!plain && !escaped_as_node_writes(key))
                     || seen.len() >= MAX_KEYS_CHECKED
-                    || seen.iter().any(|&(s, e)| &self.b[s..e] == key)
+                    || (maybe_seen && seen.iter().any(|&(s, e)| self.b.get(s..e) == Some(key)))
                 {
                     self.keys_ok = false;
                 } else {

@@ -8,8 +8,10 @@
 //! is known ([`within`]: the dispatcher names the options' text), records that sat side by side
 //! in it, with the same bytes between them as the writer wrote, become one slice of it: a page
 //! whose records all pass through is sent as a few pieces, and costs the writer's few bytes, not
-//! another copy of the page. Slices under 16 KiB are copied into the writer's bytes instead (a
-//! small answer is one piece, not a frame per record).
+//! another copy of the page. In a small answer (records under 64 KiB) slices under 16 KiB are
+//! copied into the writer's bytes instead: it is one piece, not a frame per record. In a large
+//! one, slices from 512 bytes are sent as they are (the records that pass through between
+//! rewritten ones are not held twice), and the bytes it copies are gathered in 256 KiB blocks.
 //!
 //! The mark is a NUL byte, which serde_json never writes (it escapes control characters in
 //! strings, and raw fragments are JSON). The marks found must match the texts handed over;
@@ -318,12 +320,27 @@ fn spliced(write: json::Writer<'_>) -> Result<JsonText, serde_json::Error> {
 /// many more writes), and copying a few KB costs less than that.
 const MIN_SLICE: usize = 16 * 1024;
 
+/// Records adding up to less than this make a small answer: room is made for all of it at once.
+const SMALL_ANSWER: usize = 4 * MIN_SLICE;
+
+/// In a large answer a slice of the request is sent as it is from this length: copied, the
+/// records that pass through between rewritten ones (a page where one record in four is not in
+/// `JSON.stringify`'s form) would hold the page a second time; sent, they cost a frame each.
+const MIN_SLICE_LARGE: usize = 512;
+
+/// A large answer's own bytes are gathered in blocks of this size, each sent as one piece:
+/// one buffer grown by doubling would hold its old copies too (a heap that keeps what is freed
+/// keeps them resident), for up to three times the bytes copied.
+const BLOCK: usize = 256 * 1024;
+
 /// Pieces being gathered: the writer's bytes (and short records) go into `own`; the last slice
 /// of the source stays open so that the next record can extend it.
 struct Gather<'a> {
     source: &'a Bytes,
     pieces: Vec<Bytes>,
     own: Vec<u8>,
+    /// Shorter slices of the source are copied ([`MIN_SLICE`], [`MIN_SLICE_LARGE`]).
+    min_slice: usize,
     open: Option<(usize, usize)>,
     len: usize,
 }
@@ -331,12 +348,26 @@ struct Gather<'a> {
 impl Gather<'_> {
     /// Bytes of our own (the writer's, or a short record's).
     fn copy(&mut self, bytes: &[u8]) {
+        self.room_for(bytes.len());
         self.own.extend_from_slice(bytes);
         self.len += bytes.len();
     }
+    /// Room for `n` more bytes in `own`: a block of its own when the one being filled is
+    /// full ([`BLOCK`]).
+    fn room_for(&mut self, n: usize) {
+        if self.own.capacity() - self.own.len() >= n {
+            return;
+        }
+        if self.own.len() >= BLOCK / 2 {
+            self.flush();
+        }
+        if self.own.is_empty() {
+            self.own = Vec::with_capacity(BLOCK.max(n));
+        }
+    }
     /// A piece sent as it is when long enough, else copied.
     fn push(&mut self, piece: Bytes) {
-        if piece.len() < MIN_SLICE {
+        if piece.len() < self.min_slice {
             self.copy(&piece);
         } else {
             self.flush();
@@ -351,10 +382,19 @@ impl Gather<'_> {
             self.push(self.source.slice(s..e));
         }
     }
+    /// What `own` holds becomes a piece. A block at least half full is handed over as it is;
+    /// a few bytes (a rewritten record between two slices) are copied out, and the block is
+    /// kept for what comes next: handed over, each would hold a block's worth of memory.
     fn flush(&mut self) {
-        if !self.own.is_empty() {
+        if self.own.is_empty() {
+            return;
+        }
+        if self.own.len() * 2 >= self.own.capacity() {
             let own = std::mem::take(&mut self.own);
             self.pieces.push(Bytes::from(own));
+        } else {
+            self.pieces.push(Bytes::copy_from_slice(&self.own));
+            self.own.clear();
         }
     }
     /// The writer's `gap` and then the source's `range`: one slice with the open one when the
@@ -400,17 +440,26 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
         out[m] = b'0';
     }
     let outline = Bytes::from(out);
-    // Rewritten records go into our own bytes: room for them (a rewrite is seldom longer than
-    // its text) and the writer's, so that the buffer is not grown and copied record by record.
-    let room = if rewrites.is_empty() {
-        0
+    // A small answer is copied whole (its slices are short): room for all of it. A large one
+    // gathers what it copies (rewritten records, short slices, the writer's bytes) in blocks.
+    let marked: usize = marks
+        .iter()
+        .map(|m| match *m {
+            Mark::Source(s, e) => e - s,
+            Mark::Other(i) => others.get(i).map_or(0, Bytes::len),
+            Mark::Rewrite(i) => rewrites.get(i).map_or(0, |(t, _)| t.len()),
+        })
+        .sum();
+    let (room, min_slice) = if marked < SMALL_ANSWER {
+        (outline.len() + marked, MIN_SLICE)
     } else {
-        outline.len() + rewrites.iter().map(|(t, _)| t.len()).sum::<usize>()
+        (BLOCK, MIN_SLICE_LARGE)
     };
     let mut g = Gather {
         source: &source,
         pieces: Vec::new(),
         own: Vec::with_capacity(room),
+        min_slice,
         open: None,
         len: 0,
     };
@@ -429,6 +478,8 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
                 g.close();
                 g.copy(gap);
                 let (text, shape) = rewrites.get(i)?;
+                // A rewrite is seldom longer than its text (and may grow the block if it is).
+                g.room_for(text.len() + 8);
                 let before = g.own.len();
                 super::rewrite::rewrite_with(text, *shape, &mut scratch, &mut g.own).ok()?;
                 g.len += g.own.len() - before;

@@ -176,3 +176,64 @@ fn records_not_in_json_stringify_form_are_rewritten_into_the_answer() {
     let text = within(Some(source), || to_text(&nested)).unwrap();
     assert_eq!(text.into_bytes(), json::to_vec(&nested).unwrap());
 }
+
+/// A large answer whose own bytes (rewritten records and the short records between them) add
+/// up to megabytes is gathered in blocks, each a piece: none grown past a block and a record.
+#[test]
+fn a_large_answer_gathers_its_own_bytes_in_blocks() {
+    let records: Vec<String> = (0..20_000)
+        .map(|i| {
+            if i % 4 == 2 {
+                format!(r#"{{"id": {i}, "amount": 3.0, "name": "r\u00e9cord {i}"}}"#)
+            } else {
+                format!(r#"{{"id":{i},"amount":1.5,"name":"récord {i}"}}"#)
+            }
+        })
+        .collect();
+    let (source, ranges) = request(&records, ",");
+    let data = page(&source, &ranges);
+    let expected = json::to_vec(&data).unwrap();
+    let text = within(Some(source), || to_text(&data)).unwrap();
+    assert_eq!(text.to_bytes().as_ref(), expected.as_slice());
+    assert_eq!(text.len(), expected.len());
+    let pieces = text.pieces();
+    assert!(
+        pieces.len() > 1 && pieces.len() < expected.len() / (BLOCK / 2) + 2,
+        "{}",
+        pieces.len()
+    );
+    assert!(pieces.iter().all(|p| p.len() <= BLOCK + 100));
+}
+
+/// In a large answer, the records that pass through between rewritten ones are sent from the
+/// request (not copied a second time) once they add up to `MIN_SLICE_LARGE`.
+#[test]
+fn a_large_answer_sends_runs_of_records_between_rewrites_from_the_request() {
+    let pad = "p".repeat(200);
+    let records: Vec<String> = (0..2_000)
+        .map(|i| {
+            if i % 4 == 2 {
+                format!(r#"{{"id": {i}, "amount": 3.0}}"#)
+            } else {
+                format!(r#"{{"id":{i},"pad":"{pad}"}}"#)
+            }
+        })
+        .collect();
+    let (source, ranges) = request(&records, ",");
+    let data = page(&source, &ranges);
+    let expected = json::to_vec(&data).unwrap();
+    let text = within(Some(source.clone()), || to_text(&data)).unwrap();
+    assert_eq!(text.to_bytes().as_ref(), expected.as_slice());
+    let from_request: usize = text
+        .pieces()
+        .iter()
+        .filter(|p| range_in(&source, p).is_some())
+        .map(Bytes::len)
+        .sum();
+    // Three records of ~220 bytes between each rewritten one: about nine tenths of the answer.
+    assert!(
+        from_request > expected.len() * 8 / 10,
+        "{from_request} of {}",
+        expected.len()
+    );
+}
