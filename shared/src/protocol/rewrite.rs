@@ -36,7 +36,7 @@ fn unspace(text: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
     let (mut i, mut w) = (0, 0);
     while let Some(&c) = text.get(i) {
         match c {
-            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b' ' | b'\t' | b'\n' | b'\r' => i = super::scan::skip_ws(text, i),
             b'"' => {
                 let start = i;
                 i += 1;
@@ -307,8 +307,8 @@ impl Rewriter<'_> {
     }
 
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.i += 1;
+        if let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i = super::scan::skip_ws(self.b, self.i);
         }
     }
 

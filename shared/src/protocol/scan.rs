@@ -242,9 +242,7 @@ impl<'a> Scanner<'a> {
             return;
         }
         self.spaced = true;
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.i += 1;
-        }
+        self.i = skip_ws(self.b, self.i);
     }
 
     /// The fields of the object at the cursor.
@@ -623,6 +621,35 @@ pub(super) fn string_stop(b: &[u8]) -> Option<(usize, bool)> {
         .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
     let high = high != 0 || !rest[..at].is_ascii();
     Some((i + at, high))
+}
+
+/// The first byte of `b` from `i` on that is not JSON whitespace (`b.len()` when none is),
+/// eight bytes at a time: a pretty-printed text has a newline and an indent between tokens.
+#[inline(always)]
+pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // The top bit of each byte that is zero, exactly (no carry crosses a byte).
+    let zero = |x: u64| !(((x & LOW).wrapping_add(LOW)) | x) & HIGH;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let ws = zero(w ^ (ONES * 0x20))
+            | zero(w ^ (ONES * 0x0a))
+            | zero(w ^ (ONES * 0x0d))
+            | zero(w ^ (ONES * 0x09));
+        let other = !ws & HIGH;
+        if other != 0 {
+            return i + other.trailing_zeros() as usize / 8;
+        }
+        i += 8;
+    }
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
 }
 
 mod chars;

@@ -190,6 +190,24 @@ proptest::proptest! {
             .map(|at| (at, !b[..at].is_ascii()));
         proptest::prop_assert_eq!(string_stop(&b), naive);
     }
+
+    /// Whitespace skipped eight bytes at a time ends where a byte-by-byte skip ends, from any
+    /// start.
+    #[test]
+    fn whitespace_is_skipped_as_a_byte_by_byte_skip_does(
+        b in proptest::collection::vec(proptest::prop_oneof![
+            proptest::strategy::Just(b' '), proptest::strategy::Just(b'\n'),
+            proptest::strategy::Just(b'\r'), proptest::strategy::Just(b'\t'), proptest::num::u8::ANY,
+        ], 0..40),
+        start in 0usize..40,
+    ) {
+        let start = start.min(b.len());
+        let naive = b[start..]
+            .iter()
+            .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+            .map_or(b.len(), |at| start + at);
+        proptest::prop_assert_eq!(skip_ws(&b, start), naive);
+    }
 }
 
 #[test]
