@@ -103,8 +103,7 @@ fn main() {
         for (what, target, got, met) in summary {
             println!("| {what} | {target} | {got} | {met} |");
         }
-        let med = |r: &Option<driver::measure::LargeRun>| r.as_ref().map(|r| bench::median(&r.ms));
-        if let (Some(o), Some(e)) = (med(&e2e.ours_http), med(&e2e.echo_http)) {
+        if let Some((o, e)) = e2e.ours_and_echo_ms() {
             println!(
                 "| Large page over HTTP vs a bare hyper echo | ≤ 1.5× the echo's time | {:.2}× ({o:.1} ms vs {e:.1} ms) | |",
                 o / e.max(1e-9)

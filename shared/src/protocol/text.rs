@@ -47,7 +47,7 @@ struct Marked {
     /// Per mark, in order, what it stands for.
     marks: Vec<Mark>,
     others: Vec<Bytes>,
-    /// Texts not in `JSON.stringify`'s form, and whether the scan found their keys in order.
+    /// Texts not in `JSON.stringify`'s form, and what the scan knows of each.
     rewrites: Vec<(Bytes, Shape)>,
 }
 

@@ -35,6 +35,14 @@ pub(crate) struct LargeE2E {
     pub(crate) forms: Vec<LargeForm>,
 }
 
+impl LargeE2E {
+    /// The canonical page over HTTP: our median time and the bare echo's, ms.
+    pub(crate) fn ours_and_echo_ms(&self) -> Option<(f64, f64)> {
+        let med = |r: &Option<LargeRun>| r.as_ref().map(|r| bench::median(&r.ms));
+        Some((med(&self.ours_http)?, med(&self.echo_http)?))
+    }
+}
+
 /// The large page in one of the other writers' forms, over HTTP.
 pub(crate) struct LargeForm {
     pub(crate) form: bench::Form,

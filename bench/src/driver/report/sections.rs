@@ -292,8 +292,7 @@ pub(crate) fn machine_limit(
             }
         }
     }
-    let med = |r: &Option<LargeRun>| r.as_ref().map(|r| bench::median(&r.ms));
-    if let (Some(o), Some(e)) = (med(&e2e.ours_http), med(&e2e.echo_http)) {
+    if let Some((o, e)) = e2e.ours_and_echo_ms() {
         let x = o / e.max(1e-9);
         let _ = writeln!(
             s,
