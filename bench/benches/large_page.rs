@@ -8,7 +8,7 @@
 //! the whole body pretty-printed), and `envelope_only_*` the scan alone of each. Run by
 //! `make bench` only (harness = false; `cargo test` does not run it).
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use integration_tests::reference::{Mode, extension};
 use integrator_lambda::dispatch::{CallRequest, Stack};
 use integrator_lambda::protocol::envelope::Envelope;
@@ -104,5 +104,96 @@ fn large_page(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, large_page);
-criterion_main!(benches);
+/// preMap with 100 records (the body `make bench` sends over HTTP), per call in process: the
+/// scan alone and through dispatch. What the server adds over a bare echo is these plus the HTTP
+/// layer's share.
+fn premap_100(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let ext = extension(Mode::Diy);
+    let mut g = c.benchmark_group("premap_100");
+    g.sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (name, form) in [
+        ("canonical", bench::Form::Canonical),
+        ("python_quarter", bench::Form::PythonQuarter),
+    ] {
+        let bytes = bytes::Bytes::from(bench::envelope_in("preMap", 100, form));
+        g.bench_function(format!("envelope_only_{name}"), |b| {
+            b.iter(|| Envelope::from_json(black_box(bytes.clone())).expect("json"))
+        });
+        g.bench_function(format!("dispatch_{name}"), |b| {
+            b.iter(|| {
+                let (envelope, _) = Envelope::from_json(black_box(bytes.clone())).expect("json");
+                rt.block_on(ext.call(CallRequest {
+                    envelope,
+                    stack: Stack::Http,
+                    request_id: "bench".into(),
+                    trace_id: None,
+                    deadline: None,
+                }))
+                .expect("preMap answers")
+                .into_http()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, large_page, premap_100);
+
+/// `PROFILE_PREMAP=N`: only run N preMap-100 calls through dispatch ([`profile_premap`]) and
+/// exit, for an instruction-count profile (`valgrind --tool=callgrind
+/// --toggle-collect='*profile_premap*'`), which unlike timings does not vary with the machine.
+fn main() {
+    if let Some(n) = std::env::var("PROFILE_PREMAP")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let form = match std::env::var("PROFILE_FORM").as_deref() {
+            Ok("python") => bench::Form::PythonQuarter,
+            Ok("pretty") => bench::Form::Pretty,
+            _ => bench::Form::Canonical,
+        };
+        let bytes = bytes::Bytes::from(bench::envelope_in("preMap", 100, form));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let ext = extension(Mode::Diy);
+        let len = profile_premap(&rt, &ext, &bytes, n);
+        eprintln!("{n} calls, {len} bytes answered");
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
+
+/// `n` preMap calls through dispatch: the scan, the call and the answer's text.
+#[inline(never)]
+fn profile_premap(
+    rt: &tokio::runtime::Runtime,
+    ext: &integrator_lambda::Extension,
+    bytes: &bytes::Bytes,
+    n: usize,
+) -> usize {
+    let mut len = 0;
+    for _ in 0..n {
+        let (envelope, _) = Envelope::from_json(bytes.clone()).expect("json");
+        let text = rt
+            .block_on(ext.call(CallRequest {
+                envelope,
+                stack: Stack::Http,
+                request_id: "bench".into(),
+                trace_id: None,
+                deadline: None,
+            }))
+            .expect("preMap answers")
+            .into_http();
+        len += black_box(text).len();
+    }
+    len
+}

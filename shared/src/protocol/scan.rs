@@ -451,64 +451,42 @@ impl<'a> Scanner<'a> {
             self.ws();
             self.expect(b':')?;
             self.ws();
-            self.value(depth + 1)?;
+            // Most values are strings: read here, without a call (not past the depth where
+            // `value` takes over).
+            if self.peek() == Some(b'"') && depth < MAX_DEPTH {
+                self.string()?;
+            } else {
+                self.value(depth + 1)?;
+            }
             if self.closes(b'}')? {
                 return Ok(());
             }
         }
     }
 
-    /// A string at the cursor: the range of its contents and whether it has no escapes.
+    /// A string at the cursor: the range of its contents and whether it has no escapes. Most
+    /// strings are short plain ASCII, found here a word at a time up to the closing quote;
+    /// anything else goes on in [`Self::string_rest`].
+    #[inline(always)]
     fn string(&mut self) -> Result<(usize, usize, bool), ()> {
         self.expect(b'"')?;
         let start = self.i;
-        let mut plain = true;
-        let mut ascii = true;
-        loop {
-            let (off, high) = string_stop(&self.b[self.i..]).ok_or(())?;
-            ascii &= !high;
-            self.i += off;
-            match self.b[self.i] {
-                b'"' => {
-                    self.i += 1;
-                    // The only bytes past ASCII a JSON text may hold are in its strings.
-                    if !ascii && std::str::from_utf8(&self.b[start..self.i - 1]).is_err() {
-                        return Err(());
-                    }
-                    return Ok((start, self.i - 1, plain));
+        let mut i = start;
+        while let Some(w) = word_at(self.b, i) {
+            let stop = plain_stop(w);
+            if stop != 0 {
+                let at = i + stop.trailing_zeros() as usize / 8;
+                if self.b.get(at) == Some(&b'"') {
+                    self.i = at + 1;
+                    return Ok((start, at, true));
                 }
-                b'\\' => {}
-                // A raw control character: not JSON.
-                _ => return Err(()),
+                break;
             }
-            plain = false;
-            match self.b.get(self.i + 1) {
-                Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't') => self.i += 2,
-                Some(b'/') => {
-                    self.canon = false;
-                    self.i += 2;
-                }
-                Some(b'u') => {
-                    let hex = self.b.get(self.i + 2..self.i + 6).ok_or(())?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return Err(());
-                    }
-                    let text = std::str::from_utf8(hex).map_err(|_| ())?;
-                    let cp = u32::from_str_radix(text, 16).map_err(|_| ())?;
-                    if (0xD800..=0xDFFF).contains(&cp) {
-                        // Lone surrogates are refused by the general parser; pairs are rare.
-                        self.suspect();
-                    } else if cp >= 0x20
-                        || matches!(cp, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d)
-                        || hex.iter().any(u8::is_ascii_uppercase)
-                    {
-                        self.canon = false;
-                    }
-                    self.i += 6;
-                }
-                _ => return Err(()),
-            }
+            i += 8;
         }
+        // The bytes from `start` to `i` are plain ASCII.
+        self.i = i;
+        self.string_rest(start)
     }
 
     fn digits(&mut self) -> usize {
@@ -587,9 +565,11 @@ impl<'a> Scanner<'a> {
 
 mod chars;
 mod deep;
+mod strings;
 mod words;
 
 pub(super) use words::{skip_ws, string_stop};
+use words::{plain_stop, word_at};
 
 use chars::{array_index, escaped_as_node_writes};
 

@@ -191,6 +191,29 @@ proptest::proptest! {
         proptest::prop_assert_eq!(string_stop(&b), naive);
     }
 
+    /// A string read a word at a time up to its closing quote ends where the general reading
+    /// of it ends, with the same verdict (escapes, bytes past ASCII checked as UTF-8, control
+    /// characters refused), wherever its end falls in a word.
+    #[test]
+    fn a_string_read_a_word_at_a_time_agrees_with_the_general_reading(
+        b in proptest::collection::vec(proptest::prop_oneof![
+            0x20u8..0x7f, 0x80u8..=0xff, proptest::strategy::Just(b'"'),
+            proptest::strategy::Just(b'\\'), proptest::strategy::Just(b'n'), 0u8..0x20,
+        ], 0..40)
+    ) {
+        let mut text = vec![b'"'];
+        text.extend_from_slice(&b);
+        let mut fast = Scanner::new(&text);
+        let read = fast.string();
+        let mut general = Scanner::new(&text);
+        general.i = 1;
+        proptest::prop_assert_eq!(read, general.string_rest(1));
+        if read.is_ok() {
+            proptest::prop_assert_eq!(fast.i, general.i);
+            proptest::prop_assert_eq!(fast.canon, general.canon);
+        }
+    }
+
     /// Whitespace skipped eight bytes at a time ends where a byte-by-byte skip ends, from any
     /// start.
     #[test]

@@ -40,6 +40,31 @@ pub(in crate::protocol) fn string_stop(b: &[u8]) -> Option<(usize, bool)> {
     Some((i + at, high))
 }
 
+/// The eight bytes of `b` from `i` as a little-endian word; `None` when fewer remain.
+#[inline(always)]
+pub(in crate::protocol) fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let chunk = b.get(i..i.checked_add(8)?)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    Some(u64::from_le_bytes(word))
+}
+
+/// The top bit of each byte of `w` that ends a run of plain ASCII string characters: `"`, `\`,
+/// a control character or a byte past ASCII. The lowest set bit is exact (each test's false
+/// flags sit above a true one of the same test); zero when all eight bytes are plain.
+#[inline(always)]
+pub(in crate::protocol) fn plain_stop(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    let slash = w ^ (ONES * u64::from(b'\\'));
+    ((quote.wrapping_sub(ONES) & !quote)
+        | (slash.wrapping_sub(ONES) & !slash)
+        | (w.wrapping_sub(ONES * 0x20) & !w)
+        | w)
+        & HIGH
+}
+
 /// The first byte of `b` from `i` on that is not JSON whitespace (`b.len()` when none is),
 /// eight bytes at a time: a pretty-printed text has a newline and an indent between tokens.
 #[inline(always)]
