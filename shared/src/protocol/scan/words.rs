@@ -65,6 +65,17 @@ pub(in crate::protocol) fn plain_stop(w: u64) -> u64 {
         & HIGH
 }
 
+/// The top bit of each byte of `w` that is `"`: exact up to and including the lowest of
+/// [`plain_stop`]'s flags (a false flag sits above a true `"`, itself a stop). So the lowest
+/// stop is a quote exactly when its bit is set here, which needs no load of the byte.
+#[inline(always)]
+pub(in crate::protocol) fn quote_flags(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (ONES * u64::from(b'"'));
+    quote.wrapping_sub(ONES) & !quote & HIGH
+}
+
 /// The first byte of `b` from `i` on that is not JSON whitespace (`b.len()` when none is),
 /// eight bytes at a time: a pretty-printed text has a newline and an indent between tokens.
 #[inline(always)]
