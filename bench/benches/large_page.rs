@@ -12,6 +12,7 @@ use criterion::{Criterion, criterion_group};
 use integration_tests::reference::{Mode, extension};
 use integrator_lambda::dispatch::{CallRequest, Stack};
 use integrator_lambda::protocol::envelope::Envelope;
+use integrator_lambda::protocol::text::JsonText;
 use serde_json::Value;
 use std::hint::black_box;
 use std::time::Duration;
@@ -24,24 +25,8 @@ fn large_page(c: &mut Criterion) {
         .build()
         .expect("runtime");
     let ext = extension(Mode::Diy);
-    // The answer as the transports send it: its pieces, records passed through as slices of
-    // the request (`protocol::text`).
-    let call = |envelope: Envelope| {
-        let reply = rt
-            .block_on(ext.call(CallRequest {
-                envelope,
-                stack: Stack::Http,
-                request_id: "bench".into(),
-                trace_id: None,
-                deadline: None,
-            }))
-            .expect("preSavePage answers");
-        reply.into_http()
-    };
-    let through_dispatch = |bytes: &bytes::Bytes| {
-        let (envelope, _) = Envelope::from_json(bytes.clone()).expect("json");
-        call(envelope)
-    };
+    let call = |envelope: Envelope| answer(&rt, &ext, envelope);
+    let through_dispatch = |bytes: &bytes::Bytes| dispatched(&rt, &ext, bytes);
     let through_values = |bytes: &[u8]| {
         let body: Value = serde_json::from_slice(bytes).expect("json");
         call(Envelope::from_body(body))
@@ -126,18 +111,7 @@ fn premap_100(c: &mut Criterion) {
             b.iter(|| Envelope::from_json(black_box(bytes.clone())).expect("json"))
         });
         g.bench_function(format!("dispatch_{name}"), |b| {
-            b.iter(|| {
-                let (envelope, _) = Envelope::from_json(black_box(bytes.clone())).expect("json");
-                rt.block_on(ext.call(CallRequest {
-                    envelope,
-                    stack: Stack::Http,
-                    request_id: "bench".into(),
-                    trace_id: None,
-                    deadline: None,
-                }))
-                .expect("preMap answers")
-                .into_http()
-            })
+            b.iter(|| dispatched(&rt, &ext, black_box(&bytes)))
         });
     }
     g.finish();
@@ -182,18 +156,36 @@ fn profile_premap(
 ) -> usize {
     let mut len = 0;
     for _ in 0..n {
-        let (envelope, _) = Envelope::from_json(bytes.clone()).expect("json");
-        let text = rt
-            .block_on(ext.call(CallRequest {
-                envelope,
-                stack: Stack::Http,
-                request_id: "bench".into(),
-                trace_id: None,
-                deadline: None,
-            }))
-            .expect("preMap answers")
-            .into_http();
-        len += black_box(text).len();
+        len += black_box(dispatched(rt, ext, bytes)).len();
     }
     len
+}
+
+/// The request's bytes through dispatch as the transports do it (`Envelope::from_json`: one
+/// scan, options kept as text), then [`answer`].
+fn dispatched(
+    rt: &tokio::runtime::Runtime,
+    ext: &integrator_lambda::Extension,
+    bytes: &bytes::Bytes,
+) -> JsonText {
+    let (envelope, _) = Envelope::from_json(bytes.clone()).expect("json");
+    answer(rt, ext, envelope)
+}
+
+/// The answer as the transports send it: its pieces, records passed through as slices of the
+/// request (`protocol::text`).
+fn answer(
+    rt: &tokio::runtime::Runtime,
+    ext: &integrator_lambda::Extension,
+    envelope: Envelope,
+) -> JsonText {
+    rt.block_on(ext.call(CallRequest {
+        envelope,
+        stack: Stack::Http,
+        request_id: "bench".into(),
+        trace_id: None,
+        deadline: None,
+    }))
+    .expect("the function answers")
+    .into_http()
 }

@@ -571,8 +571,8 @@ mod deep;
 mod strings;
 mod words;
 
-pub(super) use words::{skip_ws, string_stop};
 use words::{plain_stop, quote_flags, word_at};
+pub(super) use words::{skip_ws, string_stop};
 
 use chars::{array_index, escaped_as_node_writes};
 
