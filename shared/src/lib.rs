@@ -208,6 +208,12 @@ pub mod xray;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Otherwise, on glibc: its `malloc` for small blocks, with an arena per thread, and large ones
+/// mapped apart and kept for the next page ([`memory::PageHeap`]).
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+#[global_allocator]
+static GLOBAL: memory::PageHeap = memory::PageHeap;
+
 // What a function author needs, in one place. The modules above are the building blocks for
 // embedding (the integration tests and benchmarks use them); `codec` and `utilities` are
 // internal.

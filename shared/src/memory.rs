@@ -1,66 +1,45 @@
-//! Heap memory of large pages.
+//! Heap memory: many small blocks per call on every thread, and a few large ones per page.
 //!
-//! A 5 MB page passes through a few large buffers: the request body, the vector of its records,
-//! the parts of the answer. With glibc's defaults each of them gets its own `mmap` at first and
-//! is unmapped when freed; the threshold then rises, and later ones come from the heap arena of
-//! whichever thread allocates them, where they stay when freed: over a few pages on different
-//! threads the process keeps several pages' worth of memory. Mapping and unmapping every buffer
-//! instead (the threshold pinned low) keeps the peak down, but each page is then faulted in
-//! afresh: on the 5 MB page about a third of the server's CPU time went to page faults and
-//! `munmap`.
+//! A call allocates mostly small blocks (the records' vectors, the answer, hyper's and axum's
+//! per-request state), on whichever thread serves it; a 5 MB page adds a few large buffers (the
+//! request body, the vector of its records, the blocks of the answer). The two want different
+//! things from glibc's allocator when many calls run at once:
+//! - **Small blocks** want its per-thread arenas. With one arena for every thread (what this
+//!   module used to set up everywhere), concurrent calls took turns on its lock: on preMap-100
+//!   at 16 connections the server spent about a third of its CPU time waking and waiting for it
+//!   (`perf`: `futex_wake` under `malloc`, and `finish_task_switch`), serving 17.1k requests/s
+//!   where an arena per thread serves 28–29k.
+//! - **Large blocks** want to be reused by the next page, already faulted in, whichever thread
+//!   serves it. With an arena per thread each keeps what it freed: the large page's peak RSS
+//!   went from 3.1× to 4.6× the page (5.5× and 4.9× for the Python-form and pretty-printed
+//!   pages). Mapping and unmapping each one instead costs a page fault per 4 KiB each time:
+//!   about a third of the server's CPU time on the 5 MB page.
 //!
-//! [`at_start`] sets glibc up for pages instead: one arena for every thread, and large blocks
-//! served from it (no mapping of their own below 32 MiB) and kept when freed (the heap is not
-//! trimmed below 64 MiB free). The next page reuses the memory the last one freed, already
-//! faulted in, whichever thread serves it. The peak is the same as with every buffer mapped;
-//! the memory stays resident between pages (Lambda bills the configured memory, not the
-//! resident set). Measured in docs/json-candidates.md ("Answers in pieces"). Small
-//! allocations keep glibc's per-thread caches.
+//! So how the heap is used is chosen once per process, at start:
+//! - **One call at a time** (a Lambda environment: `AWS_LAMBDA_RUNTIME_API` set, and no
+//!   `AWS_LAMBDA_MAX_CONCURRENCY` above 1): nothing contends, so one arena for every thread,
+//!   blocks under 32 MiB served from it and freed memory kept (up to 64 MiB at its top): the
+//!   least memory, and the next page finds its memory faulted in.
+//! - **Many calls at once** (the local server, Lambda Managed Instances): an arena per thread,
+//!   and [`PageHeap`] keeps large blocks apart. Blocks from [`LARGE`] (1 MiB) are mapped on
+//!   their own, their length rounded up to a size class (at most an eighth more); a growing one
+//!   is moved by the kernel (`mremap`), not copied. When freed they are kept, up to
+//!   [`KEPT_MAX`] bytes in all, for the next large block on any thread (the smallest kept one
+//!   that holds it, its tail unmapped). One lock guards what is kept, taken a few times per
+//!   page, never per small block. glibc maps blocks from 512 KiB on their own, always.
 //!
-//! Only with glibc's allocator (the Lambda targets and Linux hosts); with the `mimalloc`
-//! feature, or elsewhere, it does nothing.
+//! [`PageHeap`] is the global allocator of every binary that links this crate (glibc targets,
+//! without the `mimalloc` feature); in the first mode it passes everything to glibc. Measured
+//! in docs/performance.md ("One heap for pages").
 
-/// Blocks below this size (32 MiB) come from the heap; larger ones get their own mapping.
-pub const MMAP_THRESHOLD: usize = 32 << 20;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod page_heap;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use page_heap::{KEPT_MAX, LARGE, PageHeap};
 
-/// Free memory at the top of the heap is kept up to this much (64 MiB).
-pub const TRIM_THRESHOLD: usize = 64 << 20;
-
-/// Called once, before the runtime starts.
+/// Called once, before the runtime starts (glibc targets, without the `mimalloc` feature):
+/// how the heap is used is chosen then.
 pub fn at_start() {
-    heap_for_pages();
-}
-
-#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
-fn heap_for_pages() {
-    // SAFETY: mallopt only sets the allocator's parameters (no pointers); it is called before
-    // any other thread exists.
-    let set = unsafe {
-        [
-            libc::mallopt(libc::M_ARENA_MAX, 1),
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int),
-            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int),
-        ]
-    };
-    if set.contains(&0) {
-        tracing::warn!("malloc could not be set up for large pages; they may be slower");
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
-fn heap_for_pages() {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn setting_up_the_heap_is_safe_to_call() {
-        at_start();
-        let v = vec![0u8; 5 << 20];
-        assert_eq!(v.len(), 5 << 20);
-        drop(v);
-        let w = vec![1u8; 5 << 20];
-        assert_eq!(w[0], 1);
-    }
+    #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
+    page_heap::at_start();
 }

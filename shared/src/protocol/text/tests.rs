@@ -181,7 +181,7 @@ fn records_not_in_json_stringify_form_are_rewritten_into_the_answer() {
 /// up to megabytes is gathered in blocks, each a piece: none grown past a block and a record.
 #[test]
 fn a_large_answer_gathers_its_own_bytes_in_blocks() {
-    let records: Vec<String> = (0..20_000)
+    let records: Vec<String> = (0..60_000)
         .map(|i| {
             if i % 4 == 2 {
                 format!(r#"{{"id": {i}, "amount": 3.0, "name": "r\u00e9cord {i}"}}"#)
