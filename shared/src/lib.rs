@@ -201,9 +201,9 @@ pub mod worker;
 #[doc(hidden)]
 pub mod xray;
 
-/// The global allocator with feature `mimalloc` (off by default): JSON pages are many small
-/// allocations, and glibc's malloc/free took about a third of a call's CPU time under load
-/// (perf); mimalloc gave about +25% requests/s but about 1.6× the peak RSS (`make bench`).
+/// The global allocator with feature `mimalloc` (off by default): against glibc with one arena
+/// for every thread, mimalloc gave about +25% requests/s but about 1.6× the peak RSS
+/// (`make bench`); see [`memory`] for what glibc does here instead.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

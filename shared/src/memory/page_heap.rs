@@ -173,18 +173,25 @@ fn keep(p: *mut u8, len: usize) -> bool {
         return false;
     }
     let mut k = kept();
-    while k.bytes + len > KEPT_MAX || k.blocks[SLOTS - 1].0 != 0 {
+    // The kept blocks are packed at the front, oldest first: room is made from the front.
+    for _ in 0..SLOTS {
+        if k.bytes + len <= KEPT_MAX && k.blocks[SLOTS - 1].0 == 0 {
+            break;
+        }
         let (old, old_len) = k.blocks[0];
         k.blocks.copy_within(1.., 0);
         k.blocks[SLOTS - 1] = (0, 0);
         k.bytes -= old_len;
-        unmap(old as *mut u8, old_len);
+        if old != 0 {
+            unmap(old as *mut u8, old_len);
+        }
     }
-    let free = k
-        .blocks
-        .iter()
-        .position(|&(q, _)| q == 0)
-        .unwrap_or(SLOTS - 1);
+    let Some(free) = k.blocks.iter().position(|&(q, _)| q == 0) else {
+        return false;
+    };
+    if k.bytes + len > KEPT_MAX {
+        return false;
+    }
     k.blocks[free] = (p as usize, len);
     k.bytes += len;
     true
