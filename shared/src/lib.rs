@@ -208,11 +208,27 @@ pub mod xray;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Otherwise, on glibc: its `malloc` for small blocks, with an arena per thread, and large ones
-/// mapped apart and kept for the next page ([`memory::PageHeap`]).
+/// `integrator_lambda::server_heap!();` at the top level of a server binary (`serve`,
+/// `conformance-server`) makes [`memory::PageHeap`] its global allocator: glibc's `malloc` for
+/// small blocks, with an arena per thread, and large ones mapped apart and kept for the next
+/// page. Not in the Lambda function binaries: any global allocator of our own adds about
+/// 106 KB to each (fat LTO), and a Lambda environment serves one call at a time (one arena,
+/// see [`memory`]). Nothing with the `mimalloc` feature, or off glibc.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
-#[global_allocator]
-static GLOBAL: memory::PageHeap = memory::PageHeap;
+#[macro_export]
+macro_rules! server_heap {
+    () => {
+        #[global_allocator]
+        static SERVER_HEAP: $crate::memory::PageHeap = $crate::memory::PageHeap;
+    };
+}
+
+/// See the other definition: nothing here (the `mimalloc` feature, or not glibc).
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
+#[macro_export]
+macro_rules! server_heap {
+    () => {};
+}
 
 // What a function author needs, in one place. The modules above are the building blocks for
 // embedding (the integration tests and benchmarks use them); `codec` and `utilities` are

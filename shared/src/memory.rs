@@ -21,16 +21,20 @@
 //!   blocks under 32 MiB served from it and freed memory kept (up to 64 MiB at its top): the
 //!   least memory, and the next page finds its memory faulted in.
 //! - **Many calls at once** (the local server, Lambda Managed Instances): an arena per thread,
-//!   and [`PageHeap`] keeps large blocks apart. Blocks from [`LARGE`] (1 MiB) are mapped on
-//!   their own, their length rounded up to a size class (at most an eighth more); a growing one
-//!   is moved by the kernel (`mremap`), not copied. When freed they are kept, up to
-//!   [`KEPT_MAX`] bytes in all, for the next large block on any thread (the smallest kept one
-//!   that holds it, its tail unmapped). One lock guards what is kept, taken a few times per
-//!   page, never per small block. glibc maps blocks from 512 KiB on their own, always.
+//!   and glibc maps blocks from 512 KiB on their own.
 //!
-//! [`PageHeap`] is the global allocator of every binary that links this crate (glibc targets,
-//! without the `mimalloc` feature); in the first mode it passes everything to glibc. Measured
-//! in docs/performance.md ("One heap for pages").
+//! The server binaries (`serve`, `conformance-server`) also take [`PageHeap`] as their global
+//! allocator (`integrator_lambda::server_heap!()`), which keeps large blocks apart: blocks from
+//! [`LARGE`] (1 MiB) are mapped on their own, their length rounded up to a size class (at most
+//! an eighth more); a growing one is moved by the kernel (`mremap`), not copied. When freed they
+//! are kept, up to [`KEPT_MAX`] bytes in all, for the next large block on any thread (the
+//! smallest kept one that holds it, its tail unmapped). One lock guards what is kept, taken a
+//! few times per page, never per small block. Without it (glibc alone, arenas per thread) each
+//! large page is faulted in afresh: the pretty-printed page took 34–35 ms instead of 25–27 over
+//! HTTP, and the Python-form page's peak RSS was 4.0–4.1× the page. The Lambda function
+//! binaries do not take it: any global allocator of our own adds about 106 KB to each binary
+//! (fat LTO), and a Lambda environment serves one call at a time unless Managed Instances run
+//! it with more. Measured in docs/performance.md ("One heap for pages").
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod page_heap;

@@ -338,18 +338,23 @@ mod tests {
 
     /// The property the module exists for: a large block freed on one thread is the one the
     /// next block of its size gets on another (an arena per thread keeps each its own, and the
-    /// page's memory twice). Through the global allocator, as a `Vec` gets its memory. No other
-    /// test allocates 12 MiB or more at once, so none takes this block (48 MiB, never touched).
+    /// page's memory twice). No other test allocates 12 MiB or more at once, so none takes this
+    /// block (48 MiB, never touched).
     #[test]
     fn a_page_block_freed_on_one_thread_is_reused_on_another() {
         const SIZE: usize = (45 << 20) + 4321;
         let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let first: Vec<u8> = Vec::with_capacity(SIZE);
-        let at = first.as_ptr() as usize;
-        drop(first);
-        let again = std::thread::spawn(|| {
-            let v: Vec<u8> = Vec::with_capacity(SIZE);
-            v.as_ptr() as usize
+        let layout = Layout::from_size_align(SIZE, 8).unwrap();
+        // SAFETY: a non-zero size; each block is freed once, with its layout.
+        let at = unsafe {
+            let p = PageHeap.alloc(layout);
+            PageHeap.dealloc(p, layout);
+            p as usize
+        };
+        let again = std::thread::spawn(move || unsafe {
+            let p = PageHeap.alloc(layout);
+            PageHeap.dealloc(p, layout);
+            p as usize
         })
         .join()
         .unwrap();

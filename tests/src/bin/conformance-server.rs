@@ -6,6 +6,9 @@ use integration_tests::reference::{self, Mode, SYSTEM_TOKEN};
 use integrator_lambda::transport::system_token::TokenSet;
 use std::process::ExitCode;
 
+// Many calls at once: an arena per thread, large blocks kept apart (`integrator_lambda::memory`).
+integrator_lambda::server_heap!();
+
 fn main() -> ExitCode {
     let mut mode = Mode::Diy;
     let mut port: u16 = 8080;
