@@ -361,14 +361,21 @@ mod tests {
         assert_eq!(again, at);
     }
 
+    /// A page block of `size` bytes from [`PageHeap`], every byte `fill`.
+    fn filled(size: usize, fill: u8) -> (*mut u8, Layout) {
+        let layout = Layout::from_size_align(size, 8).unwrap();
+        // SAFETY: a non-zero size; the block is written within it.
+        let p = unsafe { PageHeap.alloc(layout) };
+        assert!(!p.is_null() && (p as usize).is_multiple_of(PAGE));
+        unsafe { std::ptr::write_bytes(p, fill, size) };
+        (p, layout)
+    }
+
     #[test]
     fn resizing_within_a_class_keeps_the_block_and_across_classes_keeps_the_bytes() {
         let heap = PageHeap;
-        let layout = Layout::from_size_align((3 << 20) + 1, 8).unwrap();
+        let (p, layout) = filled((3 << 20) + 1, 7);
         unsafe {
-            let p = heap.alloc(layout);
-            assert!(!p.is_null() && (p as usize).is_multiple_of(PAGE));
-            std::ptr::write_bytes(p, 7, layout.size());
             // 3 MiB + 1 byte and 3 MiB + 100 KiB are both in the 3.25 MiB class.
             let q = heap.realloc(p, layout, (3 << 20) + (100 << 10));
             assert_eq!(q, p);
@@ -388,10 +395,8 @@ mod tests {
     #[test]
     fn a_reused_block_asked_for_zeroed_is_zeroed() {
         let heap = PageHeap;
-        let layout = Layout::from_size_align((7 << 20) + 777, 8).unwrap();
+        let (p, layout) = filled((7 << 20) + 777, 0xff);
         unsafe {
-            let p = heap.alloc(layout);
-            std::ptr::write_bytes(p, 0xff, layout.size());
             heap.dealloc(p, layout);
             let z = heap.alloc_zeroed(layout);
             assert!(
