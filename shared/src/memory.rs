@@ -29,12 +29,12 @@
 //! an eighth more); a growing one is moved by the kernel (`mremap`), not copied. When freed they
 //! are kept, up to [`KEPT_MAX`] bytes in all, for the next large block on any thread (the
 //! smallest kept one that holds it, its tail unmapped). One lock guards what is kept, taken a
-//! few times per page, never per small block. Without it (glibc alone, arenas per thread) each
-//! large page is faulted in afresh: the pretty-printed page took 34–35 ms instead of 25–27 over
-//! HTTP, and the Python-form page's peak RSS was 4.0–4.1× the page. The Lambda function
-//! binaries do not take it: any global allocator of our own adds about 106 KB to each binary
-//! (fat LTO), and a Lambda environment serves one call at a time unless Managed Instances run
-//! it with more. Measured in docs/performance.md ("One heap for pages").
+//! few times per page, never per small block. Without it (glibc alone, arenas per thread, blocks
+//! from 1 MiB mapped apart) each large page is faulted in afresh: the pretty-printed page took
+//! 34–35 ms instead of 25–27 over HTTP, and the Python-form page's peak RSS was 4.0–4.1×.
+//! The Lambda function binaries do not take it: any global allocator of our own adds about
+//! 106 KB to each binary (fat LTO), and a Lambda environment serves one call at a time unless
+//! Managed Instances run it with more. Measured in docs/performance.md ("One heap for pages").
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod page_heap;

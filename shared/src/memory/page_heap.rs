@@ -2,7 +2,7 @@
 //! `mallopt`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, Once};
 
 /// Blocks from this size (1 MiB) are page blocks when pages are kept apart: mapped on their own
@@ -83,23 +83,29 @@ fn choose() -> bool {
     ONCE.call_once(|| {
         let apart = !one_call_at_a_time();
         // SAFETY: mallopt only sets the allocator's parameters (no pointers).
-        unsafe {
+        let set = unsafe {
             if apart {
                 // glibc maps blocks from 512 KiB apart, always: its default threshold rises as
                 // such blocks are freed, and those under `LARGE` would stay in each arena.
-                libc::mallopt(libc::M_MMAP_THRESHOLD, APART_MMAP_THRESHOLD as libc::c_int);
+                libc::mallopt(libc::M_MMAP_THRESHOLD, APART_MMAP_THRESHOLD as libc::c_int) != 0
             } else {
-                libc::mallopt(libc::M_ARENA_MAX, 1);
-                libc::mallopt(
-                    libc::M_MMAP_THRESHOLD,
-                    ONE_ARENA_MMAP_THRESHOLD as libc::c_int,
-                );
-                libc::mallopt(
-                    libc::M_TRIM_THRESHOLD,
-                    ONE_ARENA_TRIM_THRESHOLD as libc::c_int,
-                );
+                [
+                    libc::mallopt(libc::M_ARENA_MAX, 1),
+                    libc::mallopt(
+                        libc::M_MMAP_THRESHOLD,
+                        ONE_ARENA_MMAP_THRESHOLD as libc::c_int,
+                    ),
+                    libc::mallopt(
+                        libc::M_TRIM_THRESHOLD,
+                        ONE_ARENA_TRIM_THRESHOLD as libc::c_int,
+                    ),
+                ]
+                .iter()
+                .all(|&r| r != 0)
             }
-        }
+        };
+        // Told by `at_start`, which may log (this may run inside the allocator, which may not).
+        SET_UP.store(set, Ordering::Relaxed);
         MODE.store(if apart { APART } else { ONE_ARENA }, Ordering::Release);
     });
     MODE.load(Ordering::Acquire) == APART
@@ -310,9 +316,15 @@ unsafe impl GlobalAlloc for PageHeap {
     }
 }
 
+/// Whether glibc took every setting [`choose`] gave it.
+static SET_UP: AtomicBool = AtomicBool::new(true);
+
 /// How the heap is used is chosen now, before other threads exist ([`choose`]).
 pub(super) fn at_start() {
     pages_apart();
+    if !SET_UP.load(Ordering::Relaxed) {
+        tracing::warn!("malloc could not be set up for pages; large pages may be slower");
+    }
 }
 
 #[cfg(test)]
