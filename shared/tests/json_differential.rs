@@ -481,3 +481,48 @@ process.stdout.write(JSON.stringify(out));
         assert_eq!(&got, want, "{page:?}");
     }
 }
+
+/// A page past a MiB, whose record array the scan splits in two halves scanned at once (on two
+/// cores or more: `protocol::scan`'s `halves`): every record, in every writer's spelling, comes
+/// back as Node writes it, and in its own place.
+#[test]
+fn a_page_scanned_in_halves_is_written_as_node_writes_it() {
+    let mut r = Rng(0x5EED_0000_4000_0001);
+    let mut lines = Vec::new();
+    let mut len = 0;
+    while len < 2 << 20 {
+        let mut text = String::new();
+        value(&mut r, 1, &mut Unrepresentable::default(), &mut text);
+        len += text.len() + 16;
+        lines.push(text);
+    }
+    let Some(node) = node_stringify(&lines) else {
+        return;
+    };
+    // Records that are objects (the halves start at a record that opens with `{`), of what Node
+    // reads.
+    let records: Vec<String> = lines
+        .iter()
+        .zip(&node)
+        .enumerate()
+        .filter(|(_, (_, want))| want.is_some())
+        .map(|(i, (line, _))| format!(r#"{{"i":{i},"v":{line}}}"#))
+        .collect();
+    let data = format!("[{}]", records.join(","));
+    let want = node_stringify(std::slice::from_ref(&data))
+        .and_then(|mut v| v.pop().flatten())
+        .expect("Node reads the page's records");
+    let page = bytes::Bytes::from(format!(r#"{{"_flowId":"f","data":{data},"pageIndex":0}}"#));
+    assert!(page.len() > 2 << 20, "{} bytes", page.len());
+    let options = Options::from_payload(page.clone()).expect("the page is split");
+    let o: PreSavePageOptions = PreSavePage::read_options(options).expect("typed options");
+    assert_eq!(o.data.len(), records.len());
+    let got = integrator_lambda::protocol::text::within(Some(page.clone()), || {
+        integrator_lambda::protocol::text::to_text(&o.data)
+    })
+    .expect("serialize");
+    assert!(
+        got.to_bytes().as_ref() == want.as_bytes(),
+        "the page differs from Node's"
+    );
+}

@@ -145,6 +145,10 @@ pub fn split_body(text: &[u8]) -> Result<Vec<FieldSpan>, NotSplit> {
 }
 
 fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
+    split_in(text, level, halves::from_length())
+}
+
+fn split_in(text: &[u8], level: Level, halves_from: usize) -> Result<Vec<FieldSpan>, NotSplit> {
     if u32::try_from(text.len()).is_err() {
         return Err(NotSplit::Suspicious);
     }
@@ -156,6 +160,7 @@ fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
         Err(_) => NotSplit::NotUtf8,
     };
     let mut s = Scanner::new(text);
+    s.halves_from = halves_from;
     s.ws();
     if s.peek() != Some(b'{') {
         return Err(not_split(NotSplit::NotObject));
@@ -195,6 +200,9 @@ struct Scanner<'a> {
     keys: Vec<(usize, usize)>,
     /// Inside a record: what is suspicious elsewhere only makes the record not canonical.
     in_record: bool,
+    /// A record array with at least this much text from its start on is scanned in two halves
+    /// at once ([`halves`]).
+    halves_from: usize,
 }
 
 impl<'a> Scanner<'a> {
@@ -208,6 +216,7 @@ impl<'a> Scanner<'a> {
             suspicious: false,
             keys: Vec::with_capacity(64),
             in_record: false,
+            halves_from: halves::from_length(),
         }
     }
 
@@ -300,30 +309,38 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A record array: each element's span and whether it is canonical.
+    /// A record array: each element's span and whether it is canonical. A long one is scanned
+    /// in two halves at once ([`Self::records_in_halves`]).
     fn records(&mut self) -> Result<Vec<RecordSpan>, ()> {
+        if let Some(at) = self.halfway() {
+            return self.records_in_halves(at);
+        }
         // Room for a page of 100 records up front (1.2 KB), not six steps of growth.
         let mut out = Vec::with_capacity(128);
-        self.elements(|s| {
-            s.canon = true;
-            s.spaced = false;
-            s.keys_ok = true;
-            s.in_record = true;
-            let start = s.i;
-            let scanned = s.value(2);
-            s.in_record = false;
-            scanned?;
-            // `split` refuses texts whose offsets do not fit.
-            out.push(RecordSpan {
-                start: u32::try_from(start).map_err(|_| ())?,
-                end: u32::try_from(s.i).map_err(|_| ())?,
-                canonical: s.canon && !s.spaced,
-                keys_in_order: s.keys_ok,
-                spaced: s.canon && s.spaced,
-            });
-            Ok(())
-        })?;
+        self.elements(|s| s.record(&mut out))?;
         Ok(out)
+    }
+
+    /// The record at the cursor, its span added to `out`.
+    #[inline(always)]
+    fn record(&mut self, out: &mut Vec<RecordSpan>) -> Result<(), ()> {
+        self.canon = true;
+        self.spaced = false;
+        self.keys_ok = true;
+        self.in_record = true;
+        let start = self.i;
+        let scanned = self.value(2);
+        self.in_record = false;
+        scanned?;
+        // `split` refuses texts whose offsets do not fit.
+        out.push(RecordSpan {
+            start: u32::try_from(start).map_err(|_| ())?,
+            end: u32::try_from(self.i).map_err(|_| ())?,
+            canonical: self.canon && !self.spaced,
+            keys_in_order: self.keys_ok,
+            spaced: self.canon && self.spaced,
+        });
+        Ok(())
     }
 
     /// After an element or a member: `,` (false: more follow) or the `close` bracket (true).
@@ -383,8 +400,14 @@ impl<'a> Scanner<'a> {
     }
 
     #[inline(always)]
-    fn literal(&mut self, word: &[u8]) -> Result<(), ()> {
-        if self.b[self.i..].starts_with(word) {
+    fn literal<const N: usize>(&mut self, word: &[u8; N]) -> Result<(), ()> {
+        // Compared as an array of known length: a few instructions, not a call to `memcmp`.
+        if self
+            .b
+            .get(self.i..self.i + N)
+            .and_then(|w| <&[u8; N]>::try_from(w).ok())
+            == Some(word)
+        {
             self.i += word.len();
             Ok(())
         } else {
@@ -491,83 +514,12 @@ impl<'a> Scanner<'a> {
         self.i = i;
         self.string_rest(start)
     }
-
-    fn digits(&mut self) -> usize {
-        let start = self.i;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.i += 1;
-        }
-        self.i - start
-    }
-
-    fn number(&mut self) -> Result<(), ()> {
-        let negative = self.peek() == Some(b'-');
-        if negative {
-            self.i += 1;
-        }
-        let int_start = self.i;
-        let int_digits = self.digits();
-        if int_digits == 0 || (int_digits > 1 && self.b[int_start] == b'0') {
-            return Err(());
-        }
-        let int_zero = self.b[int_start] == b'0';
-        let mut frac_digits = 0;
-        let mut frac_start = self.i;
-        if self.peek() == Some(b'.') {
-            self.i += 1;
-            frac_start = self.i;
-            frac_digits = self.digits();
-            if frac_digits == 0 {
-                return Err(());
-            }
-        }
-        let frac = &self.b[frac_start..frac_start + frac_digits];
-        if let Some(b'e' | b'E') = self.peek() {
-            self.i += 1;
-            self.canon = false;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.i += 1;
-            }
-            let exp_start = self.i;
-            let exp_digits = self.digits();
-            if exp_digits == 0 {
-                return Err(());
-            }
-            let exp = &self.b[exp_start..self.i];
-            let big = exp_digits > 3
-                || std::str::from_utf8(exp)
-                    .ok()
-                    .and_then(|e| e.parse::<u32>().ok())
-                    .is_none_or(|e| e >= 290);
-            if big {
-                self.suspect();
-            }
-        }
-        if int_digits + frac_digits > 290 {
-            self.suspect();
-        }
-        if !self.canon {
-            return Ok(());
-        }
-        let canonical = if frac_digits == 0 {
-            int_digits <= 15 && !(negative && int_zero)
-        } else if frac.last() == Some(&b'0') {
-            false
-        } else if int_zero {
-            let zeros = frac.iter().take_while(|&&d| d == b'0').count();
-            zeros <= 5 && frac_digits - zeros <= 15
-        } else {
-            int_digits + frac_digits <= 15
-        };
-        if !canonical {
-            self.canon = false;
-        }
-        Ok(())
-    }
 }
 
 mod chars;
 mod deep;
+mod halves;
+mod number;
 mod strings;
 mod words;
 
