@@ -523,6 +523,7 @@ mod number;
 mod strings;
 mod words;
 
+pub(super) use halves::two_cores;
 use words::{plain_stop, quote_flags, word_at};
 pub(super) use words::{skip_ws, string_stop};
 

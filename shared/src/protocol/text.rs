@@ -24,6 +24,7 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// What a record leaves in the writer's output in place of its text.
 const MARK: u8 = 0;
@@ -442,7 +443,7 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
     let Marked {
         source,
         marks,
-        mut others,
+        others,
         rewrites,
     } = marked;
     if marks.is_empty() {
@@ -476,48 +477,92 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
     } else {
         (BLOCK, MIN_SLICE_LARGE)
     };
-    let mut g = Gather {
-        source: &source,
-        pieces: Vec::new(),
-        own: Vec::with_capacity(room),
-        min_slice,
-        open: None,
-        len: 0,
+    let g = Gather::new(&source, room, min_slice);
+    let c = Cutting {
+        outline: &outline,
+        at: &at,
+        marks: &marks,
+        others: &others,
+        rewrites: &rewrites,
     };
-    let mut scratch = super::rewrite::Scratch::default();
-    let mut from = 0;
-    for (&m, &mark) in at.iter().zip(&marks) {
-        let gap = &outline[from..m];
-        match mark {
-            Mark::Source(s, e) => g.push_range(gap, (s, e)),
-            Mark::Other(i) => {
-                g.close();
-                g.copy(gap);
-                g.push(std::mem::take(others.get_mut(i)?));
-            }
-            Mark::Rewrite(i) => {
-                g.close();
-                g.copy(gap);
-                let (text, shape) = rewrites.get(i)?;
-                // A rewrite is seldom longer than its text (and may grow the block if it is).
-                g.room_for(text.len() + 8);
-                let before = g.own.len();
-                super::rewrite::rewrite_with(text, *shape, &mut scratch, &mut g.own).ok()?;
-                g.len += g.own.len() - before;
-            }
-        }
-        from = m + 1;
-    }
-    g.close();
-    g.copy(&outline[from..]);
-    g.flush();
-    let (pieces, len) = (g.pieces, g.len);
+    let to_rewrite: usize = rewrites.iter().map(|(t, _)| t.len()).sum();
+    let (pieces, len) = if to_rewrite >= halves::from_size() {
+        halves::cut_in_halves(g, &c)?
+    } else {
+        let mut g = g;
+        let from = g.fill(&c, 0..at.len(), 0)?;
+        g.finish(outline.get(from..)?)
+    };
     Some(JsonText {
         pieces,
         len,
         outline: Some(outline),
     })
 }
+
+/// What a cut reads: the writer's output (its marks set to `0`), where the marks were, and
+/// what each stands for.
+struct Cutting<'a> {
+    outline: &'a [u8],
+    at: &'a [usize],
+    marks: &'a [Mark],
+    others: &'a [Bytes],
+    rewrites: &'a [(Bytes, Shape)],
+}
+
+impl<'a> Gather<'a> {
+    fn new(source: &'a Bytes, room: usize, min_slice: usize) -> Self {
+        Gather {
+            source,
+            pieces: Vec::new(),
+            own: Vec::with_capacity(room),
+            min_slice,
+            open: None,
+            len: 0,
+        }
+    }
+
+    /// The marks in `range`, each after the writer's bytes before it (from `from` in the
+    /// outline on); where the writer's bytes after the last of them start. `None` when a mark
+    /// is not what was handed over, or a text to rewrite is not JSON after all.
+    fn fill(&mut self, c: &Cutting<'_>, range: Range<usize>, mut from: usize) -> Option<usize> {
+        let mut scratch = super::rewrite::Scratch::default();
+        let at = c.at.get(range.clone())?;
+        for (&m, &mark) in at.iter().zip(c.marks.get(range)?) {
+            let gap = c.outline.get(from..m)?;
+            match mark {
+                Mark::Source(s, e) => self.push_range(gap, (s, e)),
+                Mark::Other(i) => {
+                    self.close();
+                    self.copy(gap);
+                    self.push(c.others.get(i)?.clone());
+                }
+                Mark::Rewrite(i) => {
+                    self.close();
+                    self.copy(gap);
+                    let (text, shape) = c.rewrites.get(i)?;
+                    // A rewrite is seldom longer than its text (and may grow the block if it is).
+                    self.room_for(text.len() + 8);
+                    let before = self.own.len();
+                    super::rewrite::rewrite_with(text, *shape, &mut scratch, &mut self.own).ok()?;
+                    self.len += self.own.len() - before;
+                }
+            }
+            from = m + 1;
+        }
+        Some(from)
+    }
+
+    /// The pieces and their total length, `tail` (the writer's last bytes) after them.
+    fn finish(mut self, tail: &[u8]) -> (Vec<Bytes>, usize) {
+        self.close();
+        self.copy(tail);
+        self.flush();
+        (self.pieces, self.len)
+    }
+}
+
+mod halves;
 
 #[cfg(test)]
 mod tests;

@@ -25,12 +25,15 @@ pub(super) const HALVES_FROM: usize = 1 << 20;
 /// How far past the middle the second half's start is looked for.
 const SEARCH: usize = 64 * 1024;
 
+/// Whether this process may run two threads at once (read once).
+pub(in crate::protocol) fn two_cores() -> bool {
+    static TWO_CORES: OnceLock<bool> = OnceLock::new();
+    *TWO_CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2))
+}
+
 /// [`HALVES_FROM`] on a machine with two cores or more; otherwise never.
 pub(super) fn from_length() -> usize {
-    static TWO_CORES: OnceLock<bool> = OnceLock::new();
-    let two =
-        *TWO_CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2));
-    if two { HALVES_FROM } else { usize::MAX }
+    if two_cores() { HALVES_FROM } else { usize::MAX }
 }
 
 impl Scanner<'_> {

@@ -237,3 +237,30 @@ fn a_large_answer_sends_runs_of_records_between_rewrites_from_the_request() {
         expected.len()
     );
 }
+
+#[test]
+fn a_large_answer_with_much_to_rewrite_is_cut_in_halves_into_the_same_text() {
+    // More than a MiB of records to rewrite (every other one as Python writes it): on two cores
+    // the second half of the marks is cut by another thread (`text/halves.rs`).
+    let records: Vec<String> = (0..50_000)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!(r#"{{"id": {i}, "amount": 3.0, "name": "r\u00e9cord {i}"}}"#)
+            } else {
+                format!(r#"{{"id":{i},"amount":1.5,"name":"récord {i}"}}"#)
+            }
+        })
+        .collect();
+    let (source, ranges) = request(&records, ",");
+    let data = page(&source, &ranges);
+    let to_rewrite: usize = ranges.iter().step_by(2).map(|(s, e)| e - s).sum();
+    assert!(to_rewrite > 1 << 20, "{to_rewrite}");
+    let expected = json::to_vec(&data).unwrap();
+    let text = within(Some(source), || to_text(&data)).unwrap();
+    assert_eq!(text.len(), expected.len());
+    assert!(
+        text.to_bytes().as_ref() == expected.as_slice(),
+        "the text differs"
+    );
+    assert!(text.pieces().iter().all(|p| p.len() <= BLOCK + 100));
+}
