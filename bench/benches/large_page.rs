@@ -110,6 +110,12 @@ fn premap_100(c: &mut Criterion) {
         g.bench_function(format!("envelope_only_{name}"), |b| {
             b.iter(|| Envelope::from_json(black_box(bytes.clone())).expect("json"))
         });
+        // The least any JSON service does with this body: serde_json checking it, no more.
+        g.bench_function(format!("serde_skip_only_{name}"), |b| {
+            b.iter(|| {
+                serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&bytes)).expect("json")
+            })
+        });
         g.bench_function(format!("dispatch_{name}"), |b| {
             b.iter(|| dispatched(&rt, &ext, black_box(&bytes)))
         });
