@@ -29,19 +29,23 @@ pub(super) fn cut_in_halves(mut first: Gather<'_>, c: &Cutting<'_>) -> Option<(V
     // The writer's bytes between the two halves open the second.
     let start = c.at.get(k.checked_sub(1)?)? + 1;
     let (source, min_slice) = (first.source, first.min_slice);
+    let second_half = move || {
+        let mut g = Gather::new(source, BLOCK, min_slice);
+        let from = g.fill(c, k..c.at.len(), start)?;
+        Some(g.finish(c.outline.get(from..)?))
+    };
     let (done, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(move || {
-            let mut g = Gather::new(source, BLOCK, min_slice);
-            let from = g.fill(c, k..c.at.len(), start)?;
-            Some(g.finish(c.outline.get(from..)?))
-        });
-        (first.fill(c, 0..k, 0), second.join())
+        match std::thread::Builder::new().spawn_scoped(scope, second_half) {
+            Ok(second) => (first.fill(c, 0..k, 0), second.join().ok().flatten()),
+            // A thread the system will not make: the second half after the first, here.
+            Err(_) => (first.fill(c, 0..k, 0), second_half()),
+        }
     });
     if done? != start {
         return None;
     }
     let (mut pieces, len) = first.finish(&[]);
-    let (more, more_len) = second.ok()??;
+    let (more, more_len) = second?;
     pieces.extend(more);
     Some((pieces, len + more_len))
 }
