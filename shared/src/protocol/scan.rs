@@ -523,7 +523,9 @@ mod number;
 mod strings;
 mod words;
 
-pub(super) use halves::two_cores;
+#[cfg(test)]
+pub(super) use halves::NO_THREADS;
+pub(super) use halves::{spawn_half, two_cores};
 use words::{plain_stop, quote_flags, word_at};
 pub(super) use words::{skip_ws, string_stop};
 

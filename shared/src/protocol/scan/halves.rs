@@ -31,6 +31,26 @@ pub(in crate::protocol) fn two_cores() -> bool {
     *TWO_CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2))
 }
 
+/// A thread in `scope` for a second half; `None` when the system will not make one (the
+/// caller then does the work itself, as on one core).
+pub(in crate::protocol) fn spawn_half<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> Option<std::thread::ScopedJoinHandle<'scope, T>> {
+    #[cfg(test)]
+    if NO_THREADS.get() {
+        return None;
+    }
+    std::thread::Builder::new().spawn_scoped(scope, f).ok()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: on this thread, [`spawn_half`] is refused, as by a system out of threads.
+    pub(in crate::protocol) static NO_THREADS: std::cell::Cell<bool> =
+        const { std::cell::Cell::new(false) };
+}
+
 /// [`HALVES_FROM`] on a machine with two cores or more; otherwise never.
 pub(super) fn from_length() -> usize {
     if two_cores() { HALVES_FROM } else { usize::MAX }
@@ -60,9 +80,7 @@ impl Scanner<'_> {
         let mut out = Vec::with_capacity(128);
         std::thread::scope(|scope| {
             // A thread the system will not make: one pass, as on one core.
-            let mut second = std::thread::Builder::new()
-                .spawn_scoped(scope, move || records_from(text, at))
-                .ok();
+            let mut second = spawn_half(scope, move || records_from(text, at));
             self.elements(|s| {
                 if s.i == at
                     && let Some(half) = second.take()
@@ -158,6 +176,17 @@ mod tests {
         assert!(one.starts_with("Ok("), "{one}");
         assert_eq!(one, halves);
         assert_eq!(one.matches("RecordSpan").count(), 4, "{one}");
+    }
+
+    #[test]
+    fn when_no_thread_can_be_made_one_pass_scans_it_all() {
+        let text = page(2000);
+        let one = both(&text).0;
+        super::NO_THREADS.set(true);
+        let (_, refused) = both(&text);
+        super::NO_THREADS.set(false);
+        assert!(one.starts_with("Ok("), "{one}");
+        assert_eq!(one, refused);
     }
 
     #[test]

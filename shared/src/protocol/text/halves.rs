@@ -8,6 +8,7 @@
 //! `protocol::scan::two_cores`), and from [`HALVES_FROM`] bytes of records to rewrite.
 
 use super::{BLOCK, Bytes, Cutting, Gather};
+use crate::protocol::scan::spawn_half;
 
 /// From this many bytes of records to rewrite: a thread costs tens of microseconds, rewriting
 /// a MiB of records a few milliseconds.
@@ -35,10 +36,10 @@ pub(super) fn cut_in_halves(mut first: Gather<'_>, c: &Cutting<'_>) -> Option<(V
         Some(g.finish(c.outline.get(from..)?))
     };
     let (done, second) = std::thread::scope(|scope| {
-        match std::thread::Builder::new().spawn_scoped(scope, second_half) {
-            Ok(second) => (first.fill(c, 0..k, 0), second.join().ok().flatten()),
+        match spawn_half(scope, second_half) {
+            Some(second) => (first.fill(c, 0..k, 0), second.join().ok().flatten()),
             // A thread the system will not make: the second half after the first, here.
-            Err(_) => (first.fill(c, 0..k, 0), second_half()),
+            None => (first.fill(c, 0..k, 0), second_half()),
         }
     });
     if done? != start {

@@ -258,3 +258,19 @@ fn a_large_answer_with_much_to_rewrite_is_cut_in_halves_into_the_same_text() {
     );
     assert!(text.pieces().iter().all(|p| p.len() <= BLOCK + 100));
 }
+
+#[test]
+fn when_no_thread_can_be_made_the_second_half_is_cut_after_the_first() {
+    let (threaded, expected) = python_page(50_000, |i| i % 2 == 0);
+    crate::protocol::scan::NO_THREADS.set(true);
+    let (alone, _) = python_page(50_000, |i| i % 2 == 0);
+    crate::protocol::scan::NO_THREADS.set(false);
+    assert!(threaded.to_bytes().as_ref() == expected.as_slice());
+    assert!(
+        alone.to_bytes().as_ref() == expected.as_slice(),
+        "the text differs"
+    );
+    assert_eq!(alone.len(), expected.len());
+    // Cut in pieces, not written again whole (what a failed cut falls back to).
+    assert!(alone.pieces().iter().all(|p| p.len() <= BLOCK + 100));
+}
