@@ -145,7 +145,7 @@ pub fn split_body(text: &[u8]) -> Result<Vec<FieldSpan>, NotSplit> {
 }
 
 fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
-    split_in(text, level, halves::from_length())
+    split_in(text, level, halves::on_two_cores(halves::HALVES_FROM))
 }
 
 fn split_in(text: &[u8], level: Level, halves_from: usize) -> Result<Vec<FieldSpan>, NotSplit> {
@@ -216,7 +216,7 @@ impl<'a> Scanner<'a> {
             suspicious: false,
             keys: Vec::with_capacity(64),
             in_record: false,
-            halves_from: halves::from_length(),
+            halves_from: halves::on_two_cores(halves::HALVES_FROM),
         }
     }
 
@@ -525,7 +525,7 @@ mod words;
 
 #[cfg(test)]
 pub(super) use halves::NO_THREADS;
-pub(super) use halves::{spawn_half, two_cores};
+pub(super) use halves::{on_two_cores, spawn_half};
 use words::{plain_stop, quote_flags, word_at};
 pub(super) use words::{skip_ws, string_stop};
 

@@ -25,10 +25,14 @@ pub(super) const HALVES_FROM: usize = 1 << 20;
 /// How far past the middle the second half's start is looked for.
 const SEARCH: usize = 64 * 1024;
 
-/// Whether this process may run two threads at once (read once).
-pub(in crate::protocol) fn two_cores() -> bool {
+/// `threshold` where this process may run two threads at once (`available_parallelism`, read
+/// once); otherwise `usize::MAX`, never reached: the work that splits in halves from a size
+/// (here, and the answer's rewrites in `protocol::text`).
+pub(in crate::protocol) fn on_two_cores(threshold: usize) -> usize {
     static TWO_CORES: OnceLock<bool> = OnceLock::new();
-    *TWO_CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2))
+    let two =
+        *TWO_CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2));
+    if two { threshold } else { usize::MAX }
 }
 
 /// A thread in `scope` for a second half; `None` when the system will not make one (the
@@ -49,11 +53,6 @@ thread_local! {
     /// Tests: on this thread, [`spawn_half`] is refused, as by a system out of threads.
     pub(in crate::protocol) static NO_THREADS: std::cell::Cell<bool> =
         const { std::cell::Cell::new(false) };
-}
-
-/// [`HALVES_FROM`] on a machine with two cores or more; otherwise never.
-pub(super) fn from_length() -> usize {
-    if two_cores() { HALVES_FROM } else { usize::MAX }
 }
 
 impl Scanner<'_> {

@@ -5,10 +5,10 @@
 //! middle goes out as two slices).
 //!
 //! Only where the scan's halves are used too (two cores or more, see
-//! `protocol::scan::two_cores`), and from [`HALVES_FROM`] bytes of records to rewrite.
+//! `protocol::scan::on_two_cores`), and from [`HALVES_FROM`] bytes of records to rewrite.
 
 use super::{BLOCK, Bytes, Cutting, Gather};
-use crate::protocol::scan::spawn_half;
+use crate::protocol::scan::{on_two_cores, spawn_half};
 
 /// From this many bytes of records to rewrite: a thread costs tens of microseconds, rewriting
 /// a MiB of records a few milliseconds.
@@ -16,11 +16,7 @@ const HALVES_FROM: usize = 1 << 20;
 
 /// [`HALVES_FROM`] on two cores or more; otherwise never.
 pub(super) fn from_size() -> usize {
-    if crate::protocol::scan::two_cores() {
-        HALVES_FROM
-    } else {
-        usize::MAX
-    }
+    on_two_cores(HALVES_FROM)
 }
 
 /// The pieces of the answer and their length, the second half of the marks cut by another
