@@ -2,7 +2,7 @@
 //! half of 6 (cold `make test` build times).
 
 use super::yes;
-use crate::driver::measure::{LARGE_RUNS, LargeE2E, LargePage, LargeRun, ServerStack};
+use crate::driver::measure::{LARGE_RUNS, LargeE2E, LargePage, LargeRun, PAIRED_RUNS, ServerStack};
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,7 +20,8 @@ pub(crate) fn large_e2e_section(
     let _ = writeln!(
         s,
         "### Large page end to end\n\nThe same {:.2} MB preSavePage page ({} records, `bench::envelope_of_size`) sent whole, \
-         one request at a time, {LARGE_RUNS} timed requests after one warm-up, each server freshly started (so its peak \
+         one request at a time, {LARGE_RUNS} timed requests after one warm-up ({PAIRED_RUNS} for ours over HTTP, taken in \
+         turn with the bare echo's: see the machine's limit), each server freshly started (so its peak \
          RSS is this page's): over HTTP `POST /function` (a new connection per request; the answer read into one buffer sized for it) to \
          `conformance-server --mode diy` and to the Node reference stack; and through integrator.io's Lambda path, a \
          direct Invoke of `conformance-lambda` at the Runtime API double (envelope in the client context, options as \
@@ -296,8 +297,12 @@ pub(crate) fn machine_limit(
         let x = o / e.max(1e-9);
         let _ = writeln!(
             s,
-            "\nLarge page over HTTP (section 3b's page and method): ours {o:.1} ms, echo {e:.1} ms: \
-             **{x:.2}×** the echo's time.\n"
+            "\nLarge page over HTTP (section 3b's page and method): ours and the echo started side by \
+             side, each warmed up once, then {PAIRED_RUNS} timed requests to each taken in turn (one to \
+             each, alternating which goes first), medians: ours {o:.1} ms, echo {e:.1} ms: **{x:.2}×** \
+             the echo's time. (Timed apart, 10 requests each, single requests of this page scatter by \
+             up to 2× on this shared 2-core machine, and the ratio moved between 1.0× and 1.7× from \
+             one run to the next.)\n"
         );
         summary.push((
             "Large page over HTTP vs a bare hyper echo".into(),
