@@ -14,8 +14,9 @@ pub(crate) const LARGE_RUNS: usize = 10;
 
 /// Timed requests to each of ours and the bare echo, taken in turn ([`large_http_paired`]).
 /// Single requests of this page scatter by up to 2× on a shared 2-core machine (ours 8.5–14
-/// ms, the echo's 4.7–11.5 ms in one sitting), and the median of 10 pairs put ours at 1.0× to
-/// 1.7× the echo from one run to the next.
+/// ms, the echo's 4.7–11.5 ms in one sitting): timed apart, 10 requests each, the same
+/// binaries came out at 1.16× to 1.64× the echo from one run to the next, and with 10 pairs
+/// taken in turn at 1.0× to 1.75×; with 30 pairs, 1.36× to 1.65× over five runs.
 pub(crate) const PAIRED_RUNS: usize = 30;
 
 pub(crate) struct LargeRun {

@@ -300,9 +300,9 @@ pub(crate) fn machine_limit(
             "\nLarge page over HTTP (section 3b's page and method): ours and the echo started side by \
              side, each warmed up once, then {PAIRED_RUNS} timed requests to each taken in turn (one to \
              each, alternating which goes first), medians: ours {o:.1} ms, echo {e:.1} ms: **{x:.2}×** \
-             the echo's time. (Timed apart, 10 requests each, single requests of this page scatter by \
-             up to 2× on this shared 2-core machine, and the ratio moved between 1.0× and 1.7× from \
-             one run to the next.)\n"
+             the echo's time. (Single requests of this page scatter by up to 2× on this shared 2-core \
+             machine: timed apart, 10 requests each, the same binaries came out at 1.16× to 1.64× from \
+             one run to the next, and with 10 pairs taken in turn at 1.0× to 1.75×.)\n"
         );
         summary.push((
             "Large page over HTTP vs a bare hyper echo".into(),
