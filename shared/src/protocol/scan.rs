@@ -23,6 +23,10 @@
 //! one such record never fails its page; nesting there may go to [`MAX_RECORD_DEPTH`]).
 //! Anywhere else the general parser may refuse them, so the caller sends the whole call down
 //! the general path, where the same error comes out as before.
+//!
+//! The records of a page mostly share one shape: each is read first against the last record's
+//! skeleton (its keys and punctuation, compared a word at a time, its scalars read as here), and
+//! by the full scan only where it leaves that shape (`scan/template.rs`).
 
 /// Nesting below the options object past which a text is suspicious (serde_json's own parser
 /// stops at 128 levels).
@@ -149,6 +153,16 @@ fn split(text: &[u8], level: Level) -> Result<Vec<FieldSpan>, NotSplit> {
 }
 
 fn split_in(text: &[u8], level: Level, halves_from: usize) -> Result<Vec<FieldSpan>, NotSplit> {
+    split_with(text, level, halves_from, true)
+}
+
+/// [`split_in`], its records read against skeletons ([`template`]) or by the full scan only.
+fn split_with(
+    text: &[u8],
+    level: Level,
+    halves_from: usize,
+    skeletons: bool,
+) -> Result<Vec<FieldSpan>, NotSplit> {
     if u32::try_from(text.len()).is_err() {
         return Err(NotSplit::Suspicious);
     }
@@ -161,6 +175,7 @@ fn split_in(text: &[u8], level: Level, halves_from: usize) -> Result<Vec<FieldSp
     };
     let mut s = Scanner::new(text);
     s.halves_from = halves_from;
+    s.template = template::Template::new(skeletons);
     s.ws();
     if s.peek() != Some(b'{') {
         return Err(not_split(NotSplit::NotObject));
@@ -203,6 +218,8 @@ struct Scanner<'a> {
     /// A record array with at least this much text from its start on is scanned in two halves
     /// at once ([`halves`]).
     halves_from: usize,
+    /// The skeleton of the page's last record of the best verdict ([`template`]).
+    template: template::Template,
 }
 
 impl<'a> Scanner<'a> {
@@ -217,6 +234,7 @@ impl<'a> Scanner<'a> {
             keys: Vec::with_capacity(64),
             in_record: false,
             halves_from: halves::on_two_cores(halves::HALVES_FROM),
+            template: template::Template::new(true),
         }
     }
 
@@ -321,9 +339,10 @@ impl<'a> Scanner<'a> {
         Ok(out)
     }
 
-    /// The record at the cursor, its span added to `out`.
+    /// The record at the cursor read by the full scan, its span added to `out` ([`Self::record`]
+    /// reads it against the page's skeleton first).
     #[inline(always)]
-    fn record(&mut self, out: &mut Vec<RecordSpan>) -> Result<(), ()> {
+    fn record_scanned(&mut self, out: &mut Vec<RecordSpan>) -> Result<(), ()> {
         self.canon = true;
         self.spaced = false;
         self.keys_ok = true;
@@ -332,6 +351,12 @@ impl<'a> Scanner<'a> {
         let scanned = self.value(2);
         self.in_record = false;
         scanned?;
+        self.push_span(out, start)
+    }
+
+    /// The span of the record from `start` to the cursor, with the verdict of its reading.
+    #[inline(always)]
+    fn push_span(&mut self, out: &mut Vec<RecordSpan>, start: usize) -> Result<(), ()> {
         // `split` refuses texts whose offsets do not fit.
         out.push(RecordSpan {
             start: u32::try_from(start).map_err(|_| ())?,
@@ -521,6 +546,7 @@ mod deep;
 mod halves;
 mod number;
 mod strings;
+mod template;
 mod words;
 
 #[cfg(test)]

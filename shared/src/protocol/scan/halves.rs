@@ -79,7 +79,8 @@ impl Scanner<'_> {
         let mut out = Vec::with_capacity(128);
         std::thread::scope(|scope| {
             // A thread the system will not make: one pass, as on one core.
-            let mut second = spawn_half(scope, move || records_from(text, at));
+            let skeletons = self.template.used();
+            let mut second = spawn_half(scope, move || records_from(text, at, skeletons));
             self.elements(|s| {
                 if s.i == at
                     && let Some(half) = second.take()
@@ -100,8 +101,9 @@ impl Scanner<'_> {
 
 /// The records from `at` (taken to be a record's start) to the end of their array: their spans
 /// and where the last one ends (the array's `]` follows).
-fn records_from(text: &[u8], at: usize) -> Result<(Vec<RecordSpan>, usize), ()> {
+fn records_from(text: &[u8], at: usize, skeletons: bool) -> Result<(Vec<RecordSpan>, usize), ()> {
     let mut s = Scanner::new(text);
+    s.template = super::template::Template::new(skeletons);
     s.i = at;
     let mut out = Vec::with_capacity(128);
     loop {
