@@ -415,6 +415,14 @@ impl<'a> Scanner<'a> {
         match self.peek() {
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
+            _ => self.scalar(),
+        }
+    }
+
+    /// A string, number or literal at the cursor (anything else: `Err`).
+    #[inline(always)]
+    fn scalar(&mut self) -> Result<(), ()> {
+        match self.peek() {
             Some(b'"') => self.string().map(|_| ()),
             Some(b't') => self.literal(b"true"),
             Some(b'f') => self.literal(b"false"),

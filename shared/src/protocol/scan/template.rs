@@ -216,19 +216,6 @@ impl Scanner<'_> {
         self.template = t;
         matched
     }
-
-    /// A string, number or literal at the cursor (anything else: `Err`).
-    #[inline(always)]
-    fn scalar(&mut self) -> Result<(), ()> {
-        match self.peek() {
-            Some(b'"') => self.string().map(|_| ()),
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(()),
-        }
-    }
 }
 
 #[cfg(test)]
