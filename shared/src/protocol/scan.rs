@@ -343,15 +343,22 @@ impl<'a> Scanner<'a> {
     /// reads it against the page's skeleton first).
     #[inline(always)]
     fn record_scanned(&mut self, out: &mut Vec<RecordSpan>) -> Result<(), ()> {
+        let start = self.i;
+        self.reading_record(|s| s.value(2))?;
+        self.push_span(out, start)
+    }
+
+    /// `read` run on the record at the cursor from a record's first state: its verdict's flags
+    /// reset, and what is suspicious elsewhere only making it not canonical.
+    #[inline(always)]
+    fn reading_record<T>(&mut self, read: impl FnOnce(&mut Self) -> T) -> T {
         self.canon = true;
         self.spaced = false;
         self.keys_ok = true;
         self.in_record = true;
-        let start = self.i;
-        let scanned = self.value(2);
+        let read = read(self);
         self.in_record = false;
-        scanned?;
-        self.push_span(out, start)
+        read
     }
 
     /// The span of the record from `start` to the cursor, with the verdict of its reading.
