@@ -15,13 +15,17 @@
 //! the call's error (the function's own answer is never built on a value that is not Node's).
 
 use super::scan::Shape;
+#[cfg(test)]
 use bytes::Bytes;
+pub(crate) use page_text::PageText;
 use serde::de::{Deserialize, Deserializer};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::Value;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::OnceLock;
+
+mod page_text;
 
 /// serde_json's marker for a raw JSON fragment (what `serde_json::value::RawValue` serializes
 /// as): the writer copies the text through its formatter's `write_raw_fragment`.
@@ -36,14 +40,14 @@ pub struct Record(Repr);
 enum Repr {
     /// The text as it arrived (JSON that `JSON.parse` reads), parsed on first read.
     Text {
-        text: Bytes,
+        text: PageText,
         canonical: bool,
         /// What the scan knows of the text, for its rewrite.
         shape: Shape,
         parsed: OnceLock<Box<Value>>,
     },
     /// Boxed, as is the parsed value above: a page is a vector of records, most of them never
-    /// parsed, so a record is kept small (56 bytes, not a `Value`'s size plus the text's).
+    /// parsed, so a record is kept small (40 bytes, not a `Value`'s size plus the text's).
     Value(Box<Value>),
 }
 
@@ -52,6 +56,12 @@ impl Record {
     /// (the text is then written back as it is).
     #[cfg(test)]
     pub(crate) fn from_text(text: Bytes, canonical: bool) -> Self {
+        Self::from_page_text(PageText::whole(text), canonical)
+    }
+
+    /// A record from its range of a page, as [`super::options`] makes them.
+    #[cfg(test)]
+    pub(crate) fn from_page_text(text: PageText, canonical: bool) -> Self {
         Record(Repr::Text {
             text,
             canonical,
@@ -61,7 +71,7 @@ impl Record {
     }
 
     /// A record from its text and what the scan found of it.
-    pub(crate) fn from_span(text: Bytes, span: &super::scan::RecordSpan) -> Self {
+    pub(crate) fn from_span(text: PageText, span: &super::scan::RecordSpan) -> Self {
         Record(Repr::Text {
             text,
             canonical: span.canonical,
@@ -107,7 +117,7 @@ impl Record {
     }
 
     /// The text this record is written as without parsing, when there is one.
-    fn passthrough(&self) -> Option<&Bytes> {
+    fn passthrough(&self) -> Option<&PageText> {
         match &self.0 {
             Repr::Text {
                 text,
@@ -120,7 +130,7 @@ impl Record {
 
     /// A record still in its text that is not in `JSON.stringify`'s form: the text, and
     /// what the scan knows of it.
-    fn to_rewrite(&self) -> Option<(&Bytes, Shape)> {
+    fn to_rewrite(&self) -> Option<(&PageText, Shape)> {
         match &self.0 {
             Repr::Text {
                 text,
@@ -321,7 +331,7 @@ mod tests {
     #[test]
     fn a_record_is_small() {
         assert!(
-            std::mem::size_of::<Record>() <= 56,
+            std::mem::size_of::<Record>() <= 40,
             "{}",
             std::mem::size_of::<Record>()
         );

@@ -19,6 +19,7 @@
 //! say), or when anything goes wrong, the value is written again whole, without marks.
 
 use super::json;
+use super::record::PageText;
 use super::scan::Shape;
 use bytes::{Bytes, BytesMut};
 use serde::Serialize;
@@ -47,14 +48,14 @@ struct Marked {
     source: Bytes,
     /// Per mark, in order, what it stands for.
     marks: Vec<Mark>,
-    others: Vec<Bytes>,
+    others: Vec<PageText>,
     /// Texts not in `JSON.stringify`'s form, and what the scan knows of each.
-    rewrites: Vec<(Bytes, Shape)>,
+    rewrites: Vec<(PageText, Shape)>,
 }
 
 impl Marked {
-    fn push(&mut self, text: &Bytes) {
-        match range_in(&self.source, text) {
+    fn push(&mut self, text: &PageText) {
+        match text_range_in(&self.source, text) {
             Some((s, e)) => self.marks.push(Mark::Source(s, e)),
             None => {
                 self.marks.push(Mark::Other(self.others.len()));
@@ -64,8 +65,18 @@ impl Marked {
     }
 }
 
+/// The range of a record's `text` within `whole`, when it is a non-empty slice of it.
+fn text_range_in(whole: &Bytes, text: &PageText) -> Option<(usize, usize)> {
+    let (page, range) = text.in_page();
+    // A record of the request's own page (the usual case): its range as it is.
+    if page.as_ptr() == whole.as_ptr() && page.len() == whole.len() {
+        return (range.start < range.end).then_some((range.start, range.end));
+    }
+    range_in(whole, text)
+}
+
 /// The range of `part` within `whole`, when it is a non-empty slice of it.
-fn range_in(whole: &Bytes, part: &Bytes) -> Option<(usize, usize)> {
+fn range_in(whole: &Bytes, part: &[u8]) -> Option<(usize, usize)> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     (end <= whole.len() && !part.is_empty()).then_some((start, end))
@@ -81,7 +92,7 @@ thread_local! {
 /// Called by a record about to be written as its own `text`: `true` when [`to_text`] is writing
 /// (the text is taken, and the record writes [`MARK`] alone), `false` otherwise (the record
 /// writes its text).
-pub(crate) fn splice(text: &Bytes) -> bool {
+pub(crate) fn splice(text: &PageText) -> bool {
     SPLICED.with_borrow_mut(|s| match s {
         Some(m) => {
             m.push(text);
@@ -94,7 +105,7 @@ pub(crate) fn splice(text: &Bytes) -> bool {
 /// Called by an untouched record whose `text` is not in `JSON.stringify`'s form: like
 /// [`splice`], and the text is rewritten straight into the answer's bytes when the output is
 /// cut (no buffer of its own). `shape` is what the scan knows of it.
-pub(crate) fn splice_rewrite(text: &Bytes, shape: Shape) -> bool {
+pub(crate) fn splice_rewrite(text: &PageText, shape: Shape) -> bool {
     SPLICED.with_borrow_mut(|s| match s {
         Some(m) => {
             m.marks.push(Mark::Rewrite(m.rewrites.len()));
@@ -468,7 +479,7 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
         .iter()
         .map(|m| match *m {
             Mark::Source(s, e) => e - s,
-            Mark::Other(i) => others.get(i).map_or(0, Bytes::len),
+            Mark::Other(i) => others.get(i).map_or(0, |t| t.len()),
             Mark::Rewrite(i) => rewrites.get(i).map_or(0, |(t, _)| t.len()),
         })
         .sum();
@@ -506,8 +517,8 @@ struct Cutting<'a> {
     outline: &'a [u8],
     at: &'a [usize],
     marks: &'a [Mark],
-    others: &'a [Bytes],
-    rewrites: &'a [(Bytes, Shape)],
+    others: &'a [PageText],
+    rewrites: &'a [(PageText, Shape)],
 }
 
 impl<'a> Gather<'a> {
@@ -535,7 +546,7 @@ impl<'a> Gather<'a> {
                 Mark::Other(i) => {
                     self.close();
                     self.copy(gap);
-                    self.push(c.others.get(i)?.clone());
+                    self.push(c.others.get(i)?.to_bytes());
                 }
                 Mark::Rewrite(i) => {
                     self.close();

@@ -3,8 +3,21 @@ use crate::protocol::Record;
 use crate::protocol::scan;
 use serde_json::json;
 
-/// Records that are slices of one request text, as the scan makes them.
+/// Records that are ranges of one request text sharing it, as the options make them.
 fn page(source: &Bytes, ranges: &[(usize, usize)]) -> Vec<Record> {
+    let whole = std::sync::Arc::new(source.clone());
+    ranges
+        .iter()
+        .map(|&(s, e)| {
+            let t = PageText::new(&whole, s..e);
+            let canonical = scan::canonical(&t).unwrap_or(false);
+            Record::from_page_text(t, canonical)
+        })
+        .collect()
+}
+
+/// The same records, each a slice of the request of its own.
+fn slices(source: &Bytes, ranges: &[(usize, usize)]) -> Vec<Record> {
     ranges
         .iter()
         .map(|&(s, e)| {
@@ -56,6 +69,10 @@ fn records_are_sent_from_the_request_and_the_bytes_are_the_same() {
     assert_eq!(text.pieces()[1].len(), 59_002);
     assert_eq!(text.pieces()[1].as_ptr(), source[ranges[0].0..].as_ptr());
     assert_eq!(text.outline().as_ref(), br#"[[0,0,0],{"n":1}]"#);
+    // Records that are slices of the request of their own are found in it all the same.
+    let data = slices(&source, &ranges);
+    let sliced = within(Some(source.clone()), || to_text(&(&data, &value))).unwrap();
+    assert_eq!(sliced, text);
 }
 
 #[test]
