@@ -30,15 +30,23 @@ use std::ops::Range;
 /// What a record leaves in the writer's output in place of its text.
 const MARK: u8 = 0;
 
-/// What one mark in the writer's output stands for.
+/// What one mark in the writer's output stands for. 12 bytes: a 5 MB page is ~26,000 marks,
+/// and at 24 bytes their vector (786 KB as it grows) was mapped and faulted in afresh for every
+/// page; at 12 it stays in the heap's arenas.
 #[derive(Clone, Copy)]
 enum Mark {
     /// This range of the source.
-    Source(usize, usize),
+    Source(u32, u32),
     /// `others[i]`: a record's text from elsewhere.
-    Other(usize),
+    Other(u32),
     /// `rewrites[i]`: a record's text to be rewritten into `JSON.stringify`'s form.
-    Rewrite(usize),
+    Rewrite(u32),
+}
+
+/// A mark's index. Past `u32` (never, in a request the transports accept) it names nothing,
+/// and the answer is written again whole ([`cut`] finds no such text).
+fn index(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX)
 }
 
 /// The records marked during one [`to_text`].
@@ -55,10 +63,12 @@ struct Marked {
 
 impl Marked {
     fn push(&mut self, text: &PageText) {
-        match text_range_in(&self.source, text) {
+        let range = text_range_in(&self.source, text)
+            .and_then(|(s, e)| Some((u32::try_from(s).ok()?, u32::try_from(e).ok()?)));
+        match range {
             Some((s, e)) => self.marks.push(Mark::Source(s, e)),
             None => {
-                self.marks.push(Mark::Other(self.others.len()));
+                self.marks.push(Mark::Other(index(self.others.len())));
                 self.others.push(text.clone());
             }
         }
@@ -108,7 +118,7 @@ pub(crate) fn splice(text: &PageText) -> bool {
 pub(crate) fn splice_rewrite(text: &PageText, shape: Shape) -> bool {
     SPLICED.with_borrow_mut(|s| match s {
         Some(m) => {
-            m.marks.push(Mark::Rewrite(m.rewrites.len()));
+            m.marks.push(Mark::Rewrite(index(m.rewrites.len())));
             m.rewrites.push((text.clone(), shape));
             true
         }
@@ -478,9 +488,9 @@ fn cut(mut out: Vec<u8>, marked: Marked) -> Option<JsonText> {
     let marked: usize = marks
         .iter()
         .map(|m| match *m {
-            Mark::Source(s, e) => e - s,
-            Mark::Other(i) => others.get(i).map_or(0, |t| t.len()),
-            Mark::Rewrite(i) => rewrites.get(i).map_or(0, |(t, _)| t.len()),
+            Mark::Source(s, e) => e.saturating_sub(s) as usize,
+            Mark::Other(i) => others.get(i as usize).map_or(0, |t| t.len()),
+            Mark::Rewrite(i) => rewrites.get(i as usize).map_or(0, |(t, _)| t.len()),
         })
         .sum();
     let (room, min_slice) = if marked < SMALL_ANSWER {
@@ -542,16 +552,16 @@ impl<'a> Gather<'a> {
         for (&m, &mark) in at.iter().zip(c.marks.get(range)?) {
             let gap = c.outline.get(from..m)?;
             match mark {
-                Mark::Source(s, e) => self.push_range(gap, (s, e)),
+                Mark::Source(s, e) => self.push_range(gap, (s as usize, e as usize)),
                 Mark::Other(i) => {
                     self.close();
                     self.copy(gap);
-                    self.push(c.others.get(i)?.to_bytes());
+                    self.push(c.others.get(i as usize)?.to_bytes());
                 }
                 Mark::Rewrite(i) => {
                     self.close();
                     self.copy(gap);
-                    let (text, shape) = c.rewrites.get(i)?;
+                    let (text, shape) = c.rewrites.get(i as usize)?;
                     // A rewrite is seldom longer than its text (and may grow the block if it is).
                     self.room_for(text.len() + 8);
                     let before = self.own.len();

@@ -291,3 +291,8 @@ fn when_no_thread_can_be_made_the_second_half_is_cut_after_the_first() {
     // Cut in pieces, not written again whole (what a failed cut falls back to).
     assert!(alone.pieces().iter().all(|p| p.len() <= BLOCK + 100));
 }
+
+#[test]
+fn a_mark_is_small() {
+    assert_eq!(std::mem::size_of::<Mark>(), 12);
+}
