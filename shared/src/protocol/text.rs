@@ -434,8 +434,9 @@ impl Gather<'_> {
     fn push_range(&mut self, gap: &[u8], (s, e): (usize, usize)) {
         if let Some((os, oe)) = self.open
             && oe + gap.len() == s
-            && same(self.source.get(oe..s), gap)
+            && (next_in_array(gap) || same(self.source.get(oe..s), gap))
         {
+            debug_assert!(same(self.source.get(oe..s), gap));
             self.open = Some((os, e));
             self.len += gap.len() + (e - s);
             return;
@@ -445,6 +446,18 @@ impl Gather<'_> {
         self.open = Some((s, e));
         self.len += e - s;
     }
+}
+
+/// Whether the writer's `gap` between two records one byte apart in the source is that byte,
+/// known without reading it. The source's ranges are records as the scan found them, elements
+/// of arrays of valid JSON: a record is followed by whitespace, `,` or `]`, and only a `,` can
+/// be followed at once by another record (after whitespace comes `,` or `]`; after `]`, at
+/// least `,"k":[` before another page's first record). So a one-byte gap is `,` in the source,
+/// and the writer's gap matches it when it is `,`. Reading it instead cost a cache miss per
+/// record: four fifths of this loop's time on a 5 MB page (`perf annotate`).
+#[inline(always)]
+fn next_in_array(gap: &[u8]) -> bool {
+    gap == b","
 }
 
 /// Whether `a` is `b`: the gap between two records is mostly one byte (`,`), compared here
