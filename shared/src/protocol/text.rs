@@ -30,9 +30,8 @@ use std::ops::Range;
 /// What a record leaves in the writer's output in place of its text.
 const MARK: u8 = 0;
 
-/// What one mark in the writer's output stands for. 12 bytes: a 5 MB page is ~26,000 marks,
-/// and at 24 bytes their vector (786 KB as it grows) was mapped and faulted in afresh for every
-/// page; at 12 it stays in the heap's arenas.
+/// What one mark in the writer's output stands for. 12 bytes: at 24, a 5 MB page's vector of
+/// ~26,000 marks (786 KB) was mapped and faulted in afresh for every page.
 #[derive(Clone, Copy)]
 enum Mark {
     /// This range of the source.
@@ -43,8 +42,7 @@ enum Mark {
     Rewrite(u32),
 }
 
-/// A mark's index. Past `u32` (never, in a request the transports accept) it names nothing,
-/// and the answer is written again whole ([`cut`] finds no such text).
+/// A mark's index; past `u32` (never) it names nothing and the answer is written again whole.
 fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
