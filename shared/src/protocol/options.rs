@@ -4,8 +4,8 @@
 //! and records ([`super::scan`]). A typed function of a kind that carries pages gets its options
 //! with every record a [`Record`] sharing the request's bytes ([`Options::deserialize_pages`]):
 //! only the other fields are parsed, and a page costs one `Record` (40 bytes) per record. A raw
-//! function (options as a `serde_json::Value`) has the whole text parsed. Calls built in code (queued jobs, fixtures, tests) carry a `Value`, read
-//! the usual serde way.
+//! function (options as a `serde_json::Value`) has the whole text parsed. Calls built in code
+//! (queued jobs, fixtures, tests) carry a `Value`, read the usual serde way.
 
 use super::Record;
 use super::record::PageText;

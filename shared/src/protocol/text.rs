@@ -61,9 +61,7 @@ struct Marked {
 
 impl Marked {
     fn push(&mut self, text: &PageText) {
-        let range = text_range_in(&self.source, text)
-            .and_then(|(s, e)| Some((u32::try_from(s).ok()?, u32::try_from(e).ok()?)));
-        match range {
+        match text_range_in(&self.source, text) {
             Some((s, e)) => self.marks.push(Mark::Source(s, e)),
             None => {
                 self.marks.push(Mark::Other(index(self.others.len())));
@@ -73,14 +71,16 @@ impl Marked {
     }
 }
 
-/// The range of a record's `text` within `whole`, when it is a non-empty slice of it.
-fn text_range_in(whole: &Bytes, text: &PageText) -> Option<(usize, usize)> {
+/// The range of a record's `text` within `whole`: non-empty, and within `u32` as a mark's.
+fn text_range_in(whole: &Bytes, text: &PageText) -> Option<(u32, u32)> {
     let (page, range) = text.in_page();
     // A record of the request's own page (the usual case): its range as it is.
-    if page.as_ptr() == whole.as_ptr() && page.len() == whole.len() {
-        return (range.start < range.end).then_some((range.start, range.end));
-    }
-    range_in(whole, text)
+    let (s, e) = if page.as_ptr() == whole.as_ptr() && page.len() == whole.len() {
+        (range.start < range.end).then_some((range.start, range.end))?
+    } else {
+        range_in(whole, text)?
+    };
+    Some((u32::try_from(s).ok()?, u32::try_from(e).ok()?))
 }
 
 /// The range of `part` within `whole`, when it is a non-empty slice of it.

@@ -30,10 +30,7 @@ impl PageText {
                 start,
                 end,
             },
-            _ => Self::whole(
-                page.get(range)
-                    .map_or_else(Bytes::new, |t| page.slice_ref(t)),
-            ),
+            _ => Self::whole(slice(page, range)),
         }
     }
 
@@ -62,9 +59,14 @@ impl PageText {
     /// The text as a `Bytes` of its own (a count of the page).
     pub(crate) fn to_bytes(&self) -> Bytes {
         let (page, range) = self.in_page();
-        page.get(range)
-            .map_or_else(Bytes::new, |t| page.slice_ref(t))
+        slice(page, range)
     }
+}
+
+/// `range` of `page` as a `Bytes` of its own; empty when the range is not within the page.
+fn slice(page: &Bytes, range: Range<usize>) -> Bytes {
+    page.get(range)
+        .map_or_else(Bytes::new, |t| page.slice_ref(t))
 }
 
 impl Deref for PageText {
