@@ -125,10 +125,15 @@ pub(crate) fn current() -> Option<Arc<CallLogs>> {
 }
 
 /// Run `f` with `logs` as the current call's buffer (a spawned task needs it scoped again).
-pub async fn scope<F: std::future::Future>(logs: Option<Arc<CallLogs>>, f: F) -> F::Output {
+/// Not an `async fn`: that would hold `f` twice (as its argument and inside the future it
+/// awaits), and the scopes of a call nest (`dispatch::tests::a_calls_future_stays_small`).
+pub fn scope<F: std::future::Future>(
+    logs: Option<Arc<CallLogs>>,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
     match logs {
-        Some(l) => CALL_LOGS.scope(l, f).await,
-        None => f.await,
+        Some(l) => futures_util::future::Either::Left(CALL_LOGS.scope(l, f)),
+        None => futures_util::future::Either::Right(f),
     }
 }
 

@@ -364,9 +364,13 @@ tokio::task_local! {
 
 /// Run `f` with `trace_id` as the current call's trace header: what [`current_trace_id`] gives
 /// inside it (the SQS adapter forwards it as `AWSTraceHeader`). A task spawned inside does not
-/// inherit it; the dispatcher scopes the function's task again.
-pub async fn with_trace_id<F: std::future::Future>(trace_id: Option<Arc<str>>, f: F) -> F::Output {
-    TRACE_ID.scope(trace_id, f).await
+/// inherit it; the dispatcher scopes the function's task again. (Not an `async fn`, for the
+/// reason given at `log_buffer::scope`.)
+pub fn with_trace_id<F: std::future::Future>(
+    trace_id: Option<Arc<str>>,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    TRACE_ID.scope(trace_id, f)
 }
 
 /// The current call's trace header, if any (see [`with_trace_id`]).

@@ -161,11 +161,15 @@ pub(crate) fn current() -> Option<Arc<CallTrace>> {
     CALL_TRACE.try_with(Clone::clone).ok()
 }
 
-/// Run `f` with `trace` as the current call's (a spawned task needs it scoped again).
-pub async fn scope<F: std::future::Future>(trace: Option<Arc<CallTrace>>, f: F) -> F::Output {
+/// Run `f` with `trace` as the current call's (a spawned task needs it scoped again). Not an
+/// `async fn`, for the reason given at `log_buffer::scope`.
+pub fn scope<F: std::future::Future>(
+    trace: Option<Arc<CallTrace>>,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
     match trace {
-        Some(t) => CALL_TRACE.scope(t, f).await,
-        None => f.await,
+        Some(t) => futures_util::future::Either::Left(CALL_TRACE.scope(t, f)),
+        None => futures_util::future::Either::Right(f),
     }
 }
 

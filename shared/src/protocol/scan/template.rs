@@ -40,6 +40,9 @@ pub(super) struct Template {
     misses: usize,
     /// Too many misses: the page's records go to the full scan only.
     off: bool,
+    /// The last record that qualifies to be the skeleton, learned only when another record
+    /// follows it (the last record of a page, and a page's only one, are never learned).
+    pending: Option<(usize, usize)>,
 }
 
 impl Template {
@@ -162,6 +165,14 @@ impl Scanner<'_> {
     #[inline(always)]
     pub(super) fn record(&mut self, out: &mut Vec<RecordSpan>) -> Result<(), ()> {
         let start = self.i;
+        if let Some((from, to)) = self.template.pending.take() {
+            let t = &mut self.template;
+            if t.learn(&self.b[from..to]) {
+                // Learning reads the record again: paid for only by later matches.
+                t.misses += to - from;
+            }
+            t.off |= t.misses > t.hits / 8 + FREE_MISSES;
+        }
         if self.template.ready() {
             if self.reading_record(Self::against_template) {
                 self.template.hits += self.i - start;
@@ -176,10 +187,8 @@ impl Scanner<'_> {
             && out
                 .last()
                 .is_some_and(|r| r.canonical && r.keys_in_order && !r.spaced)
-            && t.learn(&self.b[start..self.i])
         {
-            // Learning reads the record again: paid for only by later matches.
-            t.misses += self.i - start;
+            t.pending = Some((start, self.i));
         }
         if t.misses > t.hits / 8 + FREE_MISSES {
             t.off = true;
@@ -336,6 +345,22 @@ mod tests {
         let all: usize = (0..100).map(|i| record(i, forms[i]).len()).sum();
         assert_eq!(t.hits, all - first, "read whole against the skeleton");
         assert_eq!(t.misses, first, "only the first record's learning");
+    }
+
+    #[test]
+    fn a_pages_last_record_is_not_learned() {
+        // A page's only record has nothing to be matched against its skeleton.
+        let t = scanned(&page(&[0]), 1);
+        assert!(t.ends.is_empty(), "a skeleton of the only record");
+        assert_eq!(t.misses, 0);
+        // Of two, the first is learned for the second, and the second not at all.
+        let t = scanned(&page(&[0, 0]), 2);
+        assert_eq!(
+            t.misses,
+            record(0, 0).len(),
+            "the first record's learning only"
+        );
+        assert_eq!(t.hits, record(1, 0).len());
     }
 
     #[test]
