@@ -125,9 +125,10 @@ fn premap_100(c: &mut Criterion) {
 
 criterion_group!(benches, large_page, premap_100);
 
-/// `PROFILE_PREMAP=N`: only run N preMap-100 calls through dispatch ([`profile_premap`]) and
-/// exit, for an instruction-count profile (`valgrind --tool=callgrind
-/// --toggle-collect='*profile_premap*'`), which unlike timings does not vary with the machine.
+/// `PROFILE_PREMAP=N`: only run N preMap calls (`PROFILE_RECORDS` records each, 100 unless set)
+/// through dispatch ([`profile_premap`]) and exit, for an instruction-count profile (`valgrind
+/// --tool=callgrind --toggle-collect='*profile_premap*'`), which unlike timings does not vary
+/// with the machine.
 fn main() {
     if let Some(n) = std::env::var("PROFILE_PREMAP")
         .ok()
@@ -138,7 +139,11 @@ fn main() {
             Ok("pretty") => bench::Form::Pretty,
             _ => bench::Form::Canonical,
         };
-        let bytes = bytes::Bytes::from(bench::envelope_in("preMap", 100, form));
+        let records = std::env::var("PROFILE_RECORDS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100);
+        let bytes = bytes::Bytes::from(bench::envelope_in("preMap", records, form));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -110,6 +110,9 @@ pub(crate) struct Scenario {
     pub(crate) points: Vec<(usize, Option<WrkPoint>, Option<WrkPoint>)>,
     /// (concurrency, the bare hyper echo of the request's bytes): the machine's limit.
     pub(crate) echo: Vec<(usize, Option<WrkPoint>)>,
+    /// The same echo reading the body with serde_json first (`ECHO_READ=json`), concurrency 16:
+    /// the limit for any server that reads its request's JSON once.
+    pub(crate) echo_reading: Option<WrkPoint>,
 }
 
 /// The per-request JSON floor: parse the body into a `Value` and serialize it back (what any
@@ -151,6 +154,11 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
     );
     let (echo, echo_addr): (Proc, String) =
         process::server(&a.bins.join("echo-server"), &[], &[("PORT", "0")]);
+    let (echo_reading, echo_reading_addr): (Proc, String) = process::server(
+        &a.bins.join("echo-server"),
+        &[],
+        &[("PORT", "0"), ("ECHO_READ", "json")],
+    );
     let rss_ours_idle_kib = vm_hwm_kib(ours.id());
     let rss_node_idle_kib = vm_hwm_kib(node.id());
     let node_version = Command::new("node")
@@ -192,6 +200,8 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
             eprintln!("wrk: {function} {records} records, concurrency {c}, bare hyper echo");
             echo_points.push((c, wrk(&echo_addr, &path, &lua, c, a.wrk_secs)));
         }
+        eprintln!("wrk: {function} {records} records, concurrency 16, echo reading the JSON");
+        let reading = wrk(&echo_reading_addr, &path, &lua, 16, a.wrk_secs);
         let floor_us = json_floor_us(&body);
         scenarios.push(Scenario {
             label: match form {
@@ -205,9 +215,11 @@ pub(crate) fn server_stack(a: &Args, work: &Path) -> ServerStack {
             floor_us,
             points,
             echo: echo_points,
+            echo_reading: reading,
         });
     }
     drop(echo);
+    drop(echo_reading);
     ServerStack {
         scenarios,
         rss_ours_kib: vm_hwm_kib(ours.id()),

@@ -293,6 +293,7 @@ pub(crate) fn machine_limit(
             }
         }
     }
+    machine_limit_reading(s, summary, server);
     if let Some((o, e)) = e2e.ours_and_echo_ms() {
         let x = o / e.max(1e-9);
         let _ = writeln!(
@@ -312,6 +313,67 @@ pub(crate) fn machine_limit(
         ));
     } else {
         let _ = writeln!(s);
+    }
+    if let Some((o, r)) = e2e.ours_and_reading_ms() {
+        let x = o / r.max(1e-9);
+        let _ = writeln!(
+            s,
+            "The same page timed in turn the same way with the echo that reads the JSON \
+             (`ECHO_READ=json`), medians: ours {o:.1} ms, reading echo {r:.1} ms: **{x:.2}×** its \
+             time.\n"
+        );
+        summary.push((
+            "Large page over HTTP vs the echo reading the JSON".into(),
+            "reported (same run)".into(),
+            format!("{x:.2}× ({o:.1} ms vs {r:.1} ms)"),
+            "reported".into(),
+        ));
+    }
+}
+
+/// The same echo reading each body with serde_json before answering it (`ECHO_READ=json`):
+/// what is left for any server that reads its request's JSON once, at c = 16.
+fn machine_limit_reading(
+    s: &mut String,
+    summary: &mut Vec<(String, String, String, String)>,
+    server: &ServerStack,
+) {
+    let _ = writeln!(
+        s,
+        "\nThe same echo reading each body with serde_json before it answers (`ECHO_READ=json`: \
+         `from_slice::<IgnoredAny>`, the least a server that reads its JSON does), c = 16, same \
+         run:\n\n| scenario | echo reading req/s | reading / echo | ours / reading |\n|---|---:|---:|---:|"
+    );
+    for sc in &server.scenarios {
+        let echo = sc
+            .echo
+            .iter()
+            .find(|(c, _)| *c == 16)
+            .and_then(|(_, e)| e.as_ref());
+        let ours = sc
+            .points
+            .iter()
+            .find(|(c, ..)| *c == 16)
+            .and_then(|(_, o, _)| o.as_ref());
+        let (Some(r), Some(e), Some(o)) = (&sc.echo_reading, echo, ours) else {
+            continue;
+        };
+        let (re, or) = (r.rps / e.rps.max(1e-9), o.rps / r.rps.max(1e-9));
+        let _ = writeln!(s, "| {} | {:.0} | {re:.2}× | {or:.2}× |", sc.label, r.rps);
+        if sc.function == "preMap" && sc.form == bench::Form::Canonical {
+            summary.push((
+                format!(
+                    "Echo reading the JSON vs the bare echo ({}, c = 16)",
+                    sc.label
+                ),
+                "reported (same run)".into(),
+                format!(
+                    "{re:.2}× the echo ({:.0} req/s); ours {or:.2}× the reading echo",
+                    r.rps
+                ),
+                "reported".into(),
+            ));
+        }
     }
 }
 
