@@ -128,9 +128,13 @@ tokio::task_local! {
 
 /// Run `f` (a transport's handling of one request) with the marks of the calls inside it held
 /// in `marks` after they succeed: the transport then knows whether it could send the answer
-/// and calls [`CallMarks::keep`] or [`CallMarks::forget`].
-pub async fn held<F: std::future::Future>(marks: CallMarks, f: F) -> F::Output {
-    HELD.scope(marks, f).await
+/// and calls [`CallMarks::keep`] or [`CallMarks::forget`]. (Not an `async fn`, which would hold
+/// `f` twice: see `log_buffer::scope`.)
+pub fn held<F: std::future::Future>(
+    marks: CallMarks,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    HELD.scope(marks, f)
 }
 
 /// The marks a transport holds for the current request ([`held`]), if any.
