@@ -224,18 +224,6 @@ impl Formatter for Noting<'_> {
         }
         serde_json::ser::CompactFormatter.write_char_escape(w, escape)
     }
-    fn write_raw_fragment<W: ?Sized + io::Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
-        match fragment.as_bytes() {
-            // A record's one-byte mark (`super::text`): a byte stored, not a call to copy one
-            // (whatever the writer).
-            &[mark] => w.write_all(&[mark]),
-            bytes => w.write_all(bytes),
-        }
-    }
 }
 
 /// A value written in JavaScript's key order: array-index keys first, ascending.

@@ -48,16 +48,20 @@ pub(crate) struct LargeE2E {
 impl LargeE2E {
     /// The canonical page over HTTP: our median time and the bare echo's, ms.
     pub(crate) fn ours_and_echo_ms(&self) -> Option<(f64, f64)> {
-        let med = |r: &Option<LargeRun>| r.as_ref().map(|r| bench::median(&r.ms));
-        Some((med(&self.ours_http)?, med(&self.echo_http)?))
+        medians(&self.ours_http, &self.echo_http)
     }
 
     /// The canonical page over HTTP, timed in turn with the echo that reads the JSON: our
     /// median time and its, ms.
     pub(crate) fn ours_and_reading_ms(&self) -> Option<(f64, f64)> {
-        let med = |r: &Option<LargeRun>| r.as_ref().map(|r| bench::median(&r.ms));
-        Some((med(&self.reading_pair.0)?, med(&self.reading_pair.1)?))
+        medians(&self.reading_pair.0, &self.reading_pair.1)
     }
+}
+
+/// The median times of two runs, ms, when both ran.
+fn medians(a: &Option<LargeRun>, b: &Option<LargeRun>) -> Option<(f64, f64)> {
+    let med = |r: &Option<LargeRun>| r.as_ref().map(|r| bench::median(&r.ms));
+    Some((med(a)?, med(b)?))
 }
 
 /// The large page in one of the other writers' forms, over HTTP.

@@ -60,6 +60,25 @@ impl Template {
         !self.off
     }
 
+    /// Learn the skeleton of the pending record, now that another record follows it. Learning
+    /// reads the record again: counted as missed, paid for only by later matches.
+    fn learn_pending(&mut self, b: &[u8]) {
+        let Some((from, to)) = self.pending.take() else {
+            return;
+        };
+        if let Some(record) = b.get(from..to)
+            && self.learn(record)
+        {
+            self.misses += to - from;
+        }
+        self.judge();
+    }
+
+    /// Off for the rest of the page once the bytes read for nothing pass what is forgiven.
+    fn judge(&mut self) {
+        self.off |= self.misses > self.hits / 8 + FREE_MISSES;
+    }
+
     /// Whether a record is worth reading against the skeleton.
     #[inline(always)]
     fn ready(&self) -> bool {
@@ -165,14 +184,7 @@ impl Scanner<'_> {
     #[inline(always)]
     pub(super) fn record(&mut self, out: &mut Vec<RecordSpan>) -> Result<(), ()> {
         let start = self.i;
-        if let Some((from, to)) = self.template.pending.take() {
-            let t = &mut self.template;
-            if t.learn(&self.b[from..to]) {
-                // Learning reads the record again: paid for only by later matches.
-                t.misses += to - from;
-            }
-            t.off |= t.misses > t.hits / 8 + FREE_MISSES;
-        }
+        self.template.learn_pending(self.b);
         if self.template.ready() {
             if self.reading_record(Self::against_template) {
                 self.template.hits += self.i - start;
@@ -190,9 +202,7 @@ impl Scanner<'_> {
         {
             t.pending = Some((start, self.i));
         }
-        if t.misses > t.hits / 8 + FREE_MISSES {
-            t.off = true;
-        }
+        t.judge();
         Ok(())
     }
 
